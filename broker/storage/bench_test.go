@@ -1,0 +1,143 @@
+package storage
+
+import (
+	"bytes"
+	"encoding/binary"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// benchBatch is a 16 KiB batch of 1 KiB records. The values are half
+// random, half repeated, so a codec compresses them about 2:1 as it would
+// typical JSON, rather than to nothing.
+func benchBatch(b *testing.B, o batchOpts) []byte {
+	rng := rand.New(rand.NewPCG(3, 4))
+	recs := make([]rec, 16)
+	for i := range recs {
+		value := make([]byte, 1024)
+		for j := 0; j < 512; j += 8 {
+			binary.LittleEndian.PutUint64(value[j:], rng.Uint64())
+		}
+		copy(value[512:], bytes.Repeat([]byte("kdr-"), 128))
+		recs[i] = rec{key: []byte{byte(i)}, value: value}
+	}
+	return makeBatch(b, recs, o)
+}
+
+func benchConfig() Config {
+	cfg := DefaultConfig()
+	cfg.SegmentBytes = 1<<31 - 1
+	cfg.RetentionMs = -1
+	return cfg
+}
+
+// BenchmarkAppend measures the leader append path into the page cache.
+// Every 256 MiB the log is emptied with the timer stopped, so the disk does
+// not fill; only the -roll case has rolls (and their fsyncs) inside the
+// measurement.
+func BenchmarkAppend(b *testing.B) {
+	for _, c := range []struct {
+		name         string
+		opts         batchOpts
+		segmentBytes int64
+	}{
+		{"plain", batchOpts{}, 0},
+		{"idempotent", batchOpts{idempotent: true, pid: 1}, 0},
+		{"zstd", batchOpts{codec: codecPtr(kgo.ZstdCompression())}, 0},
+		// With rolls: each one fsyncs the 64 MiB segment it closes.
+		{"plain-roll-64MiB", batchOpts{}, 64 << 20},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			cfg := benchConfig()
+			if c.segmentBytes > 0 {
+				cfg.SegmentBytes = c.segmentBytes
+			}
+			l, err := Open(b.TempDir(), cfg, Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer l.Close()
+			// Idempotent batches need consecutive sequences: 1024
+			// batches are stamped per producer epoch, outside the
+			// timer.
+			batches := make([][]byte, 1)
+			if c.opts.idempotent {
+				batches = make([][]byte, 1024)
+			}
+			epoch := int16(-1)
+			stamp := func() {
+				epoch++
+				for i := range batches {
+					o := c.opts
+					o.epoch, o.seq = epoch, int32(16*i)
+					batches[i] = benchBatch(b, o)
+				}
+			}
+			stamp()
+			b.SetBytes(int64(len(batches[0])))
+			b.ReportAllocs()
+			var written int64
+			b.ResetTimer()
+			next := 0
+			for range b.N {
+				if next == len(batches) {
+					next = 0
+					if c.opts.idempotent {
+						b.StopTimer()
+						stamp()
+						b.StartTimer()
+					}
+				}
+				batch := batches[next]
+				next++
+				if _, err := l.AppendAsLeader(batch, 1); err != nil {
+					b.Fatal(err)
+				}
+				if written += int64(len(batch)); written > 256<<20 {
+					b.StopTimer()
+					// This also forgets the producer: start
+					// its sequences over.
+					if err := l.TruncateFullyAndStartAt(l.LogEndOffset()); err != nil {
+						b.Fatal(err)
+					}
+					written, next = 0, len(batches)
+					b.StartTimer()
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkRead measures a fetch: Read 1 MiB from a random offset and copy
+// it out with ReadAll, from a 128 MiB log in the page cache.
+func BenchmarkRead(b *testing.B) {
+	l, err := Open(b.TempDir(), benchConfig(), Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	batch := benchBatch(b, batchOpts{})
+	for range (128 << 20) / len(batch) {
+		if _, err := l.AppendAsLeader(batch, 1); err != nil {
+			b.Fatal(err)
+		}
+	}
+	leo := l.LogEndOffset()
+	buf := make([]byte, 0, 2<<20)
+	rng := rand.New(rand.NewPCG(1, 2))
+	b.SetBytes(1 << 20)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		s, err := l.Read(rng.Int64N(leo), 1<<20, leo, true)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if buf, err = s.ReadAll(buf[:0]); err != nil {
+			b.Fatal(err)
+		}
+		s.Close()
+	}
+}
