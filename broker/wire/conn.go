@@ -112,6 +112,7 @@ func (s *Server) readLoop(ctx context.Context, nc net.Conn, out chan<- outgoing)
 		select {
 		case out <- outgoing{key: h.key, correlation: h.correlation, resp: resp}:
 		case <-ctx.Done():
+			release(resp)
 			return ctx.Err()
 		}
 	}
@@ -143,24 +144,45 @@ func (s *Server) unsupportedApiVersions() kmsg.Response {
 func (s *Server) writeLoop(nc net.Conn, in <-chan outgoing) error {
 	bw := bufio.NewWriterSize(nc, 64<<10)
 	var buf []byte
+	var werr error
+	// After a write error keep draining: the reader may be blocked handing
+	// us a response, and streamed responses hold files to release.
 	for o := range in {
-		buf = appendResponse(buf[:0], o.correlation, o.resp)
-		if _, err := bw.Write(buf); err != nil {
-			return err
+		if werr != nil {
+			release(o.resp)
+			continue
 		}
-		s.metrics.bytesOut.Add(float64(len(buf)))
-		// Flush only when nothing else is queued, so pipelined responses
-		// share a syscall.
-		if len(in) == 0 {
-			if err := bw.Flush(); err != nil {
-				return err
+		var n int
+		if st, ok := o.resp.(Streamed); ok {
+			n, werr = writeStreamed(bw, buf[:0], o.correlation, st)
+			st.Release()
+		} else {
+			buf = appendResponse(buf[:0], o.correlation, o.resp)
+			n, werr = bw.Write(buf)
+			if cap(buf) > 4<<20 {
+				buf = nil // do not pin one huge response per connection
 			}
 		}
-		if cap(buf) > 4<<20 {
-			buf = nil // do not pin one huge fetch response per connection
+		s.metrics.bytesOut.Add(float64(n))
+		// Flush only when nothing else is queued, so pipelined responses
+		// share a syscall.
+		if werr == nil && len(in) == 0 {
+			werr = bw.Flush()
+		}
+		if werr != nil {
+			nc.Close() // unblock the reader
 		}
 	}
+	if werr != nil {
+		return werr
+	}
 	return bw.Flush()
+}
+
+func release(resp kmsg.Response) {
+	if st, ok := resp.(Streamed); ok {
+		st.Release()
+	}
 }
 
 // reasonLabel turns a connection-ending error into a bounded metric label.

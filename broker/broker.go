@@ -1,0 +1,265 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/kdr-io/kdr/broker/cluster"
+	"github.com/kdr-io/kdr/broker/cluster/local"
+	"github.com/kdr-io/kdr/broker/group"
+	"github.com/kdr-io/kdr/broker/wire"
+	"github.com/kdr-io/kdr/internal/obs"
+)
+
+// Options are a broker's injected dependencies.
+type Options struct {
+	Logger *slog.Logger
+	// Registry receives the broker's metrics and is served on /metrics.
+	// nil: a fresh registry with Go and process collectors.
+	Registry *prometheus.Registry
+}
+
+// Broker is one running kdr broker.
+type Broker struct {
+	cfg     Config
+	log     *slog.Logger
+	reg     *prometheus.Registry
+	metrics *metrics
+
+	meta  cluster.Store
+	coord *group.Coordinator
+	apis  *wire.Registry
+	srv   *wire.Server
+	ln    net.Listener
+	http  *obs.HTTPServer
+
+	host string // advertised
+	port int32
+
+	mu         sync.RWMutex // guards partitions
+	partitions map[tp]*partition
+
+	pids producerIDs
+	// fetchMarker marks where streamed record batches go in an encoded
+	// Fetch response (see fetchStream).
+	fetchMarker [12]byte
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// tp names one topic partition.
+type tp struct {
+	topic     string
+	partition int32
+}
+
+// Start opens the broker's data, binds its listeners and starts serving. It
+// returns once clients can connect.
+func Start(cfg Config, opts Options) (_ *Broker, err error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Registry == nil {
+		opts.Registry = obs.NewRegistry()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	b := &Broker{
+		cfg:         cfg,
+		log:         opts.Logger.With("node", cfg.NodeID),
+		reg:         opts.Registry,
+		partitions:  map[tp]*partition{},
+		fetchMarker: newFetchMarker(),
+		ctx:         ctx,
+		cancel:      cancel,
+	}
+	defer func() {
+		if err != nil {
+			b.Close()
+		}
+	}()
+	b.metrics = newMetrics(b)
+	if err := b.reg.Register(b.metrics); err != nil {
+		return nil, fmt.Errorf("registering metrics: %w", err)
+	}
+
+	if b.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
+		return nil, fmt.Errorf("kafka listener %s: %w (is another broker using the port?)", cfg.Listen, err)
+	}
+	if err := b.resolveAdvertised(); err != nil {
+		return nil, err
+	}
+
+	if b.meta, err = local.Open(filepath.Join(cfg.DataDir, "__cluster_metadata"), cfg.ClusterID); err != nil {
+		return nil, err
+	}
+	if st := b.meta.State(); st.ClusterID != cfg.ClusterID {
+		return nil, fmt.Errorf("data dir %s belongs to cluster %q, not %q: point --data-dir elsewhere or use --cluster-id %s", cfg.DataDir, st.ClusterID, cfg.ClusterID, st.ClusterID)
+	}
+	b.coord, err = group.New(cfg.Group, &offsetsLog{b: b}, group.Options{
+		Logger:          b.log.With("component", "group"),
+		Registerer:      b.reg,
+		PartitionExists: b.partitionExists,
+	})
+	if err != nil {
+		return nil, err
+	}
+	b.meta.Subscribe(b.onMetadata)
+	var rack *string
+	if cfg.Rack != "" {
+		rack = &cfg.Rack
+	}
+	if _, err := b.meta.Propose(ctx, &cluster.RegisterBroker{Broker: cluster.Broker{NodeID: cfg.NodeID, Host: b.host, Port: b.port, Rack: rack}}); err != nil {
+		return nil, fmt.Errorf("registering broker: %w", err)
+	}
+	// The first state was loaded before we subscribed: bring the local
+	// partitions in line with it now.
+	if err := b.reconcile(nil, b.meta.State()); err != nil {
+		return nil, err
+	}
+
+	if b.apis, err = b.registry(); err != nil {
+		return nil, err
+	}
+	if b.srv, err = wire.NewServer(cfg.Socket, b.apis, b.log.With("component", "wire"), wire.NewMetrics(b.reg)); err != nil {
+		return nil, err
+	}
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		if err := b.srv.Serve(b.ln); err != nil {
+			b.log.Error("kafka listener stopped", "err", err)
+		}
+	}()
+	if cfg.MetricsListen != "" {
+		if b.http, err = obs.ServeHTTP(cfg.MetricsListen, b.reg, b.health, b.log); err != nil {
+			return nil, err
+		}
+	}
+	b.wg.Add(1)
+	go b.maintain()
+	b.log.Info("broker started", "listen", b.ln.Addr().String(), "advertised", b.Addr(), "data_dir", cfg.DataDir,
+		"partitions", b.partitionCount(), "cluster_id", cfg.ClusterID)
+	return b, nil
+}
+
+func (b *Broker) resolveAdvertised() error {
+	adv := b.cfg.AdvertisedListen
+	if adv == "" {
+		adv = b.ln.Addr().String()
+	}
+	host, port, err := net.SplitHostPort(adv)
+	if err != nil {
+		return fmt.Errorf("advertised listen %q: %w", adv, err)
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		return fmt.Errorf("listen address %s binds all interfaces: set --advertised-listen to the host:port clients should use", adv)
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil {
+		return fmt.Errorf("advertised listen %q: bad port", adv)
+	}
+	b.host, b.port = host, int32(p)
+	return nil
+}
+
+// Addr is the host:port clients are told to use.
+func (b *Broker) Addr() string { return net.JoinHostPort(b.host, strconv.Itoa(int(b.port))) }
+
+// ListenAddr is the address the Kafka listener is bound to (differs from
+// Addr when an advertised address is set).
+func (b *Broker) ListenAddr() string { return b.ln.Addr().String() }
+
+// MetricsAddr is the bound /metrics address, or "" when disabled.
+func (b *Broker) MetricsAddr() string {
+	if b.http == nil {
+		return ""
+	}
+	return b.http.Addr().String()
+}
+
+// NodeID is this broker's node.id.
+func (b *Broker) NodeID() int32 { return b.cfg.NodeID }
+
+func (b *Broker) health() error {
+	if b.ctx.Err() != nil {
+		return errors.New("broker is shutting down")
+	}
+	return nil
+}
+
+// maintain runs the periodic log and group housekeeping.
+func (b *Broker) maintain() {
+	defer b.wg.Done()
+	logTick := time.NewTicker(b.cfg.LogMaintenanceInterval)
+	defer logTick.Stop()
+	groupTick := time.NewTicker(10 * time.Minute) // offsets.retention.check.interval.ms
+	defer groupTick.Stop()
+	for {
+		select {
+		case <-b.ctx.Done():
+			return
+		case <-logTick.C:
+			b.maintainLogs()
+		case <-groupTick.C:
+			b.coord.Expire()
+		}
+	}
+}
+
+func (b *Broker) maintainLogs() {
+	for _, p := range b.allPartitions() {
+		if err := p.log.Maintain(); err != nil {
+			b.log.Error("log maintenance failed", "topic", p.topic, "partition", p.index, "err", err)
+		}
+	}
+}
+
+// Close stops serving, then closes every log cleanly so the next start
+// needs no recovery.
+func (b *Broker) Close() error {
+	b.closeOnce.Do(func() {
+		b.cancel()
+		var errs []error
+		if b.srv != nil {
+			errs = append(errs, b.srv.Close())
+		} else if b.ln != nil {
+			errs = append(errs, b.ln.Close())
+		}
+		if b.http != nil {
+			errs = append(errs, b.http.Close())
+		}
+		b.wg.Wait()
+		if b.coord != nil {
+			b.coord.Close()
+		}
+		b.mu.Lock()
+		for k, p := range b.partitions {
+			errs = append(errs, p.log.Close())
+			delete(b.partitions, k)
+		}
+		b.mu.Unlock()
+		if b.meta != nil {
+			errs = append(errs, b.meta.Close())
+		}
+		b.closeErr = errors.Join(errs...)
+		b.log.Info("broker stopped")
+	})
+	return b.closeErr
+}

@@ -1,0 +1,127 @@
+package broker
+
+import (
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/kdr-io/kdr/broker/group"
+	"github.com/kdr-io/kdr/broker/storage"
+	"github.com/kdr-io/kdr/broker/wire"
+)
+
+// Config is one broker's configuration. Field comments name the Kafka broker
+// property each one mirrors.
+type Config struct {
+	NodeID int32  // node.id
+	DataDir string // log.dirs (one directory)
+	// Listen is the host:port the Kafka listener binds.
+	Listen string
+	// AdvertisedListen is the host:port clients are told to connect to
+	// (advertised.listeners). Empty: Listen, or the actual bound address
+	// when Listen's port is 0.
+	AdvertisedListen string
+	// MetricsListen is the host:port of the HTTP server for /metrics and
+	// /healthz; empty disables it.
+	MetricsListen string
+	ClusterID     string // cluster id reported in Metadata and DescribeCluster
+	Rack          string // broker.rack; empty = none
+
+	AutoCreateTopics         bool  // auto.create.topics.enable (default true)
+	NumPartitions            int32 // num.partitions for auto-created topics (default 1)
+	DefaultReplicationFactor int16 // default.replication.factor (default 1)
+	// OffsetsTopicReplicationFactor is offsets.topic.replication.factor;
+	// capped at the number of registered brokers when the topic is created.
+	OffsetsTopicReplicationFactor int16
+
+	// Log holds the broker-wide defaults of every topic config (log.*
+	// properties); topics override them.
+	Log storage.Config
+	// MinInsyncReplicas is min.insync.replicas (stored and reported; acks=all
+	// enforcement arrives with replication).
+	MinInsyncReplicas int32
+	// LogMaintenanceInterval is log.retention.check.interval.ms: how often
+	// segments are rolled by age, retention applied, and compaction run.
+	LogMaintenanceInterval time.Duration
+
+	Socket wire.Config
+	Group  group.Config
+}
+
+// DefaultConfig returns Kafka's defaults for a single broker on localhost.
+func DefaultConfig() Config {
+	return Config{
+		NodeID:                        1,
+		DataDir:                       "./kdr-data",
+		Listen:                        "127.0.0.1:9092",
+		MetricsListen:                 "127.0.0.1:9644",
+		ClusterID:                     "kdr-cluster",
+		AutoCreateTopics:              true,
+		NumPartitions:                 1,
+		DefaultReplicationFactor:      1,
+		OffsetsTopicReplicationFactor: 3,
+		Log:                           storage.DefaultConfig(),
+		MinInsyncReplicas:             1,
+		LogMaintenanceInterval:        5 * time.Minute,
+		Socket:                        wire.DefaultConfig(),
+		Group:                         group.DefaultConfig(),
+	}
+}
+
+// Validate reports the first invalid setting, naming the property.
+func (c Config) Validate() error {
+	switch {
+	case c.NodeID < 0:
+		return fmt.Errorf("node.id=%d: must be 0 or more", c.NodeID)
+	case c.DataDir == "":
+		return fmt.Errorf("data dir is empty: set --data-dir")
+	case c.NumPartitions < 1:
+		return fmt.Errorf("num.partitions=%d: must be at least 1", c.NumPartitions)
+	case c.DefaultReplicationFactor < 1:
+		return fmt.Errorf("default.replication.factor=%d: must be at least 1", c.DefaultReplicationFactor)
+	case c.OffsetsTopicReplicationFactor < 1:
+		return fmt.Errorf("offsets.topic.replication.factor=%d: must be at least 1", c.OffsetsTopicReplicationFactor)
+	case c.MinInsyncReplicas < 1:
+		return fmt.Errorf("min.insync.replicas=%d: must be at least 1", c.MinInsyncReplicas)
+	case c.LogMaintenanceInterval <= 0:
+		return fmt.Errorf("log.retention.check.interval.ms=%s: must be positive", c.LogMaintenanceInterval)
+	case c.ClusterID == "":
+		return fmt.Errorf("cluster id is empty: set --cluster-id")
+	}
+	if err := validHostPort("listen", c.Listen, true); err != nil {
+		return err
+	}
+	if c.AdvertisedListen != "" {
+		if err := validHostPort("advertised listen", c.AdvertisedListen, false); err != nil {
+			return err
+		}
+	}
+	if c.MetricsListen != "" {
+		if err := validHostPort("metrics listen", c.MetricsListen, true); err != nil {
+			return err
+		}
+	}
+	if err := c.Log.Validate(); err != nil {
+		return fmt.Errorf("log defaults: %w", err)
+	}
+	if err := c.Socket.Validate(); err != nil {
+		return err
+	}
+	return c.Group.Validate()
+}
+
+func validHostPort(what, hp string, portZeroOK bool) error {
+	host, port, err := net.SplitHostPort(hp)
+	if err != nil {
+		return fmt.Errorf("%s %q: want host:port (%v)", what, hp, err)
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil || p < 0 || p > 65535 || (p == 0 && !portZeroOK) {
+		return fmt.Errorf("%s %q: port must be a number 1-65535", what, hp)
+	}
+	if host == "" && !portZeroOK {
+		return fmt.Errorf("%s %q: a host is required", what, hp)
+	}
+	return nil
+}

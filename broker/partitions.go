@@ -1,0 +1,282 @@
+package broker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/kdr-io/kdr/broker/cluster"
+	"github.com/kdr-io/kdr/broker/storage"
+	"github.com/kdr-io/kdr/internal/atomicfile"
+)
+
+// offsetsTopic is Kafka's internal topic for committed offsets and group
+// metadata.
+const offsetsTopic = "__consumer_offsets"
+
+// partition is one partition replica hosted on this broker.
+type partition struct {
+	topic string
+	index int32
+	id    cluster.TopicID
+	log   *storage.Log
+
+	mu          sync.Mutex
+	leaderEpoch int32
+	isLeader    bool
+	settings    topicSettings
+	waiters     map[chan struct{}]struct{} // fetches waiting for data
+}
+
+func (p *partition) state() (leader bool, epoch int32, settings topicSettings) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.isLeader, p.leaderEpoch, p.settings
+}
+
+// addWaiter registers ch to be signalled on the next append.
+func (p *partition) addWaiter(ch chan struct{}) {
+	p.mu.Lock()
+	p.waiters[ch] = struct{}{}
+	p.mu.Unlock()
+}
+
+func (p *partition) removeWaiter(ch chan struct{}) {
+	p.mu.Lock()
+	delete(p.waiters, ch)
+	p.mu.Unlock()
+}
+
+// notify wakes every fetch waiting on this partition. Channels have a buffer
+// of one, so a waiter already signalled by another partition is skipped.
+func (p *partition) notify() {
+	p.mu.Lock()
+	for ch := range p.waiters {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+	p.mu.Unlock()
+}
+
+// partitionMeta is the file Kafka also keeps in each partition directory: it
+// ties the directory to a topic id, so a directory left over from a deleted
+// topic is never mistaken for a re-created topic of the same name.
+type partitionMeta struct {
+	TopicID cluster.TopicID `json:"topic_id"`
+}
+
+const partitionMetaFile = "partition.metadata"
+
+func (b *Broker) partitionDir(topic string, p int32) string {
+	return filepath.Join(b.cfg.DataDir, topic+"-"+strconv.Itoa(int(p)))
+}
+
+// onMetadata is the metadata store's listener.
+func (b *Broker) onMetadata(prev, next *cluster.State) {
+	if err := b.reconcile(prev, next); err != nil {
+		b.log.Error("applying metadata change", "err", err)
+	}
+}
+
+// reconcile opens the logs of partitions assigned to this broker, closes and
+// deletes the ones no longer assigned, and applies topic config changes.
+func (b *Broker) reconcile(prev, next *cluster.State) error {
+	want := map[tp]*cluster.Topic{}
+	for _, t := range next.Topics {
+		for i, pa := range t.Partitions {
+			for _, r := range pa.Replicas {
+				if r == b.cfg.NodeID {
+					want[tp{t.Name, int32(i)}] = t
+				}
+			}
+		}
+	}
+
+	b.mu.Lock()
+	var errs []error
+	var loaded []int32
+	for key, p := range b.partitions {
+		if t, ok := want[key]; ok && t.ID == p.id {
+			continue
+		}
+		delete(b.partitions, key)
+		if key.topic == offsetsTopic {
+			b.coord.UnloadPartition(key.partition)
+		}
+		if err := p.log.Delete(); err != nil {
+			errs = append(errs, fmt.Errorf("deleting %s-%d: %w", key.topic, key.partition, err))
+		}
+		b.log.Info("partition removed", "topic", key.topic, "partition", key.partition)
+	}
+	for key, t := range want {
+		settings, err := b.cfg.topicSettingsFor(t.Configs)
+		if err != nil {
+			// Validated before proposing; a bad value here comes from
+			// an older or newer kdr. Keep serving with the defaults.
+			b.log.Warn("topic config not applied", "topic", t.Name, "err", err)
+			settings = topicSettings{log: b.cfg.Log, minInsyncReplicas: b.cfg.MinInsyncReplicas}
+		}
+		pa := t.Partitions[key.partition]
+		p, ok := b.partitions[key]
+		if !ok {
+			if p, err = b.openPartition(t, key.partition, settings); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			b.partitions[key] = p
+		} else if p.log.Config() != settings.log {
+			if err := p.log.SetConfig(settings.log); err != nil {
+				errs = append(errs, fmt.Errorf("%s-%d: %w", key.topic, key.partition, err))
+			}
+		}
+		isLeader := pa.Leader == b.cfg.NodeID
+		p.mu.Lock()
+		wasLeader := p.isLeader
+		p.settings = settings
+		p.leaderEpoch = pa.LeaderEpoch
+		p.isLeader = isLeader
+		p.mu.Unlock()
+		if key.topic == offsetsTopic && isLeader && !wasLeader {
+			loaded = append(loaded, key.partition)
+		}
+	}
+	b.mu.Unlock()
+
+	// Group state is loaded outside the lock: replay reads the partition
+	// logs through the broker.
+	for _, idx := range loaded {
+		idx := idx
+		b.wg.Add(1)
+		go func() {
+			defer b.wg.Done()
+			if err := b.coord.LoadPartition(b.ctx, idx); err != nil && b.ctx.Err() == nil {
+				b.log.Error("loading group coordinator partition", "partition", idx, "err", err)
+			}
+		}()
+	}
+	if prev == nil {
+		b.removeStrayDirs(want)
+	}
+	return errors.Join(errs...)
+}
+
+// openPartition opens (or creates) a partition log, replacing a directory
+// that belongs to an older topic of the same name.
+func (b *Broker) openPartition(t *cluster.Topic, idx int32, settings topicSettings) (*partition, error) {
+	dir := b.partitionDir(t.Name, idx)
+	metaPath := filepath.Join(dir, partitionMetaFile)
+	if raw, err := os.ReadFile(metaPath); err == nil {
+		var m partitionMeta
+		if json.Unmarshal(raw, &m) != nil || m.TopicID != t.ID {
+			b.log.Warn("removing partition directory of an older topic with the same name", "dir", dir)
+			if err := os.RemoveAll(dir); err != nil {
+				return nil, fmt.Errorf("removing stale %s: %w", dir, err)
+			}
+		}
+	}
+	l, err := storage.Open(dir, settings.log, storage.Options{Logger: b.log.With("topic", t.Name, "partition", idx)})
+	if err != nil {
+		return nil, fmt.Errorf("opening %s-%d: %w", t.Name, idx, err)
+	}
+	raw, _ := json.Marshal(partitionMeta{TopicID: t.ID})
+	if err := atomicfile.Write(metaPath, raw, 0o644); err != nil {
+		l.Close()
+		return nil, err
+	}
+	return &partition{topic: t.Name, index: idx, id: t.ID, log: l, waiters: map[chan struct{}]struct{}{}}, nil
+}
+
+// removeStrayDirs deletes partition directories that no topic claims: what
+// a crash between a topic deletion and its directory removal leaves behind.
+func (b *Broker) removeStrayDirs(want map[tp]*cluster.Topic) {
+	entries, err := os.ReadDir(b.cfg.DataDir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		name := e.Name()
+		i := strings.LastIndexByte(name, '-')
+		if !e.IsDir() || i <= 0 || strings.HasPrefix(name, "__cluster_metadata") {
+			continue
+		}
+		n, err := strconv.Atoi(name[i+1:])
+		if err != nil {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(b.cfg.DataDir, name, partitionMetaFile)); err != nil {
+			continue // not ours
+		}
+		if _, ok := want[tp{name[:i], int32(n)}]; !ok {
+			b.log.Info("removing partition directory of a deleted topic", "dir", name)
+			os.RemoveAll(filepath.Join(b.cfg.DataDir, name))
+		}
+	}
+}
+
+// partition returns the local replica of topic/index.
+func (b *Broker) partition(topic string, index int32) (*partition, bool) {
+	b.mu.RLock()
+	p, ok := b.partitions[tp{topic, index}]
+	b.mu.RUnlock()
+	return p, ok
+}
+
+func (b *Broker) partitionExists(topic string, index int32) bool {
+	t, ok := b.meta.State().Topic(topic)
+	return ok && index >= 0 && index < int32(len(t.Partitions))
+}
+
+func (b *Broker) allPartitions() []*partition {
+	b.mu.RLock()
+	out := make([]*partition, 0, len(b.partitions))
+	for _, p := range b.partitions {
+		out = append(out, p)
+	}
+	b.mu.RUnlock()
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].topic != out[j].topic {
+			return out[i].topic < out[j].topic
+		}
+		return out[i].index < out[j].index
+	})
+	return out
+}
+
+func (b *Broker) partitionCount() int {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	return len(b.partitions)
+}
+
+// createTopic validates and proposes a new topic.
+func (b *Broker) createTopic(ctx context.Context, name string, partitions int32, rf int16, assignment [][]int32, configs map[string]string) (*cluster.Topic, error) {
+	if err := validTopicName(name); err != nil {
+		return nil, err
+	}
+	if _, err := b.cfg.topicSettingsFor(configs); err != nil {
+		return nil, err
+	}
+	res, err := b.meta.Propose(ctx, &cluster.CreateTopic{
+		Name: name, ID: cluster.NewTopicID(), Partitions: partitions, ReplicationFactor: rf, Assignment: assignment, Configs: configs,
+	})
+	if err != nil {
+		return nil, err
+	}
+	t := res.(*cluster.Topic)
+	b.log.Info("topic created", "topic", name, "id", t.ID.String(), "partitions", len(t.Partitions), "replication_factor", len(t.Partitions[0].Replicas))
+	return t, nil
+}
+
+// highWatermark is the offset up to which consumers may read. With one
+// replica every appended batch is committed, so it is the log end offset;
+// replication moves it to the ISR's minimum.
+func (p *partition) highWatermark() int64 { return p.log.LogEndOffset() }

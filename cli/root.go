@@ -1,0 +1,129 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"github.com/spf13/viper"
+
+	"github.com/kdr-io/kdr/internal/obs"
+)
+
+// Exit codes.
+const (
+	exitOK    = 0
+	exitError = 1
+	exitUsage = 2
+)
+
+// IO is the streams a command reads and writes.
+type IO struct {
+	In       io.Reader
+	Out, Err io.Writer
+}
+
+// usageError marks errors caused by how the command was called.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+// Execute runs kdr with args and returns the process exit code.
+func Execute(args []string, in io.Reader, out, errOut io.Writer) int {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	root := NewCmdRoot(IO{In: in, Out: out, Err: errOut})
+	root.SetArgs(args)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return exitOK
+	}
+	fmt.Fprintln(errOut, "Error:", err)
+	var ue usageError
+	if errors.As(err, &ue) || strings.HasPrefix(err.Error(), "unknown command") || strings.HasPrefix(err.Error(), "unknown flag") {
+		return exitUsage
+	}
+	return exitError
+}
+
+// globalOptions are the flags every command has.
+type globalOptions struct {
+	LogLevel  string
+	LogFormat string
+}
+
+// NewCmdRoot builds the command tree.
+func NewCmdRoot(streams IO) *cobra.Command {
+	g := &globalOptions{}
+	root := &cobra.Command{
+		Use:           "kdr",
+		Short:         "Kafka multi-cluster replication and disaster recovery",
+		Long:          "kdr runs Kafka-compatible broker clusters, mirrors topics between clusters, and rehearses and\nperforms failover, from one binary.",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetIn(streams.In)
+	root.SetOut(streams.Out)
+	root.SetErr(streams.Err)
+	pf := root.PersistentFlags()
+	pf.StringVar(&g.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
+	pf.StringVar(&g.LogFormat, "log-format", "text", "log format: text or json")
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+
+	root.AddCommand(NewCmdBroker(streams, g, nil))
+	addAdminCommands(root, streams, g)
+	return root
+}
+
+// logger builds the process logger from the global flags; logs go to stderr
+// so that command output on stdout stays machine-readable.
+func (g *globalOptions) logger(w io.Writer) (*slog.Logger, error) {
+	l, err := obs.NewLogger(w, g.LogLevel, g.LogFormat)
+	if err != nil {
+		return nil, usageError{err}
+	}
+	return l, nil
+}
+
+// newViper returns a viper instance bound to cmd's flags, the KDR_*
+// environment (flag name upper-cased, '-' and '.' as '_'), and, when
+// configFile is set, that YAML file (keys are flag names). Precedence:
+// flag, environment, file, default.
+func newViper(cmd *cobra.Command, configFile string) (*viper.Viper, error) {
+	v := viper.New()
+	v.SetEnvPrefix("KDR")
+	v.SetEnvKeyReplacer(strings.NewReplacer("-", "_", ".", "_"))
+	v.AutomaticEnv()
+	var bindErr error
+	cmd.Flags().VisitAll(func(f *pflag.Flag) {
+		if err := v.BindPFlag(f.Name, f); err != nil && bindErr == nil {
+			bindErr = err
+		}
+	})
+	if bindErr != nil {
+		return nil, bindErr
+	}
+	if configFile != "" {
+		v.SetConfigFile(configFile)
+		v.SetConfigType("yaml")
+		if err := v.ReadInConfig(); err != nil {
+			return nil, usageError{fmt.Errorf("reading config file %s: %w", configFile, err)}
+		}
+		known := map[string]bool{}
+		cmd.Flags().VisitAll(func(f *pflag.Flag) { known[f.Name] = true })
+		for _, k := range v.AllKeys() {
+			if !known[k] {
+				return nil, usageError{fmt.Errorf("config file %s: unknown key %q (keys are the command's flag names; see --help)", configFile, k)}
+			}
+		}
+	}
+	return v, nil
+}

@@ -1,0 +1,173 @@
+package kdrtest
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Process is a `kdr broker` running as a separate OS process.
+type Process struct {
+	t       TB
+	bin     string
+	dataDir string
+	args    []string
+	addr    string
+
+	mu   sync.Mutex
+	cmd  *exec.Cmd
+	done chan struct{}
+	logs *os.File
+}
+
+var listenLine = regexp.MustCompile(`listening on (\S+)`)
+
+// ModuleRoot finds the repository root (the directory holding go.mod).
+func ModuleRoot() (string, error) {
+	_, file, _, _ := runtime.Caller(0)
+	dir := filepath.Dir(file)
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", fmt.Errorf("kdrtest: go.mod not found above %s", file)
+		}
+		dir = parent
+	}
+}
+
+// BuildBinary builds the kdr binary into dir and returns its path. Set
+// KDR_BIN to use a prebuilt binary instead.
+func BuildBinary(dir string) (string, error) {
+	if bin := os.Getenv("KDR_BIN"); bin != "" {
+		return bin, nil
+	}
+	root, err := ModuleRoot()
+	if err != nil {
+		return "", err
+	}
+	bin := filepath.Join(dir, "kdr")
+	cmd := exec.Command("go", "build", "-o", bin, ".")
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("kdrtest: go build: %v\n%s", err, out)
+	}
+	return bin, nil
+}
+
+// StartProcess runs `bin broker` on a fresh data dir and a free loopback
+// port, with extra flags appended, and waits until it listens. The process
+// is killed at test cleanup.
+func StartProcess(t TB, bin string, extra ...string) *Process {
+	t.Helper()
+	p := &Process{t: t, bin: bin, dataDir: t.TempDir()}
+	p.args = append([]string{"broker", "--data-dir", p.dataDir, "--listen", "127.0.0.1:0", "--metrics-listen", "",
+		"--group-initial-rebalance-delay-ms", "0", "--offsets-topic-num-partitions", "4"}, extra...)
+	p.start()
+	t.Cleanup(func() { p.Kill() })
+	return p
+}
+
+// Addr is the broker's Kafka address.
+func (p *Process) Addr() string { return p.addr }
+
+// DataDir is the broker's data directory.
+func (p *Process) DataDir() string { return p.dataDir }
+
+// LogPath is the file holding the process's stderr.
+func (p *Process) LogPath() string { return p.logs.Name() }
+
+func (p *Process) start() {
+	p.t.Helper()
+	args := p.args
+	if p.addr != "" {
+		// Restart on the same port so clients keep their seed address.
+		args = append(append([]string(nil), args...), "--listen", p.addr)
+	}
+	logs, err := os.CreateTemp(p.dataDir, "broker-*.log")
+	if err != nil {
+		p.t.Fatalf("kdrtest: %v", err)
+	}
+	cmd := exec.Command(p.bin, args...)
+	cmd.Stderr = logs
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		p.t.Fatalf("kdrtest: %v", err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if err = cmd.Start(); err != nil {
+			p.t.Fatalf("kdrtest: starting %s: %v", p.bin, err)
+		}
+		addr, readErr := readAddr(stdout)
+		if readErr == nil {
+			p.mu.Lock()
+			p.cmd, p.logs, p.addr, p.done = cmd, logs, addr, make(chan struct{})
+			done := p.done
+			p.mu.Unlock()
+			go func() { io.Copy(io.Discard, stdout); cmd.Wait(); close(done) }()
+			return
+		}
+		cmd.Wait()
+		if time.Now().After(deadline) {
+			b, _ := os.ReadFile(logs.Name())
+			p.t.Fatalf("kdrtest: broker did not start: %v\n%s", readErr, b)
+		}
+		// A restart can race the old socket's release; retry.
+		time.Sleep(100 * time.Millisecond)
+		cmd = exec.Command(p.bin, args...)
+		cmd.Stderr = logs
+		if stdout, err = cmd.StdoutPipe(); err != nil {
+			p.t.Fatalf("kdrtest: %v", err)
+		}
+	}
+}
+
+func readAddr(r io.Reader) (string, error) {
+	line, err := bufio.NewReader(r).ReadString('\n')
+	if m := listenLine.FindStringSubmatch(line); m != nil {
+		return m[1], nil
+	}
+	return "", fmt.Errorf("no listen line (got %q): %v", strings.TrimSpace(line), err)
+}
+
+// Kill sends SIGKILL and waits for the process to exit: nothing is flushed,
+// as in a power cut of the process (the page cache survives).
+func (p *Process) Kill() { p.signal(syscall.SIGKILL) }
+
+// Stop sends SIGTERM and waits for a clean shutdown.
+func (p *Process) Stop() { p.signal(syscall.SIGTERM) }
+
+func (p *Process) signal(sig syscall.Signal) {
+	p.mu.Lock()
+	cmd, done := p.cmd, p.done
+	p.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	cmd.Process.Signal(sig)
+	<-done
+}
+
+// Restart starts the process again on the same data dir and port.
+func (p *Process) Restart() {
+	p.t.Helper()
+	p.start()
+}
+
+// Logs returns what the process wrote to stderr so far.
+func (p *Process) Logs() string {
+	b, _ := os.ReadFile(p.logs.Name())
+	return string(b)
+}

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs the real clients the compatibility tests drive: kcat (librdkafka)
+# from Debian and kafkajs from npm. Idempotent; skips what is present.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+sudo_if_needed() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+if ! command -v kcat >/dev/null 2>&1; then
+	echo "installing kcat"
+	sudo_if_needed apt-get update -qq
+	sudo_if_needed apt-get install -y -qq kcat >/dev/null
+fi
+
+if command -v npm >/dev/null 2>&1; then
+	if [ ! -d compat/kafkajs/node_modules/kafkajs ]; then
+		echo "installing kafkajs"
+		(cd compat/kafkajs && npm ci --no-audit --no-fund --loglevel=error)
+	fi
+else
+	echo "npm not found: the kafkajs compatibility test will be skipped" >&2
+fi
