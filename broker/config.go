@@ -14,7 +14,7 @@ import (
 // Config is one broker's configuration. Field comments name the Kafka broker
 // property each one mirrors.
 type Config struct {
-	NodeID int32  // node.id
+	NodeID  int32  // node.id
 	DataDir string // log.dirs (one directory)
 	// Listen is the host:port the Kafka listener binds.
 	Listen string

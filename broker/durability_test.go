@@ -324,4 +324,3 @@ func mapString(m map[int64]string) string {
 	}
 	return s
 }
-

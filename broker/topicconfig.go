@@ -92,8 +92,8 @@ var topicConfigs = []topicConfig{
 	},
 	{
 		name: "max.message.bytes", brokerName: "message.max.bytes", typ: kmsg.ConfigTypeInt,
-		doc:  "Largest record batch accepted, after compression.",
-		def:  func(c *Config) string { return strconv.Itoa(int(c.Log.MaxMessageBytes)) },
+		doc: "Largest record batch accepted, after compression.",
+		def: func(c *Config) string { return strconv.Itoa(int(c.Log.MaxMessageBytes)) },
 		apply: func(t *topicSettings, v string) error {
 			n, err := parseInt64(v, 0)
 			if err == nil && n > 1<<31-1 {

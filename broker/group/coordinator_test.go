@@ -119,7 +119,10 @@ func joinAll(t *testing.T, c *Coordinator, group string, n int, session time.Dur
 	var wg sync.WaitGroup
 	for i := range ids {
 		wg.Add(1)
-		go func(i int) { defer wg.Done(); out[i] = c.JoinGroup(context.Background(), joinReq(group, ids[i], session)) }(i)
+		go func(i int) {
+			defer wg.Done()
+			out[i] = c.JoinGroup(context.Background(), joinReq(group, ids[i], session))
+		}(i)
 	}
 	wg.Wait()
 	return out
