@@ -63,7 +63,7 @@ func decode(h header, body []byte) (clientID string, msg kmsg.Request, err error
 		clientID = *cid
 	}
 	if msg.IsFlexible() {
-		kmsg.SkipTags(&r)
+		skipTags(&r)
 	}
 	if err := r.Complete(); err != nil {
 		return "", nil, fmt.Errorf("%w: %v", ErrHeaderTruncated, err)
@@ -89,4 +89,21 @@ func appendResponse(dst []byte, correlation int32, resp kmsg.Response) []byte {
 	size := uint32(len(dst) - start - 4)
 	dst[start], dst[start+1], dst[start+2], dst[start+3] = byte(size>>24), byte(size>>16), byte(size>>8), byte(size)
 	return dst
+}
+
+// skipTags skips a tagged-field section. Unlike kmsg.SkipTags it stops as
+// soon as the input runs out: every tag takes at least two bytes, so a count
+// beyond that is garbage, and looping on it (up to 2^32 times) would burn
+// seconds of CPU for a 15-byte request.
+func skipTags(r *kbin.Reader) {
+	num := r.Uvarint()
+	if int64(num) > int64(len(r.Src)/2) {
+		r.Src = nil // makes Complete fail: the header is invalid
+		r.Uvarint()
+		return
+	}
+	for ; num > 0 && r.Ok(); num-- {
+		r.Uvarint()
+		r.Span(int(r.Uvarint()))
+	}
 }

@@ -254,3 +254,17 @@ func TestWireRegistryRejectsBadTables(t *testing.T) {
 		}
 	}
 }
+
+// TestWireHugeHeaderTagCountIsRejected is the fuzzer's find: a flexible
+// request header declaring 2^32-1 tagged fields in a 15-byte frame. The
+// header must be refused as truncated, without looping over the count.
+func TestWireHugeHeaderTagCountIsRejected(t *testing.T) {
+	body := []byte("\x00\x01\x00\x0f\xff\x00\x00\x00\x00\x00\xff\xff\xff\xff\x01\x01\x00\x7f")
+	h, err := peekHeader(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := decode(h, body); !errors.Is(err, ErrHeaderTruncated) {
+		t.Fatalf("got %v, want ErrHeaderTruncated", err)
+	}
+}
