@@ -162,13 +162,20 @@ func TestBrokerGroupStaticMemberRestartKeepsAssignment(t *testing.T) {
 	adm := kadm.NewClient(client(t, b.Addr()))
 	createTopic(t, adm, "s", 4, nil)
 	seen := &sync.Map{}
-	a := startMember(t, b.Addr(), "static", "s", kgo.RangeBalancer(), seen, kgo.InstanceID("a"))
 	// Every rebalance hands member b its partitions again; count them.
+	// b joins first so it stays the leader: a restarted static *leader*
+	// re-runs the balancer client-side (KIP-814) and franz-go rejoins if
+	// its plan differs, which new member ids can cause.
 	var mu sync.Mutex
 	assignments := 0
 	bm := startMember(t, b.Addr(), "static", "s", kgo.RangeBalancer(), seen, kgo.InstanceID("b"),
 		kgo.OnPartitionsAssigned(func(context.Context, *kgo.Client, map[string][]int32) { mu.Lock(); assignments++; mu.Unlock() }))
 	rebalances := func() int { mu.Lock(); defer mu.Unlock(); return assignments }
+	kdrtest.Eventually(t, 30*time.Second, func() (bool, string) {
+		n, owners, state := assignedPartitions(t, adm, "static", "s")
+		return n == 1 && len(owners) == 4 && state == "Stable", fmt.Sprintf("%d members, %v, %s", n, owners, state)
+	})
+	a := startMember(t, b.Addr(), "static", "s", kgo.RangeBalancer(), seen, kgo.InstanceID("a"))
 	var before int
 	kdrtest.Eventually(t, 30*time.Second, func() (bool, string) {
 		n, owners, state := assignedPartitions(t, adm, "static", "s")
