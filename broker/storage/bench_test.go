@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/binary"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -139,5 +141,64 @@ func BenchmarkRead(b *testing.B) {
 			b.Fatal(err)
 		}
 		s.Close()
+	}
+}
+
+// BenchmarkBaselineWrite is BenchmarkAppend's floor: the same 16 KiB batch
+// written with plain write(2) calls to one file in the page cache, with the
+// same 256 MiB truncation cadence. `make bench` prints Append/plain as a
+// ratio of it.
+func BenchmarkBaselineWrite(b *testing.B) {
+	f, err := os.Create(filepath.Join(b.TempDir(), "raw"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	batch := benchBatch(b, batchOpts{})
+	b.SetBytes(int64(len(batch)))
+	var written int64
+	b.ResetTimer()
+	for range b.N {
+		if _, err := f.Write(batch); err != nil {
+			b.Fatal(err)
+		}
+		if written += int64(len(batch)); written > 256<<20 {
+			b.StopTimer()
+			if err := f.Truncate(0); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := f.Seek(0, 0); err != nil {
+				b.Fatal(err)
+			}
+			written = 0
+			b.StartTimer()
+		}
+	}
+}
+
+// BenchmarkBaselineRead is BenchmarkRead's floor: 1 MiB pread(2) at a
+// random position of a 128 MiB file in the page cache, into a reused buffer.
+func BenchmarkBaselineRead(b *testing.B) {
+	f, err := os.Create(filepath.Join(b.TempDir(), "raw"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	batch := benchBatch(b, batchOpts{})
+	var size int64
+	for range (128 << 20) / len(batch) {
+		if _, err := f.Write(batch); err != nil {
+			b.Fatal(err)
+		}
+		size += int64(len(batch))
+	}
+	buf := make([]byte, 1<<20)
+	rng := rand.New(rand.NewPCG(1, 2))
+	b.SetBytes(1 << 20)
+	b.ResetTimer()
+	for range b.N {
+		if _, err := f.ReadAt(buf, rng.Int64N(size-1<<20)); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

@@ -1,0 +1,233 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// broker is one target under measurement.
+type broker struct {
+	name    string
+	addr    string
+	metrics string // host:port serving /debug/pprof; "" if none
+	pid     int    // 0 if unknown (an external broker without --kdr-pid)
+	proc    *child // nil for an external broker
+	profile bool   // take CPU profiles of it
+}
+
+// targetResult is everything measured against one broker.
+type targetResult struct {
+	name        string
+	produce     produceResult
+	consume     consumeResult
+	consumeWant int64
+	latency     latencyResult
+	mem         *memory
+	profiles    []profileResult
+	notes       []string // misbehaviour and skipped steps, for the report
+}
+
+// profileResult is one CPU profile taken during a workload.
+type profileResult struct {
+	phase  string // "produce" or "consume"
+	path   string
+	during string // the workload's throughput while profiled
+	top    string // go tool pprof -top output
+}
+
+func (r *targetResult) notef(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	r.notes = append(r.notes, msg)
+	logf("%s: WARNING: %s", r.name, msg)
+}
+
+// logf prints progress on stderr, so stdout carries only the report.
+func logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, time.Now().Format("15:04:05 ")+format+"\n", args...)
+}
+
+// measure runs every phase against b, in order: produce, consume, paced
+// latency, memory, then (if b.profile) the two profiled runs. A phase that
+// fails ends the target: its error is returned with what was measured.
+func measure(ctx context.Context, b broker, w workload, o options) (targetResult, error) {
+	r := targetResult{name: b.name}
+	alive := func(phase string) error {
+		if b.proc != nil && b.proc.exited() {
+			return fmt.Errorf("%s exited during %s; its log:\n%s", b.name, phase, tail(b.proc.logPath, 30))
+		}
+		return nil
+	}
+
+	logf("%s: creating topic %q with %d partitions on %s", b.name, topic, w.partitions, b.addr)
+	if err := createTopic(ctx, b.addr, w.partitions); err != nil {
+		return r, err
+	}
+
+	// (a) produce throughput.
+	logf("%s: producing for %v", b.name, o.duration)
+	p, err := produceFor(ctx, b.addr, w, o.duration)
+	if err != nil {
+		return r, err
+	}
+	r.produce = p
+	acked := p.records + p.warmup
+	logf("%s: produced %d records in %v: %.1f MB/s, %.0f records/s", b.name, p.records, p.elapsed.Round(time.Millisecond), p.mbps(), p.recordsPerSec())
+	if p.failed > 0 {
+		r.notef("produce: %d records failed, first error: %v", p.failed, p.firstErr)
+	}
+	if err := alive("produce"); err != nil {
+		return r, err
+	}
+	if hw, err := endOffsets(ctx, b.addr); err != nil {
+		r.notef("listing end offsets after produce: %v", err)
+	} else if hw != acked {
+		r.notef("after produce, end offsets sum to %d but %d records were acknowledged", hw, acked)
+	}
+
+	// (b) consume throughput.
+	logf("%s: consuming %d records from offset 0", b.name, acked)
+	c, err := consumeAll(ctx, b.addr, w, acked)
+	if err != nil {
+		return r, err
+	}
+	if c.canceled {
+		return r, ctx.Err()
+	}
+	r.consume, r.consumeWant = c, acked
+	logf("%s: consumed %d of %d records in %v: %.1f MB/s", b.name, c.records, acked, c.elapsed.Round(time.Millisecond), c.mbps())
+	if msg := c.check(acked); msg != "" {
+		r.notef("consume: %s", msg)
+	}
+	if err := alive("consume"); err != nil {
+		return r, err
+	}
+
+	// (c) latency at half the measured rate.
+	rate := p.recordsPerSec() / 2
+	logf("%s: producing %.0f records/s (half of the measured rate) for %v", b.name, rate, o.duration)
+	l, err := produceAtRate(ctx, b.addr, w, rate, o.duration)
+	if err != nil {
+		return r, err
+	}
+	r.latency = l
+	acked += l.produced.records + l.produced.warmup
+	logf("%s: achieved %.0f records/s; latency p50 %v p99 %v p99.9 %v max %v", b.name,
+		l.produced.recordsPerSec(), l.p50, l.p99, l.p999, l.max)
+	if l.produced.failed > 0 {
+		r.notef("paced produce: %d records failed, first error: %v", l.produced.failed, l.produced.firstErr)
+	}
+	if got := l.produced.recordsPerSec(); got < 0.95*rate {
+		r.notef("paced produce reached %.0f records/s of the %.0f asked", got, rate)
+	}
+	if err := alive("paced produce"); err != nil {
+		return r, err
+	}
+
+	// (d) resident memory.
+	if b.pid > 0 {
+		m, err := readMemory(b.pid)
+		if err != nil {
+			r.notef("reading memory: %v", err)
+		} else {
+			r.mem = &m
+		}
+	}
+
+	// (e) where the time goes.
+	if b.profile {
+		r.profiles, acked = profileBroker(ctx, b, w, o, &r, acked)
+		if err := alive("profiling"); err != nil {
+			return r, err
+		}
+	}
+	if hw, err := endOffsets(ctx, b.addr); err == nil && hw != acked {
+		r.notef("at the end, end offsets sum to %d but %d records were acknowledged", hw, acked)
+	}
+	return r, ctx.Err()
+}
+
+// profileBroker takes a CPU profile of b during a produce run and during
+// repeated reads of the whole topic, and returns them with the updated count
+// of acknowledged records. Problems are notes, not errors: the figures
+// measured so far stand without profiles.
+func profileBroker(ctx context.Context, b broker, w workload, o options, r *targetResult, acked int64) ([]profileResult, int64) {
+	if o.profileSecs <= 0 {
+		return nil, acked
+	}
+	if b.metrics == "" || !pprofAvailable(ctx, b.metrics) {
+		r.notef("no /debug/pprof on the metrics address %q: profiling skipped", b.metrics)
+		return nil, acked
+	}
+	var out []profileResult
+	secs := o.profileSecs
+
+	path := filepath.Join(o.outDir, b.name+"-produce.pprof")
+	logf("%s: producing for %ds with a %ds CPU profile", b.name, secs+1, secs)
+	var p produceResult
+	var perr error
+	err := profiled(ctx, b.metrics, secs, path, func(context.Context) {
+		// A fixed length, not canceled, so every record is acknowledged
+		// or failed before the count is used.
+		p, perr = produceFor(ctx, b.addr, w, time.Duration(secs)*time.Second+time.Second)
+	})
+	acked += p.records + p.warmup
+	switch {
+	case perr != nil:
+		r.notef("profiled produce: %v", perr)
+	case err != nil:
+		r.notef("produce profile: %v", err)
+	default:
+		if p.failed > 0 {
+			r.notef("profiled produce: %d records failed, first error: %v", p.failed, p.firstErr)
+		}
+		out = append(out, profileResult{phase: "produce", path: path,
+			during: fmt.Sprintf("%.1f MB/s produce", p.mbps())})
+	}
+
+	path = filepath.Join(o.outDir, b.name+"-consume.pprof")
+	logf("%s: reading all %d records repeatedly with a %ds CPU profile", b.name, acked, secs)
+	var reads []consumeResult
+	err = profiled(ctx, b.metrics, secs, path, func(wctx context.Context) {
+		for wctx.Err() == nil {
+			c, err := consumeAll(wctx, b.addr, w, acked)
+			if err != nil || c.canceled {
+				return
+			}
+			reads = append(reads, c)
+			if msg := c.check(acked); msg != "" {
+				r.notef("profiled consume: %s", msg)
+				return
+			}
+		}
+	})
+	if err != nil {
+		r.notef("consume profile: %v", err)
+	} else {
+		var bytes int64
+		var took time.Duration
+		for _, c := range reads {
+			bytes += c.bytes
+			took += c.elapsed
+		}
+		during := fmt.Sprintf("%d full reads", len(reads))
+		if took > 0 {
+			during += fmt.Sprintf(", %.1f MB/s consume", float64(bytes)/took.Seconds()/1e6)
+		}
+		out = append(out, profileResult{phase: "consume", path: path, during: during})
+	}
+
+	for i := range out {
+		top, err := pprofTop(ctx, out[i].path, 25)
+		if err != nil {
+			r.notef("%v", err)
+			continue
+		}
+		out[i].top = strings.TrimSpace(top)
+		fmt.Fprintf(os.Stderr, "\n%s CPU profile during %s (%s), saved to %s:\n%s\n\n", b.name, out[i].phase, out[i].during, out[i].path, out[i].top)
+	}
+	return out, acked
+}

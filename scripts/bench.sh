@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# `make bench`: prints kdr's throughput next to a baseline measured in the
+# same run, as a ratio. Figures only; it never fails because a figure is low.
+#   1. storage: log append and read vs plain write(2)/pread(2) on one file;
+#   2. broker: kdr vs franz-go's kfake, both as separate processes, driven by
+#      the same franz-go workload (bench/kdrbench), with a raw-loopback ceiling.
+# BENCH_ARGS passes flags to kdrbench (e.g. BENCH_ARGS="--duration 30s");
+# BENCH_OUT=docs/benchmarks.md appends the broker report there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+KDR_BIN=${KDR_BIN:-bin/kdr}
+
+echo "== storage (go test -bench, page cache) =="
+go test -run '^$' -bench 'Append/plain$|Read$|Baseline' -benchtime "${BENCH_TIME:-2s}" ./broker/storage |
+	awk '/^Benchmark/ {
+		name=$1; sub(/-[0-9]+$/, "", name); mbps[name]=$(NF-1) ; for (i=1;i<=NF;i++) if ($i=="MB/s") mbps[name]=$(i-1)
+		printf "%-28s %10s MB/s\n", name, mbps[name]
+	}
+	END {
+		if (mbps["BenchmarkBaselineWrite"] > 0) printf "append / raw write(2):  %.2f\n", mbps["BenchmarkAppend/plain"] / mbps["BenchmarkBaselineWrite"]
+		if (mbps["BenchmarkBaselineRead"] > 0)  printf "read   / raw pread(2):  %.2f\n", mbps["BenchmarkRead"] / mbps["BenchmarkBaselineRead"]
+	}'
+
+echo
+echo "== broker: kdr vs kfake (separate processes, same franz-go workload) =="
+args=(--kdr-bin "$KDR_BIN" --out-dir bench/out)
+if [ -n "${BENCH_OUT:-}" ]; then args+=(--out "$BENCH_OUT"); fi
+# shellcheck disable=SC2086
+go run ./bench/kdrbench "${args[@]}" ${BENCH_ARGS:-}
