@@ -176,11 +176,14 @@ func TestBrokerGroupStaticMemberRestartKeepsAssignment(t *testing.T) {
 		return n == 1 && len(owners) == 4 && state == "Stable", fmt.Sprintf("%d members, %v, %s", n, owners, state)
 	})
 	a := startMember(t, b.Addr(), "static", "s", kgo.RangeBalancer(), seen, kgo.InstanceID("a"))
-	var before int
+	// b is assigned twice: alone, then with a. The group turns Stable on
+	// the leader's SyncGroup, before b's client has run its callback, so
+	// wait for the count too.
+	const before = 2
 	kdrtest.Eventually(t, 30*time.Second, func() (bool, string) {
 		n, owners, state := assignedPartitions(t, adm, "static", "s")
-		before = rebalances()
-		return n == 2 && len(owners) == 4 && state == "Stable", fmt.Sprintf("%d members, %v, %s", n, owners, state)
+		r := rebalances()
+		return n == 2 && len(owners) == 4 && state == "Stable" && r == before, fmt.Sprintf("%d members, %v, %s, b assigned %d times", n, owners, state, r)
 	})
 	// A static member leaving by closing does not send LeaveGroup.
 	a.cancel()
