@@ -13,7 +13,7 @@ func (b *Broker) handleDescribeCluster(_ context.Context, r *wire.Request) (kmsg
 	resp := req.ResponseKind().(*kmsg.DescribeClusterResponse)
 	st := b.meta.State()
 	resp.ClusterID = st.ClusterID
-	resp.ControllerID = b.cfg.NodeID
+	resp.ControllerID = b.controllerID()
 	resp.ClusterAuthorizedOperations = authorizedOpsOmitted
 	for _, id := range st.BrokerIDs() {
 		br := st.Brokers[id]

@@ -19,6 +19,8 @@ type fetchPart struct {
 	out   *kmsg.FetchResponseTopicPartition
 	p     *partition
 	slice *storage.FileSlice // the records to send, read at answer time
+	// replica is the fetching follower's broker id, -1 for consumers.
+	replica int32
 }
 
 // handleFetch serves consumer fetches. kdr does not hand out incremental
@@ -33,6 +35,10 @@ func (b *Broker) handleFetch(ctx context.Context, r *wire.Request) (kmsg.Respons
 		return resp, nil
 	}
 	st := b.meta.State()
+	replicaID := req.ReplicaID
+	if req.Version >= 15 {
+		replicaID = req.ReplicaState.ID
+	}
 	var parts []*fetchPart
 	resp.Topics = make([]kmsg.FetchResponseTopic, len(req.Topics))
 	for i := range req.Topics {
@@ -68,7 +74,7 @@ func (b *Broker) handleFetch(ctx context.Context, r *wire.Request) (kmsg.Respons
 				op.ErrorCode = kerr.UnknownTopicOrPartition.Code
 				continue
 			}
-			parts = append(parts, &fetchPart{req: rp, out: op, p: p})
+			parts = append(parts, &fetchPart{req: rp, out: op, p: p, replica: replicaID})
 		}
 	}
 
@@ -166,17 +172,27 @@ func (b *Broker) readPartition(fp *fetchPart, budget int32, minOne bool) (int, e
 	}
 	l := fp.p.log
 	hw := fp.p.highWatermark()
+	leo := l.LogEndOffset()
 	out := fp.out
 	out.HighWatermark, out.LastStableOffset, out.LogStartOffset = hw, hw, l.LogStartOffset()
 	out.ErrorCode = 0
-	if fp.req.FetchOffset > hw || fp.req.FetchOffset < out.LogStartOffset {
+	if fp.req.FetchOffset > leo || fp.req.FetchOffset < out.LogStartOffset {
 		return 0, kerr.OffsetOutOfRange
+	}
+	// Consumers read committed records only; a follower reads everything
+	// the leader has, and its fetch offset is its log end offset.
+	maxOffset := hw
+	if fp.replica >= 0 {
+		maxOffset = leo
+		b.followerFetch(fp.p, fp.replica, fp.req.FetchOffset)
+		hw = fp.p.highWatermark()
+		out.HighWatermark, out.LastStableOffset = hw, hw
 	}
 	limit := min(fp.req.PartitionMaxBytes, budget)
 	if limit <= 0 && !minOne {
 		return 0, nil
 	}
-	slice, err := l.Read(fp.req.FetchOffset, limit, hw, minOne)
+	slice, err := l.Read(fp.req.FetchOffset, limit, maxOffset, minOne)
 	if err != nil {
 		if errors.Is(err, storage.ErrOffsetOutOfRange) {
 			return 0, kerr.OffsetOutOfRange

@@ -49,7 +49,7 @@ func (b *Broker) findCoordinator(ctx context.Context, key string, typ int8) kmsg
 	}
 	leader := t.Partitions[b.coord.PartitionFor(key)].Leader
 	br, ok := b.meta.State().Brokers[leader]
-	if !ok || leader < 0 {
+	if !ok || leader < 0 || br.Fenced {
 		return fail(kerr.CoordinatorNotAvailable)
 	}
 	c.NodeID, c.Host, c.Port = br.NodeID, br.Host, br.Port
@@ -63,7 +63,7 @@ func (b *Broker) offsetsTopic(ctx context.Context) (*cluster.Topic, error) {
 	if t, ok := b.meta.State().Topic(offsetsTopic); ok {
 		return t, nil
 	}
-	rf := min(b.cfg.OffsetsTopicReplicationFactor, int16(len(b.meta.State().Brokers)))
+	rf := min(b.cfg.OffsetsTopicReplicationFactor, int16(liveBrokers(b.meta.State())))
 	t, err := b.createTopic(ctx, offsetsTopic, b.cfg.Group.OffsetsTopicPartitions, rf, nil, map[string]string{
 		"cleanup.policy": "compact",
 		"segment.bytes":  "104857600", // offsets.topic.segment.bytes

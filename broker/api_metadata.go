@@ -28,7 +28,7 @@ func (b *Broker) handleMetadata(ctx context.Context, r *wire.Request) (kmsg.Resp
 	if all {
 		for _, name := range st.TopicNames() {
 			t, _ := st.Topic(name)
-			resp.Topics = append(resp.Topics, topicMetadata(t))
+			resp.Topics = append(resp.Topics, topicMetadata(st, t))
 		}
 	}
 	for _, rt := range req.Topics {
@@ -61,17 +61,22 @@ func (b *Broker) handleMetadata(ctx context.Context, r *wire.Request) (kmsg.Resp
 			resp.Topics = append(resp.Topics, topicMetadataError(rt, kerr.UnknownTopicOrPartition))
 			continue
 		}
-		resp.Topics = append(resp.Topics, topicMetadata(t))
+		resp.Topics = append(resp.Topics, topicMetadata(st, t))
 	}
 
+	// Live brokers only, as Kafka: a fenced broker's address would send
+	// clients to a dead end.
 	for _, id := range st.BrokerIDs() {
 		br := st.Brokers[id]
+		if br.Fenced {
+			continue
+		}
 		mb := kmsg.NewMetadataResponseBroker()
 		mb.NodeID, mb.Host, mb.Port, mb.Rack = br.NodeID, br.Host, br.Port, br.Rack
 		resp.Brokers = append(resp.Brokers, mb)
 	}
 	resp.ClusterID = &st.ClusterID
-	resp.ControllerID = b.cfg.NodeID
+	resp.ControllerID = b.controllerID()
 	resp.AuthorizedOperations = authorizedOpsOmitted
 	return resp, nil
 }
@@ -79,7 +84,7 @@ func (b *Broker) handleMetadata(ctx context.Context, r *wire.Request) (kmsg.Resp
 // autoCreate creates a topic a client asked about (auto.create.topics.enable).
 // Losing a race with another creator is not an error.
 func (b *Broker) autoCreate(ctx context.Context, name string) (*cluster.Topic, error) {
-	rf := min(b.cfg.DefaultReplicationFactor, int16(len(b.meta.State().Brokers)))
+	rf := min(b.cfg.DefaultReplicationFactor, int16(liveBrokers(b.meta.State())))
 	t, err := b.createTopic(ctx, name, b.cfg.NumPartitions, rf, nil, nil)
 	if errors.Is(err, kerr.TopicAlreadyExists) {
 		if t, ok := b.meta.State().Topic(name); ok {
@@ -91,7 +96,7 @@ func (b *Broker) autoCreate(ctx context.Context, name string) (*cluster.Topic, e
 
 func isInternalTopic(name string) bool { return name == offsetsTopic }
 
-func topicMetadata(t *cluster.Topic) kmsg.MetadataResponseTopic {
+func topicMetadata(st *cluster.State, t *cluster.Topic) kmsg.MetadataResponseTopic {
 	mt := kmsg.NewMetadataResponseTopic()
 	name := t.Name
 	mt.Topic = &name
@@ -106,6 +111,14 @@ func topicMetadata(t *cluster.Topic) kmsg.MetadataResponseTopic {
 		mp.Replicas = p.Replicas
 		mp.ISR = p.ISR
 		mp.OfflineReplicas = []int32{}
+		for _, r := range p.Replicas {
+			if br, ok := st.Brokers[r]; !ok || br.Fenced {
+				mp.OfflineReplicas = append(mp.OfflineReplicas, r)
+			}
+		}
+		if p.Leader < 0 {
+			mp.ErrorCode = kerr.LeaderNotAvailable.Code
+		}
 		mt.Partitions = append(mt.Partitions, mp)
 	}
 	return mt

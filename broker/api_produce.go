@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -15,7 +16,7 @@ import (
 // is how Kafka tells a client that asked for no response.
 var errAcksZeroFailed = errors.New("produce with acks=0 failed")
 
-func (b *Broker) handleProduce(_ context.Context, r *wire.Request) (kmsg.Response, error) {
+func (b *Broker) handleProduce(ctx context.Context, r *wire.Request) (kmsg.Response, error) {
 	req := r.Msg.(*kmsg.ProduceRequest)
 	resp := req.ResponseKind().(*kmsg.ProduceResponse)
 	if req.Acks != 0 && req.Acks != 1 && req.Acks != -1 {
@@ -27,65 +28,77 @@ func (b *Broker) handleProduce(_ context.Context, r *wire.Request) (kmsg.Respons
 		return resp, nil
 	}
 	var failed error
+	var pending []commitWait
 	resp.Topics = make([]kmsg.ProduceResponseTopic, 0, len(req.Topics))
 	for _, rt := range req.Topics {
 		out := kmsg.NewProduceResponseTopic()
 		out.Topic = rt.Topic
 		out.Partitions = make([]kmsg.ProduceResponseTopicPartition, 0, len(rt.Partitions))
 		for _, rp := range rt.Partitions {
-			op := b.producePartition(rt.Topic, &rp, req.Acks)
+			op, wait := b.producePartition(rt.Topic, &rp, req.Acks)
 			if op.ErrorCode != 0 && failed == nil {
 				failed = fmt.Errorf("%w: %s-%d: %v", errAcksZeroFailed, rt.Topic, rp.Partition, kerr.ErrorForCode(op.ErrorCode))
 			}
 			out.Partitions = append(out.Partitions, op)
+			if wait != nil {
+				wait.topic, wait.index = len(resp.Topics), len(out.Partitions)-1
+				pending = append(pending, *wait)
+			}
 		}
 		resp.Topics = append(resp.Topics, out)
 	}
 	if req.Acks == 0 {
 		return nil, failed
 	}
+	// acks=all: every partition was appended above; now wait for each to
+	// be committed, against one deadline, so the waits overlap.
+	deadline := r.Received.Add(time.Duration(req.TimeoutMillis) * time.Millisecond)
+	for _, w := range pending {
+		if err := w.p.waitCommitted(ctx, w.lastOffset, w.minISR, deadline); err != nil {
+			op := &resp.Topics[w.topic].Partitions[w.index]
+			op.ErrorCode = errorCode(err)
+			op.ErrorMessage = errorMessage(err)
+		}
+	}
 	return resp, nil
 }
 
-func (b *Broker) producePartition(topic string, rp *kmsg.ProduceRequestTopicPartition, acks int16) kmsg.ProduceResponseTopicPartition {
+// commitWait is an acks=all append waiting for the high watermark.
+type commitWait struct {
+	p            *partition
+	lastOffset   int64
+	minISR       int32
+	topic, index int // where its answer is in the response
+}
+
+func (b *Broker) producePartition(topic string, rp *kmsg.ProduceRequestTopicPartition, acks int16) (kmsg.ProduceResponseTopicPartition, *commitWait) {
 	out := kmsg.NewProduceResponseTopicPartition()
 	out.Partition = rp.Partition
 	out.BaseOffset, out.LogAppendTime, out.LogStartOffset = -1, -1, -1
 	p, ok := b.partition(topic, rp.Partition)
 	if !ok {
 		out.ErrorCode = kerr.UnknownTopicOrPartition.Code
-		return out
+		return out, nil
 	}
-	leader, epoch, settings := p.state()
-	if !leader {
-		out.ErrorCode = kerr.NotLeaderForPartition.Code
-		return out
-	}
-	if acks == -1 {
-		// With one replica the ISR is this broker; replication brings
-		// real ISR tracking.
-		if isr := int32(1); isr < settings.minInsyncReplicas {
-			out.ErrorCode = kerr.NotEnoughReplicas.Code
-			msg := fmt.Sprintf("ISR has %d replicas, min.insync.replicas is %d", isr, settings.minInsyncReplicas)
-			out.ErrorMessage = &msg
-			return out
-		}
-	}
-	info, err := p.log.AppendAsLeader(rp.Records, epoch)
+	// An acks=all append is waited for in handleProduce.
+	info, err := b.appendAsLeader(p, rp.Records, acks == -1)
 	if err != nil {
 		out.ErrorCode = errorCode(err)
 		out.ErrorMessage = errorMessage(err)
 		if out.ErrorCode == kerr.UnknownServerError.Code {
 			b.log.Error("append failed", "topic", topic, "partition", rp.Partition, "err", err)
 		}
-		return out
+		return out, nil
 	}
 	out.BaseOffset, out.LogAppendTime, out.LogStartOffset = info.BaseOffset, info.LogAppendTime, info.LogStartOffset
 	if !info.Duplicate {
 		b.metrics.produced(topic, len(rp.Records), info.RecordCount)
-		p.notify()
 	}
-	return out
+	if acks != -1 {
+		return out, nil
+	}
+	_, _, settings := p.state()
+	return out, &commitWait{p: p, lastOffset: info.LastOffset, minISR: settings.minInsyncReplicas}
 }
 
 func fillProduceError(req *kmsg.ProduceRequest, resp *kmsg.ProduceResponse, err *kerr.Error) {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"path/filepath"
 	"strconv"
 	"sync"
 	"time"
@@ -14,8 +13,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/kdr-io/kdr/broker/cluster"
-	"github.com/kdr-io/kdr/broker/cluster/local"
+	"github.com/kdr-io/kdr/broker/cluster/raftstore"
 	"github.com/kdr-io/kdr/broker/group"
+	"github.com/kdr-io/kdr/broker/replica"
 	"github.com/kdr-io/kdr/broker/wire"
 	"github.com/kdr-io/kdr/internal/obs"
 )
@@ -35,12 +35,15 @@ type Broker struct {
 	reg     *prometheus.Registry
 	metrics *metrics
 
-	meta  cluster.Store
-	coord *group.Coordinator
-	apis  *wire.Registry
-	srv   *wire.Server
-	ln    net.Listener
-	http  *obs.HTTPServer
+	meta       cluster.Store
+	raft       *raftstore.Store    // nil for a single broker
+	controller *cluster.Controller // nil for a single broker
+	fetcher    *replica.Fetcher
+	coord      *group.Coordinator
+	apis       *wire.Registry
+	srv        *wire.Server
+	ln         net.Listener
+	http       *obs.HTTPServer
 
 	host string // advertised
 	port int32
@@ -106,7 +109,7 @@ func Start(cfg Config, opts Options) (_ *Broker, err error) {
 		return nil, err
 	}
 
-	if b.meta, err = local.Open(filepath.Join(cfg.DataDir, "__cluster_metadata"), cfg.ClusterID); err != nil {
+	if err := b.openMetadata(); err != nil {
 		return nil, err
 	}
 	if st := b.meta.State(); st.ClusterID != cfg.ClusterID {
@@ -120,13 +123,28 @@ func Start(cfg Config, opts Options) (_ *Broker, err error) {
 	if err != nil {
 		return nil, err
 	}
+	b.fetcher = replica.NewFetcher(replica.FetcherConfig{
+		NodeID: cfg.NodeID, MaxWait: cfg.ReplicaFetchWaitMax, Logger: b.log.With("component", "replica-fetcher"),
+	})
 	b.meta.Subscribe(b.onMetadata)
-	var rack *string
-	if cfg.Rack != "" {
-		rack = &cfg.Rack
-	}
-	if _, err := b.meta.Propose(ctx, &cluster.RegisterBroker{Broker: cluster.Broker{NodeID: cfg.NodeID, Host: b.host, Port: b.port, Rack: rack}}); err != nil {
-		return nil, fmt.Errorf("registering broker: %w", err)
+	if b.raft == nil {
+		if _, err := b.register(); err != nil {
+			return nil, err
+		}
+	} else {
+		// A replicated broker serves (Metadata from its local copy) while
+		// it waits for the quorum, so brokers can start in any order.
+		b.wg.Add(1)
+		go func() {
+			defer b.wg.Done()
+			epoch, err := b.register()
+			if err != nil {
+				return // shutting down
+			}
+			b.log.Info("registered with the cluster", "broker_epoch", epoch)
+			b.wg.Add(1)
+			go b.heartbeat(epoch)
+		}()
 	}
 	// The first state was loaded before we subscribed: bring the local
 	// partitions in line with it now.
@@ -211,10 +229,15 @@ func (b *Broker) maintain() {
 	defer logTick.Stop()
 	groupTick := time.NewTicker(10 * time.Minute) // offsets.retention.check.interval.ms
 	defer groupTick.Stop()
+	// Kafka checks for ISR shrinks at half replica.lag.time.max.ms.
+	isrTick := time.NewTicker(max(b.cfg.ReplicaLagTimeMax/2, 50*time.Millisecond))
+	defer isrTick.Stop()
 	for {
 		select {
 		case <-b.ctx.Done():
 			return
+		case <-isrTick.C:
+			b.checkISR()
 		case <-logTick.C:
 			b.maintainLogs()
 		case <-groupTick.C:
@@ -246,6 +269,9 @@ func (b *Broker) Close() error {
 			errs = append(errs, b.http.Close())
 		}
 		b.wg.Wait()
+		if b.fetcher != nil {
+			b.fetcher.Close()
+		}
 		if b.coord != nil {
 			b.coord.Close()
 		}

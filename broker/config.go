@@ -45,6 +45,21 @@ type Config struct {
 	// segments are rolled by age, retention applied, and compaction run.
 	LogMaintenanceInterval time.Duration
 
+	// Replication and the metadata quorum.
+	Cluster ClusterConfig
+	// ReplicaLagTimeMax is replica.lag.time.max.ms: a follower not caught up
+	// for this long is dropped from the ISR.
+	ReplicaLagTimeMax time.Duration
+	// ReplicaFetchWaitMax is replica.fetch.wait.max.ms.
+	ReplicaFetchWaitMax time.Duration
+	// OffsetCommitTimeout is offsets.commit.timeout.ms: how long a commit
+	// waits for the offsets partition's ISR.
+	OffsetCommitTimeout time.Duration
+	// PeerAddresses overrides the address used to reach another broker's
+	// Kafka listener for replication (node id → host:port), e.g. through
+	// a proxy; clients still use the advertised addresses.
+	PeerAddresses map[int32]string
+
 	Socket wire.Config
 	Group  group.Config
 }
@@ -64,6 +79,10 @@ func DefaultConfig() Config {
 		Log:                           storage.DefaultConfig(),
 		MinInsyncReplicas:             1,
 		LogMaintenanceInterval:        5 * time.Minute,
+		Cluster:                       DefaultClusterConfig(),
+		ReplicaLagTimeMax:             30 * time.Second,
+		ReplicaFetchWaitMax:           500 * time.Millisecond,
+		OffsetCommitTimeout:           5 * time.Second,
 		Socket:                        wire.DefaultConfig(),
 		Group:                         group.DefaultConfig(),
 	}
@@ -88,6 +107,20 @@ func (c Config) Validate() error {
 		return fmt.Errorf("log.retention.check.interval.ms=%s: must be positive", c.LogMaintenanceInterval)
 	case c.ClusterID == "":
 		return fmt.Errorf("cluster id is empty: set --cluster-id")
+	case c.ReplicaLagTimeMax <= 0:
+		return fmt.Errorf("replica.lag.time.max.ms=%s: must be positive", c.ReplicaLagTimeMax)
+	case c.ReplicaFetchWaitMax <= 0:
+		return fmt.Errorf("replica.fetch.wait.max.ms=%s: must be positive", c.ReplicaFetchWaitMax)
+	case c.OffsetCommitTimeout <= 0:
+		return fmt.Errorf("offsets.commit.timeout.ms=%s: must be positive", c.OffsetCommitTimeout)
+	}
+	for id, addr := range c.PeerAddresses {
+		if err := validHostPort(fmt.Sprintf("peer address of broker %d", id), addr, false); err != nil {
+			return err
+		}
+	}
+	if err := c.Cluster.Validate(c.NodeID); err != nil {
+		return err
 	}
 	if err := validHostPort("listen", c.Listen, true); err != nil {
 		return err

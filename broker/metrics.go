@@ -15,14 +15,20 @@ type metrics struct {
 	producedBytes   *prometheus.CounterVec
 	producedRecords *prometheus.CounterVec
 	fetchedBytes    *prometheus.CounterVec
+	isrChanges      *prometheus.CounterVec
 
-	logEndOffset   *prometheus.Desc
-	logStartOffset *prometheus.Desc
-	highWatermark  *prometheus.Desc
-	sizeBytes      *prometheus.Desc
-	leader         *prometheus.Desc
-	partitions     *prometheus.Desc
-	topics         *prometheus.Desc
+	logEndOffset    *prometheus.Desc
+	logStartOffset  *prometheus.Desc
+	highWatermark   *prometheus.Desc
+	sizeBytes       *prometheus.Desc
+	leader          *prometheus.Desc
+	partitions      *prometheus.Desc
+	topics          *prometheus.Desc
+	leaders         *prometheus.Desc
+	underReplicated *prometheus.Desc
+	underMinISR     *prometheus.Desc
+	fetchLag        *prometheus.Desc
+	fetchLagTime    *prometheus.Desc
 }
 
 func newMetrics(b *Broker) *metrics {
@@ -38,13 +44,21 @@ func newMetrics(b *Broker) *metrics {
 		fetchedBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "kdr_topic_fetched_bytes_total", Help: "Record batch bytes returned to fetchers, by topic.",
 		}, []string{"topic"}),
-		logEndOffset:   prometheus.NewDesc("kdr_partition_log_end_offset", "Offset of the next record to be appended.", tp, nil),
-		logStartOffset: prometheus.NewDesc("kdr_partition_log_start_offset", "First offset still in the log.", tp, nil),
-		highWatermark:  prometheus.NewDesc("kdr_partition_high_watermark", "Offset up to which consumers may read.", tp, nil),
-		sizeBytes:      prometheus.NewDesc("kdr_partition_size_bytes", "Bytes of the partition's segments on disk.", tp, nil),
-		leader:         prometheus.NewDesc("kdr_partition_is_leader", "1 when this broker leads the partition.", tp, nil),
-		partitions:     prometheus.NewDesc("kdr_broker_partitions", "Partition replicas hosted by this broker.", nil, nil),
-		topics:         prometheus.NewDesc("kdr_broker_topics", "Topics in the cluster metadata.", nil, nil),
+		isrChanges: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kdr_partition_isr_changes_total", Help: "ISR changes this broker committed as partition leader, by kind (shrink, expand).",
+		}, []string{"kind"}),
+		leaders:         prometheus.NewDesc("kdr_broker_leader_partitions", "Partitions this broker leads.", nil, nil),
+		underReplicated: prometheus.NewDesc("kdr_broker_under_replicated_partitions", "Partitions led by this broker whose ISR is smaller than their replica set.", nil, nil),
+		underMinISR:     prometheus.NewDesc("kdr_broker_under_min_isr_partitions", "Partitions led by this broker whose ISR is below min.insync.replicas.", nil, nil),
+		fetchLag:        prometheus.NewDesc("kdr_replica_fetch_lag_records", "Records a followed partition is behind its leader's high watermark.", tp, nil),
+		fetchLagTime:    prometheus.NewDesc("kdr_replica_fetch_lag_seconds", "Seconds since a followed partition last had its leader's high watermark (0 when caught up).", tp, nil),
+		logEndOffset:    prometheus.NewDesc("kdr_partition_log_end_offset", "Offset of the next record to be appended.", tp, nil),
+		logStartOffset:  prometheus.NewDesc("kdr_partition_log_start_offset", "First offset still in the log.", tp, nil),
+		highWatermark:   prometheus.NewDesc("kdr_partition_high_watermark", "Offset up to which consumers may read.", tp, nil),
+		sizeBytes:       prometheus.NewDesc("kdr_partition_size_bytes", "Bytes of the partition's segments on disk.", tp, nil),
+		leader:          prometheus.NewDesc("kdr_partition_is_leader", "1 when this broker leads the partition.", tp, nil),
+		partitions:      prometheus.NewDesc("kdr_broker_partitions", "Partition replicas hosted by this broker.", nil, nil),
+		topics:          prometheus.NewDesc("kdr_broker_topics", "Topics in the cluster metadata.", nil, nil),
 	}
 }
 
@@ -52,6 +66,8 @@ func (m *metrics) produced(topic string, bytes, records int) {
 	m.producedBytes.WithLabelValues(topic).Add(float64(bytes))
 	m.producedRecords.WithLabelValues(topic).Add(float64(records))
 }
+
+func (m *metrics) isrChange(kind string) { m.isrChanges.WithLabelValues(kind).Inc() }
 
 func (m *metrics) fetched(topic string, bytes int) {
 	m.fetchedBytes.WithLabelValues(topic).Add(float64(bytes))
@@ -62,7 +78,9 @@ func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 	m.producedBytes.Describe(ch)
 	m.producedRecords.Describe(ch)
 	m.fetchedBytes.Describe(ch)
-	for _, d := range []*prometheus.Desc{m.logEndOffset, m.logStartOffset, m.highWatermark, m.sizeBytes, m.leader, m.partitions, m.topics} {
+	m.isrChanges.Describe(ch)
+	for _, d := range []*prometheus.Desc{m.logEndOffset, m.logStartOffset, m.highWatermark, m.sizeBytes, m.leader, m.partitions, m.topics,
+		m.leaders, m.underReplicated, m.underMinISR, m.fetchLag, m.fetchLagTime} {
 		ch <- d
 	}
 }
@@ -72,13 +90,25 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	m.producedBytes.Collect(ch)
 	m.producedRecords.Collect(ch)
 	m.fetchedBytes.Collect(ch)
+	m.isrChanges.Collect(ch)
 	parts := m.b.allPartitions()
+	var leaders, under, underMin int
 	for _, p := range parts {
 		labels := []string{p.topic, strconv.Itoa(int(p.index))}
-		leader, _, _ := p.state()
+		leader, _, settings := p.state()
 		isLeader := 0.0
 		if leader {
 			isLeader = 1
+			leaders++
+			p.mu.Lock()
+			isr, replicas := len(p.isr), len(p.replicas)
+			p.mu.Unlock()
+			if isr < replicas {
+				under++
+			}
+			if int32(isr) < settings.minInsyncReplicas {
+				underMin++
+			}
 		}
 		ch <- prometheus.MustNewConstMetric(m.logEndOffset, prometheus.GaugeValue, float64(p.log.LogEndOffset()), labels...)
 		ch <- prometheus.MustNewConstMetric(m.logStartOffset, prometheus.GaugeValue, float64(p.log.LogStartOffset()), labels...)
@@ -87,6 +117,16 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(m.leader, prometheus.GaugeValue, isLeader, labels...)
 	}
 	ch <- prometheus.MustNewConstMetric(m.partitions, prometheus.GaugeValue, float64(len(parts)))
+	ch <- prometheus.MustNewConstMetric(m.leaders, prometheus.GaugeValue, float64(leaders))
+	ch <- prometheus.MustNewConstMetric(m.underReplicated, prometheus.GaugeValue, float64(under))
+	ch <- prometheus.MustNewConstMetric(m.underMinISR, prometheus.GaugeValue, float64(underMin))
+	if m.b.fetcher != nil {
+		for _, l := range m.b.fetcher.Lags() {
+			labels := []string{l.Topic, strconv.Itoa(int(l.Partition))}
+			ch <- prometheus.MustNewConstMetric(m.fetchLag, prometheus.GaugeValue, float64(l.Records), labels...)
+			ch <- prometheus.MustNewConstMetric(m.fetchLagTime, prometheus.GaugeValue, l.Behind.Seconds(), labels...)
+		}
+	}
 	if m.b.meta != nil {
 		ch <- prometheus.MustNewConstMetric(m.topics, prometheus.GaugeValue, float64(len(m.b.meta.State().Topics)))
 	}

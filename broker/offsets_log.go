@@ -30,8 +30,8 @@ func (o *offsetsLog) leaderPartition(idx int32) (*partition, int32, error) {
 	return p, epoch, nil
 }
 
-func (o *offsetsLog) Append(_ context.Context, idx int32, records []group.Record) error {
-	p, epoch, err := o.leaderPartition(idx)
+func (o *offsetsLog) Append(ctx context.Context, idx int32, records []group.Record) error {
+	p, _, err := o.leaderPartition(idx)
 	if err != nil {
 		return err
 	}
@@ -43,11 +43,14 @@ func (o *offsetsLog) Append(_ context.Context, idx int32, records []group.Record
 	if err != nil {
 		return err
 	}
-	if _, err := p.log.AppendAsLeader(batch, epoch); err != nil {
+	info, err := o.b.appendAsLeader(p, batch, true)
+	if err != nil {
 		return err
 	}
-	p.notify()
-	return nil
+	// A commit is answered once every ISR member has it (acks=all), so a
+	// coordinator failover never forgets an acknowledged commit.
+	_, _, settings := p.state()
+	return p.waitCommitted(ctx, info.LastOffset, settings.minInsyncReplicas, time.Now().Add(o.b.cfg.OffsetCommitTimeout))
 }
 
 func (o *offsetsLog) Replay(idx int32, fn func(group.Record) error) error {

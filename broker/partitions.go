@@ -11,8 +11,10 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/kdr-io/kdr/broker/cluster"
+	"github.com/kdr-io/kdr/broker/replica"
 	"github.com/kdr-io/kdr/broker/storage"
 	"github.com/kdr-io/kdr/internal/atomicfile"
 )
@@ -28,11 +30,17 @@ type partition struct {
 	id    cluster.TopicID
 	log   *storage.Log
 
-	mu          sync.Mutex
-	leaderEpoch int32
-	isLeader    bool
-	settings    topicSettings
-	waiters     map[chan struct{}]struct{} // fetches waiting for data
+	mu             sync.Mutex
+	leaderEpoch    int32
+	isLeader       bool
+	leaderID       int32 // -1: offline
+	replicas, isr  []int32
+	partitionEpoch int32
+	leader         *replica.Leader // set while this broker leads
+	followerHW     int64           // the leader's high watermark, as last fetched
+	alterInFlight  bool            // an ISR change is being proposed
+	settings       topicSettings
+	waiters        map[chan struct{}]struct{} // fetches waiting for data
 }
 
 func (p *partition) state() (leader bool, epoch int32, settings topicSettings) {
@@ -58,13 +66,17 @@ func (p *partition) removeWaiter(ch chan struct{}) {
 // of one, so a waiter already signalled by another partition is skipped.
 func (p *partition) notify() {
 	p.mu.Lock()
+	p.notifyLocked()
+	p.mu.Unlock()
+}
+
+func (p *partition) notifyLocked() {
 	for ch := range p.waiters {
 		select {
 		case ch <- struct{}{}:
 		default:
 		}
 	}
-	p.mu.Unlock()
 }
 
 // partitionMeta is the file Kafka also keeps in each partition directory: it
@@ -101,6 +113,7 @@ func (b *Broker) reconcile(prev, next *cluster.State) error {
 		}
 	}
 
+	now := time.Now()
 	b.mu.Lock()
 	var errs []error
 	var loaded []int32
@@ -109,6 +122,7 @@ func (b *Broker) reconcile(prev, next *cluster.State) error {
 			continue
 		}
 		delete(b.partitions, key)
+		b.fetcher.Remove(key.topic, key.partition)
 		if key.topic == offsetsTopic {
 			b.coord.UnloadPartition(key.partition)
 		}
@@ -138,15 +152,16 @@ func (b *Broker) reconcile(prev, next *cluster.State) error {
 				errs = append(errs, fmt.Errorf("%s-%d: %w", key.topic, key.partition, err))
 			}
 		}
-		isLeader := pa.Leader == b.cfg.NodeID
 		p.mu.Lock()
-		wasLeader := p.isLeader
 		p.settings = settings
-		p.leaderEpoch = pa.LeaderEpoch
-		p.isLeader = isLeader
 		p.mu.Unlock()
-		if key.topic == offsetsTopic && isLeader && !wasLeader {
-			loaded = append(loaded, key.partition)
+		gained, lost := b.replicaRole(next, p, pa, now)
+		if key.topic == offsetsTopic {
+			if gained {
+				loaded = append(loaded, key.partition)
+			} else if lost {
+				b.coord.UnloadPartition(key.partition)
+			}
 		}
 	}
 	b.mu.Unlock()
@@ -192,7 +207,7 @@ func (b *Broker) openPartition(t *cluster.Topic, idx int32, settings topicSettin
 		l.Close()
 		return nil, err
 	}
-	return &partition{topic: t.Name, index: idx, id: t.ID, log: l, waiters: map[chan struct{}]struct{}{}}, nil
+	return &partition{topic: t.Name, index: idx, id: t.ID, log: l, leaderID: -1, waiters: map[chan struct{}]struct{}{}}, nil
 }
 
 // removeStrayDirs deletes partition directories that no topic claims: what
@@ -275,8 +290,3 @@ func (b *Broker) createTopic(ctx context.Context, name string, partitions int32,
 	b.log.Info("topic created", "topic", name, "id", t.ID.String(), "partitions", len(t.Partitions), "replication_factor", len(t.Partitions[0].Replicas))
 	return t, nil
 }
-
-// highWatermark is the offset up to which consumers may read. With one
-// replica every appended batch is committed, so it is the log end offset;
-// replication moves it to the ISR's minimum.
-func (p *partition) highWatermark() int64 { return p.log.LogEndOffset() }

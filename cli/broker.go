@@ -2,6 +2,8 @@ package cli
 
 import (
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -27,7 +29,7 @@ type brokerSetting struct {
 	// def registers the flag with its default from broker.DefaultConfig.
 	def func(d *broker.Config, cmd *cobra.Command, name, usage string)
 	// set copies the resolved value into the config.
-	set func(c *broker.Config, v *viper.Viper, name string)
+	set func(c *broker.Config, v *viper.Viper, name string) error
 }
 
 // brokerSettings is the table of every broker flag.
@@ -63,12 +65,57 @@ func brokerSettings() []brokerSetting {
 		msSetting("group-min-session-timeout-ms", "group.min.session.timeout.ms", func(c *broker.Config) *time.Duration { return &c.Group.MinSessionTimeout }),
 		msSetting("group-max-session-timeout-ms", "group.max.session.timeout.ms", func(c *broker.Config) *time.Duration { return &c.Group.MaxSessionTimeout }),
 		msSetting("group-initial-rebalance-delay-ms", "group.initial.rebalance.delay.ms: wait for more members before the first rebalance", func(c *broker.Config) *time.Duration { return &c.Group.InitialRebalanceDelay }),
+		stringSetting("raft-listen", "host:port of the metadata quorum (raft) listener; empty runs a single broker with local metadata", func(c *broker.Config) *string { return &c.Cluster.RaftListen }),
+		setting("controller-quorum", "controller.quorum.voters: the voting brokers as ID@HOST:RAFTPORT,... (same on every broker)",
+			func(d *broker.Config, cmd *cobra.Command, n, u string) { cmd.Flags().String(n, "", u) },
+			func(c *broker.Config, v *viper.Viper, n string) error {
+				q, err := broker.ParseQuorum(v.GetString(n))
+				c.Cluster.Quorum = q
+				return err
+			}),
+		setting("join", "raft address of any existing member, for a broker that is not a voter (comma-separated for several)",
+			func(d *broker.Config, cmd *cobra.Command, n, u string) { cmd.Flags().String(n, "", u) },
+			func(c *broker.Config, v *viper.Viper, n string) error {
+				c.Cluster.Join = nil
+				for _, s := range strings.Split(v.GetString(n), ",") {
+					if s = strings.TrimSpace(s); s != "" {
+						c.Cluster.Join = append(c.Cluster.Join, s)
+					}
+				}
+				return nil
+			}),
+		msSetting("broker-session-timeout-ms", "broker.session.timeout.ms: a broker silent this long is fenced and loses its leaderships", func(c *broker.Config) *time.Duration { return &c.Cluster.SessionTimeout }),
+		msSetting("broker-heartbeat-interval-ms", "broker.heartbeat.interval.ms", func(c *broker.Config) *time.Duration { return &c.Cluster.HeartbeatInterval }),
+		msSetting("leader-imbalance-check-interval-ms", "leader.imbalance.check.interval, in ms: preferred-leader elections (0 disables auto.leader.rebalance.enable)", func(c *broker.Config) *time.Duration { return &c.Cluster.LeaderImbalanceCheckInterval }),
+		msSetting("replica-lag-time-max-ms", "replica.lag.time.max.ms: a follower not caught up this long leaves the ISR", func(c *broker.Config) *time.Duration { return &c.ReplicaLagTimeMax }),
+		msSetting("replica-fetch-wait-max-ms", "replica.fetch.wait.max.ms", func(c *broker.Config) *time.Duration { return &c.ReplicaFetchWaitMax }),
+		msSetting("offsets-commit-timeout-ms", "offsets.commit.timeout.ms: how long a commit waits for the offsets partition's ISR", func(c *broker.Config) *time.Duration { return &c.OffsetCommitTimeout }),
+		setting("peer-addresses", "replication addresses overriding other brokers' advertised ones, as ID=HOST:PORT,... (proxies, multi-homed hosts)",
+			func(d *broker.Config, cmd *cobra.Command, n, u string) { cmd.Flags().String(n, "", u) },
+			func(c *broker.Config, v *viper.Viper, n string) error {
+				c.PeerAddresses = nil
+				for _, s := range strings.Split(v.GetString(n), ",") {
+					if s = strings.TrimSpace(s); s == "" {
+						continue
+					}
+					id, addr, ok := strings.Cut(s, "=")
+					nid, err := strconv.ParseInt(id, 10, 32)
+					if !ok || err != nil {
+						return fmt.Errorf("entry %q: want NODE_ID=HOST:PORT", s)
+					}
+					if c.PeerAddresses == nil {
+						c.PeerAddresses = map[int32]string{}
+					}
+					c.PeerAddresses[int32(nid)] = addr
+				}
+				return nil
+			}),
 		msSetting("offsets-retention-ms", "offsets.retention.minutes, in ms: how long offsets of empty groups are kept", func(c *broker.Config) *time.Duration { return &c.Group.OffsetsRetention }),
 	}
 }
 
 type flagDef = func(d *broker.Config, cmd *cobra.Command, name, usage string)
-type flagSet = func(c *broker.Config, v *viper.Viper, name string)
+type flagSet = func(c *broker.Config, v *viper.Viper, name string) error
 
 func setting(flag, usage string, def flagDef, set flagSet) brokerSetting {
 	return brokerSetting{flag: flag, usage: usage, def: def, set: set}
@@ -77,37 +124,37 @@ func setting(flag, usage string, def flagDef, set flagSet) brokerSetting {
 func stringSetting(flag, usage string, get func(*broker.Config) *string) brokerSetting {
 	return setting(flag, usage,
 		func(d *broker.Config, cmd *cobra.Command, n, u string) { cmd.Flags().String(n, *get(d), u) },
-		func(c *broker.Config, v *viper.Viper, n string) { *get(c) = v.GetString(n) })
+		func(c *broker.Config, v *viper.Viper, n string) error { *get(c) = v.GetString(n); return nil })
 }
 
 func int64Setting(flag, usage string, get func(*broker.Config) *int64) brokerSetting {
 	return setting(flag, usage,
 		func(d *broker.Config, cmd *cobra.Command, n, u string) { cmd.Flags().Int64(n, *get(d), u) },
-		func(c *broker.Config, v *viper.Viper, n string) { *get(c) = v.GetInt64(n) })
+		func(c *broker.Config, v *viper.Viper, n string) error { *get(c) = v.GetInt64(n); return nil })
 }
 
 func int32Setting(flag, usage string, get func(*broker.Config) *int32) brokerSetting {
 	return setting(flag, usage,
 		func(d *broker.Config, cmd *cobra.Command, n, u string) { cmd.Flags().Int32(n, *get(d), u) },
-		func(c *broker.Config, v *viper.Viper, n string) { *get(c) = v.GetInt32(n) })
+		func(c *broker.Config, v *viper.Viper, n string) error { *get(c) = v.GetInt32(n); return nil })
 }
 
 func int16Setting(flag, usage string, get func(*broker.Config) *int16) brokerSetting {
 	return setting(flag, usage,
 		func(d *broker.Config, cmd *cobra.Command, n, u string) { cmd.Flags().Int16(n, *get(d), u) },
-		func(c *broker.Config, v *viper.Viper, n string) { *get(c) = int16(v.GetInt32(n)) })
+		func(c *broker.Config, v *viper.Viper, n string) error { *get(c) = int16(v.GetInt32(n)); return nil })
 }
 
 func boolSetting(flag, usage string, get func(*broker.Config) *bool) brokerSetting {
 	return setting(flag, usage,
 		func(d *broker.Config, cmd *cobra.Command, n, u string) { cmd.Flags().Bool(n, *get(d), u) },
-		func(c *broker.Config, v *viper.Viper, n string) { *get(c) = v.GetBool(n) })
+		func(c *broker.Config, v *viper.Viper, n string) error { *get(c) = v.GetBool(n); return nil })
 }
 
 func float64Setting(flag, usage string, get func(*broker.Config) *float64) brokerSetting {
 	return setting(flag, usage,
 		func(d *broker.Config, cmd *cobra.Command, n, u string) { cmd.Flags().Float64(n, *get(d), u) },
-		func(c *broker.Config, v *viper.Viper, n string) { *get(c) = v.GetFloat64(n) })
+		func(c *broker.Config, v *viper.Viper, n string) error { *get(c) = v.GetFloat64(n); return nil })
 }
 
 // msSetting is a duration given in milliseconds, as the Kafka property is.
@@ -116,8 +163,9 @@ func msSetting(flag, usage string, get func(*broker.Config) *time.Duration) brok
 		func(d *broker.Config, cmd *cobra.Command, n, u string) {
 			cmd.Flags().Int64(n, get(d).Milliseconds(), u)
 		},
-		func(c *broker.Config, v *viper.Viper, n string) {
+		func(c *broker.Config, v *viper.Viper, n string) error {
 			*get(c) = time.Duration(v.GetInt64(n)) * time.Millisecond
+			return nil
 		})
 }
 
@@ -142,7 +190,9 @@ then a YAML file given with --config whose keys are the flag names, then default
 			}
 			opts.Config = broker.DefaultConfig()
 			for _, s := range settings {
-				s.set(&opts.Config, v, s.flag)
+				if err := s.set(&opts.Config, v, s.flag); err != nil {
+					return usageError{fmt.Errorf("--%s: %w", s.flag, err)}
+				}
 			}
 			if err := opts.Config.Validate(); err != nil {
 				return usageError{fmt.Errorf("invalid broker configuration: %w", err)}

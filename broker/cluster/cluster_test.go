@@ -2,6 +2,7 @@ package cluster_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"reflect"
 	"testing"
@@ -118,6 +119,24 @@ func TestClusterCommandEncodingRoundTrips(t *testing.T) {
 		&cluster.CreatePartitions{Name: "x", Count: 9, Assignment: [][]int32{{1}}},
 		&cluster.AlterTopicConfigs{Name: "x", Set: map[string]string{"k": "v"}, Delete: []string{"d"}, Replace: true},
 		&cluster.AllocateProducerIDs{Count: 5},
+		&cluster.FenceBroker{NodeID: 3, Epoch: 7},
+		&cluster.UnfenceBroker{NodeID: 3, Epoch: 8},
+		&cluster.AlterPartition{Topic: "x", TopicID: cluster.NewTopicID(), Partition: 2, LeaderID: 1, BrokerEpoch: 4, LeaderEpoch: 5, PartitionEpoch: 6, NewISR: []int32{1, 3}},
+		&cluster.ElectLeaders{Election: cluster.ElectUnclean, Topic: "x", Partitions: []int32{0, 2}},
+		&cluster.AlterPartitionReassignments{Topic: "x", Partition: 1, Replicas: []int32{4, 5}},
+		&cluster.AlterPartitionReassignments{Topic: "x", Partition: 1},
+	}
+	covered := map[cluster.CommandType]bool{}
+	for _, c := range cmds {
+		covered[c.Type()] = true
+	}
+	for typ, mk := range cluster.CommandTypes {
+		if got := mk().Type(); got != typ {
+			t.Errorf("registry entry %d makes a command of type %d", typ, got)
+		}
+		if !covered[typ] {
+			t.Errorf("command type %d (%T) has no round-trip case", typ, mk())
+		}
 	}
 	for _, c := range cmds {
 		b, err := cluster.Encode(c)
@@ -149,5 +168,39 @@ func TestClusterListenersSeeEveryChange(t *testing.T) {
 	threeBrokers(t, s)
 	if !reflect.DeepEqual(seen, []uint64{1, 2, 3}) {
 		t.Fatalf("listener saw %v", seen)
+	}
+}
+
+func TestClusterOldSnapshotsLoad(t *testing.T) {
+	old := `{"cluster_id":"c1","index":4,"brokers":{"1":{"node_id":1,"host":"h","port":9092}},
+		"topics":{"t":{"name":"t","id":"0102030405060708090a0b0c0d0e0f10","partitions":[{"leader":1,"leader_epoch":3,"replicas":[1],"isr":[1]}]}},
+		"next_producer_id":0}`
+	var s cluster.State
+	if err := json.Unmarshal([]byte(old), &s); err != nil {
+		t.Fatal(err)
+	}
+	f := cluster.NewFSM(&s)
+	want := cluster.Partition{Leader: 1, LeaderEpoch: 3, Replicas: []int32{1}, ISR: []int32{1}}
+	if b := f.State().Brokers[1]; b.Fenced || b.Epoch != 0 || !reflect.DeepEqual(f.State().Topics["t"].Partitions[0], want) {
+		t.Fatalf("old snapshot read as %+v, %+v", b, f.State().Topics["t"].Partitions[0])
+	}
+	// The first registration after the upgrade starts the epochs.
+	res, err := f.Apply(&cluster.RegisterBroker{Broker: cluster.Broker{NodeID: 1, Host: "h", Port: 9092}})
+	if err != nil || res.(cluster.Broker).Epoch != 1 || res.(cluster.Broker).Fenced {
+		t.Fatalf("registration after upgrade: %+v, %v", res, err)
+	}
+}
+
+func TestClusterEnablingUncleanElectionRevivesOfflinePartitions(t *testing.T) {
+	s := cluster.NewState("c1")
+	s.Brokers = map[int32]cluster.Broker{1: {NodeID: 1, Fenced: true}, 2: {NodeID: 2}}
+	s.Topics["t"] = &cluster.Topic{Name: "t", Partitions: []cluster.Partition{{Leader: -1, LeaderEpoch: 2, Replicas: []int32{1, 2}, ISR: []int32{1}}}}
+	f := cluster.NewFSM(s)
+	if _, err := f.Apply(&cluster.AlterTopicConfigs{Name: "t", Set: map[string]string{cluster.ConfigUncleanLeaderElection: "true"}}); err != nil {
+		t.Fatal(err)
+	}
+	want := cluster.Partition{Leader: 2, LeaderEpoch: 3, PartitionEpoch: 1, Replicas: []int32{1, 2}, ISR: []int32{2}}
+	if got := f.State().Topics["t"].Partitions[0]; !reflect.DeepEqual(got, want) {
+		t.Fatalf("partition %+v, want %+v", got, want)
 	}
 }

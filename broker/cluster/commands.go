@@ -18,7 +18,29 @@ const (
 	TypeCreatePartitions    CommandType = 4
 	TypeAlterTopicConfigs   CommandType = 5
 	TypeAllocateProducerIDs CommandType = 6
+	// Replicated-cluster commands: broker liveness, ISR changes, elections
+	// and reassignments.
+	TypeFenceBroker                 CommandType = 7
+	TypeUnfenceBroker               CommandType = 8
+	TypeAlterPartition              CommandType = 9
+	TypeElectLeaders                CommandType = 10
+	TypeAlterPartitionReassignments CommandType = 11
 )
+
+// commandTypes is the decode registry: one constructor per type number.
+var commandTypes = map[CommandType]func() Command{
+	TypeRegisterBroker:              func() Command { return new(RegisterBroker) },
+	TypeCreateTopic:                 func() Command { return new(CreateTopic) },
+	TypeDeleteTopic:                 func() Command { return new(DeleteTopic) },
+	TypeCreatePartitions:            func() Command { return new(CreatePartitions) },
+	TypeAlterTopicConfigs:           func() Command { return new(AlterTopicConfigs) },
+	TypeAllocateProducerIDs:         func() Command { return new(AllocateProducerIDs) },
+	TypeFenceBroker:                 func() Command { return new(FenceBroker) },
+	TypeUnfenceBroker:               func() Command { return new(UnfenceBroker) },
+	TypeAlterPartition:              func() Command { return new(AlterPartition) },
+	TypeElectLeaders:                func() Command { return new(ElectLeaders) },
+	TypeAlterPartitionReassignments: func() Command { return new(AlterPartitionReassignments) },
+}
 
 // Command is one metadata change. apply must be deterministic: every node
 // applying the same commands in the same order reaches the same State, so
@@ -31,7 +53,20 @@ type Command interface {
 	apply(next *State) (any, error)
 }
 
-// RegisterBroker adds or updates a broker's address.
+// RegisterBroker adds a broker or re-registers it after a restart, updating
+// its address and rack. Its result is the registered Broker, whose Epoch the
+// broker must send with its heartbeats. The command's Broker.Fenced and
+// Broker.Epoch are ignored: the state decides them.
+//
+// Every registration bumps the broker epoch. A re-registration leaves the
+// broker fenced (its previous incarnation loses leadership and ISR
+// membership exactly as with FenceBroker) until the controller unfences it
+// on a heartbeat with the new epoch. Two cases register unfenced directly:
+//   - a broker that is the replica of no partition (in particular every new
+//     broker): it has nothing to catch up on and leads nothing, and the
+//     controller fences it one session timeout later if it never heartbeats;
+//   - the only registered broker: a single-node cluster has no controller
+//     peer to unfence it, and fencing it would take every partition offline.
 type RegisterBroker struct {
 	Broker Broker `json:"broker"`
 }
@@ -83,6 +118,13 @@ func (DeleteTopic) Type() CommandType         { return TypeDeleteTopic }
 func (CreatePartitions) Type() CommandType    { return TypeCreatePartitions }
 func (AlterTopicConfigs) Type() CommandType   { return TypeAlterTopicConfigs }
 func (AllocateProducerIDs) Type() CommandType { return TypeAllocateProducerIDs }
+func (FenceBroker) Type() CommandType         { return TypeFenceBroker }
+func (UnfenceBroker) Type() CommandType       { return TypeUnfenceBroker }
+func (AlterPartition) Type() CommandType      { return TypeAlterPartition }
+func (ElectLeaders) Type() CommandType        { return TypeElectLeaders }
+func (AlterPartitionReassignments) Type() CommandType {
+	return TypeAlterPartitionReassignments
+}
 
 // Encode returns the command as type byte + JSON.
 func Encode(c Command) ([]byte, error) {
@@ -98,23 +140,11 @@ func Decode(b []byte) (Command, error) {
 	if len(b) == 0 {
 		return nil, fmt.Errorf("cluster: empty command")
 	}
-	var c Command
-	switch CommandType(b[0]) {
-	case TypeRegisterBroker:
-		c = new(RegisterBroker)
-	case TypeCreateTopic:
-		c = new(CreateTopic)
-	case TypeDeleteTopic:
-		c = new(DeleteTopic)
-	case TypeCreatePartitions:
-		c = new(CreatePartitions)
-	case TypeAlterTopicConfigs:
-		c = new(AlterTopicConfigs)
-	case TypeAllocateProducerIDs:
-		c = new(AllocateProducerIDs)
-	default:
+	mk, ok := commandTypes[CommandType(b[0])]
+	if !ok {
 		return nil, fmt.Errorf("cluster: unknown command type %d (written by a newer kdr?)", b[0])
 	}
+	c := mk()
 	if err := json.Unmarshal(b[1:], c); err != nil {
 		return nil, fmt.Errorf("cluster: decode command type %d: %w", b[0], err)
 	}
@@ -137,14 +167,6 @@ func (e *Error) Error() string { return e.Message }
 // Unwrap lets errors.Is(err, kerr.TopicAlreadyExists) work.
 func (e *Error) Unwrap() error { return e.Code }
 
-func (c *RegisterBroker) apply(s *State) (any, error) {
-	if c.Broker.NodeID < 0 {
-		return nil, fmt.Errorf("cluster: broker node id %d is negative", c.Broker.NodeID)
-	}
-	s.Brokers[c.Broker.NodeID] = c.Broker
-	return nil, nil
-}
-
 func (c *CreateTopic) apply(s *State) (any, error) {
 	if _, exists := s.Topics[c.Name]; exists {
 		return nil, kafkaErr(kerr.TopicAlreadyExists, "topic %q already exists", c.Name)
@@ -158,7 +180,7 @@ func (c *CreateTopic) apply(s *State) (any, error) {
 		t.Configs[k] = v
 	}
 	for _, replicas := range assignment {
-		t.Partitions = append(t.Partitions, Partition{Leader: replicas[0], Replicas: replicas, ISR: append([]int32(nil), replicas...)})
+		t.Partitions = append(t.Partitions, newPartition(s, replicas))
 	}
 	s.Topics[c.Name] = t
 	return t, nil
@@ -181,14 +203,16 @@ func (c *CreatePartitions) apply(s *State) (any, error) {
 	if c.Count <= have {
 		return nil, kafkaErr(kerr.InvalidPartitions, "topic %q has %d partitions; the new count %d must be larger", c.Name, have, c.Count)
 	}
-	rf := int16(len(old.Partitions[0].Replicas))
+	// Partition 0's target size: during a reassignment Replicas also holds
+	// the replicas being removed.
+	rf := int16(len(old.Partitions[0].Replicas) - len(old.Partitions[0].RemovingReplicas))
 	assignment, err := assign(s, c.Name, have, c.Count-have, rf, c.Assignment)
 	if err != nil {
 		return nil, err
 	}
 	t := cloneTopic(old)
 	for _, replicas := range assignment {
-		t.Partitions = append(t.Partitions, Partition{Leader: replicas[0], Replicas: replicas, ISR: append([]int32(nil), replicas...)})
+		t.Partitions = append(t.Partitions, newPartition(s, replicas))
 	}
 	s.Topics[c.Name] = t
 	return t, nil
@@ -209,6 +233,17 @@ func (c *AlterTopicConfigs) apply(s *State) (any, error) {
 	for _, k := range c.Delete {
 		delete(t.Configs, k)
 	}
+	if t.UncleanLeaderElection() {
+		// Enabling unclean election brings offline partitions back with
+		// any live replica, as Kafka's controller does on the change.
+		for i, p := range t.Partitions {
+			if p.Leader == -1 {
+				np := p
+				np.Leader, np.ISR, _ = chooseLeader(s, p, true)
+				t.Partitions[i], _ = bump(p, np)
+			}
+		}
+	}
 	s.Topics[c.Name] = t
 	return t, nil
 }
@@ -220,53 +255,4 @@ func (c *AllocateProducerIDs) apply(s *State) (any, error) {
 	first := s.NextProducerID
 	s.NextProducerID += c.Count
 	return first, nil
-}
-
-// assign returns replica lists for count new partitions starting at index
-// first. A manual assignment is checked against the registered brokers;
-// otherwise replicas are spread round-robin, starting at an offset derived
-// from the topic name so that topics do not all lead on the same broker.
-func assign(s *State, topic string, first, count int32, rf int16, manual [][]int32) ([][]int32, error) {
-	brokers := s.BrokerIDs()
-	if manual != nil {
-		if int32(len(manual)) != count {
-			return nil, kafkaErr(kerr.InvalidReplicaAssignment, "assignment lists %d partitions, want %d", len(manual), count)
-		}
-		for p, replicas := range manual {
-			if len(replicas) == 0 {
-				return nil, kafkaErr(kerr.InvalidReplicaAssignment, "partition %d has no replicas", int32(p)+first)
-			}
-			seen := map[int32]bool{}
-			for _, id := range replicas {
-				if _, ok := s.Brokers[id]; !ok {
-					return nil, kafkaErr(kerr.InvalidReplicaAssignment, "partition %d names broker %d, which is not registered", int32(p)+first, id)
-				}
-				if seen[id] {
-					return nil, kafkaErr(kerr.InvalidReplicaAssignment, "partition %d lists broker %d twice", int32(p)+first, id)
-				}
-				seen[id] = true
-			}
-		}
-		return manual, nil
-	}
-	if count <= 0 {
-		return nil, kafkaErr(kerr.InvalidPartitions, "partition count %d must be positive", count)
-	}
-	if rf <= 0 || int(rf) > len(brokers) {
-		return nil, kafkaErr(kerr.InvalidReplicationFactor, "replication factor %d: must be between 1 and the %d registered brokers", rf, len(brokers))
-	}
-	var h uint32 = 2166136261 // FNV-1a: stable across nodes and versions
-	for i := 0; i < len(topic); i++ {
-		h = (h ^ uint32(topic[i])) * 16777619
-	}
-	start := int(h % uint32(len(brokers)))
-	out := make([][]int32, count)
-	for p := range out {
-		replicas := make([]int32, rf)
-		for r := range replicas {
-			replicas[r] = brokers[(start+int(first)+p+r)%len(brokers)]
-		}
-		out[p] = replicas
-	}
-	return out, nil
 }

@@ -10,6 +10,15 @@
 // node and persists a snapshot file; a raft-backed store replicates the same
 // commands to every broker so all brokers apply the same sequence.
 //
+// In a replicated cluster the metadata leader also runs the Controller: it
+// tracks broker heartbeats and proposes FenceBroker, UnfenceBroker and
+// ElectLeaders, while partition leaders propose AlterPartition to change
+// their ISR. Those commands keep Kafka's invariants in State: a fenced
+// broker leads nothing; every leader change bumps the partition's leader
+// epoch and every change its partition epoch; an out-of-sync replica leads
+// only through an unclean election, which a topic must allow
+// (unclean.leader.election.enable) or an operator must ask for.
+//
 // Commands are encoded as a type byte followed by JSON. Type numbers are only
 // ever added, never reused, so a node can refuse (rather than misread) a
 // command from a newer version.

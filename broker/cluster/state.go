@@ -37,19 +37,39 @@ func (id *TopicID) UnmarshalText(b []byte) error {
 }
 
 // Broker is one registered broker and the address clients should use.
+//
+// Epoch is the broker epoch: it grows by one on every registration, so a
+// command carrying an older epoch comes from a previous incarnation of the
+// broker and is refused. A Fenced broker leads nothing, is in no ISR (except
+// as the last member, see FenceBroker) and is not placed on new partitions.
+// Both are zero in snapshots written before they existed: unfenced, epoch 0.
 type Broker struct {
 	NodeID int32   `json:"node_id"`
 	Host   string  `json:"host"`
 	Port   int32   `json:"port"`
 	Rack   *string `json:"rack,omitempty"`
+	Fenced bool    `json:"fenced,omitempty"`
+	Epoch  int64   `json:"epoch,omitempty"`
 }
 
 // Partition is one partition's replica assignment and leadership.
+//
+// Leader is -1 while the partition is offline. LeaderEpoch grows on every
+// leader change; PartitionEpoch on every change at all (leader, ISR or
+// replicas), so an AlterPartition based on an older view is refused.
+//
+// While a reassignment is in progress Replicas is the union of the target
+// and the current replicas (target first), AddingReplicas the target
+// replicas not yet in the old set and RemovingReplicas the old replicas not
+// in the target — Kafka's meaning of the three fields.
 type Partition struct {
-	Leader      int32   `json:"leader"`
-	LeaderEpoch int32   `json:"leader_epoch"`
-	Replicas    []int32 `json:"replicas"`
-	ISR         []int32 `json:"isr"`
+	Leader           int32   `json:"leader"`
+	LeaderEpoch      int32   `json:"leader_epoch"`
+	PartitionEpoch   int32   `json:"partition_epoch,omitempty"`
+	Replicas         []int32 `json:"replicas"`
+	ISR              []int32 `json:"isr"`
+	AddingReplicas   []int32 `json:"adding_replicas,omitempty"`
+	RemovingReplicas []int32 `json:"removing_replicas,omitempty"`
 }
 
 // Topic is one topic. Configs holds only the overrides set on the topic;

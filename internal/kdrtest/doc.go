@@ -14,4 +14,5 @@ type TB interface {
 	TempDir() string
 	Logf(format string, args ...any)
 	Fatalf(format string, args ...any)
+	Failed() bool
 }

@@ -1,0 +1,78 @@
+// Package raftstore is the replicated cluster.Store: every broker runs a
+// cluster.FSM, and hashicorp/raft orders the metadata commands so that all of
+// them apply the same sequence. The brokers listed in Config.Voters form the
+// raft quorum ("combined mode": brokers are also the metadata voters); the
+// leader is the metadata controller. Other brokers join as non-voters that
+// receive every command but do not vote.
+//
+// # One port
+//
+// Each node listens on one TCP address, Config.RaftAddr, for both raft's own
+// transport and kdr's RPC. The first byte a dialer writes says which: 1 for
+// raft, 2 for kdr RPC (mux.go). One port means one address per broker to
+// configure, advertise and open in a firewall, and the raft address a node
+// learns from the raft configuration is also where it sends kdr requests.
+// A peek at one byte costs nothing per connection, and both protocols keep
+// long-lived pooled connections.
+//
+// kdr RPC is request/response over pooled connections (wire.go for the
+// frames). Kinds the store serves itself start with "kdr.": propose, join,
+// remove and barrier (Sync); SetHandler adds application kinds (the
+// controller's broker heartbeats), which RequestLeader delivers to the
+// current leader.
+//
+// # Propose
+//
+// On the leader, Propose appends the encoded command (cluster.Encode) to the
+// raft log and returns the FSM's result once it is committed and applied.
+// On a follower, Propose sends the encoded command to the leader
+// ("kdr.propose"), which appends it and answers with its log index. The
+// follower then waits until its own FSM has applied that index and returns
+// the result and error of its own application of the entry: the same Go
+// values the leader got (FSMs are deterministic), with no result encoding,
+// and State() already shows the change when Propose returns. While
+// forwarded proposals wait, the FSM keeps each applied entry's result by
+// index. If an installed snapshot covered the entry, the result value is
+// lost (ErrResultUnavailable) but an error still arrives from the leader's
+// copy, as *cluster.Error with its Kafka code when it had one.
+//
+// A request is resent to a new leader only when it certainly did not run:
+// the leader refused it (ErrNotLeader) or it could not be delivered. A
+// connection failing mid-request, or leadership lost while committing,
+// returns an error: the command may or may not be applied, as with any raft
+// client. Without a reachable leader before the context ends, the error
+// wraps ErrNoLeader and the context's error.
+//
+// # Bootstrap and joins
+//
+// A node in Voters whose Dir holds no raft state bootstraps the cluster with
+// the whole voter list; every voter bootstraps the same configuration, which
+// raft accepts. A restarted node (raft.HasExistingState) never bootstraps
+// again. A node outside Voters with no state sends "kdr.join" (its node id
+// and raft address) to its Seeds in turn until one accepts; a seed that is
+// not the leader passes the request on, and the leader adds the node as a
+// non-voter (AddNonvoter). Joins are idempotent: a server already in the
+// configuration at that address is left alone. Open waits for the join to
+// be accepted; after that the node has state and restarts like any other.
+//
+// # Snapshots
+//
+// A snapshot is the JSON of the FSM's state with the raft index of the last
+// command applied, which lets a waiting forwarded proposal see that a
+// snapshot covered its entry:
+//
+//	{"applied_index": 1234, "state": {...cluster.State...}}
+//
+// A log entry whose command type this version does not know is logged,
+// counted (kdr_raft_undecodable_entries_total) and skipped, so an older node
+// keeps running; its State.Index then lags the newer nodes' by one.
+//
+// # On disk
+//
+// Under Config.Dir:
+//
+//	wal/         raft-wal: the raft log segments (*.wal) and wal-meta.db
+//	             (segment list and raft's stable store: current term, vote)
+//	snapshots/   raft's FileSnapshotStore, the newest 2 kept:
+//	             <term>-<index>-<ms>/meta.json and state.bin
+package raftstore

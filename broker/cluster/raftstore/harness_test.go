@@ -1,0 +1,274 @@
+package raftstore
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kdr-io/kdr/broker/cluster"
+)
+
+// The cluster fixture: real nodes on loopback listeners and temp dirs, with
+// the vocabulary the tests use — leader, followers, stop, start, join,
+// converge. Every wait polls a condition under a deadline.
+
+const (
+	testClusterID = "raftstore-test"
+	electionWait  = 5 * time.Second  // a leader must appear within this
+	convergeWait  = 10 * time.Second // every running node must agree within this
+)
+
+type testNode struct {
+	id    int32
+	addr  string
+	dir   string
+	seeds []string
+	s     *Store // nil while stopped
+}
+
+type testCluster struct {
+	t      *testing.T
+	base   string // node dirs live here; made before the cleanups that stop nodes
+	voters []Voter
+	nodes  map[int32]*testNode
+	tweak  func(*Config)
+	logs   *syncBuffer
+}
+
+// newTestCluster starts n voters with ids 1..n; tweak, if set, adjusts each
+// node's config.
+func newTestCluster(t *testing.T, n int, tweak func(*Config)) *testCluster {
+	t.Helper()
+	c := &testCluster{t: t, base: t.TempDir(), nodes: map[int32]*testNode{}, tweak: tweak, logs: &syncBuffer{}}
+	t.Cleanup(func() {
+		if t.Failed() || os.Getenv("KDR_TEST_LOGS") != "" {
+			t.Logf("node logs:\n%s", c.logs.String())
+		}
+	})
+	t.Cleanup(c.stopAll)
+	lns := make([]net.Listener, n)
+	for i := range lns {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		lns[i] = ln
+		c.voters = append(c.voters, Voter{ID: int32(i + 1), Addr: ln.Addr().String()})
+	}
+	for i, ln := range lns {
+		v := c.voters[i]
+		c.nodes[v.ID] = &testNode{id: v.ID, addr: v.Addr, dir: c.dir(v.ID)}
+		c.open(c.nodes[v.ID], ln)
+	}
+	return c
+}
+
+func (c *testCluster) dir(id int32) string {
+	return filepath.Join(c.base, fmt.Sprintf("node-%d", id))
+}
+
+func (c *testCluster) config(n *testNode, ln net.Listener) Config {
+	cfg := Config{
+		NodeID: n.id, Listener: ln, Dir: n.dir, ClusterID: testClusterID,
+		Voters: c.voters, Seeds: n.seeds,
+		Logger: slog.New(slog.NewTextHandler(c.logs, &slog.HandlerOptions{Level: slog.LevelInfo})),
+	}
+	if c.tweak != nil {
+		c.tweak(&cfg)
+	}
+	return cfg
+}
+
+func (c *testCluster) open(n *testNode, ln net.Listener) {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), convergeWait)
+	defer cancel()
+	s, err := Open(ctx, c.config(n, ln))
+	if err != nil {
+		c.t.Fatalf("node %d: %v", n.id, err)
+	}
+	n.s = s
+}
+
+// start restarts a stopped node on its old address and dir.
+func (c *testCluster) start(id int32) *testNode {
+	c.t.Helper()
+	n := c.nodes[id]
+	ln, err := net.Listen("tcp", n.addr)
+	if err != nil {
+		c.t.Fatalf("node %d: rebinding %s: %v", id, n.addr, err)
+	}
+	c.open(n, ln)
+	return n
+}
+
+// join starts a new node outside Voters that joins through seeds.
+func (c *testCluster) join(id int32, seeds ...string) *testNode {
+	c.t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	n := &testNode{id: id, addr: ln.Addr().String(), dir: c.dir(id), seeds: seeds}
+	c.nodes[id] = n
+	c.open(n, ln)
+	return n
+}
+
+func (c *testCluster) stop(id int32) {
+	c.t.Helper()
+	n := c.nodes[id]
+	if err := n.s.Close(); err != nil {
+		c.t.Errorf("node %d: close: %v", id, err)
+	}
+	n.s = nil
+}
+
+func (c *testCluster) stopAll() {
+	for _, n := range c.running() {
+		c.stop(n.id)
+	}
+}
+
+// running returns the started nodes by id.
+func (c *testCluster) running() []*testNode {
+	var out []*testNode
+	for _, n := range c.nodes {
+		if n.s != nil {
+			out = append(out, n)
+		}
+	}
+	slices.SortFunc(out, func(a, b *testNode) int { return int(a.id - b.id) })
+	return out
+}
+
+// leader waits until exactly one running node leads and every running node
+// knows it.
+func (c *testCluster) leader() *testNode {
+	c.t.Helper()
+	var leader *testNode
+	waitFor(c.t, electionWait, func() (bool, string) {
+		leader = nil
+		for _, n := range c.running() {
+			if n.s.IsLeader() {
+				if leader != nil {
+					return false, fmt.Sprintf("nodes %d and %d both lead", leader.id, n.id)
+				}
+				leader = n
+			}
+		}
+		if leader == nil {
+			return false, "no leader"
+		}
+		for _, n := range c.running() {
+			if id, _, ok := n.s.Leader(); !ok || id != leader.id {
+				return false, fmt.Sprintf("node %d does not know leader %d yet", n.id, leader.id)
+			}
+		}
+		return true, ""
+	})
+	return leader
+}
+
+// followers returns the running nodes that do not lead.
+func (c *testCluster) followers() []*testNode {
+	c.t.Helper()
+	l := c.leader()
+	var out []*testNode
+	for _, n := range c.running() {
+		if n != l {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// converge waits until every running node has the same state and returns
+// its JSON.
+func (c *testCluster) converge() string {
+	c.t.Helper()
+	var js string
+	waitFor(c.t, convergeWait, func() (bool, string) {
+		nodes := c.running()
+		js = stateJSON(c.t, nodes[0].s.State())
+		for _, n := range nodes[1:] {
+			if other := stateJSON(c.t, n.s.State()); other != js {
+				return false, fmt.Sprintf("node %d has\n%s\nnode %d has\n%s", nodes[0].id, js, n.id, other)
+			}
+		}
+		return true, ""
+	})
+	return js
+}
+
+func stateJSON(t *testing.T, s *cluster.State) string {
+	b, err := json.Marshal(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// waitFor polls cond every 10ms until it holds or timeout passes.
+func waitFor(t *testing.T, timeout time.Duration, cond func() (ok bool, reason string)) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		ok, reason := cond()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not within %s: %s", timeout, reason)
+		}
+		<-tick.C
+	}
+}
+
+func propose(t *testing.T, n *testNode, cmd cluster.Command) any {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), convergeWait)
+	defer cancel()
+	res, err := n.s.Propose(ctx, cmd)
+	if err != nil {
+		t.Fatalf("node %d: propose %T: %v", n.id, cmd, err)
+	}
+	return res
+}
+
+func registerBroker(id int32) *cluster.RegisterBroker {
+	return &cluster.RegisterBroker{Broker: cluster.Broker{NodeID: id, Host: "127.0.0.1", Port: 9090 + id}}
+}
+
+func createTopic(name string) *cluster.CreateTopic {
+	return &cluster.CreateTopic{Name: name, ID: cluster.NewTopicID(), Partitions: 3, ReplicationFactor: 1}
+}
+
+// syncBuffer collects the nodes' logs, shown when a test fails.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}

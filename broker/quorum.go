@@ -1,0 +1,196 @@
+package broker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/kdr-io/kdr/broker/cluster"
+	"github.com/kdr-io/kdr/broker/cluster/local"
+	"github.com/kdr-io/kdr/broker/cluster/raftstore"
+)
+
+// heartbeatKind is the controller request every broker sends to the
+// metadata leader to keep its session alive.
+const heartbeatKind = "broker.heartbeat"
+
+type heartbeatRequest struct {
+	NodeID int32 `json:"node_id"`
+	Epoch  int64 `json:"epoch"`
+}
+
+type heartbeatResponse struct {
+	Fenced bool `json:"fenced"`
+}
+
+// openMetadata opens the metadata store: a local file for a single broker,
+// the raft quorum for a replicated cluster.
+func (b *Broker) openMetadata() error {
+	dir := filepath.Join(b.cfg.DataDir, "__cluster_metadata")
+	cc := b.cfg.Cluster
+	if !cc.Replicated() {
+		s, err := local.Open(dir, b.cfg.ClusterID)
+		if err != nil {
+			return err
+		}
+		b.meta = s
+		return nil
+	}
+	voters := make([]raftstore.Voter, len(cc.Quorum))
+	for i, v := range cc.Quorum {
+		voters[i] = raftstore.Voter{ID: v.ID, Addr: v.Addr}
+	}
+	// A joining broker waits here until a member accepted it; a voter
+	// does not wait for a quorum (see register).
+	ctx, cancel := context.WithTimeout(b.ctx, 2*time.Minute)
+	defer cancel()
+	s, err := raftstore.Open(ctx, raftstore.Config{
+		NodeID: b.cfg.NodeID, RaftAddr: cc.RaftListen, Dir: filepath.Join(dir, "raft"), ClusterID: b.cfg.ClusterID,
+		Voters: voters, Seeds: cc.Join, Logger: b.log.With("component", "raft"), Registerer: b.reg,
+	})
+	if err != nil {
+		return fmt.Errorf("metadata quorum: %w", err)
+	}
+	b.meta, b.raft = s, s
+	ctrl, err := cluster.NewController(s, cluster.ControllerConfig{
+		SessionTimeout:               cc.SessionTimeout,
+		PreferredLeaderCheckInterval: preferredInterval(cc.LeaderImbalanceCheckInterval),
+		DefaultMinInsyncReplicas:     int(b.cfg.MinInsyncReplicas),
+		Logger:                       b.log.With("component", "controller"),
+		Registerer:                   b.reg,
+	})
+	if err != nil {
+		return err
+	}
+	b.controller = ctrl
+	s.OnLeadership(func(isLeader bool) {
+		ctrl.SetActive(isLeader)
+		b.log.Info("metadata leadership changed", "controller", isLeader)
+	})
+	if s.IsLeader() {
+		ctrl.SetActive(true)
+	}
+	s.SetHandler(heartbeatKind, func(ctx context.Context, body []byte) ([]byte, error) {
+		var req heartbeatRequest
+		if err := json.Unmarshal(body, &req); err != nil {
+			return nil, fmt.Errorf("bad heartbeat: %w", err)
+		}
+		fenced, err := ctrl.Heartbeat(ctx, req.NodeID, req.Epoch)
+		if err != nil {
+			return nil, err
+		}
+		return json.Marshal(heartbeatResponse{Fenced: fenced})
+	})
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		ctrl.Run(b.ctx)
+	}()
+	return nil
+}
+
+func preferredInterval(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1 // the controller's "disabled"
+	}
+	return d
+}
+
+// register records this broker (address, rack) in the cluster metadata and
+// returns its broker epoch. In a replicated cluster it retries until the
+// quorum has a leader, logging progress, so brokers may start in any order.
+func (b *Broker) register() (int64, error) {
+	var rack *string
+	if b.cfg.Rack != "" {
+		rack = &b.cfg.Rack
+	}
+	cmd := &cluster.RegisterBroker{Broker: cluster.Broker{NodeID: b.cfg.NodeID, Host: b.host, Port: b.port, Rack: rack}}
+	start := time.Now()
+	for attempt := 0; ; attempt++ {
+		ctx, cancel := context.WithTimeout(b.ctx, 5*time.Second)
+		res, err := b.meta.Propose(ctx, cmd)
+		cancel()
+		if err == nil {
+			br, _ := res.(cluster.Broker)
+			return br.Epoch, nil
+		}
+		if b.raft == nil || b.ctx.Err() != nil {
+			return 0, fmt.Errorf("registering broker: %w", err)
+		}
+		if attempt%5 == 0 {
+			b.log.Info("waiting for the metadata quorum to register", "waited", time.Since(start).Round(time.Second), "err", err)
+		}
+		select {
+		case <-b.ctx.Done():
+			return 0, b.ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// heartbeat keeps this broker's session with the controller alive; a
+// fenced broker is unfenced by the controller on its next heartbeat. A
+// broker whose registration the controller no longer knows registers again.
+func (b *Broker) heartbeat(epoch int64) {
+	defer b.wg.Done()
+	t := time.NewTicker(b.cfg.Cluster.HeartbeatInterval)
+	defer t.Stop()
+	lastFenced := false
+	for {
+		body, _ := json.Marshal(heartbeatRequest{NodeID: b.cfg.NodeID, Epoch: epoch})
+		ctx, cancel := context.WithTimeout(b.ctx, b.cfg.Cluster.HeartbeatInterval*2)
+		raw, err := b.raft.RequestLeader(ctx, heartbeatKind, body)
+		cancel()
+		var resp heartbeatResponse
+		if err == nil {
+			err = json.Unmarshal(raw, &resp)
+		}
+		switch {
+		case b.ctx.Err() != nil:
+			return
+		case err != nil:
+			b.log.Debug("heartbeat failed", "err", err)
+			if errors.Is(err, kerr.StaleBrokerEpoch) {
+				if e, rerr := b.register(); rerr == nil {
+					epoch = e
+				}
+			}
+		case resp.Fenced != lastFenced:
+			lastFenced = resp.Fenced
+			b.log.Info("broker fencing changed", "fenced", resp.Fenced)
+		}
+		select {
+		case <-b.ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// controllerID is the node acting as controller (the metadata leader), as
+// Metadata and DescribeCluster report it; -1 while there is none.
+func (b *Broker) controllerID() int32 {
+	if b.raft == nil {
+		return b.cfg.NodeID
+	}
+	if id, _, ok := b.raft.Leader(); ok {
+		return id
+	}
+	return -1
+}
+
+// liveBrokers counts registered brokers that are not fenced.
+func liveBrokers(st *cluster.State) int {
+	n := 0
+	for _, br := range st.Brokers {
+		if !br.Fenced {
+			n++
+		}
+	}
+	return n
+}
