@@ -9,7 +9,7 @@ FUZZ_TARGETS := ./broker/wire:FuzzRequest:20000 ./broker:FuzzBrokerHandlers:2000
 	./broker/storage:FuzzRecover:2000 ./broker/storage:FuzzRecoverMetadata:2000 ./broker/storage:FuzzAppend:2000 \
 	./broker/group:FuzzGroupReplay:20000
 
-.PHONY: build run test test-deps test-go fuzz bench lint clean
+.PHONY: build run test test-deps test-go fuzz bench soak lint clean
 
 build:
 	$(GO) build -o $(BIN) .
@@ -38,6 +38,12 @@ fuzz:
 # Prints throughput figures side by side with baselines; never fails on timings.
 bench: build
 	./scripts/bench.sh
+
+# Long failure runs: the leader-kill checker with many more kills. Prints the
+# checker's report (lost, duplicated, reordered, longest unavailability).
+SOAK_KILLS ?= 200
+soak: build
+	KDR_BIN=$(CURDIR)/$(BIN) KDR_KILLS=$(SOAK_KILLS) $(GO) test -v -count=1 -timeout 3h -run 'TestBrokerClusterCheckerSurvivesLeaderKills' ./broker
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

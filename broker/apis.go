@@ -38,5 +38,8 @@ func (b *Broker) registry() (*wire.Registry, error) {
 		wire.API{Key: kmsg.IncrementalAlterConfigs.Int16(), MinVersion: 0, MaxVersion: 1, Handle: b.handleIncrementalAlterConfigs},
 		wire.API{Key: kmsg.OffsetDelete.Int16(), MinVersion: 0, MaxVersion: 0, Handle: b.handleOffsetDelete},
 		wire.API{Key: kmsg.DescribeCluster.Int16(), MinVersion: 0, MaxVersion: 1, Handle: b.handleDescribeCluster},
+		wire.API{Key: kmsg.ElectLeaders.Int16(), MinVersion: 0, MaxVersion: 2, Handle: b.handleElectLeaders},
+		wire.API{Key: kmsg.AlterPartitionAssignments.Int16(), MinVersion: 0, MaxVersion: 1, Handle: b.handleAlterPartitionReassignments},
+		wire.API{Key: kmsg.ListPartitionReassignments.Int16(), MinVersion: 0, MaxVersion: 0, Handle: b.handleListPartitionReassignments},
 	)
 }

@@ -8,6 +8,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -39,11 +40,15 @@ type Broker struct {
 	raft       *raftstore.Store    // nil for a single broker
 	controller *cluster.Controller // nil for a single broker
 	fetcher    *replica.Fetcher
-	coord      *group.Coordinator
-	apis       *wire.Registry
-	srv        *wire.Server
-	ln         net.Listener
-	http       *obs.HTTPServer
+	// epoch is the broker epoch of this broker's registration (0 until
+	// registered); stopHeartbeat ends its heartbeats.
+	epoch         atomic.Int64
+	stopHeartbeat context.CancelFunc
+	coord         *group.Coordinator
+	apis          *wire.Registry
+	srv           *wire.Server
+	ln            net.Listener
+	http          *obs.HTTPServer
 
 	host string // advertised
 	port int32
@@ -134,6 +139,8 @@ func Start(cfg Config, opts Options) (_ *Broker, err error) {
 	} else {
 		// A replicated broker serves (Metadata from its local copy) while
 		// it waits for the quorum, so brokers can start in any order.
+		var hbCtx context.Context
+		hbCtx, b.stopHeartbeat = context.WithCancel(b.ctx)
 		b.wg.Add(1)
 		go func() {
 			defer b.wg.Done()
@@ -142,8 +149,10 @@ func Start(cfg Config, opts Options) (_ *Broker, err error) {
 				return // shutting down
 			}
 			b.log.Info("registered with the cluster", "broker_epoch", epoch)
+			b.epoch.Store(epoch)
+			b.cleanStrayDirs()
 			b.wg.Add(1)
-			go b.heartbeat(epoch)
+			go b.heartbeat(hbCtx, epoch)
 		}()
 	}
 	// The first state was loaded before we subscribed: bring the local
@@ -258,6 +267,7 @@ func (b *Broker) maintainLogs() {
 // needs no recovery.
 func (b *Broker) Close() error {
 	b.closeOnce.Do(func() {
+		b.controlledShutdown()
 		b.cancel()
 		var errs []error
 		if b.srv != nil {

@@ -102,17 +102,7 @@ func (b *Broker) onMetadata(prev, next *cluster.State) {
 // reconcile opens the logs of partitions assigned to this broker, closes and
 // deletes the ones no longer assigned, and applies topic config changes.
 func (b *Broker) reconcile(prev, next *cluster.State) error {
-	want := map[tp]*cluster.Topic{}
-	for _, t := range next.Topics {
-		for i, pa := range t.Partitions {
-			for _, r := range pa.Replicas {
-				if r == b.cfg.NodeID {
-					want[tp{t.Name, int32(i)}] = t
-				}
-			}
-		}
-	}
-
+	want := b.assigned(next)
 	now := time.Now()
 	b.mu.Lock()
 	var errs []error
@@ -178,7 +168,10 @@ func (b *Broker) reconcile(prev, next *cluster.State) error {
 			}
 		}()
 	}
-	if prev == nil {
+	// A replicated broker's first state may be an old one (raft replays
+	// its log after start): only a caught-up state may decide that a
+	// directory is stray. See cleanStrayDirs.
+	if prev == nil && b.raft == nil {
 		b.removeStrayDirs(want)
 	}
 	return errors.Join(errs...)
@@ -208,6 +201,30 @@ func (b *Broker) openPartition(t *cluster.Topic, idx int32, settings topicSettin
 		return nil, err
 	}
 	return &partition{topic: t.Name, index: idx, id: t.ID, log: l, leaderID: -1, waiters: map[chan struct{}]struct{}{}}, nil
+}
+
+// assigned returns the partitions of st that have a replica on this broker.
+func (b *Broker) assigned(st *cluster.State) map[tp]*cluster.Topic {
+	want := map[tp]*cluster.Topic{}
+	for _, t := range st.Topics {
+		for i, pa := range t.Partitions {
+			for _, r := range pa.Replicas {
+				if r == b.cfg.NodeID {
+					want[tp{t.Name, int32(i)}] = t
+				}
+			}
+		}
+	}
+	return want
+}
+
+// cleanStrayDirs removes directories of deleted topics once the metadata
+// has caught up: registration is applied locally only after every command
+// before it, so after register returns the state is current.
+func (b *Broker) cleanStrayDirs() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.removeStrayDirs(b.assigned(b.meta.State()))
 }
 
 // removeStrayDirs deletes partition directories that no topic claims: what

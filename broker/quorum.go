@@ -133,31 +133,33 @@ func (b *Broker) register() (int64, error) {
 	}
 }
 
-// heartbeat keeps this broker's session with the controller alive; a
-// fenced broker is unfenced by the controller on its next heartbeat. A
-// broker whose registration the controller no longer knows registers again.
-func (b *Broker) heartbeat(epoch int64) {
+// heartbeat keeps this broker's session with the controller alive until
+// ctx ends; a fenced broker is unfenced by the controller on its next
+// heartbeat. A broker whose registration the controller no longer knows
+// registers again.
+func (b *Broker) heartbeat(ctx context.Context, epoch int64) {
 	defer b.wg.Done()
 	t := time.NewTicker(b.cfg.Cluster.HeartbeatInterval)
 	defer t.Stop()
 	lastFenced := false
 	for {
 		body, _ := json.Marshal(heartbeatRequest{NodeID: b.cfg.NodeID, Epoch: epoch})
-		ctx, cancel := context.WithTimeout(b.ctx, b.cfg.Cluster.HeartbeatInterval*2)
-		raw, err := b.raft.RequestLeader(ctx, heartbeatKind, body)
+		rctx, cancel := context.WithTimeout(ctx, b.cfg.Cluster.HeartbeatInterval*2)
+		raw, err := b.raft.RequestLeader(rctx, heartbeatKind, body)
 		cancel()
 		var resp heartbeatResponse
 		if err == nil {
 			err = json.Unmarshal(raw, &resp)
 		}
 		switch {
-		case b.ctx.Err() != nil:
+		case ctx.Err() != nil:
 			return
 		case err != nil:
 			b.log.Debug("heartbeat failed", "err", err)
 			if errors.Is(err, kerr.StaleBrokerEpoch) {
 				if e, rerr := b.register(); rerr == nil {
 					epoch = e
+					b.epoch.Store(e)
 				}
 			}
 		case resp.Fenced != lastFenced:
@@ -165,11 +167,31 @@ func (b *Broker) heartbeat(epoch int64) {
 			b.log.Info("broker fencing changed", "fenced", resp.Fenced)
 		}
 		select {
-		case <-b.ctx.Done():
+		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
 	}
+}
+
+// controlledShutdown moves this broker's leaderships to other ISR members
+// before it stops, as Kafka's controlled shutdown does: heartbeats stop and
+// the broker fences itself, so clients are redirected at once instead of
+// after the session timeout.
+func (b *Broker) controlledShutdown() {
+	epoch := b.epoch.Load()
+	if b.raft == nil || epoch == 0 {
+		return
+	}
+	b.stopHeartbeat()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	start := time.Now()
+	if _, err := b.meta.Propose(ctx, &cluster.FenceBroker{NodeID: b.cfg.NodeID, Epoch: epoch}); err != nil {
+		b.log.Warn("controlled shutdown: could not hand over leaderships; the controller will fence this broker after the session timeout", "err", err)
+		return
+	}
+	b.log.Info("controlled shutdown: leaderships handed over", "took", time.Since(start).Round(time.Millisecond))
 }
 
 // controllerID is the node acting as controller (the metadata leader), as

@@ -3,12 +3,17 @@ package broker_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/kdr-io/kdr/internal/checker"
 	"github.com/kdr-io/kdr/internal/kdrtest"
 )
 
@@ -89,4 +94,175 @@ func readPartition(t *testing.T, seeds []string, topic string, p int32, n int) [
 		})
 	}
 	return out
+}
+
+// killCount is how many leader kills TestBrokerClusterCheckerSurvivesLeaderKills
+// does: 20 in `make test`, more with KDR_KILLS (make soak).
+func killCount(t *testing.T) int {
+	if s := os.Getenv("KDR_KILLS"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 {
+			t.Fatalf("KDR_KILLS=%q: want a positive number", s)
+		}
+		return n
+	}
+	return 20
+}
+
+// TestBrokerClusterCheckerSurvivesLeaderKills runs the checker workload
+// (idempotent producer, acks=all, min.insync.replicas=2, per-key sequence
+// numbers, a consumer group reading everything) while the leader of one of
+// the partitions is SIGKILLed again and again. Every kill must leave zero
+// acknowledged records lost, zero duplicates and every key in order, and the
+// group must resume from its committed offsets.
+func TestBrokerClusterCheckerSurvivesLeaderKills(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts broker processes")
+	}
+	c := kdrtest.StartCluster(t, kdrBinary(t), 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	const topic = "checked"
+	resp, err := c.Admin().CreateTopic(ctx, 3, 3, map[string]*string{"min.insync.replicas": kadm.StringPtr("2")}, topic)
+	if err != nil || resp.Err != nil {
+		t.Fatalf("create: %v %v", err, resp.Err)
+	}
+	for p := int32(0); p < 3; p++ {
+		c.WaitISR(topic, p, 3)
+	}
+	cfg := checker.DefaultConfig(c.Bootstrap(), topic)
+	cfg.Group = "checked-readers"
+	cfg.Logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	run, err := checker.Start(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer run.Close()
+
+	acked := func() int64 { return run.Producer().Stats().Acked }
+	kills := killCount(t)
+	for i := range kills {
+		// Progress before each kill, so every kill lands mid-stream.
+		before := acked()
+		kdrtest.Eventually(t, 60*time.Second, func() (bool, string) {
+			return acked() >= before+200, fmt.Sprintf("kill %d: %d records acknowledged since the last kill, want 200", i, acked()-before)
+		})
+		p := int32(i % 3)
+		leader := c.Leader(topic, p)
+		c.Kill(leader)
+		kdrtest.Eventually(t, 60*time.Second, func() (bool, string) {
+			pd, err := c.Partition(topic, p)
+			if err != nil {
+				return false, err.Error()
+			}
+			return pd.Leader >= 0 && pd.Leader != leader, fmt.Sprintf("kill %d: %s-%d leader %d after killing %d", i, topic, p, pd.Leader, leader)
+		})
+		c.Restart(leader)
+		for q := int32(0); q < 3; q++ {
+			c.WaitISR(topic, q, 3)
+		}
+	}
+	rep, err := run.Drain(ctx)
+	if err != nil {
+		t.Fatalf("drain: %v\n%s", err, rep)
+	}
+	t.Logf("%d leader kills: %s", kills, rep)
+	if !rep.OK() || rep.Acked == 0 {
+		t.Fatalf("checker: %s", rep)
+	}
+	if err := run.Close(); err != nil {
+		t.Fatalf("closing the reader: %v", err)
+	}
+	res, err := checker.ResumeCheck(ctx, c.Bootstrap(), cfg.Group, topic)
+	if err != nil {
+		t.Fatalf("resume check: %v", err)
+	}
+	if !res.OK() {
+		t.Fatalf("group did not resume from its commits: %s", res)
+	}
+}
+
+// testWriter sends slog output to t.Log.
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// TestBrokerClusterFullKillAndRestart SIGKILLs every broker at once after
+// acks=all writes, restarts them all, and checks the cluster comes back with
+// the same metadata (topic id, partitions, replicas) and every acknowledged
+// record, then accepts new writes.
+func TestBrokerClusterFullKillAndRestart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts broker processes")
+	}
+	c := kdrtest.StartCluster(t, kdrBinary(t), 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	resp, err := c.Admin().CreateTopic(ctx, 2, 3, map[string]*string{"min.insync.replicas": kadm.StringPtr("2")}, "whole")
+	if err != nil || resp.Err != nil {
+		t.Fatalf("create: %v %v", err, resp.Err)
+	}
+	for p := int32(0); p < 2; p++ {
+		c.WaitISR("whole", p, 3)
+	}
+	before, err := c.Admin().ListTopics(ctx, "whole")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.Bootstrap()...), kgo.DefaultProduceTopic("whole"),
+		kgo.RequiredAcks(kgo.AllISRAcks()), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var recs []*kgo.Record
+	for i := range 500 {
+		recs = append(recs, &kgo.Record{Value: []byte(fmt.Sprintf("w%04d", i)), Partition: int32(i % 2)})
+	}
+	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	cl.Close()
+
+	for id := int32(1); id <= 3; id++ {
+		c.Kill(id)
+	}
+	for id := int32(1); id <= 3; id++ {
+		c.Restart(id)
+	}
+	c.WaitBrokers(3)
+	for p := int32(0); p < 2; p++ {
+		c.WaitISR("whole", p, 3)
+	}
+	after, err := c.Admin().ListTopics(ctx, "whole")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, a := before["whole"], after["whole"]
+	if a.ID != b.ID || len(a.Partitions) != 2 {
+		t.Fatalf("after restart: topic id %v partitions %d, before %v %d", a.ID, len(a.Partitions), b.ID, len(b.Partitions))
+	}
+	for p, bp := range b.Partitions {
+		if fmt.Sprint(a.Partitions[p].Replicas) != fmt.Sprint(bp.Replicas) {
+			t.Fatalf("partition %d replicas %v, before %v", p, a.Partitions[p].Replicas, bp.Replicas)
+		}
+	}
+	for p := int32(0); p < 2; p++ {
+		got := readPartition(t, c.Bootstrap(), "whole", p, 250)
+		for i, v := range got {
+			if want := fmt.Sprintf("w%04d", 2*i+int(p)); v != want {
+				t.Fatalf("partition %d offset %d: %q, want %q", p, i, v, want)
+			}
+		}
+	}
+	cl2, err := kgo.NewClient(kgo.SeedBrokers(c.Bootstrap()...), kgo.DefaultProduceTopic("whole"), kgo.RequiredAcks(kgo.AllISRAcks()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl2.Close()
+	if err := cl2.ProduceSync(ctx, &kgo.Record{Value: []byte("after")}).FirstErr(); err != nil {
+		t.Fatalf("produce after restart: %v", err)
+	}
 }

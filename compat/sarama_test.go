@@ -3,6 +3,7 @@ package compat_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -103,7 +104,7 @@ func (h saramaHandler) ConsumeClaim(s sarama.ConsumerGroupSession, c sarama.Cons
 }
 
 func startSaramaMember(t *testing.T, addr, group, topic string, seen *valueSet) member {
-	g, err := sarama.NewConsumerGroup([]string{addr}, group, saramaConfig())
+	g, err := sarama.NewConsumerGroup(strings.Split(addr, ","), group, saramaConfig())
 	if err != nil {
 		t.Fatal(err)
 	}

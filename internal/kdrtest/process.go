@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -166,8 +167,18 @@ func (p *Process) Restart() {
 	p.start()
 }
 
-// Logs returns what the process wrote to stderr so far.
+// Logs returns what the process wrote to stderr so far, over every start.
 func (p *Process) Logs() string {
-	b, _ := os.ReadFile(p.logs.Name())
-	return string(b)
+	files, _ := filepath.Glob(filepath.Join(p.dataDir, "broker-*.log"))
+	sort.Slice(files, func(i, j int) bool {
+		a, _ := os.Stat(files[i])
+		b, _ := os.Stat(files[j])
+		return a != nil && b != nil && a.ModTime().Before(b.ModTime())
+	})
+	var out strings.Builder
+	for _, f := range files {
+		b, _ := os.ReadFile(f)
+		out.Write(b)
+	}
+	return out.String()
 }

@@ -49,13 +49,13 @@ type Config struct {
 	Seeds []string
 
 	// HeartbeatTimeout is how long a follower goes without hearing from the
-	// leader before it starts an election. Default 300ms.
+	// leader before it starts an election. Default 500ms.
 	HeartbeatTimeout time.Duration
-	// ElectionTimeout is how long a candidate waits for votes. Default 300ms;
+	// ElectionTimeout is how long a candidate waits for votes. Default 500ms;
 	// at least HeartbeatTimeout.
 	ElectionTimeout time.Duration
 	// LeaderLeaseTimeout is how long a leader stays leader without reaching a
-	// quorum. Default 150ms; at most HeartbeatTimeout.
+	// quorum. Default 400ms; at most HeartbeatTimeout.
 	LeaderLeaseTimeout time.Duration
 	// CommitTimeout is the longest an idle leader waits before telling
 	// followers the commit index, which bounds how soon a follower applies a
@@ -81,11 +81,13 @@ type Config struct {
 }
 
 // Defaults tuned for a LAN and for loopback tests: a leader is elected in
-// well under 2s and a dead leader is replaced in about 1s.
+// about a second and a dead leader is replaced in 1-2s, while a leader
+// starved of CPU for a few hundred milliseconds (a loaded CI machine) keeps
+// its leadership.
 const (
-	DefaultHeartbeatTimeout   = 300 * time.Millisecond
-	DefaultElectionTimeout    = 300 * time.Millisecond
-	DefaultLeaderLeaseTimeout = 150 * time.Millisecond
+	DefaultHeartbeatTimeout   = 500 * time.Millisecond
+	DefaultElectionTimeout    = 500 * time.Millisecond
+	DefaultLeaderLeaseTimeout = 400 * time.Millisecond
 	DefaultCommitTimeout      = 20 * time.Millisecond
 	DefaultSnapshotThreshold  = 8192
 	DefaultSnapshotInterval   = 2 * time.Minute

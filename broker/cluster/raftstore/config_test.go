@@ -2,6 +2,7 @@ package raftstore
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -43,27 +44,24 @@ func TestRaftStoreConfigValidate(t *testing.T) {
 }
 
 func TestRaftStoreWireErrorsKeepKafkaCodes(t *testing.T) {
-	for _, err := range []error{
-		&cluster.Error{Code: kerr.TopicAlreadyExists, Message: "topic \"a\" already exists"},
-		errors.New("plain failure"),
-		ErrNotLeader,
-	} {
-		back := toWireError(err).err("127.0.0.1:1", "kind")
-		var ce, backCE *cluster.Error
-		switch {
-		case errors.As(err, &ce):
-			if !errors.As(back, &backCE) || backCE.Code != ce.Code || backCE.Message != ce.Message {
-				t.Errorf("%v came back as %v", err, back)
-			}
-		case errors.Is(err, ErrNotLeader):
-			if !errors.Is(back, ErrNotLeader) {
-				t.Errorf("%v came back as %v", err, back)
-			}
-		default:
+	topicExists := &cluster.Error{Code: kerr.TopicAlreadyExists, Message: `topic "a" already exists`}
+	for _, c := range []struct {
+		err  error
+		want func(back error) bool
+	}{
+		{topicExists, func(back error) bool {
+			var ce *cluster.Error
+			return errors.As(back, &ce) && ce.Code == topicExists.Code && ce.Message == topicExists.Message
+		}},
+		{fmt.Errorf("not now: %w", ErrNotLeader), func(back error) bool { return errors.Is(back, ErrNotLeader) }},
+		{fmt.Errorf("lost: %w", ErrOutcomeUnknown), func(back error) bool { return errors.Is(back, ErrOutcomeUnknown) }},
+		{errors.New("plain failure"), func(back error) bool {
 			var re *RemoteError
-			if !errors.As(back, &re) || re.Message != err.Error() {
-				t.Errorf("%v came back as %v", err, back)
-			}
+			return errors.As(back, &re) && re.Message == "plain failure" && re.Kind == "kind"
+		}},
+	} {
+		if back := toWireError(c.err).err("127.0.0.1:1", "kind"); !c.want(back) {
+			t.Errorf("%v came back as %v", c.err, back)
 		}
 	}
 }

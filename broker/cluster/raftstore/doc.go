@@ -37,11 +37,12 @@
 // copy, as *cluster.Error with its Kafka code when it had one.
 //
 // A request is resent to a new leader only when it certainly did not run:
-// the leader refused it (ErrNotLeader) or it could not be delivered. A
-// connection failing mid-request, or leadership lost while committing,
-// returns an error: the command may or may not be applied, as with any raft
-// client. Without a reachable leader before the context ends, the error
-// wraps ErrNoLeader and the context's error.
+// the leader refused it (ErrNotLeader) or it could not be delivered. When a
+// connection fails mid-request, leadership is lost while the entry commits,
+// or the context ends after the append, the error wraps ErrOutcomeUnknown:
+// the command may or may not be applied, as with any raft client; Sync and
+// read State() to find out. Without a reachable leader before the context
+// ends, the error wraps ErrNoLeader and the context's error.
 //
 // # Bootstrap and joins
 //

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -236,15 +237,47 @@ func waitFor(t *testing.T, timeout time.Duration, cond func() (ok bool, reason s
 	}
 }
 
+// propose proposes cmd through n and returns its result. A leader change
+// under load can leave the outcome unknown; then it checks the state (for
+// CreateTopic) or proposes again (the other commands the tests use are
+// idempotent enough).
 func propose(t *testing.T, n *testNode, cmd cluster.Command) any {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), convergeWait)
 	defer cancel()
-	res, err := n.s.Propose(ctx, cmd)
-	if err != nil {
-		t.Fatalf("node %d: propose %T: %v", n.id, cmd, err)
+	for {
+		res, err := n.s.Propose(ctx, cmd)
+		if err == nil {
+			return res
+		}
+		if !errors.Is(err, ErrOutcomeUnknown) {
+			t.Fatalf("node %d: propose %T: %v", n.id, cmd, err)
+		}
+		t.Logf("node %d: propose %T: %v; checking and retrying", n.id, cmd, err)
+		if ct, ok := cmd.(*cluster.CreateTopic); ok {
+			if err := n.s.Sync(ctx); err != nil {
+				t.Fatalf("node %d: sync: %v", n.id, err)
+			}
+			if topic, ok := n.s.State().Topic(ct.Name); ok && topic.ID == ct.ID {
+				return topic
+			}
+		}
 	}
-	return res
+}
+
+// proposeErr proposes a command expected to fail and returns its error,
+// retrying when a leader change left the outcome unknown.
+func proposeErr(t *testing.T, n *testNode, cmd cluster.Command) error {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), convergeWait)
+	defer cancel()
+	for {
+		_, err := n.s.Propose(ctx, cmd)
+		if !errors.Is(err, ErrOutcomeUnknown) {
+			return err
+		}
+		t.Logf("node %d: propose %T: %v; retrying", n.id, cmd, err)
+	}
 }
 
 func registerBroker(id int32) *cluster.RegisterBroker {

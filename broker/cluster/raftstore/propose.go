@@ -66,14 +66,14 @@ func (s *Store) applyAsLeader(ctx context.Context, data []byte) (uint64, applyRe
 	}
 	f := s.r.Apply(data, timeout)
 	if err := s.await(ctx, f); err != nil {
-		return 0, applyResult{}, fmt.Errorf("raftstore: waiting for the command to commit (it may still be applied): %w", err)
+		return 0, applyResult{}, fmt.Errorf("%w: appended, then stopped waiting for the commit: %w", ErrOutcomeUnknown, err)
 	}
 	switch err := f.Error(); {
 	case err == nil:
 	case errors.Is(err, raft.ErrNotLeader):
 		return 0, applyResult{}, ErrNotLeader
 	case errors.Is(err, raft.ErrLeadershipLost):
-		return 0, applyResult{}, fmt.Errorf("raftstore: leadership lost before the command committed; it may or may not be applied: %w", err)
+		return 0, applyResult{}, fmt.Errorf("%w: %w", ErrOutcomeUnknown, err)
 	case errors.Is(err, raft.ErrRaftShutdown):
 		return 0, applyResult{}, ErrClosed
 	default:

@@ -249,7 +249,8 @@ func (p *pool) call(ctx context.Context, addr, kind string, body []byte) ([]byte
 			if reused && !started && attempt == 0 && ctx.Err() == nil {
 				continue
 			}
-			return nil, fmt.Errorf("raftstore: %s to %s: %w", kind, addr, err)
+			// The request may have been delivered and run.
+			return nil, fmt.Errorf("raftstore: %s to %s: %w: %w", kind, addr, ErrOutcomeUnknown, err)
 		}
 		if poolable {
 			p.put(addr, c)

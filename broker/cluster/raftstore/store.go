@@ -32,6 +32,11 @@ var (
 	// ErrUnknownCommand: a log entry holds a command this version cannot
 	// decode; it is skipped and counted.
 	ErrUnknownCommand = errors.New("raftstore: log entry holds a command this node cannot decode")
+	// ErrOutcomeUnknown: the command may or may not have been applied —
+	// leadership was lost while it committed, the context ended after it was
+	// appended, or the connection to the leader failed mid-request. Sync and
+	// read State() to find out.
+	ErrOutcomeUnknown = errors.New("raftstore: the command may or may not have been applied")
 	// ErrResultUnavailable: a forwarded command succeeded and is applied on
 	// this node, but through an installed snapshot, so its result value is
 	// not known here. Rare: the node was more than TrailingLogs behind.

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -37,6 +38,8 @@ type wireError struct {
 	// NotLeader means the receiver is not the leader; the request was not
 	// handled and may be sent again to the leader.
 	NotLeader bool `json:"not_leader,omitempty"`
+	// OutcomeUnknown carries ErrOutcomeUnknown across.
+	OutcomeUnknown bool `json:"outcome_unknown,omitempty"`
 }
 
 // RemoteError is a handler's failure on another node that carries no Kafka
@@ -52,7 +55,7 @@ func (e *RemoteError) Error() string {
 }
 
 func toWireError(err error) wireError {
-	we := wireError{Message: err.Error(), NotLeader: errors.Is(err, ErrNotLeader)}
+	we := wireError{Message: err.Error(), NotLeader: errors.Is(err, ErrNotLeader), OutcomeUnknown: errors.Is(err, ErrOutcomeUnknown)}
 	var ce *cluster.Error
 	if errors.As(err, &ce) && ce.Code != nil {
 		we.Code = ce.Code.Code
@@ -64,7 +67,11 @@ func toWireError(err error) wireError {
 func (we wireError) err(addr, kind string) error {
 	switch {
 	case we.NotLeader:
-		return fmt.Errorf("%w (%s answered %s: %s)", ErrNotLeader, addr, kind, we.Message)
+		msg := strings.TrimPrefix(we.Message, ErrNotLeader.Error()+": ")
+		return fmt.Errorf("%w (%s answered %s: %s)", ErrNotLeader, addr, kind, msg)
+	case we.OutcomeUnknown:
+		msg := strings.TrimPrefix(we.Message, ErrOutcomeUnknown.Error()+": ")
+		return fmt.Errorf("%w (%s answered %s: %s)", ErrOutcomeUnknown, addr, kind, msg)
 	case we.Code != 0:
 		return kafkaError(we.Code, we.Message)
 	default:
