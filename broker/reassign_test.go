@@ -53,9 +53,9 @@ func TestBrokerReassignmentAPIsSingleNode(t *testing.T) {
 	}
 	checkAssignErrs(t, resps, wantErr)
 
-	var cancel kadm.AlterPartitionAssignmentsReq
-	cancel.CancelAssign("still", 1)
-	resps, err = adm.AlterPartitionAssignments(ctxT(t), cancel)
+	var cancelOne kadm.AlterPartitionAssignmentsReq
+	cancelOne.CancelAssign("still", 1)
+	resps, err = adm.AlterPartitionAssignments(ctxT(t), cancelOne)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -271,14 +271,14 @@ func checkForwarded(t *testing.T, ctx context.Context, c *kdrtest.Cluster, topic
 	defer cl.Close()
 	node := cl.Broker(int(newID))
 
-	cancel := kmsg.NewPtrAlterPartitionAssignmentsRequest()
+	cancelReq := kmsg.NewPtrAlterPartitionAssignmentsRequest()
 	rt := kmsg.NewAlterPartitionAssignmentsRequestTopic()
 	rt.Topic = topic
 	rp := kmsg.NewAlterPartitionAssignmentsRequestTopicPartition()
 	rp.Partition = 1 // Replicas nil: cancel
 	rt.Partitions = append(rt.Partitions, rp)
-	cancel.Topics = append(cancel.Topics, rt)
-	cancelResp, err := cancel.RequestWith(ctx, node)
+	cancelReq.Topics = append(cancelReq.Topics, rt)
+	cancelResp, err := cancelReq.RequestWith(ctx, node)
 	if err != nil || len(cancelResp.Topics) != 1 || len(cancelResp.Topics[0].Partitions) != 1 ||
 		cancelResp.Topics[0].Partitions[0].ErrorCode != kerr.NoReassignmentInProgress.Code {
 		t.Fatalf("cancel through broker %d: %v %+v", newID, err, cancelResp)

@@ -173,13 +173,13 @@ var topicConfigs = []topicConfig{
 	},
 	{
 		name: "unclean.leader.election.enable", brokerName: "unclean.leader.election.enable", typ: kmsg.ConfigTypeBoolean,
-		doc: "kdr never elects an out-of-sync leader; only false is accepted.",
+		doc: "Allow electing an out-of-sync replica when no ISR member is alive (loses the records it lacks); off by default.",
 		def: func(*Config) string { return "false" },
 		apply: func(_ *topicSettings, v string) error {
-			if v != "false" {
-				return fmt.Errorf("%q: unclean leader election would lose acknowledged records; only false is supported", v)
+			if v != "false" && v != "true" {
+				return fmt.Errorf("%q: want true or false", v)
 			}
-			return nil
+			return nil // the controller reads it from the topic's configs
 		},
 	},
 }
