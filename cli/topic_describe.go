@@ -124,12 +124,14 @@ func describeTopics(ctx context.Context, adm *kadm.Client, opts *TopicDescribeOp
 	if len(found) == 0 {
 		return res, errors.Join(errs...)
 	}
+	// A broker that is down fails only its partitions' offsets: describe
+	// the rest (missing offsets print as -1), as kafka-topics does.
 	starts, err := adm.ListStartOffsets(ctx, found...)
-	if err != nil {
+	if err != nil && !isShardErr(err) {
 		return res, opts.Conn.requestErr("listing log start offsets", err)
 	}
 	ends, err := adm.ListEndOffsets(ctx, found...)
-	if err != nil {
+	if err != nil && !isShardErr(err) {
 		return res, opts.Conn.requestErr("listing high watermarks", err)
 	}
 	configs, err := adm.DescribeTopicConfigs(ctx, found...)
@@ -264,4 +266,11 @@ func printTopicDescription(w io.Writer, d topicDescription) error {
 		ct.row("  "+c.Name, v, c.Source)
 	}
 	return ct.flush()
+}
+
+// isShardErr reports whether err is kadm's partial failure: some brokers
+// answered, some did not.
+func isShardErr(err error) bool {
+	var se *kadm.ShardErrors
+	return errors.As(err, &se) && !se.AllFailed
 }
