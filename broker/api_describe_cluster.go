@@ -17,6 +17,9 @@ func (b *Broker) handleDescribeCluster(_ context.Context, r *wire.Request) (kmsg
 	resp.ClusterAuthorizedOperations = authorizedOpsOmitted
 	for _, id := range st.BrokerIDs() {
 		br := st.Brokers[id]
+		if br.Fenced {
+			continue // live brokers only, as Metadata
+		}
 		out := kmsg.NewDescribeClusterResponseBroker()
 		out.NodeID, out.Host, out.Port, out.Rack = br.NodeID, br.Host, br.Port, br.Rack
 		resp.Brokers = append(resp.Brokers, out)
