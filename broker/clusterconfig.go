@@ -2,6 +2,8 @@ package broker
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -25,6 +27,12 @@ type ClusterConfig struct {
 	// Join lists raft addresses of existing members; a broker not in Quorum
 	// joins through any one of them as a non-voter.
 	Join []string
+	// PeerRaftAddresses overrides, per node id, the raft address this broker
+	// dials to reach another member of the quorum (raft and controller
+	// requests alike), as PeerAddresses does for replication; the quorum
+	// and the raft configuration keep the advertised addresses. For
+	// proxies and multi-homed hosts.
+	PeerRaftAddresses map[int32]string
 	// SessionTimeout is broker.session.timeout.ms: a broker whose
 	// heartbeats stop for this long is fenced and loses its leaderships.
 	SessionTimeout time.Duration
@@ -50,8 +58,8 @@ func (c ClusterConfig) Replicated() bool { return c.RaftListen != "" }
 // Validate checks the quorum settings of broker nodeID.
 func (c ClusterConfig) Validate(nodeID int32) error {
 	if !c.Replicated() {
-		if len(c.Quorum) > 0 || len(c.Join) > 0 {
-			return fmt.Errorf("controller quorum or join set without a raft listener: set --raft-listen")
+		if len(c.Quorum) > 0 || len(c.Join) > 0 || len(c.PeerRaftAddresses) > 0 {
+			return fmt.Errorf("controller quorum, join or peer raft addresses set without a raft listener: set --raft-listen")
 		}
 		return nil
 	}
@@ -73,6 +81,14 @@ func (c ClusterConfig) Validate(nodeID int32) error {
 	}
 	for _, j := range c.Join {
 		if err := validHostPort("join seed", j, false); err != nil {
+			return err
+		}
+	}
+	for _, id := range slices.Sorted(maps.Keys(c.PeerRaftAddresses)) {
+		if id < 0 {
+			return fmt.Errorf("peer raft address of node %d: node ids are 0 or more", id)
+		}
+		if err := validHostPort(fmt.Sprintf("peer raft address of node %d", id), c.PeerRaftAddresses[id], false); err != nil {
 			return err
 		}
 	}
@@ -100,6 +116,28 @@ func ParseQuorum(s string) ([]Voter, error) {
 			return nil, fmt.Errorf("controller quorum entry %q: want NODE_ID@HOST:PORT, e.g. 1@127.0.0.1:9093", part)
 		}
 		out = append(out, Voter{ID: int32(n), Addr: addr})
+	}
+	return out, nil
+}
+
+// ParsePeerAddresses parses a list of per-node address overrides,
+// "1=host:port,2=host:port", as --peer-addresses and --peer-raft-addresses
+// take them. An empty string is no overrides (nil).
+func ParsePeerAddresses(s string) (map[int32]string, error) {
+	var out map[int32]string
+	for _, part := range strings.Split(s, ",") {
+		if part = strings.TrimSpace(part); part == "" {
+			continue
+		}
+		id, addr, ok := strings.Cut(part, "=")
+		n, err := strconv.ParseInt(id, 10, 32)
+		if !ok || err != nil || n < 0 || addr == "" {
+			return nil, fmt.Errorf("entry %q: want NODE_ID=HOST:PORT, e.g. 2=127.0.0.1:19093", part)
+		}
+		if out == nil {
+			out = map[int32]string{}
+		}
+		out[int32(n)] = addr
 	}
 	return out, nil
 }

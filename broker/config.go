@@ -2,7 +2,9 @@ package broker
 
 import (
 	"fmt"
+	"maps"
 	"net"
+	"slices"
 	"strconv"
 	"time"
 
@@ -114,8 +116,8 @@ func (c Config) Validate() error {
 	case c.OffsetCommitTimeout <= 0:
 		return fmt.Errorf("offsets.commit.timeout.ms=%s: must be positive", c.OffsetCommitTimeout)
 	}
-	for id, addr := range c.PeerAddresses {
-		if err := validHostPort(fmt.Sprintf("peer address of broker %d", id), addr, false); err != nil {
+	for _, id := range slices.Sorted(maps.Keys(c.PeerAddresses)) {
+		if err := validHostPort(fmt.Sprintf("peer address of broker %d", id), c.PeerAddresses[id], false); err != nil {
 			return err
 		}
 	}

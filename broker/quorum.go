@@ -51,7 +51,8 @@ func (b *Broker) openMetadata() error {
 	defer cancel()
 	s, err := raftstore.Open(ctx, raftstore.Config{
 		NodeID: b.cfg.NodeID, RaftAddr: cc.RaftListen, Dir: filepath.Join(dir, "raft"), ClusterID: b.cfg.ClusterID,
-		Voters: voters, Seeds: cc.Join, Logger: b.log.With("component", "raft"), Registerer: b.reg,
+		Voters: voters, Seeds: cc.Join, PeerAddresses: cc.PeerRaftAddresses,
+		Logger: b.log.With("component", "raft"), Registerer: b.reg,
 	})
 	if err != nil {
 		return fmt.Errorf("metadata quorum: %w", err)

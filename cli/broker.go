@@ -2,7 +2,6 @@ package cli
 
 import (
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
@@ -93,22 +92,16 @@ func brokerSettings() []brokerSetting {
 		setting("peer-addresses", "replication addresses overriding other brokers' advertised ones, as ID=HOST:PORT,... (proxies, multi-homed hosts)",
 			func(d *broker.Config, cmd *cobra.Command, n, u string) { cmd.Flags().String(n, "", u) },
 			func(c *broker.Config, v *viper.Viper, n string) error {
-				c.PeerAddresses = nil
-				for _, s := range strings.Split(v.GetString(n), ",") {
-					if s = strings.TrimSpace(s); s == "" {
-						continue
-					}
-					id, addr, ok := strings.Cut(s, "=")
-					nid, err := strconv.ParseInt(id, 10, 32)
-					if !ok || err != nil {
-						return fmt.Errorf("entry %q: want NODE_ID=HOST:PORT", s)
-					}
-					if c.PeerAddresses == nil {
-						c.PeerAddresses = map[int32]string{}
-					}
-					c.PeerAddresses[int32(nid)] = addr
-				}
-				return nil
+				m, err := broker.ParsePeerAddresses(v.GetString(n))
+				c.PeerAddresses = m
+				return err
+			}),
+		setting("peer-raft-addresses", "raft addresses overriding other quorum members' advertised ones, as ID=HOST:PORT,... (proxies, multi-homed hosts)",
+			func(d *broker.Config, cmd *cobra.Command, n, u string) { cmd.Flags().String(n, "", u) },
+			func(c *broker.Config, v *viper.Viper, n string) error {
+				m, err := broker.ParsePeerAddresses(v.GetString(n))
+				c.Cluster.PeerRaftAddresses = m
+				return err
 			}),
 		msSetting("offsets-retention-ms", "offsets.retention.minutes, in ms: how long offsets of empty groups are kept", func(c *broker.Config) *time.Duration { return &c.Group.OffsetsRetention }),
 	}

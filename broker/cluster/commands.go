@@ -72,8 +72,10 @@ type RegisterBroker struct {
 }
 
 // CreateTopic creates a topic. Assignment, when set, gives each partition's
-// replicas (leader first); otherwise Partitions and ReplicationFactor are
-// spread over the registered brokers.
+// replicas (preferred leader first); otherwise Partitions and
+// ReplicationFactor are spread over the unfenced brokers, across racks when
+// brokers have them (see placementOrder). Every replica starts in sync; the
+// leader is the first unfenced replica.
 type CreateTopic struct {
 	Name              string            `json:"name"`
 	ID                TopicID           `json:"id"`

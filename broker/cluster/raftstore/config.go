@@ -3,7 +3,9 @@ package raftstore
 import (
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -47,6 +49,15 @@ type Config struct {
 	// Seeds are raft addresses of existing members, used by a node not in
 	// Voters to ask the leader to add it. Any member will do.
 	Seeds []string
+	// PeerAddresses overrides, per node id, the host:port this node dials to
+	// reach another node: raft's own traffic, kdr RPC to the leader
+	// (forwarded proposals, RequestLeader, Sync) and joins through a seed
+	// that is a voter's address in Voters. Nodes not listed are dialled at
+	// the address the raft configuration (or Voters, or Seeds) gives, and
+	// other nodes still dial this one at its advertised address. For NAT,
+	// multi-homed hosts and fault-injecting proxies in tests. An entry for
+	// NodeID itself is ignored. Default: none.
+	PeerAddresses map[int32]string
 
 	// HeartbeatTimeout is how long a follower goes without hearing from the
 	// leader before it starts an election. Default 500ms.
@@ -157,6 +168,14 @@ func (c Config) Validate() error {
 		seen[v.ID] = true
 		if err := checkDialable(v.Addr); err != nil {
 			return fmt.Errorf("raftstore: Voters[%d].Addr %q: %v", i, v.Addr, err)
+		}
+	}
+	for _, id := range slices.Sorted(maps.Keys(c.PeerAddresses)) {
+		if id < 0 {
+			return fmt.Errorf("raftstore: PeerAddresses[%d] names a negative node id", id)
+		}
+		if err := checkDialable(c.PeerAddresses[id]); err != nil {
+			return fmt.Errorf("raftstore: PeerAddresses[%d] %q: %v", id, c.PeerAddresses[id], err)
 		}
 	}
 	for i, s := range c.Seeds {

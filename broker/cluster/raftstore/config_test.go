@@ -33,6 +33,8 @@ func TestRaftStoreConfigValidate(t *testing.T) {
 		"ElectionTimeout":    func(c *Config) { c.ElectionTimeout = time.Millisecond * 100 },
 		"LeaderLeaseTimeout": func(c *Config) { c.LeaderLeaseTimeout = time.Second },
 		"HeartbeatTimeout":   func(c *Config) { c.HeartbeatTimeout = time.Millisecond },
+		"PeerAddresses[2]":   func(c *Config) { c.PeerAddresses = map[int32]string{2: "127.0.0.1:0"} },
+		"PeerAddresses[-1]":  func(c *Config) { c.PeerAddresses = map[int32]string{-1: "127.0.0.1:9"} },
 	} {
 		cfg := base()
 		mutate(&cfg)
@@ -63,5 +65,39 @@ func TestRaftStoreWireErrorsKeepKafkaCodes(t *testing.T) {
 		if back := toWireError(c.err).err("127.0.0.1:1", "kind"); !c.want(back) {
 			t.Errorf("%v came back as %v", c.err, back)
 		}
+	}
+}
+
+func TestRaftStorePeerAddressesOverrideByID(t *testing.T) {
+	cfg := Config{NodeID: 1, Voters: []Voter{{ID: 1, Addr: "10.0.0.1:9093"}, {ID: 2, Addr: "10.0.0.2:9093"}, {ID: 3, Addr: "10.0.0.3:9093"}},
+		PeerAddresses: map[int32]string{1: "127.0.0.1:1", 2: "127.0.0.1:2", 4: "127.0.0.1:4"}}
+	p := newPeers(cfg, "10.0.0.1:9093")
+	for id, want := range map[int32]string{
+		1: "10.0.0.1:9093", // itself: always the advertised address
+		2: "127.0.0.1:2",   // overridden
+		3: "10.0.0.3:9093", // from Voters (no raft configuration yet)
+		4: "127.0.0.1:4",   // overridden, though not a voter
+	} {
+		if got, err := p.ServerAddr(serverID(id)); err != nil || string(got) != want {
+			t.Errorf("ServerAddr(%d) = %q, %v; want %q", id, got, err, want)
+		}
+	}
+	if _, err := p.ServerAddr(serverID(5)); !errors.Is(err, errUnknownPeer) {
+		t.Errorf("ServerAddr(5) = %v, want errUnknownPeer", err)
+	}
+	if got := p.dialAddr(2, "10.0.0.2:9093"); got != "127.0.0.1:2" {
+		t.Errorf("dialAddr(2) = %q", got)
+	}
+	if got := p.dialAddr(3, "10.0.0.3:9093"); got != "10.0.0.3:9093" {
+		t.Errorf("dialAddr(3) = %q", got)
+	}
+	if got := p.seedAddr("10.0.0.2:9093"); got != "127.0.0.1:2" {
+		t.Errorf("seedAddr of voter 2 = %q", got)
+	}
+	if got := p.seedAddr("10.0.0.9:9093"); got != "10.0.0.9:9093" {
+		t.Errorf("seedAddr of a non-voter = %q", got)
+	}
+	if newPeers(Config{NodeID: 1, PeerAddresses: map[int32]string{1: "127.0.0.1:1"}}, "10.0.0.1:9093").any() {
+		t.Error("an override of the node itself counts as an override")
 	}
 }

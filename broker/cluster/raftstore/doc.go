@@ -15,6 +15,19 @@
 // A peek at one byte costs nothing per connection, and both protocols keep
 // long-lived pooled connections.
 //
+// # Peer addresses
+//
+// Config.PeerAddresses replaces, for the node ids it lists, the address
+// this node dials — for every outbound connection: raft's transport looks
+// each server up by id (raft's ServerAddressProvider, peers.go), kdr RPC to
+// the leader dials the leader's id, and a join through a seed that is a
+// voter's address in Voters goes to that voter's override. The raft
+// configuration keeps the advertised addresses, and this node still tells
+// others its own advertised address (as leader or candidate), so overrides
+// are private to the node that has them. Tests give node i the addresses of
+// fault proxies (faultproxy.Mesh.Addr(i, j)) to cut any path between two
+// nodes on its own.
+//
 // kdr RPC is request/response over pooled connections (wire.go for the
 // frames). Kinds the store serves itself start with "kdr.": propose, join,
 // remove and barrier (Sync); SetHandler adds application kinds (the

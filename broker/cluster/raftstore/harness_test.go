@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/kdr-io/kdr/broker/cluster"
+	"github.com/kdr-io/kdr/internal/faultproxy"
 )
 
 // The cluster fixture: real nodes on loopback listeners and temp dirs, with
@@ -49,7 +50,50 @@ type testCluster struct {
 // node's config.
 func newTestCluster(t *testing.T, n int, tweak func(*Config)) *testCluster {
 	t.Helper()
-	c := &testCluster{t: t, base: t.TempDir(), nodes: map[int32]*testNode{}, tweak: tweak, logs: &syncBuffer{}}
+	c, lns := bindTestCluster(t, n)
+	c.tweak = tweak
+	c.openAll(lns)
+	return c
+}
+
+// newMeshTestCluster starts n voters, ids 1..n, where node i reaches node j
+// only through the mesh's proxy Addr(i-1, j-1) (PeerAddresses); Voters
+// keeps the real addresses, so every dial that bypassed the overrides would
+// bypass the mesh too.
+func newMeshTestCluster(t *testing.T, n int) (*testCluster, *faultproxy.Mesh) {
+	t.Helper()
+	c, lns := bindTestCluster(t, n)
+	addrs := make([]string, n)
+	for i, v := range c.voters {
+		addrs[i] = v.Addr
+	}
+	mesh, err := faultproxy.NewMesh(addrs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Registered after the nodes' cleanups, so it runs before them: close
+	// the proxies first, then the nodes need not wait on cut paths.
+	t.Cleanup(func() { mesh.Close() })
+	c.tweak = func(cfg *Config) {
+		cfg.PeerAddresses = map[int32]string{}
+		for _, v := range c.voters {
+			if v.ID != cfg.NodeID {
+				cfg.PeerAddresses[v.ID] = mesh.Addr(meshIndex(cfg.NodeID), meshIndex(v.ID))
+			}
+		}
+	}
+	c.openAll(lns)
+	return c, mesh
+}
+
+// meshIndex is node id's index in a test mesh.
+func meshIndex(id int32) int { return int(id) - 1 }
+
+// bindTestCluster makes the fixture and binds one listener per voter, ids
+// 1..n, without starting any node.
+func bindTestCluster(t *testing.T, n int) (*testCluster, []net.Listener) {
+	t.Helper()
+	c := &testCluster{t: t, base: t.TempDir(), nodes: map[int32]*testNode{}, logs: &syncBuffer{}}
 	t.Cleanup(func() {
 		if t.Failed() || os.Getenv("KDR_TEST_LOGS") != "" {
 			t.Logf("node logs:\n%s", c.logs.String())
@@ -65,12 +109,17 @@ func newTestCluster(t *testing.T, n int, tweak func(*Config)) *testCluster {
 		lns[i] = ln
 		c.voters = append(c.voters, Voter{ID: int32(i + 1), Addr: ln.Addr().String()})
 	}
+	return c, lns
+}
+
+// openAll starts the voters on their bound listeners.
+func (c *testCluster) openAll(lns []net.Listener) {
+	c.t.Helper()
 	for i, ln := range lns {
 		v := c.voters[i]
 		c.nodes[v.ID] = &testNode{id: v.ID, addr: v.Addr, dir: c.dir(v.ID)}
 		c.open(c.nodes[v.ID], ln)
 	}
-	return c
 }
 
 func (c *testCluster) dir(id int32) string {

@@ -35,7 +35,7 @@ func (s *Store) join(ctx context.Context) error {
 	for round := 1; ; round++ {
 		for _, seed := range s.cfg.Seeds {
 			cctx, cancel := context.WithTimeout(ctx, s.cfg.RPCTimeout)
-			_, err := s.pool.call(cctx, seed, kindJoin, body)
+			_, err := s.pool.call(cctx, s.peers.seedAddr(seed), kindJoin, body)
 			cancel()
 			if err == nil {
 				s.logger.Info("raftstore: joined the cluster as a non-voter", "seed", seed)

@@ -95,7 +95,7 @@ func (s *Store) RequestLeader(ctx context.Context, kind string, body []byte) ([]
 					resp, err = h(ctx, body)
 				}
 			} else {
-				resp, err = s.pool.call(ctx, addr, kind, body)
+				resp, err = s.pool.call(ctx, s.peers.dialAddr(id, addr), kind, body)
 			}
 			if err == nil {
 				return resp, nil

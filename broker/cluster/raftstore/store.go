@@ -61,6 +61,7 @@ type Store struct {
 	r            *raft.Raft
 	mux          *mux
 	pool         *pool
+	peers        *peers
 	metrics      *metrics
 	bootstrapped bool
 
@@ -146,6 +147,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		fsm:      newFSM(cfg.ClusterID, logger),
 		mux:      newMux(ln, advertisedAddr(addr), logger),
 		pool:     newPool(cfg.RPCTimeout),
+		peers:    newPeers(cfg, addr),
 		closing:  make(chan struct{}),
 		notifyCh: make(chan bool, 8),
 		obsCh:    make(chan raft.Observation, 16),
@@ -155,9 +157,14 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	s.metrics = newMetrics(s)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 
-	trans := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+	tc := &raft.NetworkTransportConfig{
 		Stream: raftLayer{s.mux}, MaxPool: transportPool, Timeout: cfg.RPCTimeout, Logger: hlog,
-	})
+	}
+	if s.peers.any() {
+		// Raft then dials every server by id through PeerAddresses.
+		tc.ServerAddressProvider = s.peers
+	}
+	trans := raft.NewNetworkTransportWithConfig(tc)
 	rc := raft.DefaultConfig()
 	rc.LocalID = serverID(cfg.NodeID)
 	rc.HeartbeatTimeout = cfg.HeartbeatTimeout
@@ -176,6 +183,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		_ = w.Close()
 		return nil, fmt.Errorf("raftstore: starting raft: %w", err)
 	}
+	s.peers.r.Store(s.r)
 	s.mux.start(s.serveRPC)
 	s.observer = raft.NewObserver(s.obsCh, false, func(o *raft.Observation) bool {
 		_, ok := o.Data.(raft.LeaderObservation)
@@ -294,11 +302,11 @@ func (s *Store) Leader() (id int32, addr string, ok bool) {
 	if a == "" || sid == "" {
 		return -1, "", false
 	}
-	n, err := strconv.ParseInt(string(sid), 10, 32)
+	n, err := parseServerID(sid)
 	if err != nil {
 		return -1, "", false
 	}
-	return int32(n), string(a), true
+	return n, string(a), true
 }
 
 // WaitLeader blocks until this node knows a leader or ctx ends.
@@ -366,3 +374,11 @@ func (l *raftLog) Close() error {
 }
 
 func serverID(id int32) raft.ServerID { return raft.ServerID(strconv.Itoa(int(id))) }
+
+func parseServerID(id raft.ServerID) (int32, error) {
+	n, err := strconv.ParseInt(string(id), 10, 32)
+	if err != nil {
+		return -1, fmt.Errorf("raftstore: server id %q is not a node id: %w", id, err)
+	}
+	return int32(n), nil
+}
