@@ -66,17 +66,30 @@ func StartCluster(t TB, bin string, n int, extra ...string) *Cluster {
 	for i := range n {
 		quorum = append(quorum, fmt.Sprintf("%d@%s", i+1, c.raft[i]))
 	}
-	c.Brokers = make([]*Process, n)
-	var wg sync.WaitGroup
+	args := make([][]string, n)
 	for i := range n {
-		args := append(slices.Clone(ClusterFlags),
+		args[i] = append(slices.Clone(ClusterFlags),
 			"--node-id", strconv.Itoa(i+1), "--listen", ports[i], "--raft-listen", c.raft[i],
 			"--controller-quorum", strings.Join(quorum, ","), "--offsets-topic-replication-factor", strconv.Itoa(min(n, 3)))
-		args = append(args, extra...)
+		args[i] = append(args[i], extra...)
+	}
+	c.start(bin, args)
+	return c
+}
+
+// start runs one broker process per argument list, all at once (a quorum
+// forms only when a majority is up), then connects an admin client and
+// waits until every broker is live.
+func (c *Cluster) start(bin string, args [][]string) {
+	t := c.t
+	t.Helper()
+	c.Brokers = make([]*Process, len(args))
+	var wg sync.WaitGroup
+	for i := range args {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c.Brokers[i] = StartProcess(t, bin, args...)
+			c.Brokers[i] = StartProcess(t, bin, args[i]...)
 		}()
 	}
 	wg.Wait()
@@ -91,8 +104,7 @@ func StartCluster(t TB, bin string, n int, extra ...string) *Cluster {
 	}
 	t.Cleanup(cl.Close)
 	c.client, c.admin = cl, kadm.NewClient(cl)
-	c.WaitBrokers(n)
-	return c
+	c.WaitBrokers(len(args))
 }
 
 // Bootstrap is every broker's Kafka address.

@@ -10,13 +10,10 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kbin"
 	"github.com/twmb/franz-go/pkg/kerr"
-	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/kdr-io/kdr/internal/faultproxy"
@@ -53,8 +50,7 @@ func StartMeshCluster(t TB, bin string, n int, extra ...string) (*Cluster, *faul
 	release()
 
 	c := &Cluster{t: t, raft: raftAddrs}
-	c.Brokers = make([]*Process, n)
-	var wg sync.WaitGroup
+	args := make([][]string, n)
 	for i := range n {
 		var quorum, peerRaft, peerKafka []string
 		for j := range n {
@@ -65,31 +61,14 @@ func StartMeshCluster(t TB, bin string, n int, extra ...string) (*Cluster, *faul
 			peerRaft = append(peerRaft, fmt.Sprintf("%d=%s", j+1, raftMesh.Addr(i, j)))
 			peerKafka = append(peerKafka, fmt.Sprintf("%d=%s", j+1, kafkaMesh.Addr(i, j)))
 		}
-		args := append(slices.Clone(ClusterFlags),
+		args[i] = append(slices.Clone(ClusterFlags),
 			"--node-id", strconv.Itoa(i+1), "--listen", kafkaAddrs[i], "--raft-listen", raftAddrs[i],
 			"--controller-quorum", strings.Join(quorum, ","),
 			"--peer-raft-addresses", strings.Join(peerRaft, ","), "--peer-addresses", strings.Join(peerKafka, ","),
 			"--offsets-topic-replication-factor", strconv.Itoa(min(n, 3)))
-		args = append(args, extra...)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			c.Brokers[i] = StartProcess(t, bin, args...)
-		}()
+		args[i] = append(args[i], extra...)
 	}
-	wg.Wait()
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("cluster logs:\n%s", c.Logs())
-		}
-	})
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.Bootstrap()...))
-	if err != nil {
-		t.Fatalf("kdrtest: %v", err)
-	}
-	t.Cleanup(cl.Close)
-	c.client, c.admin = cl, kadm.NewClient(cl)
-	c.WaitBrokers(n)
+	c.start(bin, args)
 	return c, raftMesh, kafkaMesh
 }
 
