@@ -59,7 +59,10 @@ func (b *Broker) openMetadata() error {
 	}
 	b.meta, b.raft = s, s
 	ctrl, err := cluster.NewController(s, cluster.ControllerConfig{
-		SessionTimeout:               cc.SessionTimeout,
+		SessionTimeout: cc.SessionTimeout,
+		// Check sessions often: a dead broker's partitions move at most a
+		// tenth of the session timeout after it expires.
+		TickInterval:                 min(max(cc.SessionTimeout/10, 50*time.Millisecond), time.Second),
 		PreferredLeaderCheckInterval: preferredInterval(cc.LeaderImbalanceCheckInterval),
 		DefaultMinInsyncReplicas:     int(b.cfg.MinInsyncReplicas),
 		Logger:                       b.log.With("component", "controller"),
