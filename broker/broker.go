@@ -285,15 +285,18 @@ func (b *Broker) Close() error {
 		if b.coord != nil {
 			b.coord.Close()
 		}
+		// The metadata store closes before the logs: a command applied
+		// meanwhile would otherwise reopen partitions being closed (the
+		// listener also ignores changes once b.ctx is canceled).
+		if b.meta != nil {
+			errs = append(errs, b.meta.Close())
+		}
 		b.mu.Lock()
 		for k, p := range b.partitions {
 			errs = append(errs, p.log.Close())
 			delete(b.partitions, k)
 		}
 		b.mu.Unlock()
-		if b.meta != nil {
-			errs = append(errs, b.meta.Close())
-		}
 		b.closeErr = errors.Join(errs...)
 		b.log.Info("broker stopped")
 	})

@@ -94,6 +94,9 @@ func (b *Broker) partitionDir(topic string, p int32) string {
 
 // onMetadata is the metadata store's listener.
 func (b *Broker) onMetadata(prev, next *cluster.State) {
+	if b.ctx.Err() != nil {
+		return // shutting down: the logs are being closed
+	}
 	if err := b.reconcile(prev, next); err != nil {
 		b.log.Error("applying metadata change", "err", err)
 	}

@@ -392,9 +392,17 @@ func divergence(lg Log, leaderEpoch int32, endOffset int64) int64 {
 func (l *leaderLoop) park(key tp, st *fetchState, gen uint64, code int16) {
 	l.f.cfg.Logger.Debug("replica fetch parked", "topic", key.topic, "partition", key.partition,
 		"leader", l.leader, "err", kerr.ErrorForCode(code))
+	// A leader that does not know it leads yet (NOT_LEADER_OR_FOLLOWER,
+	// UNKNOWN_LEADER_EPOCH) applies the same metadata within milliseconds:
+	// retry soon, or every acks=all write waits out the park after a
+	// failover. Other errors wait for our own metadata to move on.
+	park := 5 * l.f.cfg.Backoff
+	if code == kerr.NotLeaderForPartition.Code || code == kerr.UnknownLeaderEpoch.Code {
+		park = l.f.cfg.Backoff / 4
+	}
 	l.mu.Lock()
 	if l.parts[key] == st && st.gen == gen {
-		st.parkedUntil = time.Now().Add(5 * l.f.cfg.Backoff)
+		st.parkedUntil = time.Now().Add(park)
 		st.truncate = true
 	}
 	l.mu.Unlock()
