@@ -3,9 +3,13 @@
 # same run, as a ratio. Figures only; it never fails because a figure is low.
 #   1. storage: log append and read vs plain write(2)/pread(2) on one file;
 #   2. broker: kdr vs franz-go's kfake, both as separate processes, driven by
-#      the same franz-go workload (bench/kdrbench), with a raw-loopback ceiling.
-# BENCH_ARGS passes flags to kdrbench (e.g. BENCH_ARGS="--duration 30s");
-# BENCH_OUT=docs/benchmarks.md appends the broker report there.
+#      the same franz-go workload (bench/kdrbench), with a raw-loopback ceiling;
+#   3. cluster: three replicated kdr brokers (bench/clusterbench): RF=3 acks=all
+#      vs RF=1 acks=1 throughput, acks=all latency, leader failover after
+#      SIGKILL, creating 1,000 partitions, broker RSS.
+# BENCH_ARGS passes flags to kdrbench (e.g. BENCH_ARGS="--duration 30s"),
+# CLUSTER_BENCH_ARGS to clusterbench (e.g. CLUSTER_BENCH_ARGS="--failovers 10");
+# BENCH_OUT=docs/benchmarks.md appends the broker and cluster reports there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 KDR_BIN=${KDR_BIN:-bin/kdr}
@@ -27,3 +31,10 @@ args=(--kdr-bin "$KDR_BIN" --out-dir bench/out)
 if [ -n "${BENCH_OUT:-}" ]; then args+=(--out "$BENCH_OUT"); fi
 # shellcheck disable=SC2086
 go run ./bench/kdrbench "${args[@]}" ${BENCH_ARGS:-}
+
+echo
+echo "== cluster: 3 replicated kdr brokers (separate processes, same franz-go workload) =="
+cargs=(--kdr-bin "$KDR_BIN" --out-dir bench/out)
+if [ -n "${BENCH_OUT:-}" ]; then cargs+=(--out "$BENCH_OUT"); fi
+# shellcheck disable=SC2086
+go run ./bench/clusterbench "${cargs[@]}" ${CLUSTER_BENCH_ARGS:-}

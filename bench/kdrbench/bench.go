@@ -7,16 +7,17 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"time"
+
+	"github.com/kdr-io/kdr/bench/internal/benchkit"
 )
 
 // bench starts each target in turn, measures it and prints the report on
-// stdout (and appends it to o.out). A target that cannot be measured is
+// stdout (and appends it to o.Out). A target that cannot be measured is
 // reported as such; the other still runs.
 func bench(ctx context.Context, o options, args []string) error {
-	if err := os.MkdirAll(o.outDir, 0o755); err != nil {
+	if err := os.MkdirAll(o.OutDir, 0o755); err != nil {
 		return err
 	}
 	w := newWorkload(o)
@@ -52,18 +53,9 @@ func bench(ctx context.Context, o options, args []string) error {
 	}
 
 	var sb strings.Builder
-	writeReport(&sb, o, w, args, loop, results, failures)
-	fmt.Print(sb.String())
-	if o.out != "" {
-		f, err := os.OpenFile(o.out, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if _, err := io.WriteString(f, sb.String()); err != nil {
-			return err
-		}
-		logf("report appended to %s", o.out)
+	writeReport(&sb, w, args, loop, results, failures)
+	if err := benchkit.Publish(sb.String(), o.Out, logf); err != nil {
+		return err
 	}
 	return ctx.Err()
 }
@@ -80,14 +72,14 @@ func startTarget(ctx context.Context, name string, o options) (broker, func(), e
 		if err != nil {
 			return broker{}, nil, err
 		}
-		c, err := startChild("kdr", filepath.Join(o.outDir, "kdr.log"), o.kdrBin, "broker",
+		c, err := startChild("kdr", filepath.Join(o.OutDir, "kdr.log"), o.KdrBin, "broker",
 			"--data-dir", dir, "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--node-id", "1",
 			"--log-level", "warn")
 		if err != nil {
 			os.RemoveAll(dir)
 			return broker{}, nil, err
 		}
-		b := broker{name: "kdr", addr: c.addr, metrics: c.metrics, pid: c.pid(), proc: c, profile: true}
+		b := broker{name: "kdr", addr: c.Addr, metrics: c.Metrics, pid: c.Pid(), proc: c, profile: true}
 		return b, func() { c.stop(); os.RemoveAll(dir) }, nil
 	case "kfake":
 		bin := o.kfakeBin
@@ -116,14 +108,14 @@ func startTarget(ctx context.Context, name string, o options) (broker, func(), e
 			}
 			args = append(args, "--data-dir", filepath.Join(tmp, "data"))
 		}
-		c, err := startChild("kfake", filepath.Join(o.outDir, "kfake.log"), bin, args...)
+		c, err := startChild("kfake", filepath.Join(o.OutDir, "kfake.log"), bin, args...)
 		if err != nil {
 			if tmp != "" {
 				os.RemoveAll(tmp)
 			}
 			return broker{}, nil, err
 		}
-		b := broker{name: "kfake", addr: c.addr, pid: c.pid(), proc: c}
+		b := broker{name: "kfake", addr: c.Addr, pid: c.Pid(), proc: c}
 		return b, func() {
 			c.stop()
 			if tmp != "" {
@@ -136,11 +128,8 @@ func startTarget(ctx context.Context, name string, o options) (broker, func(), e
 
 // writeReport renders the results as markdown: the command, the machine,
 // a side-by-side table with kdr/kfake ratios, notes, and the profiles.
-func writeReport(w io.Writer, o options, wl workload, args []string, loop float64, rs []targetResult, failures []string) {
-	host, _ := os.Hostname()
-	fmt.Fprintf(w, "\n## Run of %s\n\n", time.Now().UTC().Format("2006-01-02 15:04 UTC"))
-	fmt.Fprintf(w, "Command: `go run ./bench/kdrbench %s`  \n", strings.Join(args, " "))
-	fmt.Fprintf(w, "Machine: %s, %d CPUs, %s, %s  \n", host, runtime.NumCPU(), cpuModel(), runtime.Version())
+func writeReport(w io.Writer, wl workload, args []string, loop float64, rs []targetResult, failures []string) {
+	benchkit.WriteRunHeader(w, "Run", "kdrbench", args)
 	fmt.Fprintf(w, "Workload: %s  \n", wl.describe())
 	if loop > 0 {
 		fmt.Fprintf(w, "Raw loopback baseline (one TCP connection, in process): %.2f GB/s\n", loop)
@@ -159,25 +148,25 @@ func writeReport(w io.Writer, o options, wl workload, args []string, loop float6
 	}
 	dur := func(d time.Duration) (float64, bool) { return float64(d) / float64(time.Millisecond), d > 0 }
 	rows := []row{
-		{"produce throughput (acks=1)", func(r *targetResult) (float64, bool) { return r.produce.mbps(), r.produce.elapsed > 0 }, "MB/s"},
+		{"produce throughput (acks=1)", func(r *targetResult) (float64, bool) { return r.produce.MBps(), r.produce.Elapsed > 0 }, "MB/s"},
 		{"consume throughput (from offset 0)", func(r *targetResult) (float64, bool) { return r.consume.mbps(), r.consume.elapsed > 0 }, "MB/s"},
 		{"paced produce rate (half of max)", func(r *targetResult) (float64, bool) {
-			return r.latency.produced.recordsPerSec(), r.latency.produced.elapsed > 0
+			return r.latency.Produced.RecordsPerSec(), r.latency.Produced.Elapsed > 0
 		}, "records/s"},
-		{"produce latency p50", func(r *targetResult) (float64, bool) { return dur(r.latency.p50) }, "ms"},
-		{"produce latency p99", func(r *targetResult) (float64, bool) { return dur(r.latency.p99) }, "ms"},
-		{"produce latency p99.9", func(r *targetResult) (float64, bool) { return dur(r.latency.p999) }, "ms"},
+		{"produce latency p50", func(r *targetResult) (float64, bool) { return dur(r.latency.P50) }, "ms"},
+		{"produce latency p99", func(r *targetResult) (float64, bool) { return dur(r.latency.P99) }, "ms"},
+		{"produce latency p99.9", func(r *targetResult) (float64, bool) { return dur(r.latency.P999) }, "ms"},
 		{"broker RSS after the runs", func(r *targetResult) (float64, bool) {
 			if r.mem == nil {
 				return 0, false
 			}
-			return float64(r.mem.rss) / (1 << 20), true
+			return float64(r.mem.RSS) / (1 << 20), true
 		}, "MiB"},
 		{"broker peak RSS", func(r *targetResult) (float64, bool) {
 			if r.mem == nil {
 				return 0, false
 			}
-			return float64(r.mem.hwm) / (1 << 20), true
+			return float64(r.mem.HWM) / (1 << 20), true
 		}, "MiB"},
 	}
 	cell := func(r *targetResult, rw row) string {
@@ -214,12 +203,7 @@ func writeReport(w io.Writer, o options, wl workload, args []string, loop float6
 			notes = append(notes, r.name+": "+n)
 		}
 	}
-	if len(notes) > 0 {
-		fmt.Fprintln(w, "\nNotes:")
-		for _, n := range notes {
-			fmt.Fprintf(w, "- %s\n", n)
-		}
-	}
+	benchkit.WriteNotes(w, notes)
 	for _, r := range rs {
 		for _, p := range r.profiles {
 			if p.top == "" {
@@ -228,18 +212,4 @@ func writeReport(w io.Writer, o options, wl workload, args []string, loop float6
 			fmt.Fprintf(w, "\n%s CPU profile during %s (%s), top functions:\n\n```\n%s\n```\n", r.name, p.phase, p.during, p.top)
 		}
 	}
-}
-
-// cpuModel is the first "model name" of /proc/cpuinfo, or "unknown CPU".
-func cpuModel() string {
-	b, err := os.ReadFile("/proc/cpuinfo")
-	if err != nil {
-		return "unknown CPU"
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
-			return strings.TrimSpace(v)
-		}
-	}
-	return "unknown CPU"
 }

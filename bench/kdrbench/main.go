@@ -22,20 +22,17 @@
 package main
 
 import (
-	"context"
-	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"os"
-	"os/signal"
-	"syscall"
-	"time"
+
+	"github.com/kdr-io/kdr/bench/internal/benchkit"
 )
 
 // options are the parsed command-line flags.
 type options struct {
-	kdrBin     string
+	benchkit.Common
+
 	kdrAddr    string // an already-running broker; no process is started
 	kdrMetrics string // its metrics address, for pprof
 	kdrPID     int    // its pid, for RSS
@@ -43,85 +40,44 @@ type options struct {
 	kfakeDisk  bool
 	only       string // "", "kdr" or "kfake"
 
-	duration     time.Duration
-	recordSize   int
-	partitions   int
 	producers    int
-	inflight     int
-	linger       time.Duration
-	maxBuffered  int
-	profileSecs  int
 	loopbackSize int64
-
-	out    string // markdown file the report is appended to
-	outDir string // profiles and broker logs
 }
 
-func parseFlags(args []string, stderr io.Writer) (options, error) {
+// parseFlags defines kdrbench's flags on fs and parses args with it.
+func parseFlags(fs *flag.FlagSet, args []string) (options, error) {
 	var o options
-	fs := flag.NewFlagSet("kdrbench", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.StringVar(&o.kdrBin, "kdr-bin", "bin/kdr", "kdr binary to start as the broker under test")
+	o.Register(fs, benchkit.CommonUsage{
+		KdrBin:      "kdr binary to start as the broker under test",
+		Duration:    "length of each produce and latency phase",
+		Partitions:  "partitions of the bench topic",
+		MaxBuffered: "records a producer client buffers before Produce blocks",
+		ProfileSecs: "length of each kdr CPU profile; 0 skips profiling",
+	})
 	fs.StringVar(&o.kdrAddr, "kdr-addr", "", "benchmark an already-running kdr (host:port) instead of starting --kdr-bin")
 	fs.StringVar(&o.kdrMetrics, "kdr-metrics", "", "with --kdr-addr: its metrics host:port, for pprof")
 	fs.IntVar(&o.kdrPID, "kdr-pid", 0, "with --kdr-addr: its pid, for RSS")
 	fs.StringVar(&o.kfakeBin, "kfake-bin", "", "prebuilt bench/kfakeserver binary (default: go build it into a temp dir)")
 	fs.BoolVar(&o.kfakeDisk, "kfake-disk", false, "run kfake with a data dir (page-cache writes) instead of in memory")
 	fs.StringVar(&o.only, "only", "", "run one target only: kdr or kfake")
-	fs.DurationVar(&o.duration, "duration", 15*time.Second, "length of each produce and latency phase")
-	fs.IntVar(&o.recordSize, "records-size", 1024, "record value size in bytes")
-	fs.IntVar(&o.partitions, "partitions", 8, "partitions of the bench topic")
 	fs.IntVar(&o.producers, "producers", 1, "producer clients in the throughput phase")
-	fs.IntVar(&o.inflight, "inflight", 10, "produce requests in flight per broker connection")
-	fs.DurationVar(&o.linger, "linger", time.Millisecond, "producer linger")
-	fs.IntVar(&o.maxBuffered, "max-buffered", 100000, "records a producer client buffers before Produce blocks")
-	fs.IntVar(&o.profileSecs, "profile-seconds", 10, "length of each kdr CPU profile; 0 skips profiling")
 	fs.Int64Var(&o.loopbackSize, "loopback-bytes", 1<<30, "bytes copied by the raw loopback baseline")
-	fs.StringVar(&o.out, "out", "", "markdown file to append the report to")
-	fs.StringVar(&o.outDir, "out-dir", "bench/out", "directory for profiles and broker logs")
-	if err := fs.Parse(args); err != nil {
+	if err := benchkit.Parse(fs, args); err != nil {
 		return o, err
-	}
-	if fs.NArg() > 0 {
-		return o, fmt.Errorf("unexpected arguments %v", fs.Args())
 	}
 	switch {
 	case o.only != "" && o.only != "kdr" && o.only != "kfake":
 		return o, fmt.Errorf("--only %q: want kdr or kfake", o.only)
-	case o.duration <= 0:
-		return o, fmt.Errorf("--duration %v: must be positive", o.duration)
-	case o.recordSize <= 0:
-		return o, fmt.Errorf("--records-size %d: must be positive", o.recordSize)
-	case o.partitions <= 0:
-		return o, fmt.Errorf("--partitions %d: must be positive", o.partitions)
-	case o.producers <= 0:
+	case o.Duration <= 0:
+		return o, fmt.Errorf("--duration %v: must be positive", o.Duration)
+	case o.RecordSize > 0 && o.Partitions > 0 && o.producers <= 0:
+		// Between Check's --partitions and --inflight: of several bad
+		// flags, kdrbench has always named the first in this order.
 		return o, fmt.Errorf("--producers %d: must be positive", o.producers)
-	case o.inflight <= 0:
-		return o, fmt.Errorf("--inflight %d: must be positive", o.inflight)
-	case o.maxBuffered <= 0:
-		return o, fmt.Errorf("--max-buffered %d: must be positive", o.maxBuffered)
 	}
-	return o, nil
+	return o, o.Check()
 }
 
 func main() {
-	os.Exit(run(os.Args[1:]))
-}
-
-func run(args []string) int {
-	opts, err := parseFlags(args, os.Stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "kdrbench: %v\n", err)
-		return 2
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := bench(ctx, opts, args); err != nil {
-		fmt.Fprintf(os.Stderr, "kdrbench: %v\n", err)
-		return 1
-	}
-	return 0
+	os.Exit(benchkit.Main("kdrbench", os.Args[1:], parseFlags, bench))
 }

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/kdr-io/kdr/bench/internal/benchkit"
 )
 
 // broker is one target under measurement.
@@ -23,11 +25,11 @@ type broker struct {
 // targetResult is everything measured against one broker.
 type targetResult struct {
 	name        string
-	produce     produceResult
+	produce     benchkit.ProduceResult
 	consume     consumeResult
 	consumeWant int64
-	latency     latencyResult
-	mem         *memory
+	latency     benchkit.LatencyResult
+	mem         *benchkit.Memory
 	profiles    []profileResult
 	notes       []string // misbehaviour and skipped steps, for the report
 }
@@ -57,8 +59,8 @@ func logf(format string, args ...any) {
 func measure(ctx context.Context, b broker, w workload, o options) (targetResult, error) {
 	r := targetResult{name: b.name}
 	alive := func(phase string) error {
-		if b.proc != nil && b.proc.exited() {
-			return fmt.Errorf("%s exited during %s; its log:\n%s", b.name, phase, tail(b.proc.logPath, 30))
+		if b.proc != nil && b.proc.Exited() {
+			return fmt.Errorf("%s exited during %s; its log:\n%s", b.name, phase, benchkit.Tail(b.proc.logPath, 30))
 		}
 		return nil
 	}
@@ -69,16 +71,16 @@ func measure(ctx context.Context, b broker, w workload, o options) (targetResult
 	}
 
 	// (a) produce throughput.
-	logf("%s: producing for %v", b.name, o.duration)
-	p, err := produceFor(ctx, b.addr, w, o.duration)
+	logf("%s: producing for %v", b.name, o.Duration)
+	p, err := produceFor(ctx, b.addr, w, o.Duration)
 	if err != nil {
 		return r, err
 	}
 	r.produce = p
-	acked := p.records + p.warmup
-	logf("%s: produced %d records in %v: %.1f MB/s, %.0f records/s", b.name, p.records, p.elapsed.Round(time.Millisecond), p.mbps(), p.recordsPerSec())
-	if p.failed > 0 {
-		r.notef("produce: %d records failed, first error: %v", p.failed, p.firstErr)
+	acked := p.Records + p.Warmup
+	logf("%s: produced %d records in %v: %.1f MB/s, %.0f records/s", b.name, p.Records, p.Elapsed.Round(time.Millisecond), p.MBps(), p.RecordsPerSec())
+	if p.Failed > 0 {
+		r.notef("produce: %d records failed, first error: %v", p.Failed, p.FirstErr)
 	}
 	if err := alive("produce"); err != nil {
 		return r, err
@@ -113,20 +115,20 @@ func measure(ctx context.Context, b broker, w workload, o options) (targetResult
 	// disk-backed broker. Both targets get the same treatment.
 	logf("%s: syncing dirty pages before the paced run", b.name)
 	syscall.Sync()
-	rate := p.recordsPerSec() / 2
-	logf("%s: producing %.0f records/s (half of the measured rate) for %v", b.name, rate, o.duration)
-	l, err := produceAtRate(ctx, b.addr, w, rate, o.duration)
+	rate := p.RecordsPerSec() / 2
+	logf("%s: producing %.0f records/s (half of the measured rate) for %v", b.name, rate, o.Duration)
+	l, err := produceAtRate(ctx, b.addr, w, rate, o.Duration)
 	if err != nil {
 		return r, err
 	}
 	r.latency = l
-	acked += l.produced.records + l.produced.warmup
+	acked += l.Produced.Records + l.Produced.Warmup
 	logf("%s: achieved %.0f records/s; latency p50 %v p99 %v p99.9 %v max %v", b.name,
-		l.produced.recordsPerSec(), l.p50, l.p99, l.p999, l.max)
-	if l.produced.failed > 0 {
-		r.notef("paced produce: %d records failed, first error: %v", l.produced.failed, l.produced.firstErr)
+		l.Produced.RecordsPerSec(), l.P50, l.P99, l.P999, l.Max)
+	if l.Produced.Failed > 0 {
+		r.notef("paced produce: %d records failed, first error: %v", l.Produced.Failed, l.Produced.FirstErr)
 	}
-	if got := l.produced.recordsPerSec(); got < 0.95*rate {
+	if got := l.Produced.RecordsPerSec(); got < 0.95*rate {
 		r.notef("paced produce reached %.0f records/s of the %.0f asked", got, rate)
 	}
 	if err := alive("paced produce"); err != nil {
@@ -135,7 +137,7 @@ func measure(ctx context.Context, b broker, w workload, o options) (targetResult
 
 	// (d) resident memory.
 	if b.pid > 0 {
-		m, err := readMemory(b.pid)
+		m, err := benchkit.ReadMemory(b.pid)
 		if err != nil {
 			r.notef("reading memory: %v", err)
 		} else {
@@ -161,40 +163,40 @@ func measure(ctx context.Context, b broker, w workload, o options) (targetResult
 // of acknowledged records. Problems are notes, not errors: the figures
 // measured so far stand without profiles.
 func profileBroker(ctx context.Context, b broker, w workload, o options, r *targetResult, acked int64) ([]profileResult, int64) {
-	if o.profileSecs <= 0 {
+	if o.ProfileSecs <= 0 {
 		return nil, acked
 	}
-	if b.metrics == "" || !pprofAvailable(ctx, b.metrics) {
+	if b.metrics == "" || !benchkit.PprofAvailable(ctx, b.metrics) {
 		r.notef("no /debug/pprof on the metrics address %q: profiling skipped", b.metrics)
 		return nil, acked
 	}
 	var out []profileResult
-	secs := o.profileSecs
+	secs := o.ProfileSecs
 
-	path := filepath.Join(o.outDir, b.name+"-produce.pprof")
+	path := filepath.Join(o.OutDir, b.name+"-produce.pprof")
 	logf("%s: producing for %ds with a %ds CPU profile", b.name, secs+1, secs)
-	var p produceResult
+	var p benchkit.ProduceResult
 	var perr error
 	err := profiled(ctx, b.metrics, secs, path, func(context.Context) {
 		// A fixed length, not canceled, so every record is acknowledged
 		// or failed before the count is used.
 		p, perr = produceFor(ctx, b.addr, w, time.Duration(secs)*time.Second+time.Second)
 	})
-	acked += p.records + p.warmup
+	acked += p.Records + p.Warmup
 	switch {
 	case perr != nil:
 		r.notef("profiled produce: %v", perr)
 	case err != nil:
 		r.notef("produce profile: %v", err)
 	default:
-		if p.failed > 0 {
-			r.notef("profiled produce: %d records failed, first error: %v", p.failed, p.firstErr)
+		if p.Failed > 0 {
+			r.notef("profiled produce: %d records failed, first error: %v", p.Failed, p.FirstErr)
 		}
 		out = append(out, profileResult{phase: "produce", path: path,
-			during: fmt.Sprintf("%.1f MB/s produce", p.mbps())})
+			during: fmt.Sprintf("%.1f MB/s produce", p.MBps())})
 	}
 
-	path = filepath.Join(o.outDir, b.name+"-consume.pprof")
+	path = filepath.Join(o.OutDir, b.name+"-consume.pprof")
 	logf("%s: reading all %d records repeatedly with a %ds CPU profile", b.name, acked, secs)
 	var reads []consumeResult
 	err = profiled(ctx, b.metrics, secs, path, func(wctx context.Context) {
@@ -227,7 +229,7 @@ func profileBroker(ctx context.Context, b broker, w workload, o options, r *targ
 	}
 
 	for i := range out {
-		top, err := pprofTop(ctx, out[i].path, 25)
+		top, err := benchkit.PprofTop(ctx, out[i].path, 25)
 		if err != nil {
 			r.notef("%v", err)
 			continue

@@ -2,10 +2,10 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
 	"fmt"
 	"time"
 
+	"github.com/kdr-io/kdr/bench/internal/benchkit"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -15,44 +15,25 @@ const topic = "bench"
 
 // workload is the client side of the benchmark, identical for every target.
 type workload struct {
-	partitions  int
-	recordSize  int
-	producers   int
-	inflight    int
-	linger      time.Duration
-	maxBuffered int
-	value       []byte // shared by every record; the client never writes it
+	benchkit.Producer
+	partitions int
+	recordSize int
+	producers  int
 }
 
 func newWorkload(o options) workload {
-	v := make([]byte, o.recordSize)
-	rand.Read(v) // incompressible, although compression is off anyway
 	return workload{
-		partitions:  o.partitions,
-		recordSize:  o.recordSize,
-		producers:   o.producers,
-		inflight:    o.inflight,
-		linger:      o.linger,
-		maxBuffered: o.maxBuffered,
-		value:       v,
+		Producer:   benchkit.NewProducer(o.Common),
+		partitions: o.Partitions,
+		recordSize: o.RecordSize,
+		producers:  o.producers,
 	}
 }
 
-// producerOpts configures a franz-go producer: acks=1, no idempotency, no
-// compression, several requests in flight, a short linger, and the default
-// uniform-bytes partitioner (64 KiB sticky batches across all partitions).
+// producerOpts configures a producer of the bench topic with acks=1 (see
+// benchkit.Producer.Opts).
 func (w workload) producerOpts(addr string) []kgo.Opt {
-	return []kgo.Opt{
-		kgo.SeedBrokers(addr),
-		kgo.DefaultProduceTopic(topic),
-		kgo.RequiredAcks(kgo.LeaderAck()),
-		kgo.DisableIdempotentWrite(),
-		kgo.ProducerBatchCompression(kgo.NoCompression()),
-		kgo.MaxProduceRequestsInflightPerBroker(w.inflight),
-		kgo.ProducerLinger(w.linger),
-		kgo.MaxBufferedRecords(w.maxBuffered),
-		kgo.RecordRetries(0), // a failed record is counted, not hidden by a retry
-	}
+	return w.Opts([]string{addr}, topic, kgo.LeaderAck())
 }
 
 // consumerOpts configures a direct (group-less) franz-go consumer of the
@@ -72,7 +53,7 @@ func (w workload) consumerOpts(addr string) []kgo.Opt {
 func (w workload) describe() string {
 	return fmt.Sprintf("franz-go kgo, %d B values (no key), %d partitions, acks=1, idempotency off, no compression, "+
 		"%d producer client(s), %d requests in flight per broker, linger %v, %d buffered records per client",
-		w.recordSize, w.partitions, w.producers, w.inflight, w.linger, w.maxBuffered)
+		w.recordSize, w.partitions, w.producers, w.Inflight, w.Linger, w.MaxBuffered)
 }
 
 // createTopic creates the bench topic (replication factor 1) and waits until

@@ -1,0 +1,84 @@
+package benchkit
+
+import (
+	"context"
+	"math"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// pacerTick is how often the paced producer tops up to its schedule.
+const pacerTick = time.Millisecond
+
+// LatencyResult is a paced produce run and its per-record latencies.
+type LatencyResult struct {
+	Rate           float64 // target records/s
+	Produced       ProduceResult
+	P50, P99, P999 time.Duration
+	Max            time.Duration
+}
+
+// ProduceAtRate produces rate records/s with cl for d and measures each
+// record's latency from the Produce call to its promise. Every tick it
+// produces the records the schedule owes so far, so a slow tick is made up
+// for rather than lost; if the client falls behind, the achieved rate shows
+// it. cl should be warmed up (see WarmUp) and is left open.
+func (p Producer) ProduceAtRate(ctx context.Context, cl *kgo.Client, rate float64, d time.Duration) (LatencyResult, error) {
+	res := LatencyResult{Rate: rate}
+	var (
+		t   Tally
+		mu  sync.Mutex
+		lat = make([]time.Duration, 0, int(rate*d.Seconds())+1)
+	)
+	ticker := time.NewTicker(pacerTick)
+	defer ticker.Stop()
+	start := time.Now()
+	var sent int64
+	for ctx.Err() == nil {
+		elapsed := time.Since(start)
+		if elapsed >= d {
+			break
+		}
+		due := int64(rate * elapsed.Seconds())
+		for ; sent < due && ctx.Err() == nil; sent++ {
+			at := time.Now()
+			cl.Produce(ctx, &kgo.Record{Value: p.Value}, func(r *kgo.Record, err error) {
+				took := time.Since(at)
+				t.Promise(r, err)
+				if err == nil {
+					mu.Lock()
+					lat = append(lat, took)
+					mu.Unlock()
+				}
+			})
+		}
+		select {
+		case <-ctx.Done():
+		case <-ticker.C:
+		}
+	}
+	cl.Flush(ctx)
+	res.Produced = t.Result(time.Since(start))
+
+	slices.Sort(lat)
+	res.P50 = percentile(lat, 0.50)
+	res.P99 = percentile(lat, 0.99)
+	res.P999 = percentile(lat, 0.999)
+	if len(lat) > 0 {
+		res.Max = lat[len(lat)-1]
+	}
+	return res, ctx.Err()
+}
+
+// percentile is the nearest-rank percentile of sorted durations: always a
+// latency that was measured, never an interpolation between two.
+func percentile(sorted []time.Duration, p float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(math.Ceil(p*float64(len(sorted)))) - 1
+	return sorted[max(i, 0)]
+}
