@@ -62,7 +62,11 @@ func (b *Broker) openMetadata() error {
 		SessionTimeout: cc.SessionTimeout,
 		// Check sessions often: a dead broker's partitions move at most a
 		// tenth of the session timeout after it expires.
-		TickInterval:                 min(max(cc.SessionTimeout/10, 50*time.Millisecond), time.Second),
+		TickInterval: min(max(cc.SessionTimeout/10, 50*time.Millisecond), time.Second),
+		// Brokers retry heartbeats on the new leader at once: three
+		// intervals (plus the raft election) are ample to hear from every
+		// live one, and a dead old controller's partitions move sooner.
+		ActivationGrace:              min(3*cc.HeartbeatInterval+time.Second, cc.SessionTimeout),
 		PreferredLeaderCheckInterval: preferredInterval(cc.LeaderImbalanceCheckInterval),
 		DefaultMinInsyncReplicas:     int(b.cfg.MinInsyncReplicas),
 		Logger:                       b.log.With("component", "controller"),

@@ -44,6 +44,13 @@ type ControllerConfig struct {
 	Logger *slog.Logger
 	// Now is the clock; default time.Now. Tests inject a fake one.
 	Now func() time.Time
+	// ActivationGrace is how long a newly active controller waits for a
+	// broker's first heartbeat before fencing it. Live brokers heartbeat
+	// the new leader within about one heartbeat interval of an election,
+	// so this can be much shorter than SessionTimeout; when the old
+	// controller died with the partitions it led, this is what bounds
+	// their failover. Default (0): SessionTimeout.
+	ActivationGrace time.Duration
 	// Registerer receives the kdr_controller_* metrics; nil registers none.
 	Registerer prometheus.Registerer
 }
@@ -54,6 +61,9 @@ func (cfg *ControllerConfig) setDefaults() error {
 	}
 	if cfg.PreferredLeaderCheckInterval == 0 {
 		cfg.PreferredLeaderCheckInterval = 30 * time.Second
+	}
+	if cfg.ActivationGrace <= 0 || cfg.ActivationGrace > cfg.SessionTimeout {
+		cfg.ActivationGrace = cfg.SessionTimeout
 	}
 	if cfg.LeaderImbalanceThreshold == 0 {
 		cfg.LeaderImbalanceThreshold = 0.10
@@ -126,7 +136,7 @@ func NewController(store Store, cfg ControllerConfig) (*Controller, error) {
 
 // SetActive is called on every leadership change. Becoming active starts
 // every registered broker's session afresh, so a new controller gives all
-// brokers a full SessionTimeout to reach it before fencing any. Becoming
+// brokers ActivationGrace to reach it before fencing any. Becoming
 // inactive forgets every session; an inactive controller does nothing.
 func (c *Controller) SetActive(active bool) {
 	c.mu.Lock()
@@ -139,8 +149,11 @@ func (c *Controller) SetActive(active bool) {
 	if active {
 		now := c.cfg.Now()
 		c.lastPreferred = now
+		// A session expires SessionTimeout after seen: backdate so the
+		// first deadline is ActivationGrace from now.
+		seen := now.Add(c.cfg.ActivationGrace - c.cfg.SessionTimeout)
 		for id, b := range c.store.State().Brokers {
-			c.sessions[id] = session{epoch: b.Epoch, seen: now}
+			c.sessions[id] = session{epoch: b.Epoch, seen: seen}
 		}
 	}
 	c.metrics.setActive(active)
