@@ -79,6 +79,7 @@ func NewCmdRoot(streams IO) *cobra.Command {
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 
 	root.AddCommand(NewCmdBroker(streams, g, nil))
+	root.AddCommand(NewCmdMirror(streams, g))
 	addAdminCommands(root, streams, g)
 	return root
 }

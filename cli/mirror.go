@@ -1,0 +1,204 @@
+package cli
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/viper"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/kdr-io/kdr/internal/obs"
+	"github.com/kdr-io/kdr/mirror"
+)
+
+// defaultMirrorMetricsListen is where `kdr mirror run` serves /metrics; the
+// broker's default is 9644.
+const defaultMirrorMetricsListen = "127.0.0.1:9645"
+
+// NewCmdMirror builds `kdr mirror` and its subcommands.
+func NewCmdMirror(streams IO, g *globalOptions) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "mirror",
+		Short: "Mirror topics from one Kafka cluster to another (MM2-style)",
+		Long: `Copy records from a source cluster to a target cluster the way MirrorMaker 2 does: remote topics
+named by a policy (east.orders, or orders under identity naming), offset syncs and heartbeats in MM2's
+formats, at-least-once delivery with per-partition order. Works against any Kafka.`,
+		Args: cobra.NoArgs,
+	}
+	cmd.AddCommand(NewCmdMirrorRun(streams, g, nil), NewCmdMirrorStatus(streams, g, nil))
+	return cmd
+}
+
+// MirrorRunOptions are the parsed options of `kdr mirror run`.
+type MirrorRunOptions struct {
+	IO            IO
+	Global        *globalOptions
+	ConfigFile    string
+	MetricsListen string
+	Flow          mirror.Flow
+}
+
+// mirrorSetting binds one flag to one mirror.Flow field: the single list
+// from which flags, KDR_* variables and config-file keys all come.
+type mirrorSetting struct {
+	flag, usage string
+	def         func(d *mirror.Flow, cmd *cobra.Command, name, usage string)
+	set         func(f *mirror.Flow, v *viper.Viper, name string) error
+}
+
+func mirrorSettings() []mirrorSetting {
+	return []mirrorSetting{
+		mStr("source-alias", "alias of the source cluster (\"east\" in east.orders)", func(f *mirror.Flow) *string { return &f.SourceAlias }),
+		mStr("target-alias", "alias of the target cluster", func(f *mirror.Flow) *string { return &f.TargetAlias }),
+		mBrokers("source-brokers", "comma-separated seed brokers of the source, host:port", func(f *mirror.Flow) *[]string { return &f.Source.Brokers }),
+		mBrokers("target-brokers", "comma-separated seed brokers of the target, host:port", func(f *mirror.Flow) *[]string { return &f.Target.Brokers }),
+		mStr("topics", "comma-separated regexes of topics to mirror (MM2 topics)", func(f *mirror.Flow) *string { return &f.Topics }),
+		mStr("topics-exclude", "comma-separated regexes of topics not to mirror (MM2 topics.exclude)", func(f *mirror.Flow) *string { return &f.TopicsExclude }),
+		mStr("groups", "comma-separated regexes of consumer groups to translate (MM2 groups)", func(f *mirror.Flow) *string { return &f.Groups }),
+		mStr("groups-exclude", "comma-separated regexes of groups not to translate (MM2 groups.exclude)", func(f *mirror.Flow) *string { return &f.GroupsExclude }),
+		mStr("naming", "remote topic names: prefix (east.orders) or identity (orders)", func(f *mirror.Flow) *string { return &f.Naming }),
+		mStr("separator", "separator between alias and topic under prefix naming (\"\" means \".\")", func(f *mirror.Flow) *string { return &f.Separator }),
+		{flag: "sync-topic-configs", usage: "copy topic configs set on the source to the remote topics (MM2 sync.topic.configs.enabled)",
+			def: func(d *mirror.Flow, cmd *cobra.Command, n, u string) { cmd.Flags().Bool(n, d.SyncTopicConfigs, u) },
+			set: func(f *mirror.Flow, v *viper.Viper, n string) error { f.SyncTopicConfigs = v.GetBool(n); return nil }},
+		mStr("configs-exclude", "comma-separated regexes of topic configs never synced (MM2 config.properties.exclude)", func(f *mirror.Flow) *string { return &f.ConfigsExclude }),
+		mDur("refresh-interval", "how often topics and partitions are checked (MM2 refresh.topics.interval.seconds)", func(f *mirror.Flow) *time.Duration { return &f.RefreshInterval }),
+		{flag: "replication-factor", usage: "replication factor of created remote topics (0: the source's, capped at the target's broker count)",
+			def: func(d *mirror.Flow, cmd *cobra.Command, n, u string) { cmd.Flags().Int16(n, d.ReplicationFactor, u) },
+			set: func(f *mirror.Flow, v *viper.Viper, n string) error {
+				f.ReplicationFactor = int16(v.GetInt32(n))
+				return nil
+			}},
+		mDur("heartbeat-interval", "how often a heartbeat is written to the target (negative disables)", func(f *mirror.Flow) *time.Duration { return &f.HeartbeatInterval }),
+		mStr("group", "consumer group the flow's workers share (default kdr-mirror-<source>-<target>)", func(f *mirror.Flow) *string { return &f.WorkersGroup }),
+		mStr("instance-id", "static group membership id (group.instance.id): a restarted worker gets its partitions back at once", func(f *mirror.Flow) *string { return &f.InstanceID }),
+		mDur("session-timeout", "how long a silent worker keeps its partitions (session.timeout.ms)", func(f *mirror.Flow) *time.Duration { return &f.SessionTimeout }),
+		{flag: "batch-records", usage: "most records copied per cycle; also the most a crash can re-copy",
+			def: func(d *mirror.Flow, cmd *cobra.Command, n, u string) { cmd.Flags().Int(n, d.BatchRecords, u) },
+			set: func(f *mirror.Flow, v *viper.Viper, n string) error { f.BatchRecords = v.GetInt(n); return nil }},
+		mDur("delivery-timeout", "how long a copy may wait for the target before it is retried (delivery.timeout.ms)", func(f *mirror.Flow) *time.Duration { return &f.DeliveryTimeout }),
+		mDur("offset-syncs-retention", "retention of the offset-syncs topic created on the source", func(f *mirror.Flow) *time.Duration { return &f.OffsetSyncsRetention }),
+	}
+}
+
+func mStr(flag, usage string, get func(*mirror.Flow) *string) mirrorSetting {
+	return mirrorSetting{flag: flag, usage: usage,
+		def: func(d *mirror.Flow, cmd *cobra.Command, n, u string) { cmd.Flags().String(n, *get(d), u) },
+		set: func(f *mirror.Flow, v *viper.Viper, n string) error { *get(f) = v.GetString(n); return nil }}
+}
+
+func mDur(flag, usage string, get func(*mirror.Flow) *time.Duration) mirrorSetting {
+	return mirrorSetting{flag: flag, usage: usage + " (a duration: 500ms, 5s, 1m)",
+		def: func(d *mirror.Flow, cmd *cobra.Command, n, u string) { cmd.Flags().Duration(n, *get(d), u) },
+		set: func(f *mirror.Flow, v *viper.Viper, n string) error {
+			raw := v.GetString(n)
+			d, err := time.ParseDuration(raw)
+			if err != nil {
+				return fmt.Errorf("%q is not a duration (for example 5s)", raw)
+			}
+			*get(f) = d
+			return nil
+		}}
+}
+
+func mBrokers(flag, usage string, get func(*mirror.Flow) *[]string) mirrorSetting {
+	return mirrorSetting{flag: flag, usage: usage,
+		def: func(_ *mirror.Flow, cmd *cobra.Command, n, u string) { cmd.Flags().String(n, "", u) },
+		set: func(f *mirror.Flow, v *viper.Viper, n string) error {
+			var out []string
+			for _, b := range strings.Split(v.GetString(n), ",") {
+				if b = strings.TrimSpace(b); b != "" {
+					out = append(out, b)
+				}
+			}
+			if len(out) == 0 {
+				return fmt.Errorf("empty; give at least one host:port (or KDR_%s)", strings.ToUpper(strings.ReplaceAll(n, "-", "_")))
+			}
+			*get(f) = out
+			return nil
+		}}
+}
+
+// NewCmdMirrorRun builds `kdr mirror run`. runF replaces the run step in
+// tests.
+func NewCmdMirrorRun(streams IO, g *globalOptions, runF func(*MirrorRunOptions) error) *cobra.Command {
+	opts := &MirrorRunOptions{IO: streams, Global: g}
+	settings := mirrorSettings()
+	cmd := &cobra.Command{
+		Use:   "run",
+		Short: "Run a mirror worker for one flow until interrupted",
+		Long: `Run one worker of a flow from --source-alias to --target-alias until SIGINT or SIGTERM. Start
+several with the same aliases (and --group) to share the source partitions; a worker that dies hands
+its partitions to the others.
+
+Settings come from flags, then KDR_* environment variables (KDR_SOURCE_BROKERS, KDR_TOPICS, ...),
+then a YAML file given with --config whose keys are the flag names, then defaults.`,
+		Example: `  kdr mirror run --source-alias east --source-brokers 10.0.0.1:9092 \
+      --target-alias west --target-brokers 10.1.0.1:9092 --topics 'orders.*'`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			v, err := newViper(cmd, opts.ConfigFile)
+			if err != nil {
+				return err
+			}
+			opts.Flow = mirror.DefaultFlow()
+			for _, s := range settings {
+				if err := s.set(&opts.Flow, v, s.flag); err != nil {
+					return usageError{fmt.Errorf("--%s: %w", s.flag, err)}
+				}
+			}
+			opts.MetricsListen = v.GetString("metrics-listen")
+			if err := opts.Flow.Validate(); err != nil {
+				return usageError{fmt.Errorf("invalid mirror flow: %w", err)}
+			}
+			if runF != nil {
+				return runF(opts)
+			}
+			return runMirror(cmd, opts)
+		},
+	}
+	defaults := mirror.DefaultFlow()
+	for _, s := range settings {
+		s.def(&defaults, cmd, s.flag, s.usage)
+	}
+	cmd.Flags().String("metrics-listen", defaultMirrorMetricsListen, "host:port for /metrics and /healthz (port 0 picks a free port); empty disables")
+	cmd.Flags().StringVar(&opts.ConfigFile, "config", "", "YAML file of settings (keys are flag names)")
+	return cmd
+}
+
+func runMirror(cmd *cobra.Command, opts *MirrorRunOptions) error {
+	logger, err := opts.Global.logger(opts.IO.Err)
+	if err != nil {
+		return err
+	}
+	reg := obs.NewRegistry()
+	mopts := mirror.Options{Logger: logger, Registerer: reg}
+	kl, err := newKgoLogger(opts.IO, opts.Global)
+	if err != nil {
+		return err
+	}
+	if kl != nil { // --log-level debug: the Kafka clients' logs too
+		mopts.ClientOpts = append(mopts.ClientOpts, kgo.WithLogger(kl))
+	}
+	w, err := mirror.New(opts.Flow, mopts)
+	if err != nil {
+		return err
+	}
+	line := fmt.Sprintf("kdr mirror %s running", opts.Flow.Name())
+	if opts.MetricsListen != "" {
+		srv, err := obs.ServeHTTP(opts.MetricsListen, reg, w.Health, logger)
+		if err != nil {
+			return err
+		}
+		defer srv.Close()
+		line += fmt.Sprintf(" (metrics on http://%s/metrics)", srv.Addr())
+	}
+	// The line on stdout tells scripts and tests the worker is up and where
+	// its metrics are (a port chosen with --metrics-listen host:0).
+	runDone := make(chan error, 1)
+	go func() { runDone <- w.Run(cmd.Context()) }()
+	fmt.Fprintln(opts.IO.Out, line)
+	return <-runDone
+}

@@ -1,0 +1,331 @@
+package cli
+
+import (
+	"bufio"
+	"cmp"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+)
+
+// MirrorStatusOptions are the parsed options of `kdr mirror status`.
+type MirrorStatusOptions struct {
+	IO      IO
+	URL     string // a worker's /metrics
+	Output  outputFormat
+	Timeout time.Duration
+}
+
+// NewCmdMirrorStatus builds `kdr mirror status`. runF replaces the run step
+// in tests.
+func NewCmdMirrorStatus(streams IO, _ *globalOptions, runF func(*MirrorStatusOptions) error) *cobra.Command {
+	opts := &MirrorStatusOptions{IO: streams}
+	var output string
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show what a running mirror worker copies, from its metrics",
+		Long: `Read a running worker's /metrics (the URL "kdr mirror run" prints) and show, per flow, topic and
+partition: records and bytes copied, offset syncs written, lag in records and seconds, the age of the
+last copied record and the average replication latency of the topic; then the worker's errors by kind.`,
+		Example: `  kdr mirror status --metrics http://127.0.0.1:9645/metrics`,
+		Args:    exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			v, err := newViper(cmd, "")
+			if err != nil {
+				return err
+			}
+			opts.URL = v.GetString("metrics")
+			if !strings.Contains(opts.URL, "://") {
+				opts.URL = "http://" + opts.URL
+			}
+			if !strings.Contains(strings.SplitN(opts.URL, "://", 2)[1], "/") {
+				opts.URL += "/metrics"
+			}
+			if opts.Output, err = parseOutput(output); err != nil {
+				return err
+			}
+			if opts.Timeout <= 0 {
+				return usageError{fmt.Errorf("--timeout must be positive, got %s", opts.Timeout)}
+			}
+			if runF != nil {
+				return runF(opts)
+			}
+			return runMirrorStatus(cmd.Context(), opts)
+		},
+	}
+	f := cmd.Flags()
+	f.String("metrics", "http://"+defaultMirrorMetricsListen+"/metrics", "URL of the worker's /metrics (host:port is enough)")
+	f.StringVar(&output, "output", string(outputText), "output format: text or json")
+	f.DurationVar(&opts.Timeout, "timeout", 10*time.Second, "how long to wait for the worker")
+	return cmd
+}
+
+// mirrorStatus is the result of `kdr mirror status`.
+type mirrorStatus struct {
+	URL        string               `json:"url"`
+	Assigned   map[string]int64     `json:"assigned_partitions"` // by flow
+	Partitions []mirrorPartitionRow `json:"partitions"`
+	Errors     []mirrorErrorRow     `json:"errors"`
+}
+
+type mirrorPartitionRow struct {
+	Flow        string `json:"flow"`
+	Topic       string `json:"topic"`
+	Partition   int32  `json:"partition"`
+	Records     int64  `json:"records"`
+	Bytes       int64  `json:"bytes"`
+	OffsetSyncs int64  `json:"offset_syncs"`
+	// Lag fields are null for partitions the worker no longer owns.
+	LagRecords        *int64   `json:"lag_records"`
+	LagSeconds        *float64 `json:"lag_seconds"`
+	RecordAgeSeconds  *float64 `json:"record_age_seconds"`
+	AvgLatencySeconds *float64 `json:"avg_latency_seconds"` // of the topic
+}
+
+type mirrorErrorRow struct {
+	Flow  string `json:"flow"`
+	Kind  string `json:"kind"`
+	Count int64  `json:"count"`
+}
+
+func runMirrorStatus(ctx context.Context, opts *MirrorStatusOptions) error {
+	ctx, cancel := context.WithTimeout(ctx, opts.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, opts.URL, nil)
+	if err != nil {
+		return usageError{fmt.Errorf("--metrics %q: %w", opts.URL, err)}
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("reading %s: %w (is `kdr mirror run` running there? it prints its metrics URL)", opts.URL, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("reading %s: HTTP %s", opts.URL, resp.Status)
+	}
+	samples, err := parsePromText(resp.Body)
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", opts.URL, err)
+	}
+	st := tabulateMirror(opts.URL, samples)
+	return printResult(opts.IO.Out, opts.Output, st, printMirrorStatus)
+}
+
+// tabulateMirror groups the kdr_mirror_* samples by flow, topic and
+// partition.
+func tabulateMirror(url string, samples []promSample) mirrorStatus {
+	st := mirrorStatus{URL: url, Assigned: map[string]int64{}, Partitions: []mirrorPartitionRow{}, Errors: []mirrorErrorRow{}}
+	type key struct {
+		flow, topic string
+		partition   int32
+	}
+	rows := map[key]*mirrorPartitionRow{}
+	row := func(l map[string]string) *mirrorPartitionRow {
+		p, err := strconv.ParseInt(l["partition"], 10, 32)
+		if err != nil {
+			return nil
+		}
+		k := key{l["flow"], l["topic"], int32(p)}
+		if rows[k] == nil {
+			rows[k] = &mirrorPartitionRow{Flow: k.flow, Topic: k.topic, Partition: k.partition}
+		}
+		return rows[k]
+	}
+	latSum, latCount := map[[2]string]float64{}, map[[2]string]float64{}
+	for _, s := range samples {
+		l, v := s.labels, s.value
+		ptr := func(f float64) *float64 { return &f }
+		switch s.name {
+		case "kdr_mirror_records_total":
+			if r := row(l); r != nil {
+				r.Records = int64(v)
+			}
+		case "kdr_mirror_bytes_total":
+			if r := row(l); r != nil {
+				r.Bytes = int64(v)
+			}
+		case "kdr_mirror_offset_syncs_total":
+			if r := row(l); r != nil {
+				r.OffsetSyncs = int64(v)
+			}
+		case "kdr_mirror_lag_records":
+			if r := row(l); r != nil {
+				n := int64(v)
+				r.LagRecords = &n
+			}
+		case "kdr_mirror_lag_seconds":
+			if r := row(l); r != nil {
+				r.LagSeconds = ptr(v)
+			}
+		case "kdr_mirror_record_age_seconds":
+			if r := row(l); r != nil {
+				r.RecordAgeSeconds = ptr(v)
+			}
+		case "kdr_mirror_replication_latency_seconds_sum":
+			latSum[[2]string{l["flow"], l["topic"]}] = v
+		case "kdr_mirror_replication_latency_seconds_count":
+			latCount[[2]string{l["flow"], l["topic"]}] = v
+		case "kdr_mirror_errors_total":
+			st.Errors = append(st.Errors, mirrorErrorRow{Flow: l["flow"], Kind: l["kind"], Count: int64(v)})
+		case "kdr_mirror_assigned_partitions":
+			st.Assigned[l["flow"]] = int64(v)
+		}
+	}
+	for _, r := range rows {
+		ft := [2]string{r.Flow, r.Topic}
+		if n := latCount[ft]; n > 0 {
+			avg := latSum[ft] / n
+			r.AvgLatencySeconds = &avg
+		}
+		st.Partitions = append(st.Partitions, *r)
+	}
+	slices.SortFunc(st.Partitions, func(a, b mirrorPartitionRow) int {
+		return cmp.Or(cmp.Compare(a.Flow, b.Flow), cmp.Compare(a.Topic, b.Topic), cmp.Compare(a.Partition, b.Partition))
+	})
+	slices.SortFunc(st.Errors, func(a, b mirrorErrorRow) int {
+		return cmp.Or(cmp.Compare(a.Flow, b.Flow), cmp.Compare(a.Kind, b.Kind))
+	})
+	return st
+}
+
+func printMirrorStatus(w io.Writer, st mirrorStatus) error {
+	if len(st.Partitions) == 0 {
+		fmt.Fprintln(w, "No partitions copied yet.")
+	} else {
+		t := newTable(w, "FLOW", "TOPIC", "PARTITION", "RECORDS", "BYTES", "SYNCS", "LAG", "LAG_SECONDS", "RECORD_AGE", "AVG_LATENCY")
+		for _, r := range st.Partitions {
+			t.row(r.Flow, r.Topic, r.Partition, r.Records, r.Bytes, r.OffsetSyncs,
+				optInt(r.LagRecords), optSeconds(r.LagSeconds), optSeconds(r.RecordAgeSeconds), optSeconds(r.AvgLatencySeconds))
+		}
+		if err := t.flush(); err != nil {
+			return err
+		}
+	}
+	for _, flow := range slices.Sorted(func(yield func(string) bool) {
+		for f := range st.Assigned {
+			if !yield(f) {
+				return
+			}
+		}
+	}) {
+		var errs []string
+		for _, e := range st.Errors {
+			if e.Flow == flow && e.Count > 0 {
+				errs = append(errs, fmt.Sprintf("%s=%d", e.Kind, e.Count))
+			}
+		}
+		summary := "none"
+		if len(errs) > 0 {
+			summary = strings.Join(errs, " ")
+		}
+		fmt.Fprintf(w, "%s: %d partitions assigned; errors: %s\n", flow, st.Assigned[flow], summary)
+	}
+	return nil
+}
+
+func optInt(p *int64) string {
+	if p == nil {
+		return "-"
+	}
+	return strconv.FormatInt(*p, 10)
+}
+
+func optSeconds(p *float64) string {
+	if p == nil {
+		return "-"
+	}
+	return (time.Duration(*p * float64(time.Second))).Round(time.Millisecond).String()
+}
+
+// promSample is one sample of the Prometheus text format.
+type promSample struct {
+	name   string
+	labels map[string]string
+	value  float64
+}
+
+// parsePromText reads the Prometheus text exposition format: comment lines,
+// then `name{label="value",...} value [timestamp]` lines.
+func parsePromText(r io.Reader) ([]promSample, error) {
+	var out []promSample
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		s, err := parsePromLine(line)
+		if err != nil {
+			return nil, fmt.Errorf("metrics line %d: %w", n, err)
+		}
+		out = append(out, s)
+	}
+	return out, sc.Err()
+}
+
+func parsePromLine(line string) (promSample, error) {
+	s := promSample{labels: map[string]string{}}
+	i := strings.IndexAny(line, "{ ")
+	if i < 0 {
+		return s, fmt.Errorf("no value in %q", line)
+	}
+	s.name, line = line[:i], line[i:]
+	if strings.HasPrefix(line, "{") {
+		line = line[1:]
+		for {
+			line = strings.TrimLeft(line, ", ")
+			if strings.HasPrefix(line, "}") {
+				line = line[1:]
+				break
+			}
+			eq := strings.Index(line, "=\"")
+			if eq < 0 {
+				return s, fmt.Errorf("bad labels in %q", line)
+			}
+			name := strings.TrimSpace(line[:eq])
+			line = line[eq+2:]
+			var val strings.Builder
+			closed := false
+			for j := 0; j < len(line); j++ {
+				c := line[j]
+				if c == '\\' && j+1 < len(line) {
+					j++
+					switch line[j] {
+					case 'n':
+						val.WriteByte('\n')
+					default:
+						val.WriteByte(line[j])
+					}
+					continue
+				}
+				if c == '"' {
+					line, closed = line[j+1:], true
+					break
+				}
+				val.WriteByte(c)
+			}
+			if !closed {
+				return s, fmt.Errorf("unterminated label value of %s", name)
+			}
+			s.labels[name] = val.String()
+		}
+	}
+	fields := strings.Fields(line)
+	if len(fields) == 0 {
+		return s, fmt.Errorf("no value for %s", s.name)
+	}
+	v, err := strconv.ParseFloat(fields[0], 64)
+	if err != nil {
+		return s, fmt.Errorf("value of %s: %w", s.name, err)
+	}
+	s.value = v
+	return s, nil
+}

@@ -1,0 +1,204 @@
+package cli
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/kdr-io/kdr/internal/kdrtest"
+	"github.com/kdr-io/kdr/mirror"
+)
+
+func parseMirrorRun(t *testing.T, env map[string]string, args ...string) (*MirrorRunOptions, error) {
+	t.Helper()
+	for k, v := range env {
+		t.Setenv(k, v)
+	}
+	var got *MirrorRunOptions
+	err := parseTop(NewCmdMirrorRun(IO{}, &globalOptions{}, func(o *MirrorRunOptions) error { got = o; return nil }), args...)
+	return got, err
+}
+
+func TestMirrorRunOptions(t *testing.T) {
+	cfg := filepath.Join(t.TempDir(), "mirror.yaml")
+	if err := os.WriteFile(cfg, []byte("target-alias: west\ntarget-brokers: 10.1.0.1:9092,10.1.0.2:9092\nnaming: identity\nrefresh-interval: 2s\nbatch-records: 500\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	o, err := parseMirrorRun(t, map[string]string{"KDR_SOURCE_BROKERS": "10.0.0.1:9092", "KDR_BATCH_RECORDS": "700"},
+		"--source-alias", "east", "--config", cfg, "--topics", "orders.*", "--sync-topic-configs=false", "--metrics-listen", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := o.Flow
+	want := mirror.DefaultFlow()
+	want.SourceAlias, want.TargetAlias = "east", "west"
+	want.Source.Brokers, want.Target.Brokers = []string{"10.0.0.1:9092"}, []string{"10.1.0.1:9092", "10.1.0.2:9092"}
+	want.Naming, want.Topics, want.SyncTopicConfigs = mirror.NamingIdentity, "orders.*", false
+	want.RefreshInterval, want.BatchRecords = 2*time.Second, 700 // the environment beats the file
+	if !reflect.DeepEqual(f, want) {
+		t.Errorf("flow:\n got %+v\nwant %+v", f, want)
+	}
+	if o.MetricsListen != "127.0.0.1:0" || f.Group() != "kdr-mirror-east-west" {
+		t.Errorf("metrics %q, group %q", o.MetricsListen, f.Group())
+	}
+}
+
+func TestMirrorRunInvalidOptions(t *testing.T) {
+	base := []string{"--source-alias", "east", "--source-brokers", "a:1", "--target-alias", "west", "--target-brokers", "b:2"}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--naming", "suffix"}, "Naming"},
+		{[]string{"--target-alias", "east"}, "TargetAlias"},
+		{[]string{"--source-alias", "us.east"}, "SourceAlias"},
+		{[]string{"--topics", "(unclosed"}, "Topics"},
+		{[]string{"--refresh-interval", "soon"}, "--refresh-interval"},
+		{[]string{"--batch-records", "0"}, "BatchRecords"},
+		{[]string{"--target-brokers", ""}, "--target-brokers"},
+	} {
+		_, err := parseMirrorRun(t, nil, append(slices.Clone(base), c.args...)...)
+		var ue usageError
+		if !errors.As(err, &ue) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v: error %v, want a usage error naming %s", c.args, err, c.want)
+		}
+	}
+}
+
+// TestMirrorRunEveryFieldHasAFlag keeps the flag table complete: every
+// mirror.Flow field is set by some flag (and so by KDR_* and --config).
+func TestMirrorRunEveryFieldHasAFlag(t *testing.T) {
+	args := []string{"--source-alias", "s", "--source-brokers", "a:1", "--target-alias", "t", "--target-brokers", "b:2",
+		"--topics", "x", "--topics-exclude", "y", "--groups", "g", "--groups-exclude", "h", "--naming", "identity", "--separator", "_",
+		"--sync-topic-configs=false", "--configs-exclude", "c", "--refresh-interval", "7s", "--replication-factor", "3",
+		"--heartbeat-interval", "3s", "--group", "grp", "--instance-id", "i", "--session-timeout", "8s", "--batch-records", "9",
+		"--delivery-timeout", "11s", "--offset-syncs-retention", "12h"}
+	o, err := parseMirrorRun(t, nil, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, def := reflect.ValueOf(o.Flow), reflect.ValueOf(mirror.DefaultFlow())
+	for i := range got.NumField() {
+		if reflect.DeepEqual(got.Field(i).Interface(), def.Field(i).Interface()) {
+			t.Errorf("Flow.%s is not set by any flag", got.Type().Field(i).Name)
+		}
+	}
+}
+
+func TestMirrorStatusFromMetrics(t *testing.T) {
+	const text = `# HELP kdr_mirror_records_total x
+# TYPE kdr_mirror_records_total counter
+kdr_mirror_records_total{flow="east->west",partition="1",topic="orders"} 12
+kdr_mirror_records_total{flow="east->west",partition="0",topic="orders"} 30
+kdr_mirror_bytes_total{flow="east->west",partition="0",topic="orders"} 3000
+kdr_mirror_offset_syncs_total{flow="east->west",partition="0",topic="orders"} 4
+kdr_mirror_lag_records{flow="east->west",partition="0",topic="orders"} 5
+kdr_mirror_lag_seconds{flow="east->west",partition="0",topic="orders"} 0.25
+kdr_mirror_replication_latency_seconds_sum{flow="east->west",topic="orders"} 2.1
+kdr_mirror_replication_latency_seconds_count{flow="east->west",topic="orders"} 42
+kdr_mirror_errors_total{flow="east->west",kind="target"} 2
+kdr_mirror_errors_total{flow="east->west",kind="source"} 0
+kdr_mirror_assigned_partitions{flow="east->west"} 1
+kdr_mirror_records_total{flow="odd \"quoted\"\\flow",partition="0",topic="t"} 1
+`
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, text) }))
+	defer srv.Close()
+	var out, errOut bytes.Buffer
+	if code := Execute([]string{"mirror", "status", "--metrics", srv.URL + "/metrics"}, nil, &out, &errOut); code != exitOK {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	squash := func(s string) string { return strings.Join(strings.Fields(s), " ") }
+	for _, want := range []string{
+		`east->west orders 0 30 3000 4 5 250ms - 50ms`,
+		`east->west orders 1 12 0 0 - - - 50ms`,
+		`odd "quoted"\flow t 0 1 0 0 - - - -`,
+		"east->west: 1 partitions assigned; errors: target=2",
+	} {
+		if !strings.Contains(squash(out.String()), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+	out.Reset()
+	// host:port is enough, and JSON has a stable schema.
+	if code := Execute([]string{"mirror", "status", "--metrics", strings.TrimPrefix(srv.URL, "http://"), "--output", "json"}, nil, &out, &errOut); code != exitOK {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	st := decodeJSON[mirrorStatus](t, out.String())
+	if len(st.Partitions) != 3 || st.Partitions[0].Records != 30 || *st.Partitions[0].LagRecords != 5 || st.Assigned["east->west"] != 1 {
+		t.Errorf("json status %+v", st)
+	}
+	if code := Execute([]string{"mirror", "status", "--metrics", "127.0.0.1:1", "--timeout", "2s"}, nil, &out, &errOut); code != exitError ||
+		!strings.Contains(errOut.String(), "is `kdr mirror run` running there?") {
+		t.Errorf("unreachable worker: exit %d, %s", code, errOut.String())
+	}
+}
+
+// TestMirrorRunCommand runs `kdr mirror run` in-process between two
+// brokers: it prints its running line, copies, and `kdr mirror status`
+// reads it.
+func TestMirrorRunCommand(t *testing.T) {
+	east, west := kdrtest.StartBroker(t), kdrtest.StartBroker(t)
+	mustKdr(t, east.Addr(), "", "topic", "create", "orders", "--partitions", "2")
+	mustKdr(t, east.Addr(), "one\ntwo\nthree\n", "produce", "orders")
+
+	stdout, w := io.Pipe()
+	var errOut bytes.Buffer
+	ctx, cancel := context.WithCancel(context.Background())
+	root := NewCmdRoot(IO{In: strings.NewReader(""), Out: w, Err: &errOut})
+	root.SetArgs([]string{"mirror", "run", "--source-alias", "east", "--source-brokers", east.Addr(), "--target-alias", "west",
+		"--target-brokers", west.Addr(), "--metrics-listen", "127.0.0.1:0", "--refresh-interval", "500ms"})
+	done := make(chan error, 1)
+	go func() { done <- root.ExecuteContext(ctx); w.Close() }()
+	defer func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("mirror run: %v", err)
+			}
+		case <-time.After(60 * time.Second):
+			t.Error("mirror run did not stop after its context ended")
+		}
+	}()
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	m := regexp.MustCompile(`^kdr mirror east->west running \(metrics on (http://\S+/metrics)\)`).FindStringSubmatch(line)
+	if err != nil || m == nil {
+		t.Fatalf("first line %q, %v; stderr:\n%s", line, err, errOut.String())
+	}
+	go io.Copy(io.Discard, stdout)
+
+	cl, err := kgo.NewClient(kgo.SeedBrokers(west.Addr()), kgo.ConsumeTopics("east.orders"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	var got []string
+	pctx, pcancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer pcancel()
+	for len(got) < 3 && pctx.Err() == nil {
+		cl.PollFetches(pctx).EachRecord(func(r *kgo.Record) { got = append(got, string(r.Value)) })
+	}
+	slices.Sort(got)
+	if !slices.Equal(got, []string{"one", "three", "two"}) {
+		t.Fatalf("east.orders on west: %v", got)
+	}
+	kdrtest.Eventually(t, 20*time.Second, func() (bool, string) {
+		var out, e bytes.Buffer
+		Execute([]string{"mirror", "status", "--metrics", m[1]}, nil, &out, &e)
+		return strings.Contains(out.String(), "east->west: 2 partitions assigned"), out.String() + e.String()
+	})
+}

@@ -1,0 +1,266 @@
+package mirror
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/kdr-io/kdr/mirror/mm2"
+)
+
+// pendingSync is an offset sync waiting to be written to the source.
+type pendingSync struct {
+	rec       *kgo.Record
+	topic     string
+	partition int32
+}
+
+// noted is an error found under mu, reported after it is released.
+type noted struct {
+	kind  string
+	err   error
+	attrs []any
+}
+
+// settle applies a flushed cycle: for each partition, the acknowledged
+// prefix of its jobs leaves the queue and advances its position, its copies
+// become offset-sync pairs, and the first failure decides the retry.
+func (w *Worker) settle(work map[*partState][]*job) {
+	var notes []noted
+	pause, resume := map[string][]int32{}, map[string][]int32{}
+	w.mu.Lock()
+	for ps, jobs := range work {
+		if w.parts[topicPartition{ps.topic, ps.partition}] != ps {
+			continue // dropped meanwhile (its topic was deleted); nothing to commit
+		}
+		notes = append(notes, w.settlePartition(ps, jobs)...)
+		switch {
+		case ps.backoff > 0 && !ps.paused:
+			ps.paused = true
+			pause[ps.topic] = append(pause[ps.topic], ps.partition)
+		case ps.backoff == 0 && ps.paused && len(ps.queue) == 0:
+			ps.paused = false
+			resume[ps.topic] = append(resume[ps.topic], ps.partition)
+		}
+	}
+	w.mu.Unlock()
+	if len(pause) > 0 {
+		// Bounds the queue while the target refuses: records not yet
+		// polled stay on the source.
+		w.consumer.PauseFetchPartitions(pause)
+	}
+	if len(resume) > 0 {
+		w.consumer.ResumeFetchPartitions(resume)
+	}
+	for _, n := range notes {
+		w.noteErr(n.kind, n.err, n.attrs...)
+	}
+}
+
+// settlePartition walks one partition's jobs in order. Called with mu held.
+func (w *Worker) settlePartition(ps *partState, jobs []*job) []noted {
+	var notes []noted
+	var pairs []pair
+	var failure error
+	done := 0
+	for _, j := range jobs {
+		if j.out != nil && j.err != nil {
+			if !ps.probe || !errors.Is(j.err, kerr.MessageTooLarge) {
+				failure = j.err
+				break
+			}
+			j.skip = skipTooLarge // refused even alone
+		}
+		done++
+		ps.next, ps.epoch = j.src.Offset+1, j.src.LeaderEpoch
+		switch {
+		case j.skip == skipTooLarge:
+			ps.skipped++
+			w.topicCount(ps.topic, j.skip)
+			w.m.skipped.WithLabelValues(w.flow.Name(), ps.topic, j.skip).Inc()
+			// Skipping keeps the flow moving; the record is reported, not
+			// lost silently. See the package doc.
+			w.log.Warn("record too large for the target topic: skipped",
+				"topic", ps.topic, "partition", ps.partition, "offset", j.src.Offset,
+				"remote_topic", ps.remote, "max_message_bytes", w.limit(ps.remote), "record_batch_bytes", batchSize(j.src))
+			notes = append(notes, noted{KindTooLarge, fmt.Errorf("%s/%d@%d: record too large for %s", ps.topic, ps.partition, j.src.Offset, ps.remote), nil})
+		case j.skip != "":
+			ps.skipped++
+			w.topicCount(ps.topic, j.skip)
+			w.m.skipped.WithLabelValues(w.flow.Name(), ps.topic, j.skip).Inc()
+		default:
+			ps.probe = false
+			w.copied(ps, j)
+			pairs = append(pairs, pair{Upstream: j.src.Offset, Downstream: j.out.Offset})
+		}
+	}
+	ps.queue = ps.queue[done:]
+	if len(pairs) > 0 {
+		for _, s := range ps.em.batch(pairs) {
+			os := mm2.OffsetSync{Topic: ps.topic, Partition: ps.partition, UpstreamOffset: s.Upstream, DownstreamOffset: s.Downstream}
+			w.pendingSyncs = append(w.pendingSyncs, pendingSync{
+				rec:   &kgo.Record{Topic: w.syncTopic, Partition: 0, Key: os.Key(), Value: os.Value()},
+				topic: ps.topic, partition: ps.partition,
+			})
+		}
+	}
+	w.updateLag(ps, time.Now())
+	if failure == nil {
+		ps.backoff, ps.lastErr = 0, ""
+		return notes
+	}
+	for _, j := range jobs[done:] {
+		if j.out != nil && j.err == nil {
+			// Manual flushing makes acknowledgements a prefix; if that ever
+			// breaks, the record is copied again rather than lost.
+			w.log.Warn("copy acknowledged after an earlier one failed; it will be copied again",
+				"topic", ps.topic, "partition", ps.partition, "offset", j.src.Offset)
+		}
+	}
+	ps.lastErr = failure.Error()
+	if errors.Is(failure, kerr.MessageTooLarge) {
+		// The target refused a batch: copy the head alone next, which
+		// either fits or is skipped as too large.
+		ps.probe = true
+		return notes
+	}
+	ps.backoff = min(max(2*ps.backoff, minBackoff), maxBackoff)
+	ps.retryAt = time.Now().Add(ps.backoff)
+	// The remote topic may be missing or short of partitions (franz-go
+	// refuses a partition it does not know without a broker error to tell
+	// it by): let the topic manager check, and the producer re-read
+	// metadata. Both are cheap, so any failure asks for them.
+	w.triggerRefresh()
+	w.target.ForceMetadataRefresh()
+	return append(notes, noted{KindTarget, failure, []any{"topic", ps.topic, "partition", ps.partition, "retry_in", ps.backoff}})
+}
+
+// copied accounts one acknowledged copy. Called with mu held.
+func (w *Worker) copied(ps *partState, j *job) {
+	n := len(j.src.Key) + len(j.src.Value)
+	for _, h := range j.src.Headers {
+		n += len(h.Key) + len(h.Value)
+	}
+	lv := []string{w.flow.Name(), ps.topic, partLabel(ps.partition)}
+	ps.records++
+	ps.bytes += int64(n)
+	ps.lastLatency = j.acked.Sub(j.src.Timestamp)
+	w.topicCount(ps.topic, "")
+	w.m.records.WithLabelValues(lv...).Inc()
+	w.m.bytes.WithLabelValues(lv...).Add(float64(n))
+	w.m.latency.WithLabelValues(w.flow.Name(), ps.topic).Observe(max(ps.lastLatency, 0).Seconds())
+	w.m.recordAge.WithLabelValues(lv...).Set(max(ps.lastLatency, 0).Seconds())
+}
+
+// topicCount keeps per-topic totals that outlive partition moves. Called
+// with mu held; skip "" counts a copy.
+func (w *Worker) topicCount(topic, skip string) {
+	ts := w.topics[topic]
+	if ts == nil {
+		return
+	}
+	switch skip {
+	case "":
+		ts.records++
+	case skipLoop:
+		ts.skippedLoop++
+	case skipTooLarge:
+		ts.skippedTooLarge++
+	}
+}
+
+// writeSyncs writes the pending offset syncs to partition 0 of the source's
+// offset-syncs topic and reports whether none are left; positions are only
+// committed once the syncs of the copies before them are written.
+func (w *Worker) writeSyncs(ctx context.Context) bool {
+	w.mu.Lock()
+	batch := w.pendingSyncs
+	ready := w.syncReady
+	w.mu.Unlock()
+	if len(batch) == 0 {
+		return true
+	}
+	if !ready {
+		return false // the topic manager has not created the topic yet
+	}
+	recs := make([]*kgo.Record, len(batch))
+	for i, s := range batch {
+		recs[i] = s.rec
+	}
+	if err := w.srcCl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		w.noteErr(KindOffsetSync, fmt.Errorf("writing %d offset syncs to %s: %w", len(recs), w.syncTopic, err))
+		return false
+	}
+	w.mu.Lock()
+	w.pendingSyncs = w.pendingSyncs[len(batch):]
+	w.syncs += int64(len(batch))
+	w.mu.Unlock()
+	for _, s := range batch {
+		w.m.offsetSyncs.WithLabelValues(w.flow.Name(), s.topic, partLabel(s.partition)).Inc()
+	}
+	return true
+}
+
+// commit commits the positions of the owned partitions (only those in
+// only, if it is not nil) that moved since their last commit.
+func (w *Worker) commit(ctx context.Context, only map[string][]int32) {
+	offs := map[string]map[int32]kgo.EpochOffset{}
+	w.mu.Lock()
+	for tp, ps := range w.parts {
+		if only != nil && !containsPartition(only, tp) {
+			continue
+		}
+		if ts := w.topics[tp.topic]; ps.next < 0 || ps.next <= ps.committed || ts != nil && ts.gone {
+			continue
+		}
+		if offs[tp.topic] == nil {
+			offs[tp.topic] = map[int32]kgo.EpochOffset{}
+		}
+		offs[tp.topic][tp.partition] = kgo.EpochOffset{Epoch: ps.epoch, Offset: ps.next}
+	}
+	w.mu.Unlock()
+	if len(offs) == 0 {
+		return
+	}
+	var failed error
+	ok := map[topicPartition]bool{}
+	w.consumer.CommitOffsetsSync(ctx, offs, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+		if err != nil {
+			failed = err
+			return
+		}
+		for _, t := range resp.Topics {
+			for _, p := range t.Partitions {
+				if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
+					failed = fmt.Errorf("%s/%d: %w", t.Topic, p.Partition, err)
+					continue
+				}
+				ok[topicPartition{t.Topic, p.Partition}] = true
+			}
+		}
+	})
+	w.mu.Lock()
+	for tp := range ok {
+		if ps := w.parts[tp]; ps != nil {
+			ps.committed = max(ps.committed, offs[tp.topic][tp.partition].Offset)
+		}
+	}
+	w.mu.Unlock()
+	if failed != nil {
+		w.noteErr(KindCommit, fmt.Errorf("committing source positions of group %s: %w", w.flow.Group(), failed))
+	}
+}
+
+func containsPartition(m map[string][]int32, tp topicPartition) bool {
+	for _, p := range m[tp.topic] {
+		if p == tp.partition {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,242 @@
+package mirror
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/kdr-io/kdr/mirror/naming"
+)
+
+// Naming policies accepted in Flow.Naming.
+const (
+	NamingPrefix   = "prefix"   // MM2 DefaultReplicationPolicy: orders → east.orders
+	NamingIdentity = "identity" // MM2 IdentityReplicationPolicy: orders → orders
+)
+
+// DefaultConfigsExclude is MM2's config.properties.exclude default
+// (DefaultConfigPropertyFilter) plus the two timestamp bounds that replaced
+// message.timestamp.difference.max.ms in Kafka 3.6. These properties describe
+// the local cluster (its replicas, its clocks, its durability promise), not
+// the data, so the target keeps its own. Note what is not here: MM2 syncs
+// cleanup.policy, segment.*, retention.* and max.message.bytes, and so does
+// kdr; a compacted source topic must stay compacted on the target.
+const DefaultConfigsExclude = `follower\.replication\.throttled\.replicas, leader\.replication\.throttled\.replicas, ` +
+	`message\.timestamp\.difference\.max\.ms, message\.timestamp\.before\.max\.ms, message\.timestamp\.after\.max\.ms, ` +
+	`message\.timestamp\.type, unclean\.leader\.election\.enable, min\.insync\.replicas`
+
+// ClusterConn says how to reach one cluster.
+type ClusterConn struct {
+	// Brokers are seed brokers, host:port (bootstrap.servers).
+	Brokers []string
+}
+
+// Flow is the configuration of one replication flow, SourceAlias →
+// TargetAlias. Start from DefaultFlow; Validate names the field at fault.
+// Each field's comment gives the MM2 property it mirrors, if any.
+type Flow struct {
+	// SourceAlias and TargetAlias name the clusters (MM2 cluster aliases,
+	// "east" in "east.orders"). See naming.ValidateAlias.
+	SourceAlias, TargetAlias string
+	Source, Target           ClusterConn
+
+	// Topics and TopicsExclude select source topics (MM2 topics,
+	// topics.exclude): comma-separated, fully anchored RE2 patterns.
+	// Defaults: naming.DefaultTopicsInclude, naming.DefaultTopicsExclude.
+	Topics, TopicsExclude string
+	// Groups and GroupsExclude select consumer groups for offset
+	// translation (MM2 groups, groups.exclude). Validated here; used by the
+	// checkpoint side of a flow.
+	Groups, GroupsExclude string
+
+	// Naming is NamingPrefix (default) or NamingIdentity
+	// (replication.policy.class).
+	Naming string
+	// Separator goes between alias and topic under prefix naming
+	// (replication.policy.separator); "" means ".".
+	Separator string
+
+	// SyncTopicConfigs copies the source topic's explicitly set configs to
+	// the remote topic, minus ConfigsExclude (sync.topic.configs.enabled,
+	// default true). Defaults stay the target broker's own (MM2
+	// use.defaults.from=target).
+	SyncTopicConfigs bool
+	// ConfigsExclude lists config names never synced, as comma-separated
+	// patterns (config.properties.exclude). Default DefaultConfigsExclude.
+	ConfigsExclude string
+
+	// RefreshInterval is how often source topics and partitions are listed
+	// and remote topics created, grown and reconfigured
+	// (refresh.topics.interval.seconds; MM2's default of 600 s makes a new
+	// topic wait ten minutes, kdr's is 5 s).
+	RefreshInterval time.Duration
+	// ReplicationFactor of created remote topics (replication.factor). 0,
+	// the default, copies the source topic's, capped at the number of target
+	// brokers (MM2 always uses 2).
+	ReplicationFactor int16
+	// HeartbeatInterval is how often a heartbeat is written to the target's
+	// heartbeats topic (emit.heartbeats.interval.seconds, default 1 s); a
+	// negative value disables heartbeats.
+	HeartbeatInterval time.Duration
+
+	// WorkersGroup is the consumer group, on the source, that the flow's
+	// worker processes join to share partitions. Default
+	// "kdr-mirror-<source>-<target>".
+	WorkersGroup string
+	// InstanceID, if set, makes this worker a static group member
+	// (group.instance.id): a restarted worker takes its partitions back at
+	// once instead of waiting for the session timeout.
+	InstanceID string
+	// SessionTimeout is the worker group's session.timeout.ms (default
+	// 10 s): how long a crashed worker keeps its partitions.
+	SessionTimeout time.Duration
+
+	// BatchRecords bounds the records copied per cycle (default 10000). A
+	// cycle's records are produced, acknowledged, offset-synced and
+	// committed together, so this is also the most a crash can re-copy.
+	BatchRecords int
+	// DeliveryTimeout bounds how long a copy may wait to be sent to the
+	// target before it is retried (delivery.timeout.ms, default 30 s). A
+	// copy already sent when the target went silent is waited for until the
+	// connection answers or breaks: giving up on it could reorder or lose
+	// records under the idempotent producer.
+	DeliveryTimeout time.Duration
+	// OffsetSyncsRetention is retention.ms of the offset-syncs topic the
+	// flow creates on the source (default 7 days).
+	OffsetSyncsRetention time.Duration
+}
+
+// DefaultFlow returns a Flow with every default set; fill in the aliases and
+// brokers.
+func DefaultFlow() Flow {
+	return Flow{
+		Topics:               naming.DefaultTopicsInclude,
+		TopicsExclude:        naming.DefaultTopicsExclude,
+		Groups:               naming.DefaultGroupsInclude,
+		GroupsExclude:        naming.DefaultGroupsExclude,
+		Naming:               NamingPrefix,
+		SyncTopicConfigs:     true,
+		ConfigsExclude:       DefaultConfigsExclude,
+		RefreshInterval:      5 * time.Second,
+		HeartbeatInterval:    time.Second,
+		SessionTimeout:       10 * time.Second,
+		BatchRecords:         10000,
+		DeliveryTimeout:      30 * time.Second,
+		OffsetSyncsRetention: 7 * 24 * time.Hour,
+	}
+}
+
+// Name is the flow's label in metrics and logs: "east->west".
+func (f Flow) Name() string { return f.SourceAlias + "->" + f.TargetAlias }
+
+// Group is WorkersGroup, or its default.
+func (f Flow) Group() string {
+	if f.WorkersGroup != "" {
+		return f.WorkersGroup
+	}
+	return "kdr-mirror-" + f.SourceAlias + "-" + f.TargetAlias
+}
+
+// Policy is the naming policy Naming and Separator select. Call Validate
+// first; an unknown Naming gives Prefix.
+func (f Flow) Policy() naming.Policy {
+	if f.Naming == NamingIdentity {
+		return naming.Identity{Separator: f.Separator}
+	}
+	return naming.Prefix{Separator: f.Separator}
+}
+
+// ErrInvalidFlow is wrapped by every error Validate returns.
+var ErrInvalidFlow = errors.New("mirror: invalid flow")
+
+func invalid(field string, format string, args ...any) error {
+	return fmt.Errorf("%w: %s: %s", ErrInvalidFlow, field, fmt.Sprintf(format, args...))
+}
+
+// Validate checks every field and reports all problems, each naming its
+// field and value.
+func (f Flow) Validate() error {
+	var errs []error
+	add := func(err error) {
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	switch f.Naming {
+	case NamingPrefix, NamingIdentity:
+	default:
+		add(invalid("Naming", "%q: want %q or %q", f.Naming, NamingPrefix, NamingIdentity))
+	}
+	if strings.ContainsAny(f.Separator, ", ") {
+		add(invalid("Separator", "%q: must not contain commas or spaces", f.Separator))
+	}
+	p := f.Policy()
+	if err := naming.ValidateAlias(p, f.SourceAlias); err != nil {
+		add(invalid("SourceAlias", "%v", err))
+	}
+	if err := naming.ValidateAlias(p, f.TargetAlias); err != nil {
+		add(invalid("TargetAlias", "%v", err))
+	}
+	if f.SourceAlias != "" && f.SourceAlias == f.TargetAlias {
+		add(invalid("TargetAlias", "%q is also the source alias; a flow joins two different clusters", f.TargetAlias))
+	}
+	add(validBrokers("Source.Brokers", f.Source.Brokers))
+	add(validBrokers("Target.Brokers", f.Target.Brokers))
+	if _, err := naming.NewFilter(f.Topics, f.TopicsExclude); err != nil {
+		add(invalid("Topics/TopicsExclude", "%v", err))
+	}
+	if _, err := naming.NewFilter(f.Groups, f.GroupsExclude); err != nil {
+		add(invalid("Groups/GroupsExclude", "%v", err))
+	}
+	if _, err := naming.ParsePatterns(f.ConfigsExclude); err != nil {
+		add(invalid("ConfigsExclude", "%v", err))
+	}
+	positive := func(field string, d time.Duration) {
+		if d <= 0 {
+			add(invalid(field, "%s: must be positive", d))
+		}
+	}
+	positive("RefreshInterval", f.RefreshInterval)
+	positive("SessionTimeout", f.SessionTimeout)
+	positive("DeliveryTimeout", f.DeliveryTimeout)
+	positive("OffsetSyncsRetention", f.OffsetSyncsRetention)
+	if f.HeartbeatInterval == 0 {
+		add(invalid("HeartbeatInterval", "0: must be positive, or negative to disable heartbeats"))
+	}
+	if f.ReplicationFactor < 0 {
+		add(invalid("ReplicationFactor", "%d: want 0 (the source's) or a positive count", f.ReplicationFactor))
+	}
+	if f.BatchRecords < 1 || f.BatchRecords > 1_000_000 {
+		add(invalid("BatchRecords", "%d: want 1 to 1000000", f.BatchRecords))
+	}
+	if g := f.Group(); strings.TrimSpace(g) == "" {
+		add(invalid("WorkersGroup", "%q: must not be blank", f.WorkersGroup))
+	}
+	return errors.Join(errs...)
+}
+
+var hostPort = regexp.MustCompile(`^[^\s,]+:[0-9]{1,5}$`)
+
+func validBrokers(field string, brokers []string) error {
+	if len(brokers) == 0 {
+		return invalid(field, "empty: give at least one host:port")
+	}
+	for _, b := range brokers {
+		if !hostPort.MatchString(b) {
+			return invalid(field, "%q: want host:port", b)
+		}
+	}
+	return nil
+}
+
+// configExcluded reports whether config name must not be synced.
+func configExcluded(patterns []*regexp.Regexp, name string) bool {
+	for _, re := range patterns {
+		if re.MatchString(name) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,303 @@
+package mirror
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/kdr-io/kdr/mirror/naming"
+)
+
+// Skip reasons, the reason label of kdr_mirror_records_skipped_total.
+const (
+	skipLoop     = "loop"      // the provenance header says the target had the record (identity naming)
+	skipTooLarge = "too_large" // larger than the remote topic's max.message.bytes
+	skipFiltered = "filtered"  // the topic is no longer mirrored
+)
+
+// Backoff after the target refused or did not acknowledge a partition's copy.
+const (
+	minBackoff = 200 * time.Millisecond
+	maxBackoff = 10 * time.Second
+)
+
+// partState is one assigned source partition. Its queue holds the records
+// polled but not yet acknowledged by the target, in offset order; the
+// committed position never passes the head of the queue.
+type partState struct {
+	topic     string
+	partition int32
+	remote    string
+
+	queue     []*kgo.Record
+	next      int64 // next source offset to copy; -1 until known
+	epoch     int32 // leader epoch of the record before next
+	committed int64 // last committed position; -1 none by this worker
+	em        *emitter
+
+	probe   bool // produce the head record alone: the target refused a batch as too large
+	backoff time.Duration
+	retryAt time.Time
+	paused  bool // fetching paused while the queue waits for a retry
+
+	hwm         int64 // source high watermark; -1 unknown
+	start       int64 // the group's committed offset at assignment, for lag before the first copy; -1 unknown
+	records     int64
+	bytes       int64
+	skipped     int64
+	lastLatency time.Duration
+	lastErr     string
+}
+
+// position is the next offset to copy, as far as lag is concerned: before
+// anything is copied, the committed offset the group resumes from (or the
+// head of the queue).
+func (ps *partState) position() int64 {
+	switch {
+	case ps.next >= 0:
+		return ps.next
+	case len(ps.queue) > 0:
+		return ps.queue[0].Offset
+	}
+	return ps.start
+}
+
+// job is one record's part in a cycle.
+type job struct {
+	src   *kgo.Record
+	out   *kgo.Record // nil when skipped
+	skip  string
+	err   error
+	acked time.Time
+}
+
+// copyLoop is the worker's main loop: poll, copy, commit, allow rebalances.
+func (w *Worker) copyLoop(ctx context.Context) {
+	for ctx.Err() == nil {
+		pctx, cancel := ctx, context.CancelFunc(func() {})
+		if d, ok := w.nextRetry(time.Now()); ok {
+			pctx, cancel = context.WithTimeout(ctx, max(d, 10*time.Millisecond))
+		}
+		fetches := w.consumer.PollRecords(pctx, w.flow.BatchRecords)
+		cancel()
+		if fetches.IsClientClosed() {
+			return
+		}
+		fetches.EachError(func(topic string, p int32, err error) {
+			if !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+				w.noteErr(KindSource, err, "topic", topic, "partition", p)
+			}
+		})
+		w.cycleMu.Lock()
+		w.enqueue(fetches)
+		w.cycle(ctx)
+		w.cycleMu.Unlock()
+		w.consumer.AllowRebalance()
+	}
+}
+
+// nextRetry says how long the loop may block in poll: until the earliest
+// partition retry, or a second while offset syncs or commits wait.
+func (w *Worker) nextRetry(now time.Time) (time.Duration, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	d, ok := time.Duration(0), false
+	wait := func(x time.Duration) {
+		if !ok || x < d {
+			d, ok = x, true
+		}
+	}
+	if len(w.pendingSyncs) > 0 {
+		wait(time.Second)
+	}
+	for _, ps := range w.parts {
+		switch {
+		case len(ps.queue) > 0:
+			wait(max(ps.retryAt.Sub(now), 0))
+		case ps.next > ps.committed:
+			wait(time.Second)
+		}
+	}
+	return d, ok
+}
+
+// enqueue appends polled records to their partitions' queues, dropping any
+// the worker has already copied (a replay after a rewind) and those of
+// partitions it no longer owns.
+func (w *Worker) enqueue(fetches kgo.Fetches) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
+		ps := w.parts[topicPartition{fp.Topic, fp.Partition}]
+		if ps == nil {
+			return
+		}
+		ps.hwm = max(ps.hwm, fp.HighWatermark)
+		for _, r := range fp.Records {
+			last := ps.next - 1
+			if n := len(ps.queue); n > 0 {
+				last = ps.queue[n-1].Offset
+			}
+			if r.Offset > last {
+				ps.queue = append(ps.queue, r)
+			}
+		}
+	})
+}
+
+// cycle copies what the queues hold: every record is produced, the
+// producer flushed, the acknowledged prefix of each partition settled, then
+// offset syncs are written and positions committed, in that order.
+func (w *Worker) cycle(ctx context.Context) {
+	work := w.plan(time.Now())
+	if len(work) > 0 {
+		var wg sync.WaitGroup
+		// A copy not acknowledged within DeliveryTimeout fails and is
+		// retried, but franz-go fails only copies it has not sent or got
+		// an answer for: one sent to a target that went silent is waited
+		// for, as giving up on it could break the idempotent sequence
+		// (Status.FlushWaiting shows the wait). franz-go's
+		// RecordDeliveryTimeout cannot serve: it counts from the record's
+		// timestamp, which is the source's.
+		pctx, pcancel := context.WithTimeout(context.WithoutCancel(ctx), w.flow.DeliveryTimeout)
+		defer pcancel()
+		for _, jobs := range work {
+			for _, j := range jobs {
+				if j.out == nil {
+					continue
+				}
+				wg.Add(1)
+				w.target.Produce(pctx, j.out, func(_ *kgo.Record, err error) {
+					j.err, j.acked = err, time.Now()
+					wg.Done()
+				})
+			}
+		}
+		// Manual flushing: nothing is sent before this point, so a refused
+		// batch fails every later record of its partition too, and what
+		// the target acknowledged is always a prefix of the queue.
+		w.setFlushing(time.Now())
+		fctx, cancel := graceCtx(ctx, w.flow.DeliveryTimeout)
+		err := w.target.Flush(fctx)
+		cancel()
+		w.setFlushing(time.Time{})
+		if err != nil {
+			// Shutting down with copies in flight: their fate is unknown,
+			// so nothing of this cycle is committed; a restart re-copies.
+			return
+		}
+		wg.Wait()
+		w.settle(work)
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.flow.DeliveryTimeout)
+	defer cancel()
+	if w.writeSyncs(sctx) {
+		w.commit(sctx, nil)
+	}
+}
+
+func (w *Worker) setFlushing(since time.Time) {
+	w.mu.Lock()
+	w.flushSince = since
+	w.mu.Unlock()
+}
+
+// graceCtx is a context that ends grace after ctx ends (or when cancel is
+// called).
+func graceCtx(ctx context.Context, grace time.Duration) (context.Context, context.CancelFunc) {
+	gctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(ctx, func() { time.AfterFunc(grace, cancel) })
+	return gctx, func() { stop(); cancel() }
+}
+
+// plan picks the records of this cycle: for each partition not waiting for a
+// retry, its queue from the head, up to BatchRecords copies in all (one in
+// probe mode), each either skipped or turned into its copy.
+func (w *Worker) plan(now time.Time) map[*partState][]*job {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	budget := w.flow.BatchRecords
+	work := map[*partState][]*job{}
+	for _, ps := range w.parts {
+		if len(ps.queue) == 0 || now.Before(ps.retryAt) {
+			continue
+		}
+		var jobs []*job
+		for _, r := range ps.queue {
+			if budget == 0 {
+				break
+			}
+			j := w.prepare(ps, r)
+			jobs = append(jobs, j)
+			if j.out != nil {
+				budget--
+				if ps.probe {
+					break
+				}
+			}
+		}
+		if len(jobs) > 0 {
+			work[ps] = jobs
+		}
+	}
+	return work
+}
+
+// prepare decides one record's fate: skip it, or copy key, value, headers
+// and timestamp to the same partition of the remote topic.
+func (w *Worker) prepare(ps *partState, r *kgo.Record) *job {
+	j := &job{src: r}
+	ts := w.topics[ps.topic]
+	if ts == nil || ts.gone {
+		j.skip = skipFiltered
+		return j
+	}
+	headers := slices.Clone(r.Headers)
+	if _, identity := w.policy.(naming.Identity); identity {
+		if naming.Visited(r.Headers, w.flow.TargetAlias) {
+			j.skip = skipLoop
+			return j
+		}
+		headers = naming.WithHop(r.Headers, w.flow.SourceAlias)
+	}
+	out := &kgo.Record{Topic: ps.remote, Partition: r.Partition, Key: r.Key, Value: r.Value, Headers: headers, Timestamp: r.Timestamp}
+	if lim := w.limit(ps.remote); lim > 0 && batchSize(out) > int(lim) {
+		j.skip = skipTooLarge
+		return j
+	}
+	j.out = out
+	return j
+}
+
+// batchSize is the size of a record batch holding only r, as Kafka checks it
+// against max.message.bytes (61 bytes of batch header, then the record).
+func batchSize(r *kgo.Record) int {
+	body := 1 + varintLen(0) + varintLen(0) // attributes, timestamp delta, offset delta
+	body += bytesLen(r.Key) + bytesLen(r.Value) + varintLen(int64(len(r.Headers)))
+	for _, h := range r.Headers {
+		body += varintLen(int64(len(h.Key))) + len(h.Key) + bytesLen(h.Value)
+	}
+	return 61 + varintLen(int64(body)) + body
+}
+
+func bytesLen(b []byte) int {
+	if b == nil {
+		return varintLen(-1)
+	}
+	return varintLen(int64(len(b))) + len(b)
+}
+
+// varintLen is the length of v as a zig-zag varint.
+func varintLen(v int64) int {
+	u := uint64(v<<1) ^ uint64(v>>63)
+	n := 1
+	for u >= 0x80 {
+		u >>= 7
+		n++
+	}
+	return n
+}

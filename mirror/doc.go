@@ -1,0 +1,91 @@
+// Package mirror copies records from one Kafka cluster to another the way
+// MirrorMaker 2 does, on franz-go, against any Kafka (Apache Kafka,
+// Redpanda, MSK, kdr). A Flow names the two clusters; a Worker runs it.
+// The names (mirror/naming), offset syncs and heartbeats (mirror/mm2) are
+// MM2's, so MM2 tooling reads what kdr writes.
+//
+// # The copy
+//
+// Workers of a flow join one consumer group on the source (Flow.Group,
+// cooperative-sticky), so several `kdr mirror run` processes share the
+// partitions and a dead one's partitions move to the others. Each worker
+// loops over cycles:
+//
+//	poll ≤ BatchRecords source records
+//	  → per partition, in offset order: skip, or copy key, value, headers and
+//	    timestamp to the same partition of the remote topic
+//	  → flush the target producer (idempotent, acks=all, manual flushing)
+//	  → settle: the acknowledged prefix of each partition advances its position
+//	  → offset syncs (mm2.OffsetSync, chosen by mirror/offsets) written to
+//	    mm2-offset-syncs.<target>.internal, partition 0, on the source
+//	  → source positions committed (the offset after the last settled record)
+//	  → rebalances allowed (kgo.BlockRebalanceOnPoll)
+//
+// Because the producer flushes manually, nothing of a cycle is sent before
+// all of it is buffered, and a batch the target refuses fails every later
+// record of its partition: what the target acknowledged is always a prefix,
+// so per-partition order holds even through failures. Records the target
+// did not acknowledge stay queued, their partition's fetching paused, and
+// are retried with backoff (200 ms doubling to 10 s).
+//
+// # Delivery guarantee
+//
+// At least once. A position is committed only after the target acknowledged
+// every record before it and their offset syncs are written, so a crash
+// re-copies at most the cycle in flight (≤ BatchRecords records, plus the
+// previous cycle if its commit was in flight): the target then holds those
+// records twice, never zero times. A restarted worker resumes exactly from
+// the committed positions. Partitions are given up (revoked) only between
+// cycles, after a commit; partitions lost without one (the worker was
+// thrown out of the group) are re-copied by their next owner from the last
+// commit.
+//
+// # Skipped records
+//
+//   - Identity naming: a record whose provenance header (naming.Visited)
+//     says it has been on the target is not copied back; copies get the
+//     source alias appended (naming.WithHop). Prefix naming needs no header:
+//     a topic whose name says it came from the target is never mirrored to it
+//     (naming.Rules.ShouldReplicate).
+//   - A record larger than the remote topic's max.message.bytes is skipped,
+//     counted (kdr_mirror_errors_total{kind="too_large"} and
+//     kdr_mirror_records_skipped_total{reason="too_large"}) and logged with
+//     its topic, partition and offset. The alternative, stopping the
+//     partition until someone raises the limit, would hold back every later
+//     record of the partition for one that can never be written as it is;
+//     raise the remote topic's max.message.bytes (or stop syncing a smaller
+//     one) to copy such records. The producer's batches are capped at each
+//     remote topic's limit, so only a record too large on its own is
+//     skipped; if the target refuses a batch anyway (its limit was lowered
+//     since), the partition's next record is sent alone, and skipped only if
+//     it is refused alone.
+//
+// # Topics
+//
+// Every RefreshInterval (5 s by default, not MM2's 600 s) the worker lists
+// the source's topics, selects them with naming.Rules (MM2's filters,
+// internal topics and cycle detection), and for each: creates the remote
+// topic with the source's partition count and replication factor (or
+// Flow.ReplicationFactor; capped at the target's broker count), grows it
+// when the source grows, and sets the source topic's explicitly set configs
+// except ConfigsExclude (MM2's list: throttles, min.insync.replicas,
+// message.timestamp.*, unclean.leader.election.enable). A topic deleted (or
+// recreated) on the source is purged from consumption and its partitions
+// dropped, counted as kdr_mirror_errors_total{kind="topic_deleted"}; the
+// remote topic is left alone. Deletions are not mirrored.
+//
+// Heartbeats (mm2.Heartbeat) go every HeartbeatInterval to the "heartbeats"
+// topic on the target, created with one compacted partition.
+//
+// # Metrics
+//
+// All are registered on Options.Registerer, labelled flow="<src>-><tgt>",
+// and, where per partition, topic (source-side name) and partition:
+// kdr_mirror_records_total, kdr_mirror_bytes_total,
+// kdr_mirror_replication_latency_seconds (histogram per topic: source
+// timestamp to target acknowledgement), kdr_mirror_record_age_seconds,
+// kdr_mirror_lag_records, kdr_mirror_lag_seconds,
+// kdr_mirror_offset_syncs_total, kdr_mirror_records_skipped_total{reason},
+// kdr_mirror_errors_total{kind}, kdr_mirror_assigned_partitions,
+// kdr_mirror_heartbeats_total. Worker.Status gives the same as a snapshot.
+package mirror

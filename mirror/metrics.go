@@ -1,0 +1,118 @@
+package mirror
+
+import (
+	"errors"
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Error kinds, the values of the kind label of kdr_mirror_errors_total and
+// the keys of Status.Errors.
+const (
+	KindSource       = "source"        // consuming from the source failed (unreachable, group errors)
+	KindTarget       = "target"        // the target did not acknowledge a copy; it is retried
+	KindTooLarge     = "too_large"     // a record exceeded the target topic's max.message.bytes and was skipped
+	KindTopic        = "topic"         // listing, creating or growing topics failed
+	KindConfig       = "config"        // syncing topic configs failed
+	KindOffsetSync   = "offset_sync"   // writing offset syncs to the source failed
+	KindCommit       = "commit"        // committing source positions failed
+	KindHeartbeat    = "heartbeat"     // writing a heartbeat failed
+	KindTopicDeleted = "topic_deleted" // a mirrored topic disappeared from the source
+)
+
+// metrics are the flow's Prometheus series. Labels: flow ("east->west"),
+// topic (the source topic), partition. The latency histogram is per topic
+// only, to keep the series count down.
+type metrics struct {
+	flow        string
+	records     *prometheus.CounterVec
+	bytes       *prometheus.CounterVec
+	skipped     *prometheus.CounterVec
+	latency     *prometheus.HistogramVec
+	recordAge   *prometheus.GaugeVec
+	lagRecords  *prometheus.GaugeVec
+	lagSeconds  *prometheus.GaugeVec
+	offsetSyncs *prometheus.CounterVec
+	errors      *prometheus.CounterVec
+	assigned    *prometheus.GaugeVec
+	heartbeats  *prometheus.CounterVec
+}
+
+func newMetrics(reg prometheus.Registerer, flow string) *metrics {
+	tp := []string{"flow", "topic", "partition"}
+	m := &metrics{
+		flow: flow,
+		records: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kdr_mirror_records_total", Help: "Records copied to the target and acknowledged by it.",
+		}, tp)),
+		bytes: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kdr_mirror_bytes_total", Help: "Key, value and header bytes of the records copied.",
+		}, tp)),
+		skipped: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kdr_mirror_records_skipped_total", Help: "Source records not copied, by reason: loop (provenance says the target had it) or too_large.",
+		}, []string{"flow", "topic", "reason"})),
+		latency: register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "kdr_mirror_replication_latency_seconds",
+			Help:    "Time from a record's source timestamp (create or append time) to the target's acknowledgement of its copy.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 18), // 1 ms to ~2 min
+		}, []string{"flow", "topic"})),
+		recordAge: register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "kdr_mirror_record_age_seconds", Help: "Age of the last record copied, at its acknowledgement.",
+		}, tp)),
+		lagRecords: register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "kdr_mirror_lag_records", Help: "Source high watermark minus the next offset to copy.",
+		}, tp)),
+		lagSeconds: register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "kdr_mirror_lag_seconds", Help: "Age of the oldest source record not yet copied; 0 when caught up.",
+		}, tp)),
+		offsetSyncs: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kdr_mirror_offset_syncs_total", Help: "Offset syncs written to the source's mm2-offset-syncs topic.",
+		}, tp)),
+		errors: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kdr_mirror_errors_total", Help: "Errors by kind: source, target, too_large, topic, config, offset_sync, commit, heartbeat, topic_deleted.",
+		}, []string{"flow", "kind"})),
+		assigned: register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "kdr_mirror_assigned_partitions", Help: "Source partitions this worker copies.",
+		}, []string{"flow"})),
+		heartbeats: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kdr_mirror_heartbeats_total", Help: "Heartbeats written to the target's heartbeats topic.",
+		}, []string{"flow"})),
+	}
+	// Every kind exists from the start, so rate() and alerts see zeros.
+	for _, k := range []string{KindSource, KindTarget, KindTooLarge, KindTopic, KindConfig, KindOffsetSync, KindCommit, KindHeartbeat, KindTopicDeleted} {
+		m.errors.WithLabelValues(flow, k)
+	}
+	m.assigned.WithLabelValues(flow).Set(0)
+	m.heartbeats.WithLabelValues(flow)
+	return m
+}
+
+// register registers c, or returns the collector already registered under
+// the same description, so that several flows can share one registry.
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
+	if reg == nil {
+		return c
+	}
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(C); ok {
+				return existing
+			}
+		}
+		panic(err) // a programming error: two different metrics with one name
+	}
+	return c
+}
+
+func partLabel(p int32) string { return strconv.Itoa(int(p)) }
+
+// forget drops the gauges of a partition this worker no longer owns, so that
+// a worker that took it over is the only one reporting its lag.
+func (m *metrics) forget(topic string, partition int32) {
+	lv := []string{m.flow, topic, partLabel(partition)}
+	m.recordAge.DeleteLabelValues(lv...)
+	m.lagRecords.DeleteLabelValues(lv...)
+	m.lagSeconds.DeleteLabelValues(lv...)
+}

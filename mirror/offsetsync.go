@@ -1,0 +1,39 @@
+package mirror
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+
+	"github.com/kdr-io/kdr/mirror/offsets"
+)
+
+// This file is the only one that uses package offsets, which decides when a
+// sync is worth writing and owns the offset-syncs topic's settings.
+
+// pair is one copied record: its source offset and its offset on the target.
+type pair = offsets.Pair
+
+// emitter picks the offset syncs of one source partition. A new one is made
+// on every assignment, so a partition that moves between workers starts with
+// a sync on its first copied record.
+type emitter struct{ e *offsets.Emitter }
+
+func newEmitter() *emitter { return &emitter{e: offsets.NewEmitter()} }
+
+// batch takes the pairs of one acknowledged batch, in offset order, and
+// returns those to write as offset syncs.
+func (e *emitter) batch(pairs []pair) []pair { return e.e.Batch(pairs) }
+
+// ensureSyncTopic creates the offset-syncs topic on the source if needed. A
+// compacted topic (as MM2 makes it) is usable, with a warning: it keeps
+// only the newest syncs, so old positions cannot be translated.
+func ensureSyncTopic(ctx context.Context, adm *kadm.Client, name string, retention time.Duration) (warning, err error) {
+	err = offsets.EnsureSyncTopic(ctx, adm, name, retention.Milliseconds())
+	if errors.Is(err, offsets.ErrSyncTopicCompacted) {
+		return err, nil
+	}
+	return nil, err
+}

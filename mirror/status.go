@@ -1,0 +1,231 @@
+package mirror
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"slices"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Status is a snapshot of a worker, for `kdr mirror` and tests.
+type Status struct {
+	Flow    string // "east->west"
+	Group   string // the workers' consumer group on the source
+	Naming  string
+	Running bool
+	// Refreshes counts completed topic refreshes.
+	Refreshes   int64
+	OffsetSyncs int64 // offset syncs written
+	Heartbeats  int64 // heartbeats written
+	// FlushWaiting is how long the cycle in flight has been waiting for
+	// the target to acknowledge its copies; 0 when none is.
+	FlushWaiting time.Duration
+	Topics       []TopicStatus
+	Partitions   []PartitionStatus // the partitions this worker owns now
+	// Errors by kind (KindSource, KindTarget, ...); absent kinds had none.
+	Errors map[string]ErrorStatus
+}
+
+// TopicStatus is one mirrored source topic. Counts cover this worker's
+// lifetime, across partition moves.
+type TopicStatus struct {
+	Topic, RemoteTopic string
+	Partitions         int32 // on the source, at the last refresh
+	// Ready is true once the remote topic exists and the topic is consumed.
+	Ready bool
+	// Gone is true once the topic disappeared from the source.
+	Gone            bool
+	MaxMessageBytes int32 // the remote topic's max.message.bytes; 0 unknown
+	Records         int64 // copies acknowledged
+	SkippedLoop     int64 // not copied: the target had them (identity naming)
+	SkippedTooLarge int64 // not copied: too large for the remote topic
+}
+
+// PartitionStatus is one owned source partition.
+type PartitionStatus struct {
+	Topic       string
+	Partition   int32
+	RemoteTopic string
+	// NextOffset is the next source offset to copy (-1 before the first).
+	NextOffset int64
+	// Committed is the last position this worker committed (-1 none).
+	Committed     int64
+	HighWatermark int64 // -1 unknown
+	Lag           int64 // HighWatermark - NextOffset; -1 unknown
+	Queued        int   // polled, waiting to be copied
+	Records       int64 // copied since this worker got the partition
+	Bytes         int64
+	Skipped       int64
+	LastLatency   time.Duration // source timestamp to target ack, last copy
+	Paused        bool          // waiting to retry after the target refused
+	LastError     string
+}
+
+// ErrorStatus counts one kind of error.
+type ErrorStatus struct {
+	Count int64
+	Last  string    // the latest error
+	At    time.Time // when it happened
+}
+
+// Status returns a snapshot of the worker.
+func (w *Worker) Status() Status {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	s := Status{
+		Flow: w.flow.Name(), Group: w.flow.Group(), Naming: w.flow.Naming, Running: w.running,
+		Refreshes: w.refreshes, OffsetSyncs: w.syncs, Heartbeats: w.heartbeats,
+		Errors: map[string]ErrorStatus{},
+	}
+	if !w.flushSince.IsZero() {
+		s.FlushWaiting = time.Since(w.flushSince)
+	}
+	for k, e := range w.errs {
+		s.Errors[k] = *e
+	}
+	for _, ts := range w.topics {
+		s.Topics = append(s.Topics, TopicStatus{
+			Topic: ts.name, RemoteTopic: ts.remote, Partitions: ts.partitions, Ready: ts.ready, Gone: ts.gone,
+			MaxMessageBytes: w.limit(ts.remote), Records: ts.records, SkippedLoop: ts.skippedLoop, SkippedTooLarge: ts.skippedTooLarge,
+		})
+	}
+	slices.SortFunc(s.Topics, func(a, b TopicStatus) int { return cmp.Compare(a.Topic, b.Topic) })
+	for _, ps := range w.parts {
+		lag := int64(-1)
+		if pos := ps.position(); ps.hwm >= 0 && pos >= 0 {
+			lag = max(ps.hwm-pos, 0)
+		}
+		s.Partitions = append(s.Partitions, PartitionStatus{
+			Topic: ps.topic, Partition: ps.partition, RemoteTopic: ps.remote,
+			NextOffset: ps.next, Committed: ps.committed, HighWatermark: ps.hwm, Lag: lag, Queued: len(ps.queue),
+			Records: ps.records, Bytes: ps.bytes, Skipped: ps.skipped, LastLatency: ps.lastLatency,
+			Paused: ps.paused, LastError: ps.lastErr,
+		})
+	}
+	slices.SortFunc(s.Partitions, func(a, b PartitionStatus) int {
+		return cmp.Or(cmp.Compare(a.Topic, b.Topic), cmp.Compare(a.Partition, b.Partition))
+	})
+	return s
+}
+
+// Topic returns the status of one source topic.
+func (s Status) Topic(name string) (TopicStatus, bool) {
+	for _, t := range s.Topics {
+		if t.Topic == name {
+			return t, true
+		}
+	}
+	return TopicStatus{}, false
+}
+
+var errNotRunning = errors.New("mirror: worker not running")
+
+// Health is nil while the worker runs and its last topic refresh worked;
+// otherwise it says why not. It backs /healthz.
+func (w *Worker) Health() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.running {
+		return errNotRunning
+	}
+	return w.refreshErr
+}
+
+// onAssigned starts the state of newly assigned partitions. A new emitter
+// per assignment makes the first copy after a move emit a sync.
+func (w *Worker) onAssigned(_ context.Context, _ *kgo.Client, assigned map[string][]int32) {
+	w.mu.Lock()
+	for t, parts := range assigned {
+		for _, p := range parts {
+			key := topicPartition{t, p}
+			if w.parts[key] == nil {
+				w.parts[key] = &partState{topic: t, partition: p, remote: w.policy.RemoteTopic(w.flow.SourceAlias, t),
+					next: -1, committed: -1, hwm: -1, start: -1, em: newEmitter()}
+			}
+		}
+	}
+	n := len(w.parts)
+	w.mu.Unlock()
+	w.m.assigned.WithLabelValues(w.flow.Name()).Set(float64(n))
+	w.log.Info("partitions assigned", "assigned", assigned, "owned", n)
+	if len(assigned) > 0 {
+		// A new partition may be one the remote topic lacks yet.
+		w.triggerRefresh()
+	}
+}
+
+// onRevoked gives partitions up: BlockRebalanceOnPoll runs it between
+// cycles, when every copy made has been acknowledged and settled, so it
+// writes the pending offset syncs and commits before letting go.
+func (w *Worker) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[string][]int32) {
+	if len(revoked) == 0 {
+		return
+	}
+	w.cycleMu.Lock()
+	defer w.cycleMu.Unlock()
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.flow.DeliveryTimeout)
+	defer cancel()
+	if err := w.target.Flush(cctx); err == nil && w.writeSyncs(cctx) {
+		w.commit(cctx, revoked)
+	}
+	w.drop(revoked)
+	w.log.Info("partitions revoked", "revoked", revoked)
+}
+
+// onLost drops partitions taken away without a chance to commit (the worker
+// was thrown out of the group); their new owner re-copies from the last
+// commit.
+func (w *Worker) onLost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
+	w.cycleMu.Lock()
+	defer w.cycleMu.Unlock()
+	w.drop(lost)
+	w.log.Warn("partitions lost", "lost", lost)
+}
+
+// drop forgets partitions.
+func (w *Worker) drop(tps map[string][]int32) {
+	resume := map[string][]int32{}
+	w.mu.Lock()
+	for t, parts := range tps {
+		for _, p := range parts {
+			key := topicPartition{t, p}
+			ps := w.parts[key]
+			if ps == nil {
+				continue
+			}
+			if ps.paused {
+				resume[t] = append(resume[t], p)
+			}
+			delete(w.parts, key)
+			w.m.forget(t, p)
+		}
+	}
+	n := len(w.parts)
+	w.mu.Unlock()
+	if len(resume) > 0 {
+		w.consumer.ResumeFetchPartitions(resume)
+	}
+	w.m.assigned.WithLabelValues(w.flow.Name()).Set(float64(n))
+}
+
+// updateLag sets a partition's lag gauges. Called with mu held. Lag in
+// seconds is the age of the oldest record polled but not copied; when the
+// worker is behind but holds none, the last value stands.
+func (w *Worker) updateLag(ps *partState, now time.Time) {
+	pos := ps.position()
+	if ps.hwm < 0 || pos < 0 {
+		return
+	}
+	lv := []string{w.flow.Name(), ps.topic, partLabel(ps.partition)}
+	lag := max(ps.hwm-pos, 0)
+	w.m.lagRecords.WithLabelValues(lv...).Set(float64(lag))
+	switch {
+	case lag == 0:
+		w.m.lagSeconds.WithLabelValues(lv...).Set(0)
+	case len(ps.queue) > 0:
+		w.m.lagSeconds.WithLabelValues(lv...).Set(max(now.Sub(ps.queue[0].Timestamp), 0).Seconds())
+	}
+}

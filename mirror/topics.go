@@ -1,0 +1,359 @@
+package mirror
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/kdr-io/kdr/mirror/mm2"
+)
+
+// topicState is one source topic the flow mirrors.
+type topicState struct {
+	name, remote string
+	id           kadm.TopicID
+	partitions   int32             // on the source
+	ready        bool              // the remote topic exists; the topic is consumed
+	gone         bool              // deleted on the source
+	cfgFailed    map[string]string // config → value the target refused; not retried until it changes
+
+	records, skippedLoop, skippedTooLarge int64
+}
+
+// manage runs the topic manager: a refresh at start, then every
+// RefreshInterval, sooner when the copy loop asks, and with backoff while
+// refreshes fail.
+func (w *Worker) manage(ctx context.Context) {
+	backoff := time.Duration(0)
+	for {
+		err := w.refresh(ctx)
+		w.mu.Lock()
+		w.refreshErr = err
+		if err == nil {
+			w.refreshes++
+		}
+		w.mu.Unlock()
+		wait := w.flow.RefreshInterval
+		if err != nil {
+			backoff = min(max(2*backoff, minBackoff), w.flow.RefreshInterval)
+			wait = backoff
+		} else {
+			backoff = 0
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		case <-w.refreshNow:
+			t.Stop()
+		}
+	}
+}
+
+// refresh lists the source's topics and brings the target in line: internal
+// topics, remote topics (created, grown, reconfigured), consumption, lag.
+func (w *Worker) refresh(ctx context.Context) error {
+	rctx, cancel := context.WithTimeout(ctx, max(w.flow.RefreshInterval, 30*time.Second))
+	defer cancel()
+	w.ensureInternalTopics(rctx)
+	src, err := w.srcAdm.ListTopics(rctx)
+	if err != nil {
+		err = fmt.Errorf("listing source topics: %w", err)
+		w.noteErr(KindSource, err)
+		return err
+	}
+	w.dropDeleted(src)
+	wanted := map[string]kadm.TopicDetail{}
+	for name, td := range src {
+		if td.Err != nil {
+			continue
+		}
+		if ok, _ := w.rules.ShouldReplicate(w.flow.SourceAlias, w.flow.TargetAlias, name); ok {
+			wanted[name] = td
+		}
+	}
+	if len(wanted) == 0 {
+		return w.refreshLag(rctx)
+	}
+	if err := w.ensureRemotes(rctx, wanted); err != nil {
+		return err
+	}
+	return w.refreshLag(rctx)
+}
+
+// ensureInternalTopics creates the offset-syncs topic on the source and the
+// heartbeats topic on the target, once each.
+func (w *Worker) ensureInternalTopics(ctx context.Context) {
+	w.mu.Lock()
+	syncReady, hbReady := w.syncReady, w.hbReady
+	w.mu.Unlock()
+	if !syncReady {
+		warning, err := ensureSyncTopic(ctx, w.srcAdm, w.syncTopic, w.flow.OffsetSyncsRetention)
+		switch {
+		case err != nil:
+			w.noteErr(KindTopic, fmt.Errorf("creating %s on the source: %w", w.syncTopic, err))
+		case warning != nil:
+			w.log.Warn("offset-syncs topic", "topic", w.syncTopic, "warning", warning)
+			fallthrough
+		default:
+			syncReady = true
+		}
+	}
+	if !hbReady && w.flow.HeartbeatInterval > 0 {
+		rf, err := w.internalRF(ctx)
+		if err == nil {
+			var resp kadm.CreateTopicResponse
+			resp, err = createTopic(ctx, w.tgtAdm, 1, rf, map[string]*string{"cleanup.policy": kadm.StringPtr("compact")}, mm2.HeartbeatsTopic)
+			if err == nil && resp.Err != nil && !errors.Is(resp.Err, kerr.TopicAlreadyExists) {
+				err = resp.Err
+			}
+		}
+		if err != nil {
+			w.noteErr(KindTopic, fmt.Errorf("creating %s on the target: %w", mm2.HeartbeatsTopic, err))
+		} else {
+			hbReady = true
+		}
+	}
+	w.mu.Lock()
+	w.syncReady, w.hbReady = syncReady, hbReady
+	w.mu.Unlock()
+}
+
+// internalRF is the replication factor of internal topics on the target:
+// ReplicationFactor, or 3 capped at the broker count (MM2 uses 3).
+func (w *Worker) internalRF(ctx context.Context) (int16, error) {
+	if w.flow.ReplicationFactor > 0 {
+		return w.flow.ReplicationFactor, nil
+	}
+	n, err := w.targetBrokers(ctx)
+	return int16(min(n, 3)), err
+}
+
+func (w *Worker) targetBrokers(ctx context.Context) (int, error) {
+	m, err := w.tgtAdm.BrokerMetadata(ctx)
+	if err != nil {
+		w.noteErr(KindTarget, fmt.Errorf("reading target metadata: %w", err))
+		return 0, err
+	}
+	return max(len(m.Brokers), 1), nil
+}
+
+// dropDeleted stops mirroring topics that disappeared from the source (or
+// were recreated, under a new topic ID): they are purged from consumption
+// and their partitions dropped, so that they cannot wedge the flow.
+func (w *Worker) dropDeleted(src kadm.TopicDetails) {
+	var gone []string
+	drop := map[string][]int32{}
+	w.mu.Lock()
+	for name, ts := range w.topics {
+		td, ok := src[name]
+		recreated := ok && td.Err == nil && td.ID != ts.id && td.ID != (kadm.TopicID{}) && ts.id != (kadm.TopicID{})
+		if ts.gone || ok && !errors.Is(td.Err, kerr.UnknownTopicOrPartition) && !recreated {
+			continue
+		}
+		ts.gone, ts.ready = true, false
+		gone = append(gone, name)
+		for tp := range w.parts {
+			if tp.topic == name {
+				drop[name] = append(drop[name], tp.partition)
+			}
+		}
+	}
+	w.mu.Unlock()
+	if len(gone) == 0 {
+		return
+	}
+	sort.Strings(gone)
+	w.consumer.PurgeTopicsFromConsuming(gone...)
+	w.drop(drop)
+	for _, name := range gone {
+		w.noteErr(KindTopicDeleted, fmt.Errorf("topic %q was deleted on the source (or recreated); its partitions are dropped", name), "topic", name)
+	}
+}
+
+// ensureRemotes creates missing remote topics, grows short ones, syncs
+// configs, learns each remote topic's max.message.bytes, and starts
+// consuming topics whose remote topic is ready.
+func (w *Worker) ensureRemotes(ctx context.Context, wanted map[string]kadm.TopicDetail) error {
+	names := slices.Sorted(func(yield func(string) bool) {
+		for n := range wanted {
+			if !yield(n) {
+				return
+			}
+		}
+	})
+	remotes := make([]string, len(names))
+	for i, n := range names {
+		remotes[i] = w.policy.RemoteTopic(w.flow.SourceAlias, n)
+	}
+	tgt, err := w.tgtAdm.ListTopics(ctx, remotes...)
+	if err != nil {
+		err = fmt.Errorf("listing target topics: %w", err)
+		w.noteErr(KindTarget, err)
+		return err
+	}
+	srcCfg := w.sourceConfigs(ctx, names)
+	var brokers int
+	var added []string
+	for i, name := range names {
+		sd, remote := wanted[name], remotes[i]
+		parts := int32(len(sd.Partitions))
+		td, exists := tgt[remote]
+		switch {
+		case !exists || errors.Is(td.Err, kerr.UnknownTopicOrPartition):
+			if brokers == 0 {
+				if brokers, err = w.targetBrokers(ctx); err != nil {
+					return err
+				}
+			}
+			if !w.createRemote(ctx, name, remote, sd, brokers, srcCfg[name]) {
+				continue
+			}
+		case td.Err != nil:
+			w.noteErr(KindTopic, fmt.Errorf("remote topic %s: %w", remote, td.Err))
+			continue
+		case int32(len(td.Partitions)) < parts:
+			if !w.growRemote(ctx, remote, parts) {
+				continue
+			}
+		}
+		w.mu.Lock()
+		ts := w.topics[name]
+		if ts == nil || ts.gone { // a topic of a gone one's name is new and starts over
+			ts = &topicState{name: name, remote: remote, id: sd.ID, cfgFailed: map[string]string{}}
+			w.topics[name] = ts
+		}
+		ts.partitions = parts
+		newlyReady := !ts.ready
+		ts.ready = true
+		w.mu.Unlock()
+		if newlyReady {
+			added = append(added, name)
+		}
+	}
+	w.syncConfigs(ctx, names, remotes, srcCfg)
+	if len(added) > 0 {
+		w.log.Info("mirroring topics", "topics", added)
+		w.consumer.AddConsumeTopics(added...)
+	}
+	return nil
+}
+
+// createRemote creates a remote topic with the source's partition count and
+// replication factor (or the override, capped at the target's brokers) and
+// the synced configs. If the target refuses a config, the topic is created
+// without them and the refusal reported.
+func (w *Worker) createRemote(ctx context.Context, name, remote string, sd kadm.TopicDetail, brokers int, cfg map[string]string) bool {
+	rf := w.flow.ReplicationFactor
+	if rf == 0 {
+		rf = 1
+		if p, ok := sd.Partitions[0]; ok && len(p.Replicas) > 0 {
+			rf = int16(len(p.Replicas))
+		}
+		rf = min(rf, int16(brokers))
+	}
+	configs := map[string]*string{}
+	for k, v := range cfg {
+		configs[k] = kadm.StringPtr(v)
+	}
+	parts := int32(len(sd.Partitions))
+	resp, err := createTopic(ctx, w.tgtAdm, parts, rf, configs, remote)
+	if err == nil && resp.Err != nil && len(configs) > 0 && !errors.Is(resp.Err, kerr.TopicAlreadyExists) {
+		w.noteErr(KindConfig, fmt.Errorf("creating %s with configs %v: %w; creating it without them", remote, cfg, kafkaErr(resp.Err, resp.ErrMessage)))
+		resp, err = createTopic(ctx, w.tgtAdm, parts, rf, nil, remote)
+	}
+	switch {
+	case err != nil:
+		w.noteErr(KindTarget, fmt.Errorf("creating %s: %w", remote, err))
+		return false
+	case errors.Is(resp.Err, kerr.TopicAlreadyExists):
+		return true // another worker of the flow made it
+	case resp.Err != nil:
+		w.noteErr(KindTopic, fmt.Errorf("creating %s: %w", remote, kafkaErr(resp.Err, resp.ErrMessage)))
+		return false
+	}
+	w.log.Info("created remote topic", "topic", name, "remote_topic", remote, "partitions", parts, "replication_factor", rf)
+	return true
+}
+
+// growRemote raises a remote topic's partition count to the source's.
+func (w *Worker) growRemote(ctx context.Context, remote string, parts int32) bool {
+	resps, err := w.tgtAdm.UpdatePartitions(ctx, int(parts), remote)
+	if err == nil {
+		err = resps.Error()
+	}
+	if err != nil && !errors.Is(err, kerr.InvalidPartitions) {
+		w.noteErr(KindTopic, fmt.Errorf("growing %s to %d partitions: %w", remote, parts, err))
+		return false
+	}
+	w.log.Info("grew remote topic", "remote_topic", remote, "partitions", parts)
+	w.target.ForceMetadataRefresh()
+	return true
+}
+
+// refreshLag reads the source high watermarks of the owned partitions and
+// sets the lag gauges.
+func (w *Worker) refreshLag(ctx context.Context) error {
+	w.mu.Lock()
+	var topics []string
+	for tp := range w.parts {
+		if !slices.Contains(topics, tp.topic) {
+			topics = append(topics, tp.topic)
+		}
+	}
+	w.mu.Unlock()
+	if len(topics) == 0 {
+		return nil
+	}
+	ends, err := w.srcAdm.ListEndOffsets(ctx, topics...)
+	if err != nil {
+		w.noteErr(KindSource, fmt.Errorf("listing source end offsets: %w", err))
+		return nil // lag is advisory; the copy goes on
+	}
+	committed := w.consumer.CommittedOffsets()
+	now := time.Now()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for tp, ps := range w.parts {
+		end, ok := ends.Lookup(tp.topic, tp.partition)
+		if !ok || end.Err != nil {
+			continue
+		}
+		ps.hwm = max(ps.hwm, end.Offset)
+		if c, ok := committed[tp.topic][tp.partition]; ok && ps.start < 0 {
+			ps.start = c.Offset
+		}
+		w.updateLag(ps, now)
+	}
+	return nil
+}
+
+// createTopic creates one topic. Unlike kadm's CreateTopic, err is only a
+// failed request; the topic's own error is in resp.Err.
+func createTopic(ctx context.Context, adm *kadm.Client, parts int32, rf int16, configs map[string]*string, name string) (kadm.CreateTopicResponse, error) {
+	resps, err := adm.CreateTopics(ctx, parts, rf, configs, name)
+	if err != nil {
+		return kadm.CreateTopicResponse{}, err
+	}
+	resp, ok := resps[name]
+	if !ok {
+		return resp, fmt.Errorf("the answer to creating %s does not mention it", name)
+	}
+	return resp, nil
+}
+
+// kafkaErr adds the broker's message to a Kafka error, if it says more.
+func kafkaErr(err error, msg string) error {
+	if msg == "" {
+		return err
+	}
+	return fmt.Errorf("%w (%s)", err, msg)
+}

@@ -1,0 +1,148 @@
+package mirror
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"maps"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/kdr-io/kdr/broker"
+	"github.com/kdr-io/kdr/internal/kdrtest"
+)
+
+func TestMirrorTopicChanges(t *testing.T) {
+	const targetLimit = 64 << 10
+	east := startCluster(t)
+	west := startCluster(t, kdrtest.WithConfig(func(c *broker.Config) { c.Log.MaxMessageBytes = targetLimit }))
+	east.createTopic("a", 2)
+	f := testFlow(east, west, "east", "west")
+	w := startWorker(t, f)
+	east.produce(seqRecords("a", 2, 0, 10)...)
+	waitCount(t, west, "east.a", 10, 30*time.Second)
+
+	// A topic created after the start is mirrored at the next refresh.
+	start := time.Now()
+	east.createTopic("b", 1)
+	east.produce(seqRecords("b", 1, 0, 5)...)
+	kdrtest.Eventually(t, 2*f.RefreshInterval+time.Second, func() (bool, string) {
+		return west.hasTopic("east.b"), "east.b not created on the target"
+	})
+	created := time.Since(start)
+	waitCount(t, west, "east.b", 5, 30*time.Second)
+	t.Logf("new topic: remote topic after %s, records after %s (refresh interval %s)", created, time.Since(start), f.RefreshInterval)
+
+	// Partition growth is mirrored, and records in the new partitions flow.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := east.adm.UpdatePartitions(ctx, 4, "a"); err != nil {
+		t.Fatal(err)
+	}
+	// A fresh client: the test's own has the old partition count cached.
+	fresh := startClient(t, east.addr)
+	if err := fresh.ProduceSync(ctx, seqRecords("a", 4, 10, 8)...).FirstErr(); err != nil { // two per partition, 2 and 3 included
+		t.Fatal(err)
+	}
+	kdrtest.Eventually(t, 30*time.Second, func() (bool, string) {
+		e := west.ends("east.a")
+		return len(e) == 4 && e[2] == 2 && e[3] == 2, fmt.Sprintf("east.a end offsets %v", e)
+	})
+
+	// A record the target cannot take is counted and skipped; the records
+	// after it still flow.
+	big := &kgo.Record{Topic: "a", Partition: 0, Value: bytes.Repeat([]byte("x"), targetLimit+1024),
+		Headers: []kgo.RecordHeader{{Key: "id", Value: []byte("big")}}}
+	after := &kgo.Record{Topic: "a", Partition: 0, Value: []byte("after"), Headers: []kgo.RecordHeader{{Key: "id", Value: []byte("after")}}}
+	east.produce(&kgo.Record{Topic: "a", Partition: 0, Value: []byte("before"), Headers: []kgo.RecordHeader{{Key: "id", Value: []byte("before")}}}, big, after)
+	kdrtest.Eventually(t, 30*time.Second, func() (bool, string) {
+		recs := west.readAll("east.a")[0]
+		return len(recs) > 0 && string(recs[len(recs)-1].Value) == "after", "the record after the large one has not arrived"
+	})
+	for _, r := range west.readAll("east.a")[0] {
+		if header(r, "id") == "big" {
+			t.Fatal("the too-large record reached the target")
+		}
+	}
+	st := w.Status()
+	if e := st.Errors[KindTooLarge]; e.Count != 1 {
+		t.Errorf("too_large errors: %+v, want 1", e)
+	}
+	if ts, _ := st.Topic("a"); ts.SkippedTooLarge != 1 || ts.MaxMessageBytes != targetLimit {
+		t.Errorf("status of a: %+v", ts)
+	}
+	if got := metricSum(t, w.reg, "kdr_mirror_errors_total", map[string]string{"kind": KindTooLarge}); got != 1 {
+		t.Errorf("kdr_mirror_errors_total{kind=too_large} = %v", got)
+	}
+
+	// A topic deleted on the source is dropped; the flow goes on.
+	if _, err := east.adm.DeleteTopics(ctx, "b"); err != nil {
+		t.Fatal(err)
+	}
+	kdrtest.Eventually(t, 30*time.Second, func() (bool, string) {
+		st := w.Status()
+		for _, p := range st.Partitions {
+			if p.Topic == "b" {
+				return false, "still owns a partition of b"
+			}
+		}
+		return st.Errors[KindTopicDeleted].Count == 1, fmt.Sprintf("topic_deleted errors: %+v", st.Errors[KindTopicDeleted])
+	})
+	n := west.count("east.a")
+	if err := fresh.ProduceSync(ctx, seqRecords("a", 4, 100, 20)...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	waitCount(t, west, "east.a", n+20, 30*time.Second)
+	if ts, _ := w.Status().Topic("b"); !ts.Gone {
+		t.Errorf("status of b: %+v, want gone", ts)
+	}
+}
+
+// TestMirrorTopicConfigSync checks that configs set on a source topic reach
+// its remote topic, except the excluded ones, and follow later changes.
+func TestMirrorTopicConfigSync(t *testing.T) {
+	east, west := startCluster(t), startCluster(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if _, err := east.adm.CreateTopic(ctx, 2, 1, map[string]*string{
+		"retention.ms": kadm.StringPtr("3600000"), "cleanup.policy": kadm.StringPtr("compact"),
+		"min.insync.replicas": kadm.StringPtr("1"), "max.message.bytes": kadm.StringPtr("200000"),
+	}, "cfg"); err != nil {
+		t.Fatal(err)
+	}
+	startWorker(t, testFlow(east, west, "east", "west"))
+	dynamic := func() map[string]string {
+		rcs, err := west.adm.DescribeTopicConfigs(ctx, "east.cfg")
+		if err != nil {
+			return nil
+		}
+		rc, err := rcs.On("east.cfg", nil)
+		if err != nil || rc.Err != nil {
+			return nil
+		}
+		out := map[string]string{}
+		for _, c := range rc.Configs {
+			if c.Source == kmsg.ConfigSourceDynamicTopicConfig {
+				out[c.Key] = c.MaybeValue()
+			}
+		}
+		return out
+	}
+	want := map[string]string{"retention.ms": "3600000", "cleanup.policy": "compact", "max.message.bytes": "200000"}
+	kdrtest.Eventually(t, 20*time.Second, func() (bool, string) {
+		got := dynamic()
+		return maps.Equal(got, want), fmt.Sprintf("east.cfg configs %v, want %v (min.insync.replicas is not synced)", got, want)
+	})
+	if _, err := east.adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Op: kadm.SetConfig, Name: "retention.ms", Value: kadm.StringPtr("7200000")}}, "cfg"); err != nil {
+		t.Fatal(err)
+	}
+	want["retention.ms"] = "7200000"
+	kdrtest.Eventually(t, 20*time.Second, func() (bool, string) {
+		got := dynamic()
+		return maps.Equal(got, want), fmt.Sprintf("east.cfg configs %v, want %v", got, want)
+	})
+}

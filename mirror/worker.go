@@ -1,0 +1,298 @@
+package mirror
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"regexp"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/kdr-io/kdr/mirror/mm2"
+	"github.com/kdr-io/kdr/mirror/naming"
+)
+
+// Options are a Worker's collaborators.
+type Options struct {
+	// Logger receives the worker's logs; nil discards them.
+	Logger *slog.Logger
+	// Registerer receives the kdr_mirror_* metrics; nil leaves them
+	// unregistered. Several workers may share one registry.
+	Registerer prometheus.Registerer
+	// ClientOpts are appended to the options of every Kafka client the
+	// worker makes (TLS, SASL, a kgo logger).
+	ClientOpts []kgo.Opt
+}
+
+// Worker copies the records of one flow. Several workers of the same flow
+// (the same Flow.Group) share the source partitions through a consumer
+// group. A Worker runs once: New, then Run until its context ends.
+//
+// Goroutines: Run's copy loop (owns the consumer's poll), the topic manager
+// (refresh), the heartbeat writer, and franz-go's group callbacks
+// (assigned/revoked/lost), which BlockRebalanceOnPoll confines to the gaps
+// between copy cycles. mu guards the state they share; it is never held
+// across a network call.
+type Worker struct {
+	flow      Flow
+	log       *slog.Logger
+	m         *metrics
+	policy    naming.Policy
+	rules     naming.Rules
+	excluded  []*regexp.Regexp // ConfigsExclude
+	syncTopic string           // mm2-offset-syncs.<target>.internal, on the source
+
+	consumer *kgo.Client // source: group member that reads the records
+	srcCl    *kgo.Client // source: admin requests and offset syncs
+	srcAdm   *kadm.Client
+	target   *kgo.Client // target: record copies (manual flushing)
+	tgtCl    *kgo.Client // target: admin requests and heartbeats
+	tgtAdm   *kadm.Client
+
+	limits     sync.Map      // remote topic → int32 max.message.bytes, read by the producer
+	refreshNow chan struct{} // asks the topic manager for an early refresh
+	ran        atomic.Bool
+	// cycleMu is held for a whole copy cycle and by the group callbacks, so
+	// that partitions are never given up halfway through a cycle (franz-go
+	// lets a rebalance run after a poll that returned nothing). Lock order:
+	// cycleMu, then mu.
+	cycleMu sync.Mutex
+
+	mu           sync.Mutex
+	parts        map[topicPartition]*partState
+	topics       map[string]*topicState // by source topic
+	pendingSyncs []pendingSync          // offset syncs not yet written; commits wait for them
+	errs         map[string]*ErrorStatus
+	lastLog      map[string]time.Time
+	running      bool
+	refreshErr   error // of the last topic refresh
+	refreshes    int64
+	flushSince   time.Time // when the cycle in flight began waiting for the target; zero when none
+	heartbeats   int64
+	syncs        int64
+	syncReady    bool // the offset-syncs topic exists
+	hbReady      bool // the heartbeats topic exists
+}
+
+type topicPartition struct {
+	topic     string
+	partition int32
+}
+
+// New checks flow and builds the worker's clients; nothing connects until
+// Run.
+func New(flow Flow, opts Options) (*Worker, error) {
+	if err := flow.Validate(); err != nil {
+		return nil, err
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	topicsFilter, _ := naming.NewFilter(flow.Topics, flow.TopicsExclude) // validated
+	excluded, _ := naming.ParsePatterns(flow.ConfigsExclude)
+	w := &Worker{
+		flow:       flow,
+		log:        log.With("flow", flow.Name()),
+		m:          newMetrics(opts.Registerer, flow.Name()),
+		policy:     flow.Policy(),
+		rules:      naming.Rules{Policy: flow.Policy(), Topics: topicsFilter},
+		excluded:   excluded,
+		syncTopic:  mm2.OffsetSyncsTopic(flow.TargetAlias),
+		refreshNow: make(chan struct{}, 1),
+		parts:      map[topicPartition]*partState{},
+		topics:     map[string]*topicState{},
+		errs:       map[string]*ErrorStatus{},
+		lastLog:    map[string]time.Time{},
+	}
+	if err := w.newClients(opts.ClientOpts); err != nil {
+		return nil, err
+	}
+	return w, nil
+}
+
+func (w *Worker) newClients(extra []kgo.Opt) error {
+	f := w.flow
+	common := func(brokers []string, kind, id string) []kgo.Opt {
+		return append([]kgo.Opt{
+			kgo.SeedBrokers(brokers...),
+			kgo.ClientID("kdr-mirror-" + id),
+			kgo.MetadataMaxAge(f.RefreshInterval),
+			kgo.MetadataMinAge(min(f.RefreshInterval, time.Second)),
+			kgo.WithHooks(dialHook{w: w, kind: kind}),
+		}, extra...)
+	}
+	consumerOpts := append(common(f.Source.Brokers, KindSource, "consumer"),
+		kgo.ConsumerGroup(f.Group()),
+		kgo.Balancers(kgo.CooperativeStickyBalancer()),
+		kgo.BlockRebalanceOnPoll(),
+		kgo.DisableAutoCommit(),
+		kgo.SessionTimeout(f.SessionTimeout),
+		kgo.RebalanceTimeout(2*f.DeliveryTimeout+30*time.Second),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		// Kafka's fetch.max.wait.ms (franz-go waits 5 s): a partition
+		// assigned while a fetch waits is only read once it returns.
+		kgo.FetchMaxWait(500*time.Millisecond),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.OnPartitionsAssigned(w.onAssigned),
+		kgo.OnPartitionsRevoked(w.onRevoked),
+		kgo.OnPartitionsLost(w.onLost),
+	)
+	if f.InstanceID != "" {
+		consumerOpts = append(consumerOpts, kgo.InstanceID(f.InstanceID))
+	}
+	targetOpts := append(common(f.Target.Brokers, KindTarget, "producer"),
+		kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.ManualFlushing(),
+		kgo.MaxBufferedRecords(f.BatchRecords+1),
+		kgo.ProducerBatchMaxBytesFn(w.batchMaxBytes),
+	)
+	// Offset syncs and heartbeats need no idempotence (a repeat is
+	// harmless), and without it a write to a target that went silent can
+	// be given up on, so these writers never hang a worker.
+	admin := func(brokers []string, kind, id string) []kgo.Opt {
+		return append(common(brokers, kind, id),
+			kgo.RecordPartitioner(kgo.ManualPartitioner()),
+			kgo.RequiredAcks(kgo.AllISRAcks()),
+			kgo.DisableIdempotentWrite(),
+			kgo.MaxProduceRequestsInflightPerBroker(1), // syncs stay in order
+			kgo.RecordDeliveryTimeout(f.DeliveryTimeout),
+		)
+	}
+	var err error
+	if w.consumer, err = kgo.NewClient(consumerOpts...); err != nil {
+		return fmt.Errorf("mirror: source consumer: %w", err)
+	}
+	if w.srcCl, err = kgo.NewClient(admin(f.Source.Brokers, KindSource, "source")...); err != nil {
+		w.consumer.Close()
+		return fmt.Errorf("mirror: source client: %w", err)
+	}
+	if w.target, err = kgo.NewClient(targetOpts...); err != nil {
+		w.consumer.Close()
+		w.srcCl.Close()
+		return fmt.Errorf("mirror: target producer: %w", err)
+	}
+	if w.tgtCl, err = kgo.NewClient(admin(f.Target.Brokers, KindTarget, "target")...); err != nil {
+		w.consumer.Close()
+		w.srcCl.Close()
+		w.target.Close()
+		return fmt.Errorf("mirror: target client: %w", err)
+	}
+	w.srcAdm, w.tgtAdm = kadm.NewClient(w.srcCl), kadm.NewClient(w.tgtCl)
+	return nil
+}
+
+// dialHook reports connection failures, which franz-go otherwise retries
+// silently, as errors of the cluster's kind.
+type dialHook struct {
+	w    *Worker
+	kind string
+}
+
+func (h dialHook) OnBrokerConnect(meta kgo.BrokerMetadata, _ time.Duration, _ net.Conn, err error) {
+	if err != nil {
+		h.w.noteErr(h.kind, fmt.Errorf("connecting to broker %s: %w", net.JoinHostPort(meta.Host, fmt.Sprint(meta.Port)), err))
+	}
+}
+
+// ErrAlreadyRun is returned by a second call of Run.
+var ErrAlreadyRun = errors.New("mirror: a Worker runs only once")
+
+// Run copies records until ctx ends, then finishes the cycle in progress
+// (waiting up to DeliveryTimeout for the target), commits, leaves the group
+// and closes its clients. Unreachable clusters are retried with backoff,
+// never returned as errors; Run returns nil after ctx ends.
+func (w *Worker) Run(ctx context.Context) error {
+	if !w.ran.CompareAndSwap(false, true) {
+		return ErrAlreadyRun
+	}
+	w.mu.Lock()
+	w.running = true
+	w.mu.Unlock()
+	w.log.Info("mirror starting", "source", w.flow.Source.Brokers, "target", w.flow.Target.Brokers,
+		"group", w.flow.Group(), "naming", w.flow.Naming)
+
+	bg, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() { w.manage(bg) })
+	if w.flow.HeartbeatInterval > 0 {
+		wg.Go(func() { w.emitHeartbeats(bg) })
+	}
+	w.copyLoop(ctx)
+	stop()
+	wg.Wait()
+
+	// Leaving the group runs onRevoked, which commits through srcCl: close
+	// the consumer first.
+	w.consumer.AllowRebalance()
+	w.consumer.Close()
+	w.target.Close()
+	w.srcCl.Close()
+	w.tgtCl.Close()
+	w.mu.Lock()
+	w.running = false
+	w.mu.Unlock()
+	w.log.Info("mirror stopped")
+	return nil
+}
+
+// noteErr counts an error of kind, keeps it for Status, and logs it (at
+// most once per kind every 5 s, so an outage does not flood the log).
+func (w *Worker) noteErr(kind string, err error, attrs ...any) {
+	if err == nil || errors.Is(err, context.Canceled) {
+		return
+	}
+	w.m.errors.WithLabelValues(w.flow.Name(), kind).Inc()
+	now := time.Now()
+	w.mu.Lock()
+	e := w.errs[kind]
+	if e == nil {
+		e = &ErrorStatus{}
+		w.errs[kind] = e
+	}
+	e.Count++
+	e.Last, e.At = err.Error(), now
+	logIt := now.Sub(w.lastLog[kind]) >= 5*time.Second
+	if logIt {
+		w.lastLog[kind] = now
+	}
+	w.mu.Unlock()
+	if logIt {
+		w.log.Warn("mirror error", append([]any{"kind", kind, "err", err}, attrs...)...)
+	}
+}
+
+// triggerRefresh asks the topic manager to refresh now.
+func (w *Worker) triggerRefresh() {
+	select {
+	case w.refreshNow <- struct{}{}:
+	default:
+	}
+}
+
+// batchMaxBytes is the producer's per-topic batch limit: the remote topic's
+// max.message.bytes, so that batches fit and only a record too large on its
+// own is refused (franz-go fails it alone, before sending).
+func (w *Worker) batchMaxBytes(topic string) int32 {
+	if v, ok := w.limits.Load(topic); ok {
+		return min(max(v.(int32), 512), 64<<20)
+	}
+	return 1000012 // Kafka's default max.message.bytes
+}
+
+// limit returns the remote topic's max.message.bytes, or 0 if unknown.
+func (w *Worker) limit(remote string) int32 {
+	if v, ok := w.limits.Load(remote); ok {
+		return v.(int32)
+	}
+	return 0
+}
