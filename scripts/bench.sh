@@ -6,10 +6,14 @@
 #      the same franz-go workload (bench/kdrbench), with a raw-loopback ceiling;
 #   3. cluster: three replicated kdr brokers (bench/clusterbench): RF=3 acks=all
 #      vs RF=1 acks=1 throughput, acks=all latency, leader failover after
-#      SIGKILL, creating 1,000 partitions, broker RSS.
+#      SIGKILL, creating 1,000 partitions, broker RSS;
+#   4. mirror: `kdr mirror run` vs a naive franz-go consume->produce pipe copying
+#      the same preloaded backlog between two kdr clusters (bench/mirrorbench):
+#      MB/s, CPU-s/GB, replication latency at half rate, mirror RSS under lag.
 # BENCH_ARGS passes flags to kdrbench (e.g. BENCH_ARGS="--duration 30s"),
-# CLUSTER_BENCH_ARGS to clusterbench (e.g. CLUSTER_BENCH_ARGS="--failovers 10");
-# BENCH_OUT=docs/benchmarks.md appends the broker and cluster reports there.
+# CLUSTER_BENCH_ARGS to clusterbench (e.g. CLUSTER_BENCH_ARGS="--failovers 10"),
+# MIRROR_BENCH_ARGS to mirrorbench (e.g. MIRROR_BENCH_ARGS="--records 10000000");
+# BENCH_OUT=docs/benchmarks.md appends the broker, cluster and mirror reports there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 KDR_BIN=${KDR_BIN:-bin/kdr}
@@ -38,3 +42,10 @@ cargs=(--kdr-bin "$KDR_BIN" --out-dir bench/out)
 if [ -n "${BENCH_OUT:-}" ]; then cargs+=(--out "$BENCH_OUT"); fi
 # shellcheck disable=SC2086
 go run ./bench/clusterbench "${cargs[@]}" ${CLUSTER_BENCH_ARGS:-}
+
+echo
+echo "== mirror: kdr mirror run vs a franz-go consume→produce pipe (two kdr clusters as processes) =="
+margs=(--kdr-bin "$KDR_BIN" --out-dir bench/out)
+if [ -n "${BENCH_OUT:-}" ]; then margs+=(--out "$BENCH_OUT"); fi
+# shellcheck disable=SC2086
+go run ./bench/mirrorbench "${margs[@]}" ${MIRROR_BENCH_ARGS:-}

@@ -1,0 +1,292 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/kdr-io/kdr/bench/internal/benchkit"
+)
+
+// Topic names. The mirror copies srcTopic to dst's mirroredTopic under
+// prefix naming; the pipe copies it to pipeTopic; the paced phase writes
+// latTopic, which the mirror copies to mirroredLatTopic.
+const (
+	srcTopic         = "bench"
+	mirroredTopic    = "src.bench"
+	pipeTopic        = "pipe.bench"
+	latTopic         = "lat"
+	mirroredLatTopic = "src.lat"
+)
+
+// results is everything the report prints.
+type results struct {
+	backlog  int64
+	preload  benchkit.ProduceResult
+	mirror   copyRun
+	pipe     copyRun
+	mem      memSamples
+	latency  latencyRun
+	latRate  float64
+	profile  string // go tool pprof -top of the mirror, or ""
+	profSecs int
+	notes    []string
+}
+
+func (r *results) notef(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	r.notes = append(r.notes, msg)
+	logf("note: %s", msg)
+}
+
+// memSamples is the mirror's resident memory during the backlog copy.
+type memSamples struct {
+	firstRSS, firstLag int64 // the first sample, with nearly the whole backlog as lag
+	peakRSS, peakLag   int64 // the largest sample and the lag at that moment
+	hwm                int64 // VmHWM once the copy is done
+	afterLatency       int64 // VmRSS after the paced phase
+}
+
+func bench(ctx context.Context, o options, args []string) error {
+	if err := os.MkdirAll(o.OutDir, 0o755); err != nil {
+		return err
+	}
+	tmp, err := os.MkdirTemp("", "mirrorbench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+
+	src, err := startBroker(o.KdrBin, filepath.Join(tmp, "source"), filepath.Join(o.OutDir, "mirrorbench-source.log"))
+	if err != nil {
+		return fmt.Errorf("source: %w", err)
+	}
+	defer stop(src)
+	dst, err := startBroker(o.KdrBin, filepath.Join(tmp, "target"), filepath.Join(o.OutDir, "mirrorbench-target.log"))
+	if err != nil {
+		return fmt.Errorf("target: %w", err)
+	}
+	defer stop(dst)
+	logf("source %s, target %s", src.Addr, dst.Addr)
+
+	srcAdm, closeSrc, err := admin(src.Addr)
+	if err != nil {
+		return err
+	}
+	defer closeSrc()
+	dstAdm, closeDst, err := admin(dst.Addr)
+	if err != nil {
+		return err
+	}
+	defer closeDst()
+	if err := createTopic(ctx, srcAdm, srcTopic, o.Partitions); err != nil {
+		return err
+	}
+	if err := createTopic(ctx, dstAdm, pipeTopic, o.Partitions); err != nil {
+		return err
+	}
+
+	var r results
+	p := benchkit.NewProducer(o.Common)
+	logf("preloading %d records of %d bytes into %s", o.records, o.RecordSize, srcTopic)
+	r.backlog, r.preload, err = preload(ctx, p, srcAdm, []string{src.Addr}, srcTopic, o.records)
+	if err != nil {
+		return fmt.Errorf("preload: %w", err)
+	}
+	if r.preload.Failed > 0 {
+		r.notef("preload: %d records refused (first: %v); the backlog is the %d the source holds", r.preload.Failed, r.preload.FirstErr, r.backlog)
+	}
+	logf("preloaded %d records in %v (%.1f MB/s)", r.backlog, r.preload.Elapsed.Round(time.Millisecond), r.preload.MBps())
+	backlogBytes := r.backlog * int64(o.RecordSize)
+
+	// The copies read the preload back from the page cache; flushing it to
+	// disk first keeps writeback of the preload out of their figures.
+	syscall.Sync()
+	if err := mirrorPhase(ctx, o, &r, src, dst, dstAdm, srcAdm, p, backlogBytes); err != nil {
+		return err
+	}
+
+	syscall.Sync()
+	logf("pipe: copying the backlog to %s", pipeTopic)
+	r.pipe = copyRun{want: r.backlog, bytes: backlogBytes, copierName: "pipe"}
+	src0, dst0 := cpuOf(src.Pid()), cpuOf(dst.Pid())
+	self0 := selfCPU()
+	start := time.Now()
+	pctx, cancel := context.WithCancel(ctx)
+	pipeDone := make(chan error, 1)
+	go func() { pipeDone <- pipe(pctx, []string{src.Addr}, []string{dst.Addr}, srcTopic, pipeTopic) }()
+	werr := awaitCopied(ctx, dstAdm, pipeTopic, start, o.copyTimeout, &r.pipe, nil)
+	r.pipe.copierCPU = selfCPU() - self0
+	r.pipe.sourceCPU, r.pipe.targetCPU = cpuOf(src.Pid())-src0, cpuOf(dst.Pid())-dst0
+	cancel()
+	if err := <-pipeDone; err != nil {
+		r.notef("pipe: %v", err)
+	}
+	if werr != nil {
+		return werr
+	}
+	if !r.pipe.finished {
+		r.notef("pipe: copied %d of %d records within --copy-timeout %v", r.pipe.got, r.pipe.want, o.copyTimeout)
+	}
+	logf("pipe: %d records in %v (%.1f MB/s)", r.pipe.got, r.pipe.wall.Round(time.Millisecond), r.pipe.MBps())
+
+	var b strings.Builder
+	writeReport(&b, o, args, r)
+	return benchkit.Publish(b.String(), o.Out, logf)
+}
+
+// mirrorPhase runs `kdr mirror run` over the backlog, samples its memory
+// and CPU and takes its profile, then measures latency at half its rate
+// while it still runs, and stops it.
+func mirrorPhase(ctx context.Context, o options, r *results, src, dst *benchkit.Process, dstAdm, srcAdm *kadm.Client, p benchkit.Producer, backlogBytes int64) error {
+	margs := []string{
+		"--source-alias", "src", "--source-brokers", src.Addr,
+		"--target-alias", "dst", "--target-brokers", dst.Addr,
+		"--naming", "prefix", "--topics", srcTopic + "," + latTopic,
+		"--metrics-listen", "127.0.0.1:0", "--refresh-interval", "1s", "--log-level", "warn",
+	}
+	if o.batch > 0 {
+		margs = append(margs, "--batch-records", fmt.Sprint(o.batch))
+	}
+	logf("mirror: copying the backlog to %s", mirroredTopic)
+	r.mirror = copyRun{want: r.backlog, bytes: backlogBytes, copierName: "mirror"}
+	src0, dst0 := cpuOf(src.Pid()), cpuOf(dst.Pid())
+	start := time.Now()
+	m, err := startMirror(o.KdrBin, margs, filepath.Join(o.OutDir, "mirrorbench-mirror.log"))
+	if err != nil {
+		return err
+	}
+	defer stop(m)
+
+	profDone := make(chan string, 1)
+	r.profSecs = o.ProfileSecs
+	if o.ProfileSecs > 0 && benchkit.PprofAvailable(ctx, m.Metrics) {
+		go func() { profDone <- profileMirror(ctx, m.Metrics, o.ProfileSecs, o.OutDir) }()
+	} else {
+		if o.ProfileSecs > 0 {
+			r.notef("the mirror serves no /debug/pprof on %s; no profile", m.Metrics)
+		}
+		profDone <- ""
+	}
+
+	tick := func(got int64) {
+		mem, err := benchkit.ReadMemory(m.Pid())
+		if err != nil {
+			return
+		}
+		lag := r.backlog - got
+		if r.mem.firstRSS == 0 {
+			r.mem.firstRSS, r.mem.firstLag = mem.RSS, lag
+		}
+		if mem.RSS > r.mem.peakRSS {
+			r.mem.peakRSS, r.mem.peakLag = mem.RSS, lag
+		}
+	}
+	if err := awaitCopied(ctx, dstAdm, mirroredTopic, start, o.copyTimeout, &r.mirror, tick); err != nil {
+		return err
+	}
+	r.mirror.copierCPU = cpuOf(m.Pid())
+	r.mirror.sourceCPU, r.mirror.targetCPU = cpuOf(src.Pid())-src0, cpuOf(dst.Pid())-dst0
+	if mem, err := benchkit.ReadMemory(m.Pid()); err == nil {
+		r.mem.hwm = mem.HWM
+	}
+	if m.Exited() {
+		r.notef("the mirror exited during the backlog copy; its log:\n\n```\n%s\n```", benchkit.Tail(filepath.Join(o.OutDir, "mirrorbench-mirror.log"), 20))
+		<-profDone
+		return nil
+	}
+	if !r.mirror.finished {
+		r.notef("mirror: copied %d of %d records within --copy-timeout %v", r.mirror.got, r.mirror.want, o.copyTimeout)
+	}
+	logf("mirror: %d records in %v (%.1f MB/s; first record after %v)", r.mirror.got,
+		r.mirror.wall.Round(time.Millisecond), r.mirror.MBps(), r.mirror.firstAt.Round(time.Millisecond))
+	if r.mirror.wall < time.Duration(o.ProfileSecs+1)*time.Second {
+		r.notef("the copy took %v, less than the %d s profile (which started 1 s in): the profile's tail is the idle mirror", r.mirror.wall.Round(time.Second), o.ProfileSecs)
+	}
+	r.profile = <-profDone
+
+	if err := createTopic(ctx, srcAdm, latTopic, o.Partitions); err != nil {
+		return err
+	}
+	r.latRate = r.mirror.steadyMBps() * 1e6 / float64(o.RecordSize) / 2
+	if o.latRate > 0 {
+		r.latRate = o.latRate
+	}
+	if r.latRate < 1 {
+		r.notef("no latency phase: the mirror moved too little to pace at half its rate")
+		return nil
+	}
+	logf("latency: %.0f records/s for %v through the mirror", r.latRate, o.Duration)
+	r.latency, err = measureLatency(ctx, p, []string{src.Addr}, []string{dst.Addr}, latTopic, mirroredLatTopic, r.latRate, o.Duration)
+	if err != nil {
+		r.notef("latency phase: %v", err)
+	}
+	if mem, err := benchkit.ReadMemory(m.Pid()); err == nil {
+		r.mem.afterLatency = mem.RSS
+	}
+	return nil
+}
+
+// profileMirror takes a CPU profile of the mirror from 1 s into the copy
+// and returns its top functions, or "" (after logging why).
+func profileMirror(ctx context.Context, metrics string, secs int, outDir string) string {
+	select {
+	case <-ctx.Done():
+		return ""
+	case <-time.After(time.Second):
+	}
+	path := filepath.Join(outDir, "mirrorbench-mirror-cpu.pprof")
+	if err := benchkit.FetchCPUProfile(ctx, metrics, secs, path); err != nil {
+		logf("mirror profile: %v", err)
+		return ""
+	}
+	top, err := benchkit.PprofTop(ctx, path, 25)
+	if err != nil {
+		logf("mirror profile: %v", err)
+		return ""
+	}
+	logf("mirror profile saved to %s", path)
+	return top
+}
+
+// admin is an admin client of the cluster at addr, and its closer. Its
+// metadata may be refreshed every 100 ms rather than every 5 s (kgo's
+// default minimum age): ListEndOffsets routes by the client's cached
+// metadata, and a target topic the copier has just created would read as
+// empty until the next refresh.
+func admin(addr string) (*kadm.Client, func(), error) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.MetadataMinAge(100*time.Millisecond))
+	if err != nil {
+		return nil, nil, err
+	}
+	return kadm.NewClient(cl), cl.Close, nil
+}
+
+// createTopic creates topic with partitions partitions and one replica.
+func createTopic(ctx context.Context, adm *kadm.Client, topic string, partitions int) error {
+	res, err := adm.CreateTopic(ctx, int32(partitions), 1, nil, topic)
+	if err == nil {
+		err = res.Err
+	}
+	if err != nil {
+		return fmt.Errorf("creating %s: %w", topic, err)
+	}
+	return nil
+}
+
+// cpuOf is pid's CPU time so far, or 0 if it cannot be read (the process
+// is gone), which the report's figures then show.
+func cpuOf(pid int) time.Duration {
+	d, err := procCPU(pid)
+	if err != nil {
+		logf("CPU of pid %d: %v", pid, err)
+	}
+	return d
+}

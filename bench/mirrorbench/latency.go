@@ -1,0 +1,123 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/kdr-io/kdr/bench/internal/benchkit"
+)
+
+// latencyRun is the paced phase: what was produced on the source, and each
+// record's time from its produce timestamp to its arrival on the target.
+type latencyRun struct {
+	produced benchkit.LatencyResult // also the source's own acks=all latency
+	received int64
+	p50, p99 time.Duration
+	max      time.Duration
+}
+
+// measureLatency produces rate records/s to srcTopic on the source for d
+// while the mirror runs, and reads dstTopic on the target from the start,
+// timing every record from its timestamp (set by the producer when it
+// produced the record; Kafka keeps milliseconds, so each figure may read up
+// to 1 ms high) to the poll that returned it. One record is first sent and
+// awaited, so that the remote topic exists and the mirror is assigned its
+// partitions before the clock starts.
+func measureLatency(ctx context.Context, p benchkit.Producer, srcSeeds, dstSeeds []string, srcTopic, dstTopic string, rate float64, d time.Duration) (latencyRun, error) {
+	var run latencyRun
+	cons, err := kgo.NewClient(kgo.SeedBrokers(dstSeeds...), kgo.ConsumeTopics(dstTopic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.MetadataMinAge(250*time.Millisecond))
+	if err != nil {
+		return run, err
+	}
+	defer cons.Close()
+	prod, err := kgo.NewClient(p.Opts(srcSeeds, srcTopic, kgo.AllISRAcks())...)
+	if err != nil {
+		return run, err
+	}
+	defer prod.Close()
+
+	var (
+		mu       sync.Mutex
+		from     time.Time // records stamped before this are the warm-up
+		lat      []time.Duration
+		received int64
+		warm     = make(chan struct{})
+		warmOnce sync.Once
+	)
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	consumed := make(chan struct{})
+	go func() {
+		defer close(consumed)
+		for cctx.Err() == nil {
+			fs := cons.PollFetches(cctx)
+			now := time.Now()
+			mu.Lock()
+			fs.EachRecord(func(r *kgo.Record) {
+				if from.IsZero() || r.Timestamp.Before(from) {
+					warmOnce.Do(func() { close(warm) })
+					return
+				}
+				received++
+				lat = append(lat, now.Sub(r.Timestamp))
+			})
+			mu.Unlock()
+		}
+	}()
+
+	if err := p.WarmUp(ctx, prod); err != nil {
+		return run, fmt.Errorf("warm-up record: %w", err)
+	}
+	select {
+	case <-warm:
+	case <-time.After(60 * time.Second):
+		return run, fmt.Errorf("warm-up record did not reach %s on the target within 60 s", dstTopic)
+	case <-ctx.Done():
+		return run, ctx.Err()
+	}
+	mu.Lock()
+	from = time.Now().Truncate(time.Millisecond)
+	mu.Unlock()
+
+	run.produced, err = p.ProduceAtRate(ctx, prod, rate, d)
+	if err != nil {
+		return run, err
+	}
+	// Wait for the tail, but not for records the source refused.
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		mu.Lock()
+		n := received
+		mu.Unlock()
+		if n >= run.produced.Produced.Records {
+			break
+		}
+		time.Sleep(pollEvery)
+	}
+	cancel()
+	<-consumed
+
+	slices.Sort(lat)
+	run.received = received
+	run.p50, run.p99 = nearestRank(lat, 0.50), nearestRank(lat, 0.99)
+	if len(lat) > 0 {
+		run.max = lat[len(lat)-1]
+	}
+	return run, nil
+}
+
+// nearestRank is the nearest-rank percentile p of sorted: a latency that
+// was measured, not an interpolation.
+func nearestRank(sorted []time.Duration, p float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	return sorted[max(int(math.Ceil(p*float64(len(sorted))))-1, 0)]
+}

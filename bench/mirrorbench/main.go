@@ -1,0 +1,80 @@
+// Command mirrorbench measures `kdr mirror run` against the simplest thing
+// that does the same job: a franz-go consume→produce pipe. Two single-broker
+// kdr clusters run as separate processes, a source and a target; the source
+// is preloaded with --records records of --records-size incompressible bytes
+// in --partitions partitions, and then, one after the other so they never
+// share the CPUs, on fresh target topics:
+//
+//   - the mirror, as a process (source alias src, target alias dst, prefix
+//     naming), copies the backlog: MB/s until the target's end offsets sum to
+//     the preload, and CPU-seconds per GB of the mirror process and of each
+//     broker; its resident memory is sampled throughout, with the whole
+//     preload as lag at the start; a CPU profile is taken from its
+//     /debug/pprof endpoint;
+//   - replication latency while the mirror runs: a producer on the source
+//     paced at half the mirror's measured rate, and a consumer on the target
+//     timing each record from its produce timestamp to its arrival;
+//   - the pipe, in this process (consume from the start, produce each polled
+//     batch to the same partition with acks=all and idempotency, flush per
+//     poll), measured the same way, with this process's CPU.
+//
+// It prints figures only: no run fails because a figure is low. `make bench`
+// runs it through scripts/bench.sh.
+//
+//	go run ./bench/mirrorbench --kdr-bin bin/kdr --records 2000000 --out docs/bench-run.md
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/kdr-io/kdr/bench/internal/benchkit"
+)
+
+// options are the parsed command-line flags.
+type options struct {
+	benchkit.Common
+
+	records     int64         // preloaded on the source
+	copyTimeout time.Duration // longest a backlog copy may take before it is reported unfinished
+	batch       int           // the mirror's --batch-records
+	latRate     float64       // records/s of the paced phase; 0: half the mirror's rate
+}
+
+// parseFlags defines mirrorbench's flags on fs and parses args with it.
+func parseFlags(fs *flag.FlagSet, args []string) (options, error) {
+	var o options
+	o.Register(fs, benchkit.CommonUsage{
+		KdrBin:      "kdr binary to start as the brokers and the mirror",
+		Duration:    "length of the paced latency phase",
+		Partitions:  "partitions of the source topics (and so of the target topics)",
+		MaxBuffered: "records the preload and paced producers buffer before Produce blocks",
+		ProfileSecs: "length of the mirror's CPU profile during the backlog copy; 0 skips profiling",
+	})
+	fs.Int64Var(&o.records, "records", 2_000_000, "records preloaded on the source: the backlog both copiers move, and the mirror's lag when it starts")
+	fs.DurationVar(&o.copyTimeout, "copy-timeout", 10*time.Minute, "longest a backlog copy may take; an unfinished copy is reported with what it moved")
+	fs.IntVar(&o.batch, "batch-records", 0, "the mirror's --batch-records (0: its default)")
+	fs.Float64Var(&o.latRate, "latency-rate", 0, "records/s of the paced latency phase (0: half the mirror's measured rate)")
+	if err := benchkit.Parse(fs, args); err != nil {
+		return o, err
+	}
+	switch {
+	case o.records <= 0:
+		return o, fmt.Errorf("--records %d: must be positive", o.records)
+	case o.Duration <= 0:
+		return o, fmt.Errorf("--duration %v: must be positive", o.Duration)
+	case o.copyTimeout <= 0:
+		return o, fmt.Errorf("--copy-timeout %v: must be positive", o.copyTimeout)
+	case o.latRate < 0:
+		return o, fmt.Errorf("--latency-rate %v: must not be negative", o.latRate)
+	case o.batch < 0:
+		return o, fmt.Errorf("--batch-records %d: must not be negative", o.batch)
+	}
+	return o, o.Check()
+}
+
+func main() {
+	os.Exit(benchkit.Main("mirrorbench", os.Args[1:], parseFlags, bench))
+}

@@ -1,0 +1,98 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/kdr-io/kdr/bench/internal/benchkit"
+)
+
+// Goals from the mirror issue, and MM2's figure it quotes.
+const (
+	goalPerCoreRatio = 2.0   // mirror MB/s per core over the pipe's
+	goalPerCore      = 100.0 // MB/s per core
+	mm2PerCore       = 17.0  // MB/s per core
+	goalP99          = 50 * time.Millisecond
+	goalRSS          = 256 << 20 // with 10 M records of lag
+)
+
+func writeReport(w io.Writer, o options, args []string, r results) {
+	benchkit.WriteRunHeader(w, "Mirror run", "mirrorbench", args)
+	fmt.Fprintf(w, "Backlog: %d records × %d B incompressible values (%.2f GB) in %d partitions on the source, "+
+		"preloaded with acks=all at %.1f MB/s; two single-broker kdr clusters as processes\n\n",
+		r.backlog, o.RecordSize, float64(r.mirror.bytes)/1e9, o.Partitions, r.preload.MBps())
+
+	m, p := r.mirror, r.pipe
+	fmt.Fprintln(w, "| backlog copy | kdr mirror (process) | franz-go pipe (in bench) | mirror / pipe |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|")
+	row := func(name, unit string, a, b float64) {
+		fmt.Fprintf(w, "| %s | %.1f %s | %.1f %s | %s |\n", name, a, unit, b, unit, ratio(a, b))
+	}
+	row("throughput, start to last record", "MB/s", m.MBps(), p.MBps())
+	row("throughput, first to last record", "MB/s", m.steadyMBps(), p.steadyMBps())
+	fmt.Fprintf(w, "| time to first record on the target | %v | %v | |\n", m.firstAt.Round(time.Millisecond), p.firstAt.Round(time.Millisecond))
+	fmt.Fprintf(w, "| copy time | %v | %v | |\n", m.wall.Round(time.Millisecond), p.wall.Round(time.Millisecond))
+	row("copier CPU per GB", "CPU-s", m.cpuPerGB(m.copierCPU), p.cpuPerGB(p.copierCPU))
+	row("copier MB/s per core", "MB/s", m.mbpsPerCore(m.copierCPU), p.mbpsPerCore(p.copierCPU))
+	row("copier cores used", "", m.copierCPU.Seconds()/m.wall.Seconds(), p.copierCPU.Seconds()/p.wall.Seconds())
+	row("source broker CPU per GB", "CPU-s", m.cpuPerGB(m.sourceCPU), p.cpuPerGB(p.sourceCPU))
+	row("target broker CPU per GB", "CPU-s", m.cpuPerGB(m.targetCPU), p.cpuPerGB(p.targetCPU))
+	row("all three processes, MB/s per core", "MB/s", m.mbpsPerCore(m.copierCPU+m.sourceCPU+m.targetCPU),
+		p.mbpsPerCore(p.copierCPU+p.sourceCPU+p.targetCPU))
+	fmt.Fprintln(w)
+
+	mCore, pCore := m.mbpsPerCore(m.copierCPU), p.mbpsPerCore(p.copierCPU)
+	fmt.Fprintf(w, "Goals: mirror ≥ %.0f× the pipe's MB/s per core — %s (%s); ≥ %.0f MB/s per core — %s (%.1f); "+
+		"MM2's ≈ %.0f MB/s per core for scale: mirror %s.  \n",
+		goalPerCoreRatio, metIf(pCore > 0 && mCore/pCore >= goalPerCoreRatio), ratio(mCore, pCore),
+		goalPerCore, metIf(mCore >= goalPerCore), mCore, mm2PerCore, ratio(mCore, mm2PerCore))
+
+	l := r.latency
+	if l.received > 0 {
+		fmt.Fprintf(w, "Replication latency (%.0f records/s = %.1f MB/s paced on the source for %v, "+
+			"%d produced, %d seen on the target; produce timestamp to target consumer): p50 %v, p99 %v, max %v — "+
+			"goal p99 < %v %s. Source acks=all produce latency for comparison: p50 %v, p99 %v.  \n",
+			r.latRate, r.latRate*float64(o.RecordSize)/1e6, o.Duration, l.produced.Produced.Records, l.received,
+			ms(l.p50), ms(l.p99), ms(l.max), goalP99, metIf(l.p99 < goalP99), ms(l.produced.P50), ms(l.produced.P99))
+	}
+	fmt.Fprintf(w, "Mirror memory during the copy: VmRSS %s with %d records (%.2f GB) of lag at the first sample, "+
+		"peak sample %s (lag %d), VmHWM %s; after the paced phase %s. Goal < 256 MiB with 10 M records of lag — "+
+		"%s at %d records of lag (10 M is --records 10000000).\n",
+		mib(r.mem.firstRSS), r.mem.firstLag, float64(r.mem.firstLag*int64(o.RecordSize))/1e9, mib(r.mem.peakRSS), r.mem.peakLag,
+		mib(r.mem.hwm), mib(r.mem.afterLatency), metIf(r.mem.hwm > 0 && r.mem.hwm < goalRSS), r.backlog)
+
+	if r.profile != "" {
+		fmt.Fprintf(w, "\nMirror CPU profile (%d s from 1 s into the copy, go tool pprof -top):\n\n```\n%s```\n",
+			r.profSecs, trimTop(r.profile))
+	}
+	benchkit.WriteNotes(w, r.notes)
+}
+
+func ratio(a, b float64) string {
+	if b <= 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.2f×", a/b)
+}
+
+func metIf(ok bool) string {
+	if ok {
+		return "**met**"
+	}
+	return "**not met**"
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond)) }
+
+func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
+
+// trimTop drops pprof's header lines before "Showing nodes", keeping the
+// totals line and the table.
+func trimTop(top string) string {
+	if i := strings.Index(top, "Showing nodes"); i >= 0 {
+		return top[i:]
+	}
+	return top
+}
