@@ -27,7 +27,7 @@ named by a policy (east.orders, or orders under identity naming), offset syncs a
 formats, at-least-once delivery with per-partition order. Works against any Kafka.`,
 		Args: cobra.NoArgs,
 	}
-	cmd.AddCommand(NewCmdMirrorRun(streams, g, nil), NewCmdMirrorStatus(streams, g, nil))
+	cmd.AddCommand(NewCmdMirrorRun(streams, g, nil), NewCmdMirrorStatus(streams, g, nil), NewCmdMirrorTranslate(streams, g, nil))
 	return cmd
 }
 
@@ -80,6 +80,10 @@ func mirrorSettings() []mirrorSetting {
 			set: func(f *mirror.Flow, v *viper.Viper, n string) error { f.BatchRecords = v.GetInt(n); return nil }},
 		mDur("delivery-timeout", "how long a copy may wait for the target before it is retried (delivery.timeout.ms)", func(f *mirror.Flow) *time.Duration { return &f.DeliveryTimeout }),
 		mDur("offset-syncs-retention", "retention of the offset-syncs topic created on the source", func(f *mirror.Flow) *time.Duration { return &f.OffsetSyncsRetention }),
+		mDur("checkpoint-interval", "how often group offsets are translated and checkpointed (MM2 emit.checkpoints.interval.seconds)", func(f *mirror.Flow) *time.Duration { return &f.CheckpointInterval }),
+		{flag: "sync-group-offsets", usage: "commit translated offsets to groups with no members on the target (MM2 sync.group.offsets.enabled; default true: kdr translates exactly)",
+			def: func(d *mirror.Flow, cmd *cobra.Command, n, u string) { cmd.Flags().Bool(n, d.SyncGroupOffsets, u) },
+			set: func(f *mirror.Flow, v *viper.Viper, n string) error { f.SyncGroupOffsets = v.GetBool(n); return nil }},
 	}
 }
 

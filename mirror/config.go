@@ -46,9 +46,10 @@ type Flow struct {
 	// topics.exclude): comma-separated, fully anchored RE2 patterns.
 	// Defaults: naming.DefaultTopicsInclude, naming.DefaultTopicsExclude.
 	Topics, TopicsExclude string
-	// Groups and GroupsExclude select consumer groups for offset
-	// translation (MM2 groups, groups.exclude). Validated here; used by the
-	// checkpoint side of a flow.
+	// Groups and GroupsExclude select the source consumer groups whose
+	// offsets are checkpointed (MM2 groups, groups.exclude). Defaults:
+	// naming.DefaultGroupsInclude, naming.DefaultGroupsExclude. The flow's
+	// own WorkersGroup is always excluded.
 	Groups, GroupsExclude string
 
 	// Naming is NamingPrefix (default) or NamingIdentity
@@ -106,6 +107,20 @@ type Flow struct {
 	// OffsetSyncsRetention is retention.ms of the offset-syncs topic the
 	// flow creates on the source (default 7 days).
 	OffsetSyncsRetention time.Duration
+
+	// CheckpointInterval is how often the selected groups' committed
+	// offsets are translated and written as checkpoints to
+	// <source>.checkpoints.internal on the target
+	// (emit.checkpoints.interval.seconds and
+	// sync.group.offsets.interval.seconds; MM2's 60 s, kdr's 5 s).
+	CheckpointInterval time.Duration
+	// SyncGroupOffsets commits the translated offsets to the same groups on
+	// the target while they have no members there, never moving a partition
+	// back (sync.group.offsets.enabled). Default true, where MM2's is false:
+	// MM2 translates approximately (up to offset.lag.max records behind),
+	// kdr exactly, so a consumer that fails over resumes at the first record
+	// it had not consumed.
+	SyncGroupOffsets bool
 }
 
 // DefaultFlow returns a Flow with every default set; fill in the aliases and
@@ -125,6 +140,8 @@ func DefaultFlow() Flow {
 		BatchRecords:         10000,
 		DeliveryTimeout:      30 * time.Second,
 		OffsetSyncsRetention: 7 * 24 * time.Hour,
+		CheckpointInterval:   5 * time.Second,
+		SyncGroupOffsets:     true,
 	}
 }
 
@@ -137,6 +154,14 @@ func (f Flow) Group() string {
 		return f.WorkersGroup
 	}
 	return "kdr-mirror-" + f.SourceAlias + "-" + f.TargetAlias
+}
+
+// GroupFilter selects the groups to checkpoint: Groups minus GroupsExclude
+// minus the flow's own WorkersGroup. Call Validate first.
+func (f Flow) GroupFilter() naming.Filter {
+	filter, _ := naming.NewFilter(f.Groups, f.GroupsExclude)
+	filter.Exclude = append(filter.Exclude, regexp.MustCompile("^"+regexp.QuoteMeta(f.Group())+"$"))
+	return filter
 }
 
 // Policy is the naming policy Naming and Separator select. Call Validate
@@ -202,6 +227,7 @@ func (f Flow) Validate() error {
 	positive("SessionTimeout", f.SessionTimeout)
 	positive("DeliveryTimeout", f.DeliveryTimeout)
 	positive("OffsetSyncsRetention", f.OffsetSyncsRetention)
+	positive("CheckpointInterval", f.CheckpointInterval)
 	if f.HeartbeatInterval == 0 {
 		add(invalid("HeartbeatInterval", "0: must be positive, or negative to disable heartbeats"))
 	}

@@ -74,6 +74,23 @@
 // dropped, counted as kdr_mirror_errors_total{kind="topic_deleted"}; the
 // remote topic is left alone. Deletions are not mirrored.
 //
+// # Checkpoints
+//
+// Every worker reads the flow's offset syncs back (offsets.SyncStore), and
+// one of them, the owner of partition 0 of the flow's first source topic,
+// runs an offsets.Checkpointer every CheckpointInterval (5 s; MM2 60 s):
+// the committed offsets of the source groups that Groups/GroupsExclude
+// select (never the workers' own group) are translated exactly, written as
+// MM2 checkpoints to <source>.checkpoints.internal on the target and, with
+// SyncGroupOffsets (default true, MM2 false), committed to the same groups
+// on the target while they have no members there, never moving a
+// partition back. Ownership follows the consumer group, so it moves with
+// the partition; during a rebalance two workers may briefly both
+// checkpoint, which is harmless (they write the same translations). Status
+// reports whether this worker checkpoints and the age of its last cycle;
+// kdr_mirror_checkpoint_age_seconds{group} is exported by the checkpointing
+// worker (see package offsets for the checkpoint metrics).
+//
 // Heartbeats (mm2.Heartbeat) go every HeartbeatInterval to the "heartbeats"
 // topic on the target, created with one compacted partition.
 //

@@ -19,6 +19,7 @@ const (
 	KindCommit       = "commit"        // committing source positions failed
 	KindHeartbeat    = "heartbeat"     // writing a heartbeat failed
 	KindTopicDeleted = "topic_deleted" // a mirrored topic disappeared from the source
+	KindCheckpoint   = "checkpoint"    // a checkpoint cycle (translate, write checkpoints, sync group offsets) failed
 )
 
 // metrics are the flow's Prometheus series. Labels: flow ("east->west"),
@@ -70,7 +71,7 @@ func newMetrics(reg prometheus.Registerer, flow string) *metrics {
 			Name: "kdr_mirror_offset_syncs_total", Help: "Offset syncs written to the source's mm2-offset-syncs topic.",
 		}, tp)),
 		errors: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "kdr_mirror_errors_total", Help: "Errors by kind: source, target, too_large, topic, config, offset_sync, commit, heartbeat, topic_deleted.",
+			Name: "kdr_mirror_errors_total", Help: "Errors by kind: source, target, too_large, topic, config, offset_sync, commit, heartbeat, topic_deleted, checkpoint.",
 		}, []string{"flow", "kind"})),
 		assigned: register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "kdr_mirror_assigned_partitions", Help: "Source partitions this worker copies.",
@@ -80,7 +81,7 @@ func newMetrics(reg prometheus.Registerer, flow string) *metrics {
 		}, []string{"flow"})),
 	}
 	// Every kind exists from the start, so rate() and alerts see zeros.
-	for _, k := range []string{KindSource, KindTarget, KindTooLarge, KindTopic, KindConfig, KindOffsetSync, KindCommit, KindHeartbeat, KindTopicDeleted} {
+	for _, k := range []string{KindSource, KindTarget, KindTooLarge, KindTopic, KindConfig, KindOffsetSync, KindCommit, KindHeartbeat, KindTopicDeleted, KindCheckpoint} {
 		m.errors.WithLabelValues(flow, k)
 	}
 	m.assigned.WithLabelValues(flow).Set(0)

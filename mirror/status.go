@@ -27,6 +27,9 @@ type Status struct {
 	Partitions   []PartitionStatus // the partitions this worker owns now
 	// Errors by kind (KindSource, KindTarget, ...); absent kinds had none.
 	Errors map[string]ErrorStatus
+	// Checkpoint is the checkpoint side: whether this worker is the flow's
+	// checkpointer and how old its last checkpoints are.
+	Checkpoint CheckpointStatus
 }
 
 // TopicStatus is one mirrored source topic. Counts cover this worker's
@@ -78,7 +81,7 @@ func (w *Worker) Status() Status {
 	s := Status{
 		Flow: w.flow.Name(), Group: w.flow.Group(), Naming: w.flow.Naming, Running: w.running,
 		Refreshes: w.refreshes, OffsetSyncs: w.syncs, Heartbeats: w.heartbeats,
-		Errors: map[string]ErrorStatus{},
+		Errors: map[string]ErrorStatus{}, Checkpoint: w.checkpointStatus(),
 	}
 	if !w.flushSince.IsZero() {
 		s.FlushWaiting = time.Since(w.flushSince)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/kdr-io/kdr/mirror/mm2"
 	"github.com/kdr-io/kdr/mirror/naming"
+	"github.com/kdr-io/kdr/mirror/offsets"
 )
 
 // Options are a Worker's collaborators.
@@ -37,7 +38,8 @@ type Options struct {
 // group. A Worker runs once: New, then Run until its context ends.
 //
 // Goroutines: Run's copy loop (owns the consumer's poll), the topic manager
-// (refresh), the heartbeat writer, and franz-go's group callbacks
+// (refresh), the heartbeat writer, the checkpointer (with its offset-syncs
+// reader), and franz-go's group callbacks
 // (assigned/revoked/lost), which BlockRebalanceOnPoll confines to the gaps
 // between copy cycles. mu guards the state they share; it is never held
 // across a network call.
@@ -56,6 +58,8 @@ type Worker struct {
 	target   *kgo.Client // target: record copies (manual flushing)
 	tgtCl    *kgo.Client // target: admin requests and heartbeats
 	tgtAdm   *kadm.Client
+	store    *offsets.SyncStore // source: reads the offset syncs back, for checkpoints
+	reg      prometheus.Registerer
 
 	limits     sync.Map      // remote topic → int32 max.message.bytes, read by the producer
 	refreshNow chan struct{} // asks the topic manager for an early refresh
@@ -80,6 +84,7 @@ type Worker struct {
 	syncs        int64
 	syncReady    bool // the offset-syncs topic exists
 	hbReady      bool // the heartbeats topic exists
+	cp           checkpointState
 }
 
 type topicPartition struct {
@@ -112,6 +117,7 @@ func New(flow Flow, opts Options) (*Worker, error) {
 		topics:     map[string]*topicState{},
 		errs:       map[string]*ErrorStatus{},
 		lastLog:    map[string]time.Time{},
+		reg:        opts.Registerer,
 	}
 	if err := w.newClients(opts.ClientOpts); err != nil {
 		return nil, err
@@ -188,6 +194,20 @@ func (w *Worker) newClients(extra []kgo.Opt) error {
 		return fmt.Errorf("mirror: target client: %w", err)
 	}
 	w.srcAdm, w.tgtAdm = kadm.NewClient(w.srcCl), kadm.NewClient(w.tgtCl)
+	w.store, err = offsets.NewSyncStore(offsets.SyncStoreConfig{
+		// The store sets its own metadata ages.
+		Source: append([]kgo.Opt{kgo.SeedBrokers(f.Source.Brokers...), kgo.ClientID("kdr-mirror-offset-syncs"),
+			kgo.WithHooks(dialHook{w: w, kind: KindSource})}, extra...),
+		TargetAlias: f.TargetAlias, Topic: w.syncTopic, Flow: f.Name(),
+		Logger: w.log, Registerer: w.reg,
+	})
+	if err != nil {
+		w.consumer.Close()
+		w.srcCl.Close()
+		w.target.Close()
+		w.tgtCl.Close()
+		return fmt.Errorf("mirror: offset-syncs reader: %w", err)
+	}
 	return nil
 }
 
@@ -227,6 +247,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	if w.flow.HeartbeatInterval > 0 {
 		wg.Go(func() { w.emitHeartbeats(bg) })
 	}
+	wg.Go(func() { w.checkpoint(bg) })
 	w.copyLoop(ctx)
 	stop()
 	wg.Wait()
@@ -238,6 +259,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	w.target.Close()
 	w.srcCl.Close()
 	w.tgtCl.Close()
+	w.store.Close()
 	w.mu.Lock()
 	w.running = false
 	w.mu.Unlock()

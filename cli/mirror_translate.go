@@ -1,0 +1,228 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/kdr-io/kdr/mirror"
+	"github.com/kdr-io/kdr/mirror/naming"
+	"github.com/kdr-io/kdr/mirror/offsets"
+)
+
+// MirrorTranslateOptions are the parsed options of `kdr mirror translate`.
+type MirrorTranslateOptions struct {
+	IO            IO
+	Group         string
+	SourceAlias   string
+	TargetAlias   string
+	SourceBrokers []string
+	Policy        naming.Policy
+	Output        outputFormat
+	Timeout       time.Duration
+}
+
+// NewCmdMirrorTranslate builds `kdr mirror translate`. runF replaces the
+// run step in tests.
+func NewCmdMirrorTranslate(streams IO, _ *globalOptions, runF func(*MirrorTranslateOptions) error) *cobra.Command {
+	opts := &MirrorTranslateOptions{IO: streams}
+	var output string
+	cmd := &cobra.Command{
+		Use:   "translate",
+		Short: "Translate a consumer group's committed offsets from a flow's source to its target",
+		Long: `Read the offset syncs of the flow --source-alias → --target-alias (mm2-offset-syncs.<target>.internal
+on the source) and the committed offsets of --group on the source, and print where the group would
+resume on the target: target topic (renamed by --naming), partition and offset. Only the source is
+contacted. Offsets that cannot be translated exactly are listed with their reason: no_syncs (nothing
+of the partition was mirrored yet), before_history (older than the oldest sync kept), not_mirrored
+(the group is ahead of the mirror) or missing_syncs. Topics the flow does not mirror are left out.
+
+Exit status: 0 when the translation ran, even if some offsets could not be translated (they are
+listed); 1 on errors (the source unreachable, the group's offsets not readable); 2 on usage errors.`,
+		Example: `  kdr mirror translate --group billing --source-alias east --source-brokers 10.0.0.1:9092 --target-alias west`,
+		Args:    exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			v, err := newViper(cmd, "")
+			if err != nil {
+				return err
+			}
+			opts.Group = v.GetString("group")
+			opts.SourceAlias, opts.TargetAlias = v.GetString("source-alias"), v.GetString("target-alias")
+			for _, b := range strings.Split(v.GetString("source-brokers"), ",") {
+				if b = strings.TrimSpace(b); b != "" {
+					opts.SourceBrokers = append(opts.SourceBrokers, b)
+				}
+			}
+			var problems []string
+			if strings.TrimSpace(opts.Group) == "" {
+				problems = append(problems, "--group is required")
+			}
+			if len(opts.SourceBrokers) == 0 {
+				problems = append(problems, "--source-brokers is required (or KDR_SOURCE_BROKERS)")
+			}
+			switch n := v.GetString("naming"); n {
+			case mirror.NamingPrefix:
+				opts.Policy = naming.Prefix{Separator: v.GetString("separator")}
+			case mirror.NamingIdentity:
+				opts.Policy = naming.Identity{Separator: v.GetString("separator")}
+			default:
+				problems = append(problems, fmt.Sprintf("--naming %q: want %s or %s", n, mirror.NamingPrefix, mirror.NamingIdentity))
+			}
+			if opts.Policy != nil {
+				for flag, alias := range map[string]string{"--source-alias": opts.SourceAlias, "--target-alias": opts.TargetAlias} {
+					if err := naming.ValidateAlias(opts.Policy, alias); err != nil {
+						problems = append(problems, fmt.Sprintf("%s: %v", flag, err))
+					}
+				}
+			}
+			if opts.Output, err = parseOutput(output); err != nil {
+				return err
+			}
+			if opts.Timeout <= 0 {
+				problems = append(problems, fmt.Sprintf("--timeout must be positive, got %s", opts.Timeout))
+			}
+			if len(problems) > 0 {
+				slices.Sort(problems)
+				return usageError{errors.New(strings.Join(problems, "; "))}
+			}
+			if runF != nil {
+				return runF(opts)
+			}
+			return runMirrorTranslate(cmd.Context(), opts)
+		},
+	}
+	f := cmd.Flags()
+	f.String("group", "", "consumer group whose committed source offsets to translate")
+	f.String("source-alias", "", "alias of the flow's source cluster")
+	f.String("target-alias", "", "alias of the flow's target cluster (names the offset-syncs topic)")
+	f.String("source-brokers", "", "comma-separated seed brokers of the source, host:port")
+	f.String("naming", mirror.NamingPrefix, "remote topic names: prefix (east.orders) or identity (orders)")
+	f.String("separator", "", "separator between alias and topic under prefix naming (\"\" means \".\")")
+	f.StringVar(&output, "output", string(outputText), "output format: text or json")
+	f.DurationVar(&opts.Timeout, "timeout", 30*time.Second, "how long to wait for the source")
+	return cmd
+}
+
+// mirrorTranslation is the result of `kdr mirror translate`.
+type mirrorTranslation struct {
+	Group        string               `json:"group"`
+	SourceAlias  string               `json:"source_alias"`
+	TargetAlias  string               `json:"target_alias"`
+	Offsets      []translatedOffset   `json:"offsets"`
+	Untranslated []untranslatedOffset `json:"untranslated"`
+}
+
+type translatedOffset struct {
+	Topic     string `json:"topic"` // on the target
+	Partition int32  `json:"partition"`
+	Offset    int64  `json:"offset"`
+}
+
+type untranslatedOffset struct {
+	SourceTopic  string `json:"source_topic"`
+	Partition    int32  `json:"partition"`
+	SourceOffset int64  `json:"source_offset"`
+	Reason       string `json:"reason"`
+}
+
+func runMirrorTranslate(ctx context.Context, opts *MirrorTranslateOptions) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	ctx, cancel := context.WithTimeout(ctx, opts.Timeout)
+	defer cancel()
+	store, err := offsets.NewSyncStore(offsets.SyncStoreConfig{
+		Source:      []kgo.Opt{kgo.SeedBrokers(opts.SourceBrokers...)},
+		TargetAlias: opts.TargetAlias, Flow: opts.SourceAlias + "->" + opts.TargetAlias,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	runCtx, stopStore := context.WithCancel(ctx)
+	stopped := make(chan struct{})
+	go func() { defer close(stopped); store.Run(runCtx) }()
+	defer func() { stopStore(); <-stopped }()
+	if err := store.WaitReady(ctx); err != nil {
+		return fmt.Errorf("reading offset syncs from %s on %s: %w", store.Topic(), opts.SourceAlias, err)
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(opts.SourceBrokers...))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	tr := offsets.Translator{SourceAlias: opts.SourceAlias, Policy: opts.Policy, Source: cl, Store: store}
+	got, err := tr.TranslateGroup(ctx, opts.Group)
+	res := mirrorTranslation{Group: opts.Group, SourceAlias: opts.SourceAlias, TargetAlias: opts.TargetAlias,
+		Offsets: []translatedOffset{}, Untranslated: []untranslatedOffset{}}
+	if err != nil {
+		errs := []error{err}
+		if j, ok := err.(interface{ Unwrap() []error }); ok {
+			errs = j.Unwrap()
+		}
+		var real []error
+		for _, e := range errs {
+			var te *offsets.TranslateError
+			if !errors.As(e, &te) {
+				real = append(real, e)
+				continue
+			}
+			for _, u := range te.Failed {
+				res.Untranslated = append(res.Untranslated, untranslatedOffset{SourceTopic: u.Topic, Partition: u.Partition,
+					SourceOffset: u.Upstream, Reason: u.Status.String()})
+			}
+		}
+		if len(real) > 0 {
+			return errors.Join(real...)
+		}
+	}
+	for topic, parts := range got {
+		for p, o := range parts {
+			res.Offsets = append(res.Offsets, translatedOffset{Topic: topic, Partition: p, Offset: o})
+		}
+	}
+	slices.SortFunc(res.Offsets, func(a, b translatedOffset) int {
+		if a.Topic != b.Topic {
+			return strings.Compare(a.Topic, b.Topic)
+		}
+		return int(a.Partition - b.Partition)
+	})
+	return printResult(opts.IO.Out, opts.Output, res, printMirrorTranslation)
+}
+
+func printMirrorTranslation(w io.Writer, r mirrorTranslation) error {
+	if len(r.Offsets) == 0 && len(r.Untranslated) == 0 {
+		_, err := fmt.Fprintf(w, "group %s has no committed offsets on topics mirrored from %s to %s\n", r.Group, r.SourceAlias, r.TargetAlias)
+		return err
+	}
+	if len(r.Offsets) > 0 {
+		t := newTable(w, "TOPIC", "PARTITION", "OFFSET")
+		for _, o := range r.Offsets {
+			t.row(o.Topic, o.Partition, o.Offset)
+		}
+		if err := t.flush(); err != nil {
+			return err
+		}
+	}
+	if len(r.Untranslated) > 0 {
+		if len(r.Offsets) > 0 {
+			fmt.Fprintln(w)
+		}
+		fmt.Fprintf(w, "%d offset(s) not translated:\n", len(r.Untranslated))
+		t := newTable(w, "SOURCE-TOPIC", "PARTITION", "SOURCE-OFFSET", "REASON")
+		for _, u := range r.Untranslated {
+			t.row(u.SourceTopic, u.Partition, u.SourceOffset, u.Reason)
+		}
+		return t.flush()
+	}
+	return nil
+}

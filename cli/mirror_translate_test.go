@@ -1,0 +1,100 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/kdr-io/kdr/internal/kdrtest"
+	"github.com/kdr-io/kdr/mirror/mm2"
+)
+
+// TestMirrorTranslateCommand translates a group's offsets from offset syncs
+// written by hand on a source broker; no target is involved.
+func TestMirrorTranslateCommand(t *testing.T) {
+	east := kdrtest.StartBroker(t)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(east.Addr()), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	syncs := mm2.OffsetSyncsTopic("west")
+	for name, parts := range map[string]int32{"orders": 2, "other": 1, syncs: 1} {
+		if _, err := adm.CreateTopic(ctx, parts, 1, nil, name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var recs []*kgo.Record
+	for _, s := range []mm2.OffsetSync{
+		{Topic: "orders", Partition: 0, UpstreamOffset: 0, DownstreamOffset: 100},
+		{Topic: "orders", Partition: 0, UpstreamOffset: 9, DownstreamOffset: 109},
+		{Topic: "orders", Partition: 1, UpstreamOffset: 0, DownstreamOffset: 0},
+	} {
+		recs = append(recs, &kgo.Record{Topic: syncs, Key: s.Key(), Value: s.Value()})
+	}
+	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	commit := kadm.Offsets{}
+	commit.Add(kadm.Offset{Topic: "orders", Partition: 0, At: 5, LeaderEpoch: -1})
+	commit.Add(kadm.Offset{Topic: "orders", Partition: 1, At: 50, LeaderEpoch: -1})
+	commit.Add(kadm.Offset{Topic: "other", Partition: 0, At: 3, LeaderEpoch: -1}) // not mirrored: left out
+	if err := adm.CommitAllOffsets(ctx, "billing", commit); err != nil {
+		t.Fatal(err)
+	}
+
+	translate := func(extra ...string) (int, string, string) {
+		var out, errOut bytes.Buffer
+		args := append([]string{"mirror", "translate", "--group", "billing", "--source-alias", "east",
+			"--source-brokers", east.Addr(), "--target-alias", "west", "--timeout", "20s"}, extra...)
+		code := Execute(args, nil, &out, &errOut)
+		return code, out.String(), errOut.String()
+	}
+	code, out, errOut := translate()
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	squash := func(s string) string { return strings.Join(strings.Fields(s), " ") }
+	for _, want := range []string{
+		"TOPIC PARTITION OFFSET east.orders 0 105",
+		"1 offset(s) not translated: SOURCE-TOPIC PARTITION SOURCE-OFFSET REASON orders 1 50 not_mirrored",
+	} {
+		if !strings.Contains(squash(out), want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "other") {
+		t.Errorf("output names an unmirrored topic:\n%s", out)
+	}
+
+	code, out, errOut = translate("--output", "json", "--naming", "identity")
+	if code != exitOK {
+		t.Fatalf("json: exit %d: %s", code, errOut)
+	}
+	res := decodeJSON[mirrorTranslation](t, out)
+	if len(res.Offsets) != 1 || res.Offsets[0] != (translatedOffset{Topic: "orders", Partition: 0, Offset: 105}) ||
+		len(res.Untranslated) != 1 || res.Untranslated[0] != (untranslatedOffset{SourceTopic: "orders", Partition: 1, SourceOffset: 50, Reason: "not_mirrored"}) ||
+		res.Group != "billing" || res.SourceAlias != "east" || res.TargetAlias != "west" {
+		t.Errorf("json result %+v", res)
+	}
+
+	var o, e bytes.Buffer
+	if code := Execute([]string{"mirror", "translate", "--source-alias", "east", "--source-brokers", east.Addr(), "--target-alias", "west"}, nil, &o, &e); code != exitUsage ||
+		!strings.Contains(e.String(), "--group") {
+		t.Errorf("without --group: exit %d, %s", code, e.String())
+	}
+	o.Reset()
+	e.Reset()
+	if code := Execute([]string{"mirror", "translate", "--group", "g", "--source-alias", "east", "--source-brokers", "127.0.0.1:1",
+		"--target-alias", "west", "--timeout", "2s"}, nil, &o, &e); code != exitError {
+		t.Errorf("unreachable source: exit %d, %s", code, e.String())
+	}
+}
