@@ -146,15 +146,23 @@ func (w *Worker) copied(ps *partState, j *job) {
 	for _, h := range j.src.Headers {
 		n += len(h.Key) + len(h.Value)
 	}
-	lv := []string{w.flow.Name(), ps.topic, partLabel(ps.partition)}
+	if ps.m == nil {
+		lv := []string{w.flow.Name(), ps.topic, partLabel(ps.partition)}
+		ps.m = &partMetrics{
+			records: w.m.records.WithLabelValues(lv...),
+			bytes:   w.m.bytes.WithLabelValues(lv...),
+			latency: w.m.latency.WithLabelValues(w.flow.Name(), ps.topic),
+			age:     w.m.recordAge.WithLabelValues(lv...),
+		}
+	}
 	ps.records++
 	ps.bytes += int64(n)
 	ps.lastLatency = j.acked.Sub(j.src.Timestamp)
 	w.topicCount(ps.topic, "")
-	w.m.records.WithLabelValues(lv...).Inc()
-	w.m.bytes.WithLabelValues(lv...).Add(float64(n))
-	w.m.latency.WithLabelValues(w.flow.Name(), ps.topic).Observe(max(ps.lastLatency, 0).Seconds())
-	w.m.recordAge.WithLabelValues(lv...).Set(max(ps.lastLatency, 0).Seconds())
+	ps.m.records.Inc()
+	ps.m.bytes.Add(float64(n))
+	ps.m.latency.Observe(max(ps.lastLatency, 0).Seconds())
+	ps.m.age.Set(max(ps.lastLatency, 0).Seconds())
 }
 
 // topicCount keeps per-topic totals that outlive partition moves. Called
