@@ -68,6 +68,18 @@ type Flow struct {
 	// patterns (config.properties.exclude). Default DefaultConfigsExclude.
 	ConfigsExclude string
 
+	// SyncTopicDeletions deletes a remote topic on the target when the
+	// worker sees its source topic deleted (default false; MM2 has no such
+	// setting and never deletes). Only remote topics of topics this flow
+	// mirrors are deleted, named by the naming policy, and only after the
+	// source confirms the topic is gone; a topic recreated on the source
+	// keeps its remote topic.
+	SyncTopicDeletions bool
+	// SyncTopicACLs copies the ALLOW ACLs of mirrored topics to their remote
+	// topics every RefreshInterval, as read-only grants
+	// (sync.topic.acls.enabled, default true). See the package doc.
+	SyncTopicACLs bool
+
 	// RefreshInterval is how often source topics and partitions are listed
 	// and remote topics created, grown and reconfigured
 	// (refresh.topics.interval.seconds; MM2's default of 600 s makes a new
@@ -134,6 +146,7 @@ func DefaultFlow() Flow {
 		Naming:               NamingPrefix,
 		SyncTopicConfigs:     true,
 		ConfigsExclude:       DefaultConfigsExclude,
+		SyncTopicACLs:        true,
 		RefreshInterval:      5 * time.Second,
 		HeartbeatInterval:    time.Second,
 		SessionTimeout:       10 * time.Second,

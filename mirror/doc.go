@@ -71,8 +71,56 @@
 // except ConfigsExclude (MM2's list: throttles, min.insync.replicas,
 // message.timestamp.*, unclean.leader.election.enable). A topic deleted (or
 // recreated) on the source is purged from consumption and its partitions
-// dropped, counted as kdr_mirror_errors_total{kind="topic_deleted"}; the
-// remote topic is left alone. Deletions are not mirrored.
+// dropped, counted as kdr_mirror_errors_total{kind="topic_deleted"}.
+//
+// By default the remote topic is left alone: deletions are not mirrored (nor
+// are they by MM2). With SyncTopicDeletions (--sync-topic-deletions) the
+// worker deletes the remote topic too, at the refresh that sees the source
+// topic gone, logged and counted in kdr_mirror_topics_deleted_total. It
+// deletes only the remote topic of a topic it mirrors, named by the flow's
+// naming policy (under prefix naming east.orders, never a target topic of
+// the same name as the source's), and only after asking the source again
+// and being told the topic does not exist, so a metadata answer that missed
+// a topic deletes nothing. A topic deleted and recreated on the source
+// between two refreshes keeps its remote topic, and deletions made while no
+// worker ran are not seen. Under identity naming the remote topic has the
+// source topic's name: a target topic of that name is the flow's and is
+// deleted with it.
+//
+// # Topic ACLs
+//
+// With SyncTopicACLs (default true, as MM2's sync.topic.acls.enabled;
+// --sync-topic-acls=false turns it off), every refresh reads the source's
+// ALLOW ACLs on topic resources (DescribeACLs) and creates on the target
+// those of the remote topics it lacks:
+//
+//   - LITERAL ACLs of mirrored topics, renamed to the remote topic
+//     (User:alice ALLOW ALL on orders → User:alice ALLOW READ on
+//     east.orders); the literal wildcard "*" is not copied;
+//   - PREFIXED ACLs, which MM2 skips, when the naming policy maps the
+//     prefix to a prefix of the remote names and the prefix covers a
+//     mirrored topic: under prefix naming "ord" becomes "east.ord", which
+//     covers exactly the remote topics of the source topics "ord" covered.
+//     Under identity naming prefixed ACLs are not copied, as the same prefix
+//     on the target would also cover the target's own topics;
+//   - as MM2, only ALLOW ACLs (DENY ones are not copied), and remote topics
+//     are written only by the mirror, so ALLOW WRITE is not copied and ALL
+//     becomes READ. kdr goes
+//     further: only read-side grants are copied (READ, DESCRIBE,
+//     DESCRIBE_CONFIGS), and CREATE, DELETE, ALTER, ALTER_CONFIGS and
+//     IDEMPOTENT_WRITE are dropped, as nobody but the mirror should manage a
+//     remote topic.
+//
+// ACLs are only created, never deleted: one removed on the source keeps its
+// copy on the target (as in MM2). Re-runs create nothing new. Created ACLs
+// are logged and counted in kdr_mirror_acls_created_total; failures count
+// as kdr_mirror_errors_total{kind="acl"}. A cluster that answers that it has
+// no ACLs (SECURITY_DISABLED, UNSUPPORTED_VERSION, or no ACL API, as kdr's
+// own brokers today) is logged once at info and shown in Status.ACLs
+// (State "unsupported"); the flow goes on, and the sync is retried quietly
+// at every refresh in case the cluster gains ACLs. Reading ACLs needs
+// DESCRIBE on the source cluster resource, creating them ALTER on the
+// target's.
 //
 // # Checkpoints
 //
@@ -104,5 +152,6 @@
 // kdr_mirror_lag_records, kdr_mirror_lag_seconds,
 // kdr_mirror_offset_syncs_total, kdr_mirror_records_skipped_total{reason},
 // kdr_mirror_errors_total{kind}, kdr_mirror_assigned_partitions,
-// kdr_mirror_heartbeats_total. Worker.Status gives the same as a snapshot.
+// kdr_mirror_heartbeats_total, kdr_mirror_topics_deleted_total,
+// kdr_mirror_acls_created_total. Worker.Status gives the same as a snapshot.
 package mirror

@@ -20,6 +20,7 @@ const (
 	KindHeartbeat    = "heartbeat"     // writing a heartbeat failed
 	KindTopicDeleted = "topic_deleted" // a mirrored topic disappeared from the source
 	KindCheckpoint   = "checkpoint"    // a checkpoint cycle (translate, write checkpoints, sync group offsets) failed
+	KindACL          = "acl"           // reading or creating topic ACLs failed (not: the cluster has no ACLs)
 )
 
 // metrics are the flow's Prometheus series. Labels: flow ("east->west"),
@@ -38,6 +39,8 @@ type metrics struct {
 	errors      *prometheus.CounterVec
 	assigned    *prometheus.GaugeVec
 	heartbeats  *prometheus.CounterVec
+	deleted     *prometheus.CounterVec
+	aclsCreated *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer, flow string) *metrics {
@@ -71,7 +74,7 @@ func newMetrics(reg prometheus.Registerer, flow string) *metrics {
 			Name: "kdr_mirror_offset_syncs_total", Help: "Offset syncs written to the source's mm2-offset-syncs topic.",
 		}, tp)),
 		errors: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "kdr_mirror_errors_total", Help: "Errors by kind: source, target, too_large, topic, config, offset_sync, commit, heartbeat, topic_deleted, checkpoint.",
+			Name: "kdr_mirror_errors_total", Help: "Errors by kind: source, target, too_large, topic, config, offset_sync, commit, heartbeat, topic_deleted, checkpoint, acl.",
 		}, []string{"flow", "kind"})),
 		assigned: register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "kdr_mirror_assigned_partitions", Help: "Source partitions this worker copies.",
@@ -80,8 +83,16 @@ func newMetrics(reg prometheus.Registerer, flow string) *metrics {
 			Name: "kdr_mirror_heartbeats_total", Help: "Heartbeats written to the target's heartbeats topic.",
 		}, []string{"flow"})),
 	}
+	m.deleted = register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "kdr_mirror_topics_deleted_total", Help: "Remote topics deleted on the target because their source topic was deleted (SyncTopicDeletions).",
+	}, []string{"flow"}))
+	m.aclsCreated = register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "kdr_mirror_acls_created_total", Help: "ACLs created on the target for remote topics (SyncTopicACLs).",
+	}, []string{"flow"}))
+	m.deleted.WithLabelValues(flow)
+	m.aclsCreated.WithLabelValues(flow)
 	// Every kind exists from the start, so rate() and alerts see zeros.
-	for _, k := range []string{KindSource, KindTarget, KindTooLarge, KindTopic, KindConfig, KindOffsetSync, KindCommit, KindHeartbeat, KindTopicDeleted, KindCheckpoint} {
+	for _, k := range []string{KindSource, KindTarget, KindTooLarge, KindTopic, KindConfig, KindOffsetSync, KindCommit, KindHeartbeat, KindTopicDeleted, KindCheckpoint, KindACL} {
 		m.errors.WithLabelValues(flow, k)
 	}
 	m.assigned.WithLabelValues(flow).Set(0)

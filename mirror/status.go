@@ -30,6 +30,8 @@ type Status struct {
 	// Checkpoint is the checkpoint side: whether this worker is the flow's
 	// checkpointer and how old its last checkpoints are.
 	Checkpoint CheckpointStatus
+	// ACLs is the topic ACL sync (Flow.SyncTopicACLs).
+	ACLs ACLStatus
 }
 
 // TopicStatus is one mirrored source topic. Counts cover this worker's
@@ -40,7 +42,10 @@ type TopicStatus struct {
 	// Ready is true once the remote topic exists and the topic is consumed.
 	Ready bool
 	// Gone is true once the topic disappeared from the source.
-	Gone            bool
+	Gone bool
+	// RemoteDeleted is true once this worker deleted the remote topic
+	// because the source topic was deleted (Flow.SyncTopicDeletions).
+	RemoteDeleted   bool
 	MaxMessageBytes int32 // the remote topic's max.message.bytes; 0 unknown
 	Records         int64 // copies acknowledged
 	SkippedLoop     int64 // not copied: the target had them (identity naming)
@@ -81,7 +86,7 @@ func (w *Worker) Status() Status {
 	s := Status{
 		Flow: w.flow.Name(), Group: w.flow.Group(), Naming: w.flow.Naming, Running: w.running,
 		Refreshes: w.refreshes, OffsetSyncs: w.syncs, Heartbeats: w.heartbeats,
-		Errors: map[string]ErrorStatus{}, Checkpoint: w.checkpointStatus(),
+		Errors: map[string]ErrorStatus{}, Checkpoint: w.checkpointStatus(), ACLs: w.acl,
 	}
 	if !w.flushSince.IsZero() {
 		s.FlushWaiting = time.Since(w.flushSince)
@@ -91,7 +96,7 @@ func (w *Worker) Status() Status {
 	}
 	for _, ts := range w.topics {
 		s.Topics = append(s.Topics, TopicStatus{
-			Topic: ts.name, RemoteTopic: ts.remote, Partitions: ts.partitions, Ready: ts.ready, Gone: ts.gone,
+			Topic: ts.name, RemoteTopic: ts.remote, Partitions: ts.partitions, Ready: ts.ready, Gone: ts.gone, RemoteDeleted: ts.remoteGone,
 			MaxMessageBytes: w.limit(ts.remote), Records: ts.records, SkippedLoop: ts.skippedLoop, SkippedTooLarge: ts.skippedTooLarge,
 		})
 	}

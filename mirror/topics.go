@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"time"
@@ -21,6 +22,8 @@ type topicState struct {
 	partitions   int32             // on the source
 	ready        bool              // the remote topic exists; the topic is consumed
 	gone         bool              // deleted on the source
+	deletePend   bool              // gone, and its remote topic is to be deleted (SyncTopicDeletions)
+	remoteGone   bool              // its remote topic was deleted by this worker
 	cfgFailed    map[string]string // config → value the target refused; not retried until it changes
 
 	records, skippedLoop, skippedTooLarge int64
@@ -71,6 +74,7 @@ func (w *Worker) refresh(ctx context.Context) error {
 		return err
 	}
 	w.dropDeleted(src)
+	w.deleteRemotes(rctx)
 	wanted := map[string]kadm.TopicDetail{}
 	for name, td := range src {
 		if td.Err != nil {
@@ -86,6 +90,7 @@ func (w *Worker) refresh(ctx context.Context) error {
 	if err := w.ensureRemotes(rctx, wanted); err != nil {
 		return err
 	}
+	w.syncACLs(rctx)
 	return w.refreshLag(rctx)
 }
 
@@ -160,6 +165,7 @@ func (w *Worker) dropDeleted(src kadm.TopicDetails) {
 			continue
 		}
 		ts.gone, ts.ready = true, false
+		ts.deletePend = w.flow.SyncTopicDeletions && !recreated
 		gone = append(gone, name)
 		for tp := range w.parts {
 			if tp.topic == name {
@@ -176,6 +182,87 @@ func (w *Worker) dropDeleted(src kadm.TopicDetails) {
 	w.drop(drop)
 	for _, name := range gone {
 		w.noteErr(KindTopicDeleted, fmt.Errorf("topic %q was deleted on the source (or recreated); its partitions are dropped", name), "topic", name)
+	}
+}
+
+// deleteRemotes deletes, on the target, the remote topics of source topics
+// that dropDeleted saw deleted, when SyncTopicDeletions is on. The topics
+// are first looked up again on the source: only one the source confirms
+// is gone has its remote topic deleted, so a metadata answer that merely
+// missed a topic deletes nothing. Only remote topics this flow mirrors
+// are candidates, named by the flow's naming policy; a deletion that
+// fails is retried at the next refresh.
+func (w *Worker) deleteRemotes(ctx context.Context) {
+	if !w.flow.SyncTopicDeletions {
+		return
+	}
+	pending := map[string]string{} // source topic → remote topic
+	w.mu.Lock()
+	for name, ts := range w.topics {
+		if ts.deletePend {
+			pending[name] = ts.remote
+		}
+	}
+	w.mu.Unlock()
+	if len(pending) == 0 {
+		return
+	}
+	names := slices.Sorted(maps.Keys(pending))
+	src, err := w.srcAdm.ListTopics(ctx, names...)
+	if err != nil {
+		w.noteErr(KindSource, fmt.Errorf("confirming deleted source topics %v: %w", names, err))
+		return
+	}
+	var remotes []string
+	bySource := map[string]string{} // remote → source topic
+	for _, name := range names {
+		remote := pending[name]
+		td, listed := src[name]
+		confirmed := !listed || errors.Is(td.Err, kerr.UnknownTopicOrPartition)
+		ok, _ := w.rules.ShouldReplicate(w.flow.SourceAlias, w.flow.TargetAlias, name)
+		if !confirmed || !ok || remote != w.policy.RemoteTopic(w.flow.SourceAlias, name) {
+			// Back on the source (or, never, not the flow's): keep it.
+			w.setDeletePending(name, false, false)
+			continue
+		}
+		remotes = append(remotes, remote)
+		bySource[remote] = name
+	}
+	if len(remotes) == 0 {
+		return
+	}
+	resps, err := w.tgtAdm.DeleteTopics(ctx, remotes...)
+	if err != nil {
+		w.noteErr(KindTopic, fmt.Errorf("deleting remote topics %v: %w", remotes, err))
+		return
+	}
+	for _, remote := range remotes {
+		name := bySource[remote]
+		r, ok := resps[remote]
+		switch {
+		case !ok:
+			w.noteErr(KindTopic, fmt.Errorf("the answer to deleting %s does not mention it", remote))
+		case errors.Is(r.Err, kerr.UnknownTopicOrPartition):
+			w.setDeletePending(name, false, false) // gone already (another worker of the flow, or an operator)
+			w.limits.Delete(remote)
+		case r.Err != nil:
+			w.noteErr(KindTopic, fmt.Errorf("deleting remote topic %s: %w", remote, kafkaErr(r.Err, r.ErrMessage)), "topic", name)
+		default:
+			w.setDeletePending(name, false, true)
+			w.limits.Delete(remote)
+			w.m.deleted.WithLabelValues(w.flow.Name()).Inc()
+			w.log.Info("deleted remote topic: its source topic was deleted", "topic", name, "remote_topic", remote)
+		}
+	}
+	w.target.ForceMetadataRefresh()
+}
+
+func (w *Worker) setDeletePending(name string, pending, deleted bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if ts := w.topics[name]; ts != nil && ts.gone {
+		ts.deletePend = pending
+		ts.remoteGone = ts.remoteGone || deleted
 	}
 }
 

@@ -85,6 +85,7 @@ type Worker struct {
 	syncReady    bool // the offset-syncs topic exists
 	hbReady      bool // the heartbeats topic exists
 	cp           checkpointState
+	acl          ACLStatus
 }
 
 type topicPartition struct {
