@@ -73,6 +73,17 @@ type mirrorStatus struct {
 	Assigned   map[string]int64     `json:"assigned_partitions"` // by flow
 	Partitions []mirrorPartitionRow `json:"partitions"`
 	Errors     []mirrorErrorRow     `json:"errors"`
+	// Checkpoints are the consumer groups this worker checkpoints (only
+	// the flow's checkpointing worker exports them).
+	Checkpoints []mirrorCheckpointRow `json:"checkpoints"`
+}
+
+// mirrorCheckpointRow is one group's checkpoint age; AgeSeconds is null when
+// the group has not been checkpointed yet (the metric reads -1).
+type mirrorCheckpointRow struct {
+	Flow       string   `json:"flow"`
+	Group      string   `json:"group"`
+	AgeSeconds *float64 `json:"age_seconds"`
 }
 
 type mirrorPartitionRow struct {
@@ -121,7 +132,8 @@ func runMirrorStatus(ctx context.Context, opts *MirrorStatusOptions) error {
 // tabulateMirror groups the kdr_mirror_* samples by flow, topic and
 // partition.
 func tabulateMirror(url string, samples []promSample) mirrorStatus {
-	st := mirrorStatus{URL: url, Assigned: map[string]int64{}, Partitions: []mirrorPartitionRow{}, Errors: []mirrorErrorRow{}}
+	st := mirrorStatus{URL: url, Assigned: map[string]int64{}, Partitions: []mirrorPartitionRow{}, Errors: []mirrorErrorRow{},
+		Checkpoints: []mirrorCheckpointRow{}}
 	type key struct {
 		flow, topic string
 		partition   int32
@@ -176,6 +188,12 @@ func tabulateMirror(url string, samples []promSample) mirrorStatus {
 			st.Errors = append(st.Errors, mirrorErrorRow{Flow: l["flow"], Kind: l["kind"], Count: int64(v)})
 		case "kdr_mirror_assigned_partitions":
 			st.Assigned[l["flow"]] = int64(v)
+		case "kdr_mirror_checkpoint_age_seconds":
+			c := mirrorCheckpointRow{Flow: l["flow"], Group: l["group"]}
+			if v >= 0 {
+				c.AgeSeconds = ptr(v)
+			}
+			st.Checkpoints = append(st.Checkpoints, c)
 		}
 	}
 	for _, r := range rows {
@@ -191,6 +209,9 @@ func tabulateMirror(url string, samples []promSample) mirrorStatus {
 	})
 	slices.SortFunc(st.Errors, func(a, b mirrorErrorRow) int {
 		return cmp.Or(cmp.Compare(a.Flow, b.Flow), cmp.Compare(a.Kind, b.Kind))
+	})
+	slices.SortFunc(st.Checkpoints, func(a, b mirrorCheckpointRow) int {
+		return cmp.Or(cmp.Compare(a.Flow, b.Flow), cmp.Compare(a.Group, b.Group))
 	})
 	return st
 }
@@ -226,6 +247,15 @@ func printMirrorStatus(w io.Writer, st mirrorStatus) error {
 			summary = strings.Join(errs, " ")
 		}
 		fmt.Fprintf(w, "%s: %d partitions assigned; errors: %s\n", flow, st.Assigned[flow], summary)
+		var cps []string
+		for _, c := range st.Checkpoints {
+			if c.Flow == flow {
+				cps = append(cps, c.Group+"="+optSeconds(c.AgeSeconds))
+			}
+		}
+		if len(cps) > 0 {
+			fmt.Fprintf(w, "%s: checkpoint age by group: %s\n", flow, strings.Join(cps, " "))
+		}
 	}
 	return nil
 }

@@ -113,6 +113,8 @@ kdr_mirror_replication_latency_seconds_count{flow="east->west",topic="orders"} 4
 kdr_mirror_errors_total{flow="east->west",kind="target"} 2
 kdr_mirror_errors_total{flow="east->west",kind="source"} 0
 kdr_mirror_assigned_partitions{flow="east->west"} 1
+kdr_mirror_checkpoint_age_seconds{flow="east->west",group="billing"} 2.5
+kdr_mirror_checkpoint_age_seconds{flow="east->west",group="new"} -1
 kdr_mirror_records_total{flow="odd \"quoted\"\\flow",partition="0",topic="t"} 1
 `
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, text) }))
@@ -127,6 +129,7 @@ kdr_mirror_records_total{flow="odd \"quoted\"\\flow",partition="0",topic="t"} 1
 		`east->west orders 1 12 0 0 - - - 50ms`,
 		`odd "quoted"\flow t 0 1 0 0 - - - -`,
 		"east->west: 1 partitions assigned; errors: target=2",
+		"east->west: checkpoint age by group: billing=2.5s new=-",
 	} {
 		if !strings.Contains(squash(out.String()), want) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
@@ -138,6 +141,9 @@ kdr_mirror_records_total{flow="odd \"quoted\"\\flow",partition="0",topic="t"} 1
 		t.Fatalf("exit %d: %s", code, errOut.String())
 	}
 	st := decodeJSON[mirrorStatus](t, out.String())
+	if len(st.Checkpoints) != 2 || st.Checkpoints[0].Group != "billing" || *st.Checkpoints[0].AgeSeconds != 2.5 || st.Checkpoints[1].AgeSeconds != nil {
+		t.Errorf("json checkpoints %+v", st.Checkpoints)
+	}
 	if len(st.Partitions) != 3 || st.Partitions[0].Records != 30 || *st.Partitions[0].LagRecords != 5 || st.Assigned["east->west"] != 1 {
 		t.Errorf("json status %+v", st)
 	}
