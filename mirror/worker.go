@@ -162,6 +162,11 @@ func (w *Worker) newClients(extra []kgo.Opt) error {
 		kgo.ManualFlushing(),
 		kgo.MaxBufferedRecords(f.BatchRecords+1),
 		kgo.ProducerBatchMaxBytesFn(w.batchMaxBytes),
+		// Uncompressed, as MM2's producer by default: the batch size cap
+		// (batchMaxBytes) is then exactly what the target checks against
+		// max.message.bytes, and no CPU goes to recompressing what the
+		// source's producers usually compressed already.
+		kgo.ProducerBatchCompression(kgo.NoCompression()),
 	)
 	// Offset syncs and heartbeats need no idempotence (a repeat is
 	// harmless), and without it a write to a target that went silent can
