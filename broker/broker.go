@@ -36,10 +36,9 @@ type Broker struct {
 	reg     *prometheus.Registry
 	metrics *metrics
 
-	meta       cluster.Store
-	raft       *raftstore.Store    // nil for a single broker
-	controller *cluster.Controller // nil for a single broker
-	fetcher    *replica.Fetcher
+	meta    cluster.Store
+	raft    *raftstore.Store // nil for a single broker
+	fetcher *replica.Fetcher
 	// epoch is the broker epoch of this broker's registration (0 until
 	// registered); stopHeartbeat ends its heartbeats.
 	epoch         atomic.Int64

@@ -17,15 +17,6 @@ import (
 	"github.com/kdr-io/kdr/internal/kdrtest"
 )
 
-func kdrBinary(t *testing.T) string {
-	t.Helper()
-	bin, err := kdrtest.BuildBinary(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return bin
-}
-
 // TestBrokerKill9DuringAcks1ProduceLosesNothingAcknowledged kills the broker
 // process with SIGKILL while producers with acks=1 are mid-stream, restarts
 // it, and checks that every acknowledged record is there, that each
@@ -35,7 +26,7 @@ func TestBrokerKill9DuringAcks1ProduceLosesNothingAcknowledged(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a broker process")
 	}
-	proc := kdrtest.StartProcess(t, kdrBinary(t))
+	proc := kdrtest.StartProcess(t, kdrtest.Binary(t))
 	adm := kadm.NewClient(client(t, proc.Addr()))
 	createTopic(t, adm, "crash", 4, nil)
 

@@ -69,24 +69,11 @@ func count(m *sync.Map) int {
 // assignedPartitions returns the number of members and how many of the
 // topic's partitions each partition is assigned to, from DescribeGroups.
 func assignedPartitions(t *testing.T, adm *kadm.Client, group, topic string) (members int, owners map[int32]int, state string) {
-	dg, err := adm.DescribeGroups(ctxT(t), group)
+	members, owners, state, err := kdrtest.GroupAssignment(ctxT(t), adm, group, topic)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("describing group %s: %v", group, err)
 	}
-	g := dg[group]
-	owners = map[int32]int{}
-	for _, m := range g.Members {
-		if ca, ok := m.Assigned.AsConsumer(); ok {
-			for _, tp := range ca.Topics {
-				if tp.Topic == topic {
-					for _, p := range tp.Partitions {
-						owners[p]++
-					}
-				}
-			}
-		}
-	}
-	return len(g.Members), owners, g.State
+	return members, owners, state
 }
 
 func TestBrokerGroupRebalancesAndResumesCommitsAfterRestart(t *testing.T) {

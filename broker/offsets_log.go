@@ -18,20 +18,19 @@ type offsetsLog struct{ b *Broker }
 
 var _ group.Log = (*offsetsLog)(nil)
 
-func (o *offsetsLog) leaderPartition(idx int32) (*partition, int32, error) {
+func (o *offsetsLog) leaderPartition(idx int32) (*partition, error) {
 	p, ok := o.b.partition(offsetsTopic, idx)
 	if !ok {
-		return nil, 0, kerr.NotCoordinator
+		return nil, kerr.NotCoordinator
 	}
-	leader, epoch, _ := p.state()
-	if !leader {
-		return nil, 0, kerr.NotCoordinator
+	if leader, _, _ := p.state(); !leader {
+		return nil, kerr.NotCoordinator
 	}
-	return p, epoch, nil
+	return p, nil
 }
 
 func (o *offsetsLog) Append(ctx context.Context, idx int32, records []group.Record) error {
-	p, _, err := o.leaderPartition(idx)
+	p, err := o.leaderPartition(idx)
 	if err != nil {
 		return err
 	}
@@ -54,7 +53,7 @@ func (o *offsetsLog) Append(ctx context.Context, idx int32, records []group.Reco
 }
 
 func (o *offsetsLog) Replay(idx int32, fn func(group.Record) error) error {
-	p, _, err := o.leaderPartition(idx)
+	p, err := o.leaderPartition(idx)
 	if err != nil {
 		return err
 	}

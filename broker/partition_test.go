@@ -33,7 +33,7 @@ func TestBrokerClusterPartitionedLeaderStopsAcking(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts broker processes")
 	}
-	c, raftMesh, kafkaMesh := kdrtest.StartMeshCluster(t, kdrBinary(t), 3)
+	c, raftMesh, kafkaMesh := kdrtest.StartMeshCluster(t, kdrtest.Binary(t), 3)
 	faults := kdrtest.MeshFaults{Raft: raftMesh, Kafka: kafkaMesh}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()

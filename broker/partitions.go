@@ -33,7 +33,6 @@ type partition struct {
 	mu             sync.Mutex
 	leaderEpoch    int32
 	isLeader       bool
-	leaderID       int32 // -1: offline
 	replicas, isr  []int32
 	partitionEpoch int32
 	leader         *replica.Leader // set while this broker leads
@@ -203,7 +202,7 @@ func (b *Broker) openPartition(t *cluster.Topic, idx int32, settings topicSettin
 		l.Close()
 		return nil, err
 	}
-	return &partition{topic: t.Name, index: idx, id: t.ID, log: l, leaderID: -1, waiters: map[chan struct{}]struct{}{}}, nil
+	return &partition{topic: t.Name, index: idx, id: t.ID, log: l, waiters: map[chan struct{}]struct{}{}}, nil
 }
 
 // assigned returns the partitions of st that have a replica on this broker.

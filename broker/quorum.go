@@ -75,7 +75,6 @@ func (b *Broker) openMetadata() error {
 	if err != nil {
 		return err
 	}
-	b.controller = ctrl
 	s.OnLeadership(func(isLeader bool) {
 		ctrl.SetActive(isLeader)
 		b.log.Info("metadata leadership changed", "controller", isLeader)

@@ -137,7 +137,7 @@ func TestBrokerClusterReassignsToNewBroker(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts broker processes")
 	}
-	c := kdrtest.StartCluster(t, kdrBinary(t), 3)
+	c := kdrtest.StartCluster(t, kdrtest.Binary(t), 3)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	const topic, partitions = "moving", 4

@@ -25,7 +25,7 @@ func TestBrokerClusterReplicatesAndFailsOver(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts broker processes")
 	}
-	c := kdrtest.StartCluster(t, kdrBinary(t), 3, "--log-level", "debug")
+	c := kdrtest.StartCluster(t, kdrtest.Binary(t), 3, "--log-level", "debug")
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	resp, err := c.Admin().CreateTopic(ctx, 2, 3, map[string]*string{"min.insync.replicas": kadm.StringPtr("2")}, "rep")
@@ -119,7 +119,7 @@ func TestBrokerClusterCheckerSurvivesLeaderKills(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts broker processes")
 	}
-	c := kdrtest.StartCluster(t, kdrBinary(t), 3)
+	c := kdrtest.StartCluster(t, kdrtest.Binary(t), 3)
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
 	const topic = "checked"
@@ -198,7 +198,7 @@ func TestBrokerClusterFullKillAndRestart(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts broker processes")
 	}
-	c := kdrtest.StartCluster(t, kdrBinary(t), 3)
+	c := kdrtest.StartCluster(t, kdrtest.Binary(t), 3)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	resp, err := c.Admin().CreateTopic(ctx, 2, 3, map[string]*string{"min.insync.replicas": kadm.StringPtr("2")}, "whole")

@@ -25,7 +25,7 @@ func (b *Broker) replicaRole(st *cluster.State, p *partition, pa cluster.Partiti
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	wasLeader, oldEpoch := p.isLeader, p.leaderEpoch
-	p.replicas, p.isr, p.leaderID, p.partitionEpoch = slices.Clone(pa.Replicas), slices.Clone(pa.ISR), pa.Leader, pa.PartitionEpoch
+	p.replicas, p.isr, p.partitionEpoch = slices.Clone(pa.Replicas), slices.Clone(pa.ISR), pa.PartitionEpoch
 	p.leaderEpoch = pa.LeaderEpoch
 	p.isLeader = pa.Leader == self
 	switch {
@@ -111,9 +111,9 @@ func (p *partition) waitCommitted(ctx context.Context, lastOffset int64, minISR 
 	defer timer.Stop()
 	for {
 		p.mu.Lock()
-		l, epochLeader := p.leader, p.isLeader
+		l, isLeader := p.leader, p.isLeader
 		p.mu.Unlock()
-		if l == nil || !epochLeader {
+		if l == nil || !isLeader {
 			return kerr.NotLeaderForPartition
 		}
 		changed := l.Changed()

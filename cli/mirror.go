@@ -1,9 +1,11 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/viper"
@@ -60,36 +62,21 @@ func mirrorSettings() []mirrorSetting {
 		mStr("groups-exclude", "comma-separated regexes of groups not to translate (MM2 groups.exclude)", func(f *mirror.Flow) *string { return &f.GroupsExclude }),
 		mStr("naming", "remote topic names: prefix (east.orders) or identity (orders)", func(f *mirror.Flow) *string { return &f.Naming }),
 		mStr("separator", "separator between alias and topic under prefix naming (\"\" means \".\")", func(f *mirror.Flow) *string { return &f.Separator }),
-		{flag: "sync-topic-configs", usage: "copy topic configs set on the source to the remote topics (MM2 sync.topic.configs.enabled)",
-			def: func(d *mirror.Flow, cmd *cobra.Command, n, u string) { cmd.Flags().Bool(n, d.SyncTopicConfigs, u) },
-			set: func(f *mirror.Flow, v *viper.Viper, n string) error { f.SyncTopicConfigs = v.GetBool(n); return nil }},
-		{flag: "sync-topic-deletions", usage: "delete a remote topic when its source topic is deleted (default false: deletions are not mirrored)",
-			def: func(d *mirror.Flow, cmd *cobra.Command, n, u string) { cmd.Flags().Bool(n, d.SyncTopicDeletions, u) },
-			set: func(f *mirror.Flow, v *viper.Viper, n string) error { f.SyncTopicDeletions = v.GetBool(n); return nil }},
-		{flag: "sync-topic-acls", usage: "copy ALLOW ACLs of mirrored topics to the remote topics, as read-only grants (MM2 sync.topic.acls.enabled)",
-			def: func(d *mirror.Flow, cmd *cobra.Command, n, u string) { cmd.Flags().Bool(n, d.SyncTopicACLs, u) },
-			set: func(f *mirror.Flow, v *viper.Viper, n string) error { f.SyncTopicACLs = v.GetBool(n); return nil }},
+		mBool("sync-topic-configs", "copy topic configs set on the source to the remote topics (MM2 sync.topic.configs.enabled)", func(f *mirror.Flow) *bool { return &f.SyncTopicConfigs }),
+		mBool("sync-topic-deletions", "delete a remote topic when its source topic is deleted (default false: deletions are not mirrored)", func(f *mirror.Flow) *bool { return &f.SyncTopicDeletions }),
+		mBool("sync-topic-acls", "copy ALLOW ACLs of mirrored topics to the remote topics, as read-only grants (MM2 sync.topic.acls.enabled)", func(f *mirror.Flow) *bool { return &f.SyncTopicACLs }),
 		mStr("configs-exclude", "comma-separated regexes of topic configs never synced (MM2 config.properties.exclude)", func(f *mirror.Flow) *string { return &f.ConfigsExclude }),
 		mDur("refresh-interval", "how often topics and partitions are checked (MM2 refresh.topics.interval.seconds)", func(f *mirror.Flow) *time.Duration { return &f.RefreshInterval }),
-		{flag: "replication-factor", usage: "replication factor of created remote topics (0: the source's, capped at the target's broker count)",
-			def: func(d *mirror.Flow, cmd *cobra.Command, n, u string) { cmd.Flags().Int16(n, d.ReplicationFactor, u) },
-			set: func(f *mirror.Flow, v *viper.Viper, n string) error {
-				f.ReplicationFactor = int16(v.GetInt32(n))
-				return nil
-			}},
+		mInt16("replication-factor", "replication factor of created remote topics (0: the source's, capped at the target's broker count)", func(f *mirror.Flow) *int16 { return &f.ReplicationFactor }),
 		mDur("heartbeat-interval", "how often a heartbeat is written to the target (negative disables)", func(f *mirror.Flow) *time.Duration { return &f.HeartbeatInterval }),
 		mStr("group", "consumer group the flow's workers share (default kdr-mirror-<source>-<target>)", func(f *mirror.Flow) *string { return &f.WorkersGroup }),
 		mStr("instance-id", "static group membership id (group.instance.id): a restarted worker gets its partitions back at once", func(f *mirror.Flow) *string { return &f.InstanceID }),
 		mDur("session-timeout", "how long a silent worker keeps its partitions (session.timeout.ms)", func(f *mirror.Flow) *time.Duration { return &f.SessionTimeout }),
-		{flag: "batch-records", usage: "most records copied per cycle; also the most a crash can re-copy",
-			def: func(d *mirror.Flow, cmd *cobra.Command, n, u string) { cmd.Flags().Int(n, d.BatchRecords, u) },
-			set: func(f *mirror.Flow, v *viper.Viper, n string) error { f.BatchRecords = v.GetInt(n); return nil }},
+		mInt("batch-records", "most records copied per cycle; also the most a crash can re-copy", func(f *mirror.Flow) *int { return &f.BatchRecords }),
 		mDur("delivery-timeout", "how long a copy may wait for the target before it is retried (delivery.timeout.ms)", func(f *mirror.Flow) *time.Duration { return &f.DeliveryTimeout }),
 		mDur("offset-syncs-retention", "retention of the offset-syncs topic created on the source", func(f *mirror.Flow) *time.Duration { return &f.OffsetSyncsRetention }),
 		mDur("checkpoint-interval", "how often group offsets are translated and checkpointed (MM2 emit.checkpoints.interval.seconds)", func(f *mirror.Flow) *time.Duration { return &f.CheckpointInterval }),
-		{flag: "sync-group-offsets", usage: "commit translated offsets to groups with no members on the target (MM2 sync.group.offsets.enabled; default true: kdr translates exactly)",
-			def: func(d *mirror.Flow, cmd *cobra.Command, n, u string) { cmd.Flags().Bool(n, d.SyncGroupOffsets, u) },
-			set: func(f *mirror.Flow, v *viper.Viper, n string) error { f.SyncGroupOffsets = v.GetBool(n); return nil }},
+		mBool("sync-group-offsets", "commit translated offsets to groups with no members on the target (MM2 sync.group.offsets.enabled; default true: kdr translates exactly)", func(f *mirror.Flow) *bool { return &f.SyncGroupOffsets }),
 	}
 }
 
@@ -97,6 +84,24 @@ func mStr(flag, usage string, get func(*mirror.Flow) *string) mirrorSetting {
 	return mirrorSetting{flag: flag, usage: usage,
 		def: func(d *mirror.Flow, cmd *cobra.Command, n, u string) { cmd.Flags().String(n, *get(d), u) },
 		set: func(f *mirror.Flow, v *viper.Viper, n string) error { *get(f) = v.GetString(n); return nil }}
+}
+
+func mBool(flag, usage string, get func(*mirror.Flow) *bool) mirrorSetting {
+	return mirrorSetting{flag: flag, usage: usage,
+		def: func(d *mirror.Flow, cmd *cobra.Command, n, u string) { cmd.Flags().Bool(n, *get(d), u) },
+		set: func(f *mirror.Flow, v *viper.Viper, n string) error { *get(f) = v.GetBool(n); return nil }}
+}
+
+func mInt(flag, usage string, get func(*mirror.Flow) *int) mirrorSetting {
+	return mirrorSetting{flag: flag, usage: usage,
+		def: func(d *mirror.Flow, cmd *cobra.Command, n, u string) { cmd.Flags().Int(n, *get(d), u) },
+		set: func(f *mirror.Flow, v *viper.Viper, n string) error { *get(f) = v.GetInt(n); return nil }}
+}
+
+func mInt16(flag, usage string, get func(*mirror.Flow) *int16) mirrorSetting {
+	return mirrorSetting{flag: flag, usage: usage,
+		def: func(d *mirror.Flow, cmd *cobra.Command, n, u string) { cmd.Flags().Int16(n, *get(d), u) },
+		set: func(f *mirror.Flow, v *viper.Viper, n string) error { *get(f) = int16(v.GetInt32(n)); return nil }}
 }
 
 func mDur(flag, usage string, get func(*mirror.Flow) *time.Duration) mirrorSetting {
@@ -117,18 +122,24 @@ func mBrokers(flag, usage string, get func(*mirror.Flow) *[]string) mirrorSettin
 	return mirrorSetting{flag: flag, usage: usage,
 		def: func(_ *mirror.Flow, cmd *cobra.Command, n, u string) { cmd.Flags().String(n, "", u) },
 		set: func(f *mirror.Flow, v *viper.Viper, n string) error {
-			var out []string
-			for _, b := range strings.Split(v.GetString(n), ",") {
-				if b = strings.TrimSpace(b); b != "" {
-					out = append(out, b)
-				}
-			}
+			out := splitList(v.GetString(n))
 			if len(out) == 0 {
 				return fmt.Errorf("empty; give at least one host:port (or KDR_%s)", strings.ToUpper(strings.ReplaceAll(n, "-", "_")))
 			}
 			*get(f) = out
 			return nil
 		}}
+}
+
+// splitList splits a comma-separated list, dropping empty entries.
+func splitList(raw string) []string {
+	var out []string
+	for _, s := range strings.Split(raw, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // NewCmdMirrorRun builds `kdr mirror run`. runF replaces the run step in
@@ -161,7 +172,7 @@ then a YAML file given with --config whose keys are the flag names, then default
 			}
 			opts.MetricsListen = v.GetString("metrics-listen")
 			if err := opts.Flow.Validate(); err != nil {
-				return usageError{fmt.Errorf("invalid mirror flow: %w", err)}
+				return usageError{flowFlagErrors(err, settings)}
 			}
 			if runF != nil {
 				return runF(opts)
@@ -211,4 +222,60 @@ func runMirror(cmd *cobra.Command, opts *MirrorRunOptions) error {
 	go func() { runDone <- w.Run(cmd.Context()) }()
 	fmt.Fprintln(opts.IO.Out, line)
 	return <-runDone
+}
+
+// flowFlagErrors restates mirror.Flow validation errors in the flags a user
+// typed: "TargetAlias: ..." becomes "--target-alias (TargetAlias): ...".
+func flowFlagErrors(err error, settings []mirrorSetting) error {
+	flags := map[string]bool{}
+	for _, s := range settings {
+		flags[s.flag] = true
+	}
+	flagFor := func(field string) string {
+		if field == "WorkersGroup" {
+			return "--group"
+		}
+		var parts []string
+		for _, f := range strings.Split(field, "/") {
+			k := kebab(strings.ReplaceAll(f, ".", ""))
+			if !flags[k] {
+				return field // no flag of that name: keep the field's
+			}
+			parts = append(parts, "--"+k)
+		}
+		return strings.Join(parts, "/")
+	}
+	errs := []error{err}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	}
+	var lines []string
+	for _, e := range errs {
+		var fe *mirror.FieldError
+		if errors.As(e, &fe) {
+			name := flagFor(fe.Field)
+			if name != fe.Field {
+				name += " (" + fe.Field + ")" // the config file and Go API name
+			}
+			lines = append(lines, name+": "+fe.Problem)
+		} else {
+			lines = append(lines, e.Error())
+		}
+	}
+	return fmt.Errorf("invalid mirror flow (see kdr mirror run --help):\n  %s", strings.Join(lines, "\n  "))
+}
+
+// kebab turns a Go field name into a flag name: SourceAlias → source-alias.
+func kebab(s string) string {
+	var b strings.Builder
+	for i, r := range s {
+		if unicode.IsUpper(r) {
+			if i > 0 {
+				b.WriteByte('-')
+			}
+			r = unicode.ToLower(r)
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }

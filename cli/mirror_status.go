@@ -119,7 +119,7 @@ func runMirrorStatus(ctx context.Context, opts *MirrorStatusOptions) error {
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("reading %s: HTTP %s", opts.URL, resp.Status)
+		return fmt.Errorf("reading %s: HTTP %s (--metrics must be the /metrics URL `kdr mirror run` printed)", opts.URL, resp.Status)
 	}
 	samples, err := parsePromText(resp.Body)
 	if err != nil {

@@ -56,11 +56,7 @@ listed); 1 on errors (the source unreachable, the group's offsets not readable);
 			}
 			opts.Group = v.GetString("group")
 			opts.SourceAlias, opts.TargetAlias = v.GetString("source-alias"), v.GetString("target-alias")
-			for _, b := range strings.Split(v.GetString("source-brokers"), ",") {
-				if b = strings.TrimSpace(b); b != "" {
-					opts.SourceBrokers = append(opts.SourceBrokers, b)
-				}
-			}
+			opts.SourceBrokers = splitList(v.GetString("source-brokers"))
 			var problems []string
 			if strings.TrimSpace(opts.Group) == "" {
 				problems = append(problems, "--group is required")
@@ -134,9 +130,6 @@ type untranslatedOffset struct {
 }
 
 func runMirrorTranslate(ctx context.Context, opts *MirrorTranslateOptions) error {
-	if ctx == nil {
-		ctx = context.Background()
-	}
 	ctx, cancel := context.WithTimeout(ctx, opts.Timeout)
 	defer cancel()
 	store, err := offsets.NewSyncStore(offsets.SyncStoreConfig{

@@ -185,26 +185,14 @@ func produceValues(t *testing.T, addr, topic, prefix string, n int) {
 	}
 }
 
-// groupState reads member count and partition ownership of group on topic.
+// groupState reads member count and partition ownership of group on topic;
+// on error the state is the error, for the caller's wait message.
 func groupState(t *testing.T, adm *kadm.Client, group, topic string) (int, map[int32]int, string) {
-	dg, err := adm.DescribeGroups(ctxT(t), group)
+	n, owners, state, err := kdrtest.GroupAssignment(ctxT(t), adm, group, topic)
 	if err != nil {
 		return 0, nil, err.Error()
 	}
-	g := dg[group]
-	owners := map[int32]int{}
-	for _, m := range g.Members {
-		if ca, ok := m.Assigned.AsConsumer(); ok {
-			for _, tp := range ca.Topics {
-				if tp.Topic == topic {
-					for _, p := range tp.Partitions {
-						owners[p]++
-					}
-				}
-			}
-		}
-	}
-	return len(g.Members), owners, g.State
+	return n, owners, state
 }
 
 func waitGroup(t *testing.T, adm *kadm.Client, group, topic string, members int, seen *valueSet, records int) {

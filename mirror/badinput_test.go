@@ -3,7 +3,6 @@ package mirror
 import (
 	"fmt"
 	"net"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -131,18 +130,6 @@ func TestMirrorTargetBlackHoled(t *testing.T) {
 		}
 		return len(seen) == 300, fmt.Sprintf("%d of 300 records copied", len(seen))
 	})
-	for part, recs := range west.readAll("east.orders") {
-		var firsts []string
-		seen := map[string]bool{}
-		for _, r := range recs {
-			if v := string(r.Value); !seen[v] {
-				seen[v] = true
-				firsts = append(firsts, v)
-			}
-		}
-		if !slices.IsSorted(firsts) {
-			t.Errorf("partition %d: copies out of order", part)
-		}
-	}
+	checkFirstCopiesInOrder(t, west.readAll("east.orders"))
 	t.Logf("target holds %d records for 300 produced", west.count("east.orders"))
 }

@@ -189,8 +189,21 @@ func (f Flow) Policy() naming.Policy {
 // ErrInvalidFlow is wrapped by every error Validate returns.
 var ErrInvalidFlow = errors.New("mirror: invalid flow")
 
+// FieldError is one invalid Flow field; Validate joins them. Field is the
+// Go field name ("Source.Brokers"), so that a CLI can name its own flag.
+type FieldError struct {
+	Field, Problem string
+}
+
+func (e *FieldError) Error() string {
+	return fmt.Sprintf("%v: %s: %s", ErrInvalidFlow, e.Field, e.Problem)
+}
+
+// Unwrap makes errors.Is(err, ErrInvalidFlow) hold.
+func (e *FieldError) Unwrap() error { return ErrInvalidFlow }
+
 func invalid(field string, format string, args ...any) error {
-	return fmt.Errorf("%w: %s: %s", ErrInvalidFlow, field, fmt.Sprintf(format, args...))
+	return &FieldError{Field: field, Problem: fmt.Sprintf(format, args...)}
 }
 
 // Validate checks every field and reports all problems, each naming its

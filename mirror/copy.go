@@ -265,13 +265,15 @@ func (w *Worker) prepare(ps *partState, r *kgo.Record) *job {
 		j.skip = skipFiltered
 		return j
 	}
-	headers := slices.Clone(r.Headers)
+	var headers []kgo.RecordHeader
 	if _, identity := w.policy.(naming.Identity); identity {
 		if naming.Visited(r.Headers, w.flow.TargetAlias) {
 			j.skip = skipLoop
 			return j
 		}
-		headers = naming.WithHop(r.Headers, w.flow.SourceAlias)
+		headers = naming.WithHop(r.Headers, w.flow.SourceAlias) // a new slice
+	} else {
+		headers = slices.Clone(r.Headers)
 	}
 	out := &kgo.Record{Topic: ps.remote, Partition: r.Partition, Key: r.Key, Value: r.Value, Headers: headers, Timestamp: r.Timestamp}
 	if lim := w.limit(ps.remote); lim > 0 && batchSize(out) > int(lim) {

@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -88,10 +87,7 @@ func TestMirrorCrashResume(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the kdr binary")
 	}
-	bin, err := kdrtest.BuildBinary(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	bin := kdrtest.Binary(t)
 	east, west := startCluster(t), startCluster(t)
 	const parts, batch, kills = 3, 100, 3
 	east.createTopic("orders", parts)
@@ -170,19 +166,7 @@ func TestMirrorCrashResume(t *testing.T) {
 		t.Errorf("%d duplicates, more than two cycles (%d records) per kill", dups, 2*batch)
 	}
 	// Order: per partition, first occurrences come in source order.
-	for part, recs := range got {
-		var firsts []string
-		seen := map[string]bool{}
-		for _, r := range recs {
-			if v := string(r.Value); !seen[v] {
-				seen[v] = true
-				firsts = append(firsts, v)
-			}
-		}
-		if !slices.IsSorted(firsts) {
-			t.Errorf("partition %d: copies out of order", part)
-		}
-	}
+	checkFirstCopiesInOrder(t, got)
 
 	// `kdr mirror status` reads the running worker's metrics.
 	out, err := exec.Command(bin, "mirror", "status", "--metrics", p.metrics).CombinedOutput()
@@ -223,10 +207,7 @@ func TestMirrorWorkerKilledPartitionsMove(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the kdr binary")
 	}
-	bin, err := kdrtest.BuildBinary(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	bin := kdrtest.Binary(t)
 	east, west := startCluster(t), startCluster(t)
 	const parts, batch = 6, 100
 	east.createTopic("orders", parts)

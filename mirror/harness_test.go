@@ -189,8 +189,14 @@ type running struct {
 
 func startWorker(t *testing.T, f Flow) *running {
 	t.Helper()
+	return startWorkerLogging(t, f, testLogger(t))
+}
+
+// startWorkerLogging is startWorker with the worker logging to logger.
+func startWorkerLogging(t *testing.T, f Flow, logger *slog.Logger) *running {
+	t.Helper()
 	reg := prometheus.NewRegistry()
-	w, err := New(f, Options{Logger: testLogger(t), Registerer: reg})
+	w, err := New(f, Options{Logger: logger, Registerer: reg})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -257,6 +263,25 @@ func metricSum(t *testing.T, reg prometheus.Gatherer, name string, want map[stri
 		}
 	}
 	return sum
+}
+
+// checkFirstCopiesInOrder checks that, per partition, the first copy of
+// each value comes in source order (values sort in production order).
+func checkFirstCopiesInOrder(t *testing.T, got map[int32][]*kgo.Record) {
+	t.Helper()
+	for part, recs := range got {
+		var firsts []string
+		seen := map[string]bool{}
+		for _, r := range recs {
+			if v := string(r.Value); !seen[v] {
+				seen[v] = true
+				firsts = append(firsts, v)
+			}
+		}
+		if !slices.IsSorted(firsts) {
+			t.Errorf("partition %d: copies out of order", part)
+		}
+	}
 }
 
 // waitCount waits until topic on c holds n records.

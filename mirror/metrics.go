@@ -45,58 +45,43 @@ type metrics struct {
 
 func newMetrics(reg prometheus.Registerer, flow string) *metrics {
 	tp := []string{"flow", "topic", "partition"}
+	counter := func(name, help string, labels ...string) *prometheus.CounterVec {
+		return register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, labels))
+	}
+	gauge := func(name, help string, labels ...string) *prometheus.GaugeVec {
+		return register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: name, Help: help}, labels))
+	}
 	m := &metrics{
-		flow: flow,
-		records: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "kdr_mirror_records_total", Help: "Records copied to the target and acknowledged by it.",
-		}, tp)),
-		bytes: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "kdr_mirror_bytes_total", Help: "Key, value and header bytes of the records copied.",
-		}, tp)),
-		skipped: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "kdr_mirror_records_skipped_total", Help: "Source records not copied, by reason: loop (provenance says the target had it) or too_large.",
-		}, []string{"flow", "topic", "reason"})),
+		flow:    flow,
+		records: counter("kdr_mirror_records_total", "Records copied to the target and acknowledged by it.", tp...),
+		bytes:   counter("kdr_mirror_bytes_total", "Key, value and header bytes of the records copied.", tp...),
+		skipped: counter("kdr_mirror_records_skipped_total", "Source records not copied, by reason: loop (provenance says the target had it) or too_large.",
+			"flow", "topic", "reason"),
 		latency: register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "kdr_mirror_replication_latency_seconds",
 			Help:    "Time from a record's source timestamp (create or append time) to the target's acknowledgement of its copy.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 18), // 1 ms to ~2 min
 		}, []string{"flow", "topic"})),
-		recordAge: register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "kdr_mirror_record_age_seconds", Help: "Age of the last record copied, at its acknowledgement.",
-		}, tp)),
-		lagRecords: register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "kdr_mirror_lag_records", Help: "Source high watermark minus the next offset to copy.",
-		}, tp)),
-		lagSeconds: register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "kdr_mirror_lag_seconds", Help: "Age of the oldest source record not yet copied; 0 when caught up.",
-		}, tp)),
-		offsetSyncs: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "kdr_mirror_offset_syncs_total", Help: "Offset syncs written to the source's mm2-offset-syncs topic.",
-		}, tp)),
-		errors: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "kdr_mirror_errors_total", Help: "Errors by kind: source, target, too_large, topic, config, offset_sync, commit, heartbeat, topic_deleted, checkpoint, acl.",
-		}, []string{"flow", "kind"})),
-		assigned: register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "kdr_mirror_assigned_partitions", Help: "Source partitions this worker copies.",
-		}, []string{"flow"})),
-		heartbeats: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "kdr_mirror_heartbeats_total", Help: "Heartbeats written to the target's heartbeats topic.",
-		}, []string{"flow"})),
+		recordAge:   gauge("kdr_mirror_record_age_seconds", "Age of the last record copied, at its acknowledgement.", tp...),
+		lagRecords:  gauge("kdr_mirror_lag_records", "Source high watermark minus the next offset to copy.", tp...),
+		lagSeconds:  gauge("kdr_mirror_lag_seconds", "Age of the oldest source record not yet copied; 0 when caught up.", tp...),
+		offsetSyncs: counter("kdr_mirror_offset_syncs_total", "Offset syncs written to the source's mm2-offset-syncs topic.", tp...),
+		errors: counter("kdr_mirror_errors_total", "Errors by kind: source, target, too_large, topic, config, offset_sync, commit, heartbeat, topic_deleted, checkpoint, acl.",
+			"flow", "kind"),
+		assigned:    gauge("kdr_mirror_assigned_partitions", "Source partitions this worker copies.", "flow"),
+		heartbeats:  counter("kdr_mirror_heartbeats_total", "Heartbeats written to the target's heartbeats topic.", "flow"),
+		deleted:     counter("kdr_mirror_topics_deleted_total", "Remote topics deleted on the target because their source topic was deleted (SyncTopicDeletions).", "flow"),
+		aclsCreated: counter("kdr_mirror_acls_created_total", "ACLs created on the target for remote topics (SyncTopicACLs).", "flow"),
 	}
-	m.deleted = register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "kdr_mirror_topics_deleted_total", Help: "Remote topics deleted on the target because their source topic was deleted (SyncTopicDeletions).",
-	}, []string{"flow"}))
-	m.aclsCreated = register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "kdr_mirror_acls_created_total", Help: "ACLs created on the target for remote topics (SyncTopicACLs).",
-	}, []string{"flow"}))
-	m.deleted.WithLabelValues(flow)
-	m.aclsCreated.WithLabelValues(flow)
-	// Every kind exists from the start, so rate() and alerts see zeros.
+	// Every series without a topic exists from the start, so rate() and
+	// alerts see zeros.
 	for _, k := range []string{KindSource, KindTarget, KindTooLarge, KindTopic, KindConfig, KindOffsetSync, KindCommit, KindHeartbeat, KindTopicDeleted, KindCheckpoint, KindACL} {
 		m.errors.WithLabelValues(flow, k)
 	}
 	m.assigned.WithLabelValues(flow).Set(0)
 	m.heartbeats.WithLabelValues(flow)
+	m.deleted.WithLabelValues(flow)
+	m.aclsCreated.WithLabelValues(flow)
 	return m
 }
 

@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -54,20 +53,7 @@ func (b *lockedBuffer) String() string {
 func startLoggedWorker(t *testing.T, f Flow) (*running, *lockedBuffer) {
 	t.Helper()
 	logs := &lockedBuffer{}
-	reg := prometheus.NewRegistry()
-	w, err := New(f, Options{Logger: slog.New(slog.NewTextHandler(logs, nil)), Registerer: reg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	r := &running{Worker: w, reg: reg, cancel: cancel, done: make(chan struct{})}
-	go func() {
-		defer close(r.done)
-		if err := w.Run(ctx); err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	}()
-	t.Cleanup(r.stop)
+	r := startWorkerLogging(t, f, slog.New(slog.NewTextHandler(logs, nil)))
 	return r, logs
 }
 

@@ -5,8 +5,9 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/kdr-io/kdr/bench/internal/benchkit"
 )
 
 // clockTick is the unit of /proc CPU times (USER_HZ, 100 on every Linux
@@ -44,14 +45,11 @@ func sampleCPU(c *cluster) cpuSample {
 		if !n.running() {
 			continue
 		}
-		if d, err := processCPU(n.pid()); err == nil {
+		if d, err := benchkit.ProcessCPU(n.pid()); err == nil {
 			s.brokers[n.id], s.pids[n.id] = d, n.pid()
 		}
 	}
-	var ru syscall.Rusage
-	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
-		s.self = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-	}
+	s.self = benchkit.SelfCPU()
 	s.machine, _ = readMachineCPU()
 	return s
 }
@@ -90,30 +88,6 @@ func (u cpuUsage) String() string {
 	parts = append(parts, fmt.Sprintf("bench client %.2f", u.self), fmt.Sprintf("other processes %.2f", u.others),
 		fmt.Sprintf("idle %.2f", u.idle), fmt.Sprintf("iowait %.2f", u.iowait))
 	return strings.Join(parts, ", ")
-}
-
-// processCPU is the user+system CPU time of pid from /proc/<pid>/stat.
-func processCPU(pid int) (time.Duration, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	// The command name may hold spaces; the fields after it may not.
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0, fmt.Errorf("/proc/%d/stat: no command name", pid)
-	}
-	f := strings.Fields(s[i+1:]) // f[0] is field 3 (state); utime is field 14
-	if len(f) < 13 {
-		return 0, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f)+2)
-	}
-	utime, err1 := strconv.ParseUint(f[11], 10, 64)
-	stime, err2 := strconv.ParseUint(f[12], 10, 64)
-	if err1 != nil || err2 != nil {
-		return 0, fmt.Errorf("/proc/%d/stat: bad utime/stime %q %q", pid, f[11], f[12])
-	}
-	return time.Duration(utime+stime) * clockTick, nil
 }
 
 // readMachineCPU reads the "cpu" line of /proc/stat: user nice system idle

@@ -117,13 +117,13 @@ func bench(ctx context.Context, o options, args []string) error {
 	logf("pipe: copying the backlog to %s", pipeTopic)
 	r.pipe = copyRun{want: r.backlog, bytes: backlogBytes, copierName: "pipe"}
 	src0, dst0 := cpuOf(src.Pid()), cpuOf(dst.Pid())
-	self0 := selfCPU()
+	self0 := benchkit.SelfCPU()
 	start := time.Now()
 	pctx, cancel := context.WithCancel(ctx)
 	pipeDone := make(chan error, 1)
 	go func() { pipeDone <- pipe(pctx, []string{src.Addr}, []string{dst.Addr}, srcTopic, pipeTopic) }()
 	werr := awaitCopied(ctx, dstAdm, pipeTopic, start, o.copyTimeout, &r.pipe, nil)
-	r.pipe.copierCPU = selfCPU() - self0
+	r.pipe.copierCPU = benchkit.SelfCPU() - self0
 	r.pipe.sourceCPU, r.pipe.targetCPU = cpuOf(src.Pid())-src0, cpuOf(dst.Pid())-dst0
 	cancel()
 	if err := <-pipeDone; err != nil {
@@ -279,14 +279,4 @@ func createTopic(ctx context.Context, adm *kadm.Client, topic string, partitions
 		return fmt.Errorf("creating %s: %w", topic, err)
 	}
 	return nil
-}
-
-// cpuOf is pid's CPU time so far, or 0 if it cannot be read (the process
-// is gone), which the report's figures then show.
-func cpuOf(pid int) time.Duration {
-	d, err := procCPU(pid)
-	if err != nil {
-		logf("CPU of pid %d: %v", pid, err)
-	}
-	return d
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"math"
 	"slices"
 	"sync"
 	"time"
@@ -106,18 +105,9 @@ func measureLatency(ctx context.Context, p benchkit.Producer, srcSeeds, dstSeeds
 
 	slices.Sort(lat)
 	run.received = received
-	run.p50, run.p99 = nearestRank(lat, 0.50), nearestRank(lat, 0.99)
+	run.p50, run.p99 = benchkit.Percentile(lat, 0.50), benchkit.Percentile(lat, 0.99)
 	if len(lat) > 0 {
 		run.max = lat[len(lat)-1]
 	}
 	return run, nil
-}
-
-// nearestRank is the nearest-rank percentile p of sorted: a latency that
-// was measured, not an interpolation.
-func nearestRank(sorted []time.Duration, p float64) time.Duration {
-	if len(sorted) == 0 {
-		return 0
-	}
-	return sorted[max(int(math.Ceil(p*float64(len(sorted))))-1, 0)]
 }

@@ -62,14 +62,10 @@ func assign(s *State, topic string, first, count int32, rf int16, manual [][]int
 func placementOrder(s *State) []int32 {
 	byRack := map[string][]int32{}
 	for _, id := range s.BrokerIDs() {
-		b := s.Brokers[id]
-		if b.Fenced {
+		if s.Brokers[id].Fenced {
 			continue
 		}
-		rack := ""
-		if b.Rack != nil {
-			rack = *b.Rack
-		}
+		rack := s.rackOf(id)
 		byRack[rack] = append(byRack[rack], id)
 	}
 	racks := make([]string, 0, len(byRack))
@@ -92,28 +88,30 @@ func placementOrder(s *State) []int32 {
 	}
 }
 
+// rackOf is broker id's rack, "" when it has none.
+func (s *State) rackOf(id int32) string {
+	if r := s.Brokers[id].Rack; r != nil {
+		return *r
+	}
+	return ""
+}
+
 // place picks rf replicas, leader first, walking order from start. Each
 // round takes at most one broker per rack, so replicas cover as many racks
 // as there are and no rack holds two more than another. With a single rack
 // (or none) this is rf consecutive brokers, round-robin.
 func place(s *State, order []int32, start, rf int) []int32 {
-	rackOf := func(id int32) string {
-		if r := s.Brokers[id].Rack; r != nil {
-			return *r
-		}
-		return ""
-	}
 	replicas := []int32{order[start]}
 	chosen := map[int32]bool{order[start]: true}
-	round := map[string]bool{rackOf(order[start]): true}
+	round := map[string]bool{s.rackOf(order[start]): true}
 	for len(replicas) < rf {
 		for i := 1; i < len(order) && len(replicas) < rf; i++ {
 			id := order[(start+i)%len(order)]
-			if chosen[id] || round[rackOf(id)] {
+			if chosen[id] || round[s.rackOf(id)] {
 				continue
 			}
 			replicas = append(replicas, id)
-			chosen[id], round[rackOf(id)] = true, true
+			chosen[id], round[s.rackOf(id)] = true, true
 		}
 		round = map[string]bool{} // every free rack has had its turn: next round
 	}

@@ -142,8 +142,8 @@ func (c *ElectLeaders) apply(s *State) (any, error) {
 				parts[i] = int32(i)
 			}
 		}
+		t, copied := s.Topics[name], false
 		for _, i := range parts {
-			t := s.Topics[name]
 			r := ElectionResult{Topic: name, Partition: i, Leader: -1}
 			if i < 0 || int(i) >= len(t.Partitions) {
 				r.Err = kerr.UnknownTopicOrPartition
@@ -155,7 +155,11 @@ func (c *ElectLeaders) apply(s *State) (any, error) {
 			np.Leader, np.ISR, r.Unclean, r.Err = c.elect(s, p)
 			r.Leader = np.Leader
 			if np, changed := bump(p, np); changed {
-				s.setPartition(name, i, np)
+				if !copied { // copy the topic once, not once per partition
+					t, copied = cloneTopic(t), true
+					s.Topics[name] = t
+				}
+				t.Partitions[i] = np
 			}
 			out = append(out, r)
 		}

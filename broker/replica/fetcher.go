@@ -260,22 +260,23 @@ func (l *leaderLoop) idle(ctx context.Context, d time.Duration) {
 	}
 }
 
-// snapshot returns the partitions to truncate and to fetch now, and the
-// leader's address.
-func (l *leaderLoop) snapshot() (trunc, fetch map[tp]*fetchState, addr string) {
+// snapshot returns the partitions to truncate and to fetch now, with their
+// assignments as of now, and the leader's address.
+func (l *leaderLoop) snapshot() (trunc, fetch map[tp]snap, addr string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := time.Now()
-	trunc, fetch = map[tp]*fetchState{}, map[tp]*fetchState{}
+	trunc, fetch = map[tp]snap{}, map[tp]snap{}
 	for key, st := range l.parts {
 		if now.Before(st.parkedUntil) {
 			continue
 		}
 		addr = st.a.LeaderAddr
+		sn := snap{st: st, a: st.a, gen: st.gen}
 		if st.truncate {
-			trunc[key] = st
+			trunc[key] = sn
 		} else {
-			fetch[key] = st
+			fetch[key] = sn
 		}
 	}
 	return trunc, fetch, addr
@@ -289,25 +290,23 @@ func (l *leaderLoop) current(key tp, st *fetchState, gen uint64) bool {
 	return l.parts[key] == st && st.gen == gen
 }
 
-// snap is a partition's assignment as of one request.
+// snap is a partition's state and assignment as of one request; gen tells
+// whether a Set replaced the assignment meanwhile.
 type snap struct {
+	st  *fetchState
 	a   Assignment
 	gen uint64
 }
 
 // truncate asks the leader where each partition's latest local epoch ends
 // and cuts the local log back to it.
-func (l *leaderLoop) truncate(ctx context.Context, addr string, parts map[tp]*fetchState) error {
+func (l *leaderLoop) truncate(ctx context.Context, addr string, parts map[tp]snap) error {
 	req := kmsg.NewPtrOffsetForLeaderEpochRequest()
 	req.Version = 4
 	req.ReplicaID = l.f.cfg.NodeID
 	byTopic := map[string]int{}
-	assigned := map[tp]snap{}
-	for key, st := range parts {
-		l.mu.Lock()
-		a := st.a
-		assigned[key] = snap{a, st.gen}
-		l.mu.Unlock()
+	for key, sn := range parts {
+		a := sn.a
 		if a.Log.LatestEpoch() < 0 {
 			continue // nothing with an epoch to compare: no divergence possible
 		}
@@ -336,9 +335,8 @@ func (l *leaderLoop) truncate(ctx context.Context, addr string, parts map[tp]*fe
 		}
 	}
 	log := l.f.cfg.Logger
-	for key, st := range parts {
-		sn := assigned[key]
-		a := sn.a
+	for key, sn := range parts {
+		st, a := sn.st, sn.a
 		if !l.current(key, st, sn.gen) {
 			continue
 		}
@@ -408,7 +406,7 @@ func (l *leaderLoop) park(key tp, st *fetchState, gen uint64, code int16) {
 	l.mu.Unlock()
 }
 
-func (l *leaderLoop) fetch(ctx context.Context, addr string, parts map[tp]*fetchState) error {
+func (l *leaderLoop) fetch(ctx context.Context, addr string, parts map[tp]snap) error {
 	cfg := l.f.cfg
 	req := kmsg.NewPtrFetchRequest()
 	req.Version = 12
@@ -418,13 +416,9 @@ func (l *leaderLoop) fetch(ctx context.Context, addr string, parts map[tp]*fetch
 	req.MaxBytes = cfg.MaxBytes
 	req.SessionEpoch = -1
 	byTopic := map[string]int{}
-	assigned := map[tp]snap{}
 	offsets := map[tp]int64{}
-	for key, st := range parts {
-		l.mu.Lock()
-		a := st.a
-		assigned[key] = snap{a, st.gen}
-		l.mu.Unlock()
+	for key, sn := range parts {
+		a := sn.a
 		i, ok := byTopic[key.topic]
 		if !ok {
 			i = len(req.Topics)
@@ -452,15 +446,11 @@ func (l *leaderLoop) fetch(ctx context.Context, addr string, parts map[tp]*fetch
 	for _, t := range resp.Topics {
 		for _, p := range t.Partitions {
 			key := tp{t.Topic, p.Partition}
-			st, ok := parts[key]
-			if !ok {
+			sn, ok := parts[key]
+			if !ok || !l.current(key, sn.st, sn.gen) || sn.a.Log.LogEndOffset() != offsets[key] {
 				continue
 			}
-			sn := assigned[key]
-			if !l.current(key, st, sn.gen) || sn.a.Log.LogEndOffset() != offsets[key] {
-				continue
-			}
-			if err := l.apply(key, st, sn, &p, offsets[key]); err != nil {
+			if err := l.apply(key, sn, &p, offsets[key]); err != nil {
 				return err
 			}
 		}
@@ -469,8 +459,8 @@ func (l *leaderLoop) fetch(ctx context.Context, addr string, parts map[tp]*fetch
 }
 
 // apply handles one partition's fetch answer.
-func (l *leaderLoop) apply(key tp, st *fetchState, sn snap, p *kmsg.FetchResponseTopicPartition, fetchOffset int64) error {
-	a := sn.a
+func (l *leaderLoop) apply(key tp, sn snap, p *kmsg.FetchResponseTopicPartition, fetchOffset int64) error {
+	st, a := sn.st, sn.a
 	switch err := kerr.ErrorForCode(p.ErrorCode); {
 	case err == nil:
 	case errors.Is(err, kerr.OffsetOutOfRange):

@@ -134,16 +134,6 @@ func (l *Leader) Lagging(now time.Time, maxLag time.Duration) []int32 {
 	return out
 }
 
-// FollowerEnd is a follower's last known log end offset (-1 if unknown).
-func (l *Leader) FollowerEnd(id int32) int64 {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if f, ok := l.followers[id]; ok {
-		return f.leo
-	}
-	return -1
-}
-
 // advance recomputes the high watermark as the minimum log end offset over
 // the ISR. It never moves backwards: a follower that fell behind is removed
 // from the ISR rather than pulling the watermark down. l.mu must be held.

@@ -15,15 +15,6 @@ import (
 	"github.com/kdr-io/kdr/internal/kdrtest"
 )
 
-func kdrBinary(t *testing.T) string {
-	t.Helper()
-	bin, err := kdrtest.BuildBinary(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return bin
-}
-
 // testLogger writes the checker's progress to the test log.
 func testLogger(t *testing.T) *slog.Logger {
 	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
@@ -87,7 +78,7 @@ func TestCheckerSingleBrokerRunIsClean(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a broker process")
 	}
-	proc := kdrtest.StartProcess(t, kdrBinary(t))
+	proc := kdrtest.StartProcess(t, kdrtest.Binary(t))
 	cfg := checker.DefaultConfig([]string{proc.Addr()}, "clean")
 	cfg.Group = "clean-reader"
 	cfg.Logger = testLogger(t)
@@ -133,7 +124,7 @@ func TestCheckerKill9ThreeTimesLosesNothing(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a broker process")
 	}
-	proc := kdrtest.StartProcess(t, kdrBinary(t))
+	proc := kdrtest.StartProcess(t, kdrtest.Binary(t))
 	cfg := checker.DefaultConfig([]string{proc.Addr()}, "kill9")
 	cfg.Group = "kill9-reader"
 	cfg.Logger = testLogger(t)
@@ -184,7 +175,7 @@ func TestCheckerResumeCheckStartsAtCommittedOffsets(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a broker process")
 	}
-	proc := kdrtest.StartProcess(t, kdrBinary(t))
+	proc := kdrtest.StartProcess(t, kdrtest.Binary(t))
 	cfg := checker.DefaultConfig([]string{proc.Addr()}, "resume")
 	cfg.Partitions = 4
 	run := startRun(t, cfg)
@@ -259,7 +250,7 @@ func TestCheckerRidesThroughProxyCutAndRefuse(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { proxy.Close() })
-	kdrtest.StartProcess(t, kdrBinary(t), "--listen", brokerAddr, "--advertised-listen", proxy.Addr())
+	kdrtest.StartProcess(t, kdrtest.Binary(t), "--listen", brokerAddr, "--advertised-listen", proxy.Addr())
 
 	cfg := checker.DefaultConfig([]string{proxy.Addr()}, "proxied")
 	cfg.Group = "proxied-reader"

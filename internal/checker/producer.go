@@ -165,7 +165,8 @@ func (p *Producer) Stop(ctx context.Context) error {
 		select {
 		case <-done:
 		case <-time.After(closeGrace):
-			p.stopErr = errors.Join(p.stopErr, errors.New("checker: records still pending after the producer closed"))
+			p.stopErr = errors.Join(p.stopErr, fmt.Errorf("checker: %d records still had no outcome %s after the producer client closed; the report cannot count them as acknowledged or failed",
+				p.Stats().Pending, closeGrace))
 		}
 	})
 	return p.stopErr

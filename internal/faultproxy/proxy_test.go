@@ -29,8 +29,9 @@ type echoServer struct {
 	wg       sync.WaitGroup
 }
 
-// eventually polls cond until it holds or timeout passes. (kdrtest has the
-// same helper, but importing it would make these tests build the broker.)
+// eventually polls cond until it holds or timeout passes. It stands in for
+// kdrtest.Eventually, which these tests cannot import: kdrtest imports
+// faultproxy, so the import would be a cycle.
 func eventually(t *testing.T, timeout time.Duration, cond func() (bool, string)) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)

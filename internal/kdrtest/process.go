@@ -42,7 +42,7 @@ func ModuleRoot() (string, error) {
 		}
 		parent := filepath.Dir(dir)
 		if parent == dir {
-			return "", fmt.Errorf("kdrtest: go.mod not found above %s", file)
+			return "", fmt.Errorf("kdrtest: go.mod not found above %s; set KDR_BIN to a built kdr binary", file)
 		}
 		dir = parent
 	}
@@ -62,9 +62,20 @@ func BuildBinary(dir string) (string, error) {
 	cmd := exec.Command("go", "build", "-o", bin, ".")
 	cmd.Dir = root
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("kdrtest: go build: %v\n%s", err, out)
+		return "", fmt.Errorf("kdrtest: building kdr in %s failed (set KDR_BIN to use a prebuilt binary): %v\n%s", root, err, out)
 	}
 	return bin, nil
+}
+
+// Binary returns the kdr binary for t: KDR_BIN if set, otherwise one built
+// into t's temporary directory. It fails the test if the build fails.
+func Binary(t TB) string {
+	t.Helper()
+	bin, err := BuildBinary(t.TempDir())
+	if err != nil {
+		t.Fatalf("%v", err)
+	}
+	return bin
 }
 
 // StartProcess runs `bin broker` on a fresh data dir and a free loopback

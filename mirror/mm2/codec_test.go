@@ -19,16 +19,22 @@ func unhex(t *testing.T, s string) []byte {
 	return b
 }
 
+// checkEncoding compares an encoded key and value with the golden bytes.
+func checkEncoding(t *testing.T, gotKey, gotValue, key, value []byte) {
+	t.Helper()
+	if !bytes.Equal(gotKey, key) {
+		t.Errorf("Key() = % x, want % x", gotKey, key)
+	}
+	if !bytes.Equal(gotValue, value) {
+		t.Errorf("Value() = % x, want % x", gotValue, value)
+	}
+}
+
 func TestMM2OffsetSyncGolden(t *testing.T) {
 	s := OffsetSync{Topic: "orders", Partition: 3, UpstreamOffset: 100, DownstreamOffset: 42}
 	key := unhex(t, "00 06 6f 72 64 65 72 73 00 00 00 03")
 	value := unhex(t, "00 00 00 00 00 00 00 64  00 00 00 00 00 00 00 2a")
-	if got := s.Key(); !bytes.Equal(got, key) {
-		t.Errorf("Key() = % x, want % x", got, key)
-	}
-	if got := s.Value(); !bytes.Equal(got, value) {
-		t.Errorf("Value() = % x, want % x", got, value)
-	}
+	checkEncoding(t, s.Key(), s.Value(), key, value)
 	got, err := DecodeOffsetSync(key, value)
 	if err != nil || got != s {
 		t.Errorf("DecodeOffsetSync = %+v, %v; want %+v", got, err, s)
@@ -39,12 +45,7 @@ func TestMM2CheckpointGolden(t *testing.T) {
 	c := Checkpoint{Group: "g1", Topic: "east.orders", Partition: 0, UpstreamOffset: 7, DownstreamOffset: 5, Metadata: "m"}
 	key := unhex(t, "0002 6731  000b 656173742e6f7264657273  00000000")
 	value := unhex(t, "0000  0000000000000007  0000000000000005  0001 6d")
-	if got := c.Key(); !bytes.Equal(got, key) {
-		t.Errorf("Key() = % x, want % x", got, key)
-	}
-	if got := c.Value(); !bytes.Equal(got, value) {
-		t.Errorf("Value() = % x, want % x", got, value)
-	}
+	checkEncoding(t, c.Key(), c.Value(), key, value)
 	got, err := DecodeCheckpoint(key, value)
 	if err != nil || got != c {
 		t.Errorf("DecodeCheckpoint = %+v, %v; want %+v", got, err, c)
@@ -56,12 +57,7 @@ func TestMM2HeartbeatGolden(t *testing.T) {
 	h := Heartbeat{SourceAlias: "east", TargetAlias: "west", Timestamp: ts.Add(456 * time.Microsecond)}
 	key := unhex(t, "0004 65617374  0004 77657374")
 	value := unhex(t, "0000  0000018bcfe5687b")
-	if got := h.Key(); !bytes.Equal(got, key) {
-		t.Errorf("Key() = % x, want % x", got, key)
-	}
-	if got := h.Value(); !bytes.Equal(got, value) {
-		t.Errorf("Value() = % x, want % x", got, value)
-	}
+	checkEncoding(t, h.Key(), h.Value(), key, value)
 	got, err := DecodeHeartbeat(key, value)
 	if err != nil {
 		t.Fatal(err)

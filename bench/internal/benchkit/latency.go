@@ -64,18 +64,18 @@ func (p Producer) ProduceAtRate(ctx context.Context, cl *kgo.Client, rate float6
 	res.Produced = t.Result(time.Since(start))
 
 	slices.Sort(lat)
-	res.P50 = percentile(lat, 0.50)
-	res.P99 = percentile(lat, 0.99)
-	res.P999 = percentile(lat, 0.999)
+	res.P50 = Percentile(lat, 0.50)
+	res.P99 = Percentile(lat, 0.99)
+	res.P999 = Percentile(lat, 0.999)
 	if len(lat) > 0 {
 		res.Max = lat[len(lat)-1]
 	}
 	return res, ctx.Err()
 }
 
-// percentile is the nearest-rank percentile of sorted durations: always a
+// Percentile is the nearest-rank percentile p of sorted durations: always a
 // latency that was measured, never an interpolation between two.
-func percentile(sorted []time.Duration, p float64) time.Duration {
+func Percentile(sorted []time.Duration, p float64) time.Duration {
 	if len(sorted) == 0 {
 		return 0
 	}

@@ -15,17 +15,19 @@ import (
 
 // A kdr broker announces itself in its first stdout line, "kdr broker 1
 // listening on HOST:PORT (metrics on http://HOST:PORT/metrics)";
-// bench/kfakeserver prints the first part only.
+// bench/kfakeserver prints the first part only, and `kdr mirror run`, which
+// has no Kafka listener, the second: "kdr mirror SRC->DST running (metrics
+// on http://HOST:PORT/metrics)".
 var (
 	listenRe  = regexp.MustCompile(`listening on (\S+)`)
 	metricsRe = regexp.MustCompile(`metrics on http://([^/\s]+)`)
 )
 
-// Process is a broker running as a child OS process. Its stderr goes to a
-// log file; its first stdout line announces its addresses.
+// Process is a broker (or the mirror) running as a child OS process. Its
+// stderr goes to a log file; its first stdout line announces its addresses.
 type Process struct {
-	Addr    string // Kafka listener, once AwaitAddress has succeeded
-	Metrics string // metrics host:port; "" if the broker has none
+	Addr    string // Kafka listener, once AwaitAddress has succeeded; "" for the mirror
+	Metrics string // metrics host:port; "" if the process has none
 
 	cmd   *exec.Cmd
 	done  chan struct{} // closed once the process has been reaped
@@ -65,7 +67,8 @@ func Start(bin string, args []string, logs *os.File) (*Process, error) {
 }
 
 // AwaitAddress waits up to timeout for the first stdout line and takes the
-// Kafka and metrics addresses from it. On an error the process is left
+// Kafka and metrics addresses from it; a line with neither is an error. On
+// an error the process is left
 // running: how to stop a broker that failed to start is the caller's
 // choice.
 func (p *Process) AwaitAddress(timeout time.Duration) error {
@@ -75,13 +78,14 @@ func (p *Process) AwaitAddress(timeout time.Duration) error {
 	case <-time.After(timeout):
 		return fmt.Errorf("no address line within %v", timeout)
 	}
-	m := listenRe.FindStringSubmatch(line)
-	if m == nil {
-		return fmt.Errorf("no address line (got %q)", strings.TrimSpace(line))
+	if m := listenRe.FindStringSubmatch(line); m != nil {
+		p.Addr = m[1]
 	}
-	p.Addr = m[1]
 	if m := metricsRe.FindStringSubmatch(line); m != nil {
 		p.Metrics = m[1]
+	}
+	if p.Addr == "" && p.Metrics == "" {
+		return fmt.Errorf("no address line (got %q)", strings.TrimSpace(line))
 	}
 	return nil
 }
@@ -160,6 +164,45 @@ func ReadMemory(pid int) (Memory, error) {
 		}
 	}
 	return m, nil
+}
+
+// clockTick is the unit of the CPU times in /proc (USER_HZ, 100 on every
+// Linux this runs on).
+const clockTick = 10 * time.Millisecond
+
+// ProcessCPU is the user+system CPU time of pid so far, from
+// /proc/<pid>/stat.
+func ProcessCPU(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The command name may hold spaces; the fields after it may not.
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("/proc/%d/stat: no command name", pid)
+	}
+	f := strings.Fields(s[i+1:]) // f[0] is field 3 (state); utime is field 14
+	if len(f) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f)+2)
+	}
+	utime, err1 := strconv.ParseUint(f[11], 10, 64)
+	stime, err2 := strconv.ParseUint(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("/proc/%d/stat: bad utime/stime %q %q", pid, f[11], f[12])
+	}
+	return time.Duration(utime+stime) * clockTick, nil
+}
+
+// SelfCPU is this process's user+system CPU time so far, or 0 if it
+// cannot be read.
+func SelfCPU() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // Tail returns the last n lines of a file, for error messages: a broker

@@ -205,28 +205,7 @@ func (c *testCluster) running() []*testNode {
 // knows it.
 func (c *testCluster) leader() *testNode {
 	c.t.Helper()
-	var leader *testNode
-	waitFor(c.t, electionWait, func() (bool, string) {
-		leader = nil
-		for _, n := range c.running() {
-			if n.s.IsLeader() {
-				if leader != nil {
-					return false, fmt.Sprintf("nodes %d and %d both lead", leader.id, n.id)
-				}
-				leader = n
-			}
-		}
-		if leader == nil {
-			return false, "no leader"
-		}
-		for _, n := range c.running() {
-			if id, _, ok := n.s.Leader(); !ok || id != leader.id {
-				return false, fmt.Sprintf("node %d does not know leader %d yet", n.id, leader.id)
-			}
-		}
-		return true, ""
-	})
-	return leader
+	return leaderAmong(c.t, c.running())
 }
 
 // followers returns the running nodes that do not lead.

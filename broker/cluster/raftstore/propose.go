@@ -57,14 +57,10 @@ func (s *Store) Propose(ctx context.Context, cmd cluster.Command) (any, error) {
 // wraps ErrNotLeader when this node is not the leader, in which case nothing
 // was appended.
 func (s *Store) applyAsLeader(ctx context.Context, data []byte) (uint64, applyResult, error) {
-	timeout := s.cfg.RPCTimeout
-	if dl, ok := ctx.Deadline(); ok {
-		timeout = time.Until(dl)
+	if err := ctx.Err(); err != nil {
+		return 0, applyResult{}, err
 	}
-	if timeout <= 0 {
-		return 0, applyResult{}, ctx.Err()
-	}
-	f := s.r.Apply(data, timeout)
+	f := s.r.Apply(data, timeoutFor(ctx, s.cfg.RPCTimeout))
 	if err := s.await(ctx, f); err != nil {
 		return 0, applyResult{}, fmt.Errorf("%w: appended, then stopped waiting for the commit: %w", ErrOutcomeUnknown, err)
 	}
