@@ -107,6 +107,9 @@ func (p *Process) start() {
 		// Restart on the same port so clients keep their seed address.
 		args = append(append([]string(nil), args...), "--listen", p.addr)
 	}
+	if p.logs != nil {
+		p.logs.Close() // the previous run's; Logs reads every file by name
+	}
 	logs, err := os.CreateTemp(p.dataDir, "broker-*.log")
 	if err != nil {
 		p.t.Fatalf("kdrtest: %v", err)
