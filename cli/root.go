@@ -80,6 +80,7 @@ func NewCmdRoot(streams IO) *cobra.Command {
 
 	root.AddCommand(NewCmdBroker(streams, g, nil))
 	root.AddCommand(NewCmdMirror(streams, g))
+	root.AddCommand(NewCmdTopology(streams, g), NewCmdUp(streams, g), NewCmdStatus(streams, g))
 	addAdminCommands(root, streams, g)
 	return root
 }
