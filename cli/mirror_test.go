@@ -69,6 +69,7 @@ func TestMirrorRunInvalidOptions(t *testing.T) {
 		{[]string{"--topics", "(unclosed"}, "Topics"},
 		{[]string{"--refresh-interval", "soon"}, "--refresh-interval"},
 		{[]string{"--batch-records", "0"}, "BatchRecords"},
+		{[]string{"--compression", "brotli"}, "--compression"},
 		{[]string{"--target-brokers", ""}, "--target-brokers"},
 	} {
 		_, err := parseMirrorRun(t, nil, append(slices.Clone(base), c.args...)...)
@@ -85,7 +86,7 @@ func TestMirrorRunEveryFieldHasAFlag(t *testing.T) {
 	args := []string{"--source-alias", "s", "--source-brokers", "a:1", "--target-alias", "t", "--target-brokers", "b:2",
 		"--topics", "x", "--topics-exclude", "y", "--groups", "g", "--groups-exclude", "h", "--naming", "identity", "--separator", "_",
 		"--sync-topic-configs=false", "--sync-topic-deletions", "--sync-topic-acls=false", "--configs-exclude", "c", "--refresh-interval", "7s", "--replication-factor", "3",
-		"--heartbeat-interval", "3s", "--group", "grp", "--instance-id", "i", "--session-timeout", "8s", "--batch-records", "9",
+		"--heartbeat-interval", "3s", "--group", "grp", "--instance-id", "i", "--session-timeout", "8s", "--batch-records", "9", "--compression", "lz4",
 		"--delivery-timeout", "11s", "--offset-syncs-retention", "12h", "--checkpoint-interval", "13s", "--sync-group-offsets=false"}
 	o, err := parseMirrorRun(t, nil, args...)
 	if err != nil {

@@ -182,17 +182,31 @@ func (w *Worker) topicCount(topic, skip string) {
 	}
 }
 
-// writeSyncs writes the pending offset syncs to partition 0 of the source's
-// offset-syncs topic and reports whether none are left; positions are only
-// committed once the syncs of the copies before them are written.
-func (w *Worker) writeSyncs(ctx context.Context) bool {
+// syncAndCommit writes the pending offset syncs to partition 0 of the
+// source's offset-syncs topic, then commits the positions they cover (of
+// the owned partitions in only, or all when only is nil). The syncs and the
+// positions are taken together under mu, so a position is committed only
+// once the syncs of every copy before it are written, even while the copy
+// loop settles later cycles meanwhile. commitMu serialises the callers (the
+// committer, revocation, shutdown) so that an older snapshot never lands
+// after a newer one.
+func (w *Worker) syncAndCommit(ctx context.Context, only map[string][]int32) {
+	w.commitMu.Lock()
+	defer w.commitMu.Unlock()
 	w.mu.Lock()
 	batch := w.pendingSyncs
 	ready := w.syncReady
+	offs := w.positions(only)
 	w.mu.Unlock()
-	if len(batch) == 0 {
-		return true
+	if len(batch) > 0 && !w.writeSyncs(ctx, batch, ready) {
+		return
 	}
+	w.commit(ctx, offs)
+}
+
+// writeSyncs writes batch, the head of pendingSyncs, and reports whether it
+// was written.
+func (w *Worker) writeSyncs(ctx context.Context, batch []pendingSync, ready bool) bool {
 	if !ready {
 		return false // the topic manager has not created the topic yet
 	}
@@ -214,11 +228,10 @@ func (w *Worker) writeSyncs(ctx context.Context) bool {
 	return true
 }
 
-// commit commits the positions of the owned partitions (only those in
-// only, if it is not nil) that moved since their last commit.
-func (w *Worker) commit(ctx context.Context, only map[string][]int32) {
+// positions are the owned partitions' positions (only those in only, if it
+// is not nil) that moved since their last commit. Called with mu held.
+func (w *Worker) positions(only map[string][]int32) map[string]map[int32]kgo.EpochOffset {
 	offs := map[string]map[int32]kgo.EpochOffset{}
-	w.mu.Lock()
 	for tp, ps := range w.parts {
 		if only != nil && !containsPartition(only, tp) {
 			continue
@@ -231,7 +244,11 @@ func (w *Worker) commit(ctx context.Context, only map[string][]int32) {
 		}
 		offs[tp.topic][tp.partition] = kgo.EpochOffset{Epoch: ps.epoch, Offset: ps.next}
 	}
-	w.mu.Unlock()
+	return offs
+}
+
+// commit commits offs to the workers' group.
+func (w *Worker) commit(ctx context.Context, offs map[string]map[int32]kgo.EpochOffset) {
 	if len(offs) == 0 {
 		return
 	}
@@ -261,6 +278,25 @@ func (w *Worker) commit(ctx context.Context, only map[string][]int32) {
 	w.mu.Unlock()
 	if failed != nil {
 		w.noteErr(KindCommit, fmt.Errorf("committing source positions of group %s: %w", w.flow.Group(), failed))
+	}
+}
+
+// commitLoop is the committer: it syncs and commits after every copy cycle
+// (the copy loop hands over through commitNow and goes on polling and
+// copying meanwhile) and retries every second while anything waits.
+func (w *Worker) commitLoop(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-w.commitNow:
+		case <-t.C:
+		}
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.flow.DeliveryTimeout)
+		w.syncAndCommit(cctx, nil)
+		cancel()
 	}
 }
 

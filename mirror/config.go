@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/kdr-io/kdr/mirror/naming"
 )
 
@@ -107,9 +109,17 @@ type Flow struct {
 	SessionTimeout time.Duration
 
 	// BatchRecords bounds the records copied per cycle (default 10000). A
-	// cycle's records are produced, acknowledged, offset-synced and
-	// committed together, so this is also the most a crash can re-copy.
+	// cycle's records are produced and acknowledged together, then
+	// offset-synced and committed while the next cycle copies, so a crash
+	// re-copies at most twice this many records per worker.
 	BatchRecords int
+	// Compression of the batches sent to the target (compression.type of
+	// MM2's producer): "none" (default, as MM2), "gzip", "snappy", "lz4" or
+	// "zstd". Compressing spends the mirror's CPU to save bandwidth between
+	// regions; with it the too-large check is left to the target (a record
+	// it refuses even alone is then skipped), as its compressed size is not
+	// known in advance.
+	Compression string
 	// DeliveryTimeout bounds how long a copy may wait to be sent to the
 	// target before it is retried (delivery.timeout.ms, default 30 s). A
 	// copy already sent when the target went silent is waited for until the
@@ -151,6 +161,7 @@ func DefaultFlow() Flow {
 		HeartbeatInterval:    time.Second,
 		SessionTimeout:       10 * time.Second,
 		BatchRecords:         10000,
+		Compression:          "none",
 		DeliveryTimeout:      30 * time.Second,
 		OffsetSyncsRetention: 7 * 24 * time.Hour,
 		CheckpointInterval:   5 * time.Second,
@@ -260,6 +271,9 @@ func (f Flow) Validate() error {
 	if f.ReplicationFactor < 0 {
 		add(invalid("ReplicationFactor", "%d: want 0 (the source's) or a positive count", f.ReplicationFactor))
 	}
+	if _, err := compressionCodec(f.Compression); err != nil {
+		add(invalid("Compression", "%v", err))
+	}
 	if f.BatchRecords < 1 || f.BatchRecords > 1_000_000 {
 		add(invalid("BatchRecords", "%d: want 1 to 1000000", f.BatchRecords))
 	}
@@ -291,4 +305,21 @@ func configExcluded(patterns []*regexp.Regexp, name string) bool {
 		}
 	}
 	return false
+}
+
+// compressionCodec is the franz-go codec of a Compression value.
+func compressionCodec(name string) (kgo.CompressionCodec, error) {
+	switch name {
+	case "", "none":
+		return kgo.NoCompression(), nil
+	case "gzip":
+		return kgo.GzipCompression(), nil
+	case "snappy":
+		return kgo.SnappyCompression(), nil
+	case "lz4":
+		return kgo.Lz4Compression(), nil
+	case "zstd":
+		return kgo.ZstdCompression(), nil
+	}
+	return kgo.CompressionCodec{}, fmt.Errorf("%q: want none, gzip, snappy, lz4 or zstd", name)
 }

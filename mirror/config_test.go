@@ -37,6 +37,7 @@ func TestMirrorFlowValidate(t *testing.T) {
 		"HeartbeatInterval":    func(f *Flow) { f.HeartbeatInterval = 0 },
 		"ReplicationFactor":    func(f *Flow) { f.ReplicationFactor = -1 },
 		"BatchRecords":         func(f *Flow) { f.BatchRecords = 0 },
+		"Compression":          func(f *Flow) { f.Compression = "brotli" },
 		"SessionTimeout":       func(f *Flow) { f.SessionTimeout = -time.Second },
 		"DeliveryTimeout":      func(f *Flow) { f.DeliveryTimeout = 0 },
 		"OffsetSyncsRetention": func(f *Flow) { f.OffsetSyncsRetention = 0 },

@@ -110,7 +110,7 @@ func (w *Worker) copyLoop(ctx context.Context) {
 }
 
 // nextRetry says how long the loop may block in poll: until the earliest
-// partition retry, or a second while offset syncs or commits wait.
+// partition retry. (The committer retries syncs and commits on its own.)
 func (w *Worker) nextRetry(now time.Time) (time.Duration, bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -120,15 +120,9 @@ func (w *Worker) nextRetry(now time.Time) (time.Duration, bool) {
 			d, ok = x, true
 		}
 	}
-	if len(w.pendingSyncs) > 0 {
-		wait(time.Second)
-	}
 	for _, ps := range w.parts {
-		switch {
-		case len(ps.queue) > 0:
+		if len(ps.queue) > 0 {
 			wait(max(ps.retryAt.Sub(now), 0))
-		case ps.next > ps.committed:
-			wait(time.Second)
 		}
 	}
 	return d, ok
@@ -159,8 +153,9 @@ func (w *Worker) enqueue(fetches kgo.Fetches) {
 }
 
 // cycle copies what the queues hold: every record is produced, the
-// producer flushed, the acknowledged prefix of each partition settled, then
-// offset syncs are written and positions committed, in that order.
+// producer flushed, the acknowledged prefix of each partition settled; the
+// committer then writes the offset syncs and commits the positions while
+// the next cycle runs.
 func (w *Worker) cycle(ctx context.Context) {
 	work := w.plan(time.Now())
 	if len(work) > 0 {
@@ -202,10 +197,14 @@ func (w *Worker) cycle(ctx context.Context) {
 		wg.Wait()
 		w.settle(work)
 	}
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.flow.DeliveryTimeout)
-	defer cancel()
-	if w.writeSyncs(sctx) {
-		w.commit(sctx, nil)
+	// Hand the offset syncs and commit to the committer and go on copying:
+	// they cost two round trips to the source that the next cycle's records
+	// need not wait for. The hand-over blocks while the committer is busy,
+	// so at most one cycle's commit is outstanding (a crash re-copies at
+	// most two cycles).
+	select {
+	case w.commitNow <- struct{}{}:
+	case <-ctx.Done():
 	}
 }
 
@@ -276,7 +275,7 @@ func (w *Worker) prepare(ps *partState, r *kgo.Record) *job {
 		headers = slices.Clone(r.Headers)
 	}
 	out := &kgo.Record{Topic: ps.remote, Partition: r.Partition, Key: r.Key, Value: r.Value, Headers: headers, Timestamp: r.Timestamp}
-	if lim := w.limit(ps.remote); lim > 0 && batchSize(out) > int(lim) {
+	if lim := w.limit(ps.remote); lim > 0 && w.uncompressed && batchSize(out) > int(lim) {
 		j.skip = skipTooLarge
 		return j
 	}

@@ -16,10 +16,16 @@
 //	    timestamp to the same partition of the remote topic
 //	  → flush the target producer (idempotent, acks=all, manual flushing)
 //	  → settle: the acknowledged prefix of each partition advances its position
-//	  → offset syncs (mm2.OffsetSync, chosen by mirror/offsets) written to
-//	    mm2-offset-syncs.<target>.internal, partition 0, on the source
-//	  → source positions committed (the offset after the last settled record)
+//	  → hand over to the committer, which, while the next cycle copies:
+//	      writes the offset syncs (mm2.OffsetSync, chosen by mirror/offsets)
+//	      to mm2-offset-syncs.<target>.internal, partition 0, on the source,
+//	      then commits the source positions they cover (the offset after
+//	      the last settled record)
 //	  → rebalances allowed (kgo.BlockRebalanceOnPoll)
+//
+// The hand-over waits while the committer is still busy with the previous
+// cycle, so at most one commit is outstanding; a revocation writes the
+// syncs and commits before letting go.
 //
 // The target producer sends uncompressed batches, as MM2's does by default:
 // the batch cap then matches the target's max.message.bytes check exactly,
@@ -36,8 +42,8 @@
 //
 // At least once. A position is committed only after the target acknowledged
 // every record before it and their offset syncs are written, so a crash
-// re-copies at most the cycle in flight (≤ BatchRecords records, plus the
-// previous cycle if its commit was in flight): the target then holds those
+// re-copies at most two cycles (the one whose commit was in flight and the
+// one settled after it, ≤ 2 × BatchRecords records): the target then holds those
 // records twice, never zero times. A restarted worker resumes exactly from
 // the committed positions. Partitions are given up (revoked) only between
 // cycles, after a commit; partitions lost without one (the worker was

@@ -288,3 +288,30 @@ func flatten(m map[int32][]*kgo.Record) []*kgo.Record {
 	}
 	return out
 }
+
+// TestMirrorCompressedTarget copies with Compression zstd: the target gets
+// the same records, in zstd batches.
+func TestMirrorCompressedTarget(t *testing.T) {
+	east, west := startCluster(t), startCluster(t)
+	east.createTopic("orders", 3)
+	const n = 300
+	east.produce(orderRecords("compressible-compressible-compressible", 0, n)...)
+	f := testFlow(east, west, "east", "west")
+	f.Compression = "zstd"
+	startWorker(t, f)
+	waitCount(t, west, "east.orders", n, 30*time.Second)
+	src, dst := east.readAll("orders"), west.readAll("east.orders")
+	for p := int32(0); p < 3; p++ {
+		if len(dst[p]) != len(src[p]) {
+			t.Fatalf("partition %d: %d records on the target, %d on the source", p, len(dst[p]), len(src[p]))
+		}
+		for i := range src[p] {
+			if !sameRecord(src[p][i], dst[p][i]) {
+				t.Fatalf("partition %d record %d differs", p, i)
+			}
+			if c := dst[p][i].Attrs.CompressionType(); c != 4 {
+				t.Fatalf("partition %d record %d: compression type %d on the target, want 4 (zstd)", p, i, c)
+			}
+		}
+	}
+}

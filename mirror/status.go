@@ -176,8 +176,8 @@ func (w *Worker) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[strin
 	defer w.cycleMu.Unlock()
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.flow.DeliveryTimeout)
 	defer cancel()
-	if err := w.target.Flush(cctx); err == nil && w.writeSyncs(cctx) {
-		w.commit(cctx, revoked)
+	if err := w.target.Flush(cctx); err == nil {
+		w.syncAndCommit(cctx, revoked)
 	}
 	w.drop(revoked)
 	w.log.Info("partitions revoked", "revoked", revoked)

@@ -37,7 +37,8 @@ type Options struct {
 // (the same Flow.Group) share the source partitions through a consumer
 // group. A Worker runs once: New, then Run until its context ends.
 //
-// Goroutines: Run's copy loop (owns the consumer's poll), the topic manager
+// Goroutines: Run's copy loop (owns the consumer's poll), the committer
+// (offset syncs and commits of settled cycles), the topic manager
 // (refresh), the heartbeat writer, the checkpointer (with its offset-syncs
 // reader), and franz-go's group callbacks
 // (assigned/revoked/lost), which BlockRebalanceOnPoll confines to the gaps
@@ -51,6 +52,9 @@ type Worker struct {
 	rules     naming.Rules
 	excluded  []*regexp.Regexp // ConfigsExclude
 	syncTopic string           // mm2-offset-syncs.<target>.internal, on the source
+	// uncompressed: batches go out as built, so a record's batch size is
+	// known before sending and one too large is skipped without a try.
+	uncompressed bool
 
 	consumer *kgo.Client // source: group member that reads the records
 	srcCl    *kgo.Client // source: admin requests and offset syncs
@@ -69,6 +73,10 @@ type Worker struct {
 	// lets a rebalance run after a poll that returned nothing). Lock order:
 	// cycleMu, then mu.
 	cycleMu sync.Mutex
+	// commitMu is held while offset syncs are written and positions
+	// committed (see syncAndCommit). Lock order: cycleMu, commitMu, mu.
+	commitMu  sync.Mutex
+	commitNow chan struct{} // the copy loop hands a settled cycle to the committer
 
 	mu           sync.Mutex
 	parts        map[topicPartition]*partState
@@ -106,19 +114,21 @@ func New(flow Flow, opts Options) (*Worker, error) {
 	topicsFilter, _ := naming.NewFilter(flow.Topics, flow.TopicsExclude) // validated
 	excluded, _ := naming.ParsePatterns(flow.ConfigsExclude)
 	w := &Worker{
-		flow:       flow,
-		log:        log.With("flow", flow.Name()),
-		m:          newMetrics(opts.Registerer, flow.Name()),
-		policy:     flow.Policy(),
-		rules:      naming.Rules{Policy: flow.Policy(), Topics: topicsFilter},
-		excluded:   excluded,
-		syncTopic:  mm2.OffsetSyncsTopic(flow.TargetAlias),
-		refreshNow: make(chan struct{}, 1),
-		parts:      map[topicPartition]*partState{},
-		topics:     map[string]*topicState{},
-		errs:       map[string]*ErrorStatus{},
-		lastLog:    map[string]time.Time{},
-		reg:        opts.Registerer,
+		flow:         flow,
+		log:          log.With("flow", flow.Name()),
+		m:            newMetrics(opts.Registerer, flow.Name()),
+		policy:       flow.Policy(),
+		rules:        naming.Rules{Policy: flow.Policy(), Topics: topicsFilter},
+		excluded:     excluded,
+		syncTopic:    mm2.OffsetSyncsTopic(flow.TargetAlias),
+		uncompressed: flow.Compression == "" || flow.Compression == "none",
+		refreshNow:   make(chan struct{}, 1),
+		commitNow:    make(chan struct{}),
+		parts:        map[topicPartition]*partState{},
+		topics:       map[string]*topicState{},
+		errs:         map[string]*ErrorStatus{},
+		lastLog:      map[string]time.Time{},
+		reg:          opts.Registerer,
 	}
 	if err := w.newClients(opts.ClientOpts); err != nil {
 		return nil, err
@@ -156,17 +166,18 @@ func (w *Worker) newClients(extra []kgo.Opt) error {
 	if f.InstanceID != "" {
 		consumerOpts = append(consumerOpts, kgo.InstanceID(f.InstanceID))
 	}
+	codec, _ := compressionCodec(f.Compression) // validated
 	targetOpts := append(common(f.Target.Brokers, KindTarget, "producer"),
 		kgo.RecordPartitioner(kgo.ManualPartitioner()),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.ManualFlushing(),
 		kgo.MaxBufferedRecords(f.BatchRecords+1),
 		kgo.ProducerBatchMaxBytesFn(w.batchMaxBytes),
-		// Uncompressed, as MM2's producer by default: the batch size cap
+		// Uncompressed by default, as MM2's producer: the batch size cap
 		// (batchMaxBytes) is then exactly what the target checks against
 		// max.message.bytes, and no CPU goes to recompressing what the
 		// source's producers usually compressed already.
-		kgo.ProducerBatchCompression(kgo.NoCompression()),
+		kgo.ProducerBatchCompression(codec),
 	)
 	// Offset syncs and heartbeats need no idempotence (a repeat is
 	// harmless), and without it a write to a target that went silent can
@@ -254,9 +265,15 @@ func (w *Worker) Run(ctx context.Context) error {
 		wg.Go(func() { w.emitHeartbeats(bg) })
 	}
 	wg.Go(func() { w.checkpoint(bg) })
+	wg.Go(func() { w.commitLoop(bg) })
 	w.copyLoop(ctx)
 	stop()
 	wg.Wait()
+	// The last cycle's syncs and commit, which the committer, stopped with
+	// the copy loop, may not have made.
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.flow.DeliveryTimeout)
+	w.syncAndCommit(cctx, nil)
+	cancel()
 
 	// Leaving the group runs onRevoked, which commits through srcCl: close
 	// the consumer first.
