@@ -75,6 +75,11 @@ func (w *Worker) checkpoint(ctx context.Context) {
 		if cp != nil {
 			cp.Close()
 		}
+		// A stopped worker checkpoints no more: Status must not keep
+		// claiming it does.
+		w.mu.Lock()
+		w.cp.active = false
+		w.mu.Unlock()
 	}()
 	t := time.NewTicker(w.flow.CheckpointInterval)
 	defer t.Stop()
