@@ -43,6 +43,7 @@ func NewCmdGroupList(streams IO, g *globalOptions, runF func(*GroupListOptions) 
 		Use:     "list",
 		Aliases: []string{"ls"},
 		Short:   "List consumer groups with their state and member count",
+		Example: "  kdr group list --brokers 127.0.0.1:9092\n  kdr group list --output json",
 		Args:    exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var err error

@@ -26,8 +26,9 @@ type GroupDescribeOptions struct {
 func NewCmdGroupDescribe(streams IO, g *globalOptions, runF func(*GroupDescribeOptions) error) *cobra.Command {
 	opts := &GroupDescribeOptions{IO: streams}
 	return &cobra.Command{
-		Use:   "describe GROUP...",
-		Short: "Show groups' members, committed offsets and lag",
+		Use:     "describe GROUP...",
+		Short:   "Show groups' members, committed offsets and lag",
+		Example: "  kdr group describe orders-app\n  kdr group describe orders-app billing --output json",
 		Long: `Show each group's state, protocol and members (with their assigned partitions), and per partition
 the committed offset, the log end offset and the lag between them.`,
 		Args: minArgs(1, "one or more group names"),

@@ -29,6 +29,7 @@ func NewCmdTopicDelete(streams IO, g *globalOptions, runF func(*TopicDeleteOptio
 		Use:     "delete NAME...",
 		Aliases: []string{"rm"},
 		Short:   "Delete topics and all their records",
+		Example: "  kdr topic delete orders\n  kdr topic delete orders payments --brokers 127.0.0.1:9092",
 		Args:    minArgs(1, "one or more topic names"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var err error

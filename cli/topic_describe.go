@@ -28,8 +28,9 @@ type TopicDescribeOptions struct {
 func NewCmdTopicDescribe(streams IO, g *globalOptions, runF func(*TopicDescribeOptions) error) *cobra.Command {
 	opts := &TopicDescribeOptions{IO: streams}
 	cmd := &cobra.Command{
-		Use:   "describe NAME...",
-		Short: "Show topics' partitions, offsets and configs",
+		Use:     "describe NAME...",
+		Short:   "Show topics' partitions, offsets and configs",
+		Example: "  kdr topic describe orders\n  kdr topic describe orders --output json",
 		Long: `Show each topic's id, its partitions (leader, leader epoch, replicas, in-sync replicas, log start
 offset and high watermark) and the configs set on the topic (--all-configs: every config with its
 source).`,

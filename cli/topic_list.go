@@ -27,6 +27,7 @@ func NewCmdTopicList(streams IO, g *globalOptions, runF func(*TopicListOptions) 
 		Use:     "list",
 		Aliases: []string{"ls"},
 		Short:   "List topics",
+		Example: "  kdr topic list\n  kdr topic list --brokers 127.0.0.1:19092 --output json",
 		Args:    exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var err error
