@@ -46,6 +46,12 @@ func Execute(args []string, in io.Reader, out, errOut io.Writer) int {
 	if err == nil {
 		return exitOK
 	}
+	// A command that ends with an exit code of its own (plan
+	// --detailed-exitcode) has already said what it had to.
+	var ec interface{ ExitCode() int }
+	if errors.As(err, &ec) {
+		return ec.ExitCode()
+	}
 	fmt.Fprintln(errOut, "Error:", err)
 	var ue usageError
 	if errors.As(err, &ue) || strings.HasPrefix(err.Error(), "unknown command") || strings.HasPrefix(err.Error(), "unknown flag") {

@@ -6,7 +6,6 @@ import (
 	"strconv"
 
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // sourceConfigs returns, per source topic, the configs to sync: those set
@@ -27,14 +26,7 @@ func (w *Worker) sourceConfigs(ctx context.Context, topics []string) map[string]
 		if rc.Err != nil {
 			continue
 		}
-		m := map[string]string{}
-		for _, c := range rc.Configs {
-			if c.Source != kmsg.ConfigSourceDynamicTopicConfig || c.Sensitive || c.Value == nil || configExcluded(w.excluded, c.Key) {
-				continue
-			}
-			m[c.Key] = *c.Value
-		}
-		out[rc.Name] = m
+		out[rc.Name] = syncedConfigs(rc.Configs, w.excluded)
 	}
 	return out
 }

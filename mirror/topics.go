@@ -139,7 +139,7 @@ func (w *Worker) internalRF(ctx context.Context) (int16, error) {
 		return w.flow.ReplicationFactor, nil
 	}
 	n, err := w.targetBrokers(ctx)
-	return int16(min(n, 3)), err
+	return w.flow.internalRF(n), err
 }
 
 func (w *Worker) targetBrokers(ctx context.Context) (int, error) {
@@ -339,14 +339,7 @@ func (w *Worker) ensureRemotes(ctx context.Context, wanted map[string]kadm.Topic
 // the synced configs. If the target refuses a config, the topic is created
 // without them and the refusal reported.
 func (w *Worker) createRemote(ctx context.Context, name, remote string, sd kadm.TopicDetail, brokers int, cfg map[string]string) bool {
-	rf := w.flow.ReplicationFactor
-	if rf == 0 {
-		rf = 1
-		if p, ok := sd.Partitions[0]; ok && len(p.Replicas) > 0 {
-			rf = int16(len(p.Replicas))
-		}
-		rf = min(rf, int16(brokers))
-	}
+	rf := remoteRF(w.flow, sd, brokers)
 	configs := map[string]*string{}
 	for k, v := range cfg {
 		configs[k] = kadm.StringPtr(v)

@@ -1,11 +1,17 @@
 package topology
 
-// Demo is the topology kdr up runs without a file: clusters east and west,
-// three local brokers each (east on
-// 127.0.0.1:9092-9094, west on 127.0.0.1:19092-19094), east replicating to west (active-passive, with
-// identity naming so that clients keep their topic names on failover).
+// Demo is the topology kdr up runs without a file: clusters east (us-east)
+// and west (us-west), three local brokers each, east replicating to west
+// (active-passive) with identity naming, so that clients keep their topic
+// names when they fail over. Ports, all on 127.0.0.1:
+//
+//	         Kafka        raft         metrics
+//	east     9092-9094    9192-9194    9292-9294
+//	west     19092-19094  19192-19194  19292-19294
+//
+// Defaults are applied (ApplyDefaults), as Load applies them to a file.
 func Demo() *Topology {
-	return &Topology{
+	t := &Topology{
 		APIVersion: APIVersion,
 		Kind:       Kind,
 		Metadata:   Metadata{Name: "demo"},
@@ -17,4 +23,6 @@ func Demo() *Topology {
 			Mirror: MirrorSettings{Naming: "identity"}}},
 		Failover: FailoverPolicy{Coordination: Coordination{Backend: BackendFile}},
 	}
+	t.ApplyDefaults()
+	return t
 }

@@ -1,0 +1,163 @@
+package topology
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// ErrInvalid is wrapped by every *Error, so that errors.Is(err, ErrInvalid)
+// tells an invalid document from a file that could not be read.
+var ErrInvalid = errors.New("topology: invalid")
+
+// Error is one problem in a topology document. Load and Parse join all of a
+// document's problems (errors.Join); errors.As finds the first, Problems
+// lists them all.
+type Error struct {
+	// File is the document's path ("" for a topology built in code).
+	File string
+	// Line and Column (1-based) locate the problem: the offending value, or
+	// for a missing field the mapping that should hold it. 0 when unknown.
+	Line, Column int
+	// Field is the YAML path of the problem: "clusters[1].local.basePort",
+	// "replication[0].mirror.refreshInterval"; "" for the whole document.
+	Field string
+	// Problem says what is wrong, quoting the value.
+	Problem string
+	// Hint says how to fix it; may be empty.
+	Hint string
+}
+
+// Error formats e as "FILE:LINE:COL: FIELD: PROBLEM (fix: HINT)", leaving
+// out the parts that are unknown or empty.
+func (e *Error) Error() string {
+	var b strings.Builder
+	file := e.File
+	if file == "" {
+		file = "topology"
+	}
+	b.WriteString(file)
+	if e.Line > 0 {
+		fmt.Fprintf(&b, ":%d", e.Line)
+		if e.Column > 0 {
+			fmt.Fprintf(&b, ":%d", e.Column)
+		}
+	}
+	b.WriteString(": ")
+	if e.Field != "" {
+		b.WriteString(e.Field)
+		b.WriteString(": ")
+	}
+	b.WriteString(e.Problem)
+	if e.Hint != "" {
+		b.WriteString(" (fix: ")
+		b.WriteString(e.Hint)
+		b.WriteString(")")
+	}
+	return b.String()
+}
+
+// Unwrap makes errors.Is(err, ErrInvalid) hold.
+func (e *Error) Unwrap() error { return ErrInvalid }
+
+// Problems returns every *Error in err, which may be a single *Error or a
+// join of them (as Load returns); nil if there are none.
+func Problems(err error) []*Error {
+	var out []*Error
+	var walk func(error)
+	walk = func(err error) {
+		if err == nil {
+			return
+		}
+		if e, ok := err.(*Error); ok {
+			out = append(out, e)
+			return
+		}
+		switch u := err.(type) {
+		case interface{ Unwrap() []error }:
+			for _, inner := range u.Unwrap() {
+				walk(inner)
+			}
+		case interface{ Unwrap() error }:
+			walk(u.Unwrap())
+		}
+	}
+	walk(err)
+	return out
+}
+
+// joinProblems sorts problems by position, drops exact repeats (a setting
+// shared by several flows is reported once) and joins them; nil if none.
+func joinProblems(problems []*Error) error {
+	slices.SortStableFunc(problems, func(a, b *Error) int {
+		return cmp.Or(cmp.Compare(a.Line, b.Line), cmp.Compare(a.Column, b.Column))
+	})
+	seen := map[string]bool{}
+	var errs []error
+	for _, p := range problems {
+		s := p.Error()
+		if seen[s] {
+			continue
+		}
+		seen[s] = true
+		errs = append(errs, p)
+	}
+	return errors.Join(errs...)
+}
+
+// didYouMean returns the option closest to s, if it is close enough to be
+// the intended one (same letters in another case, or a few typos), else "".
+func didYouMean(s string, options []string) string {
+	best, bestDist := "", -1
+	for _, o := range options {
+		if strings.EqualFold(s, o) {
+			return o
+		}
+		d := editDistance(strings.ToLower(s), strings.ToLower(o))
+		if bestDist < 0 || d < bestDist {
+			best, bestDist = o, d
+		}
+	}
+	if bestDist >= 0 && bestDist <= max(1, min(len(s), len(best))/3) {
+		return best
+	}
+	return ""
+}
+
+// editDistance is the optimal-string-alignment distance between a and b,
+// in bytes: insertions, deletions, substitutions and swaps of neighbours
+// ("wset" is one edit from "west").
+func editDistance(a, b string) int {
+	d := make([][]int, len(a)+1)
+	for i := range d {
+		d[i] = make([]int, len(b)+1)
+		d[i][0] = i
+	}
+	for j := range d[0] {
+		d[0][j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
+			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
+				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
+			}
+		}
+	}
+	return d[len(a)][len(b)]
+}
+
+// quoteList renders names for hints: "east", "west".
+func quoteList(names []string) string {
+	q := make([]string, len(names))
+	for i, n := range names {
+		q[i] = fmt.Sprintf("%q", n)
+	}
+	return strings.Join(q, ", ")
+}
