@@ -1,0 +1,104 @@
+package cli
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/kdr-io/kdr/broker"
+	"github.com/kdr-io/kdr/mirror"
+	"github.com/kdr-io/kdr/topology"
+	"github.com/kdr-io/kdr/up"
+)
+
+// TestUpWorkerArgsCarryEveryFlowSetting: the arguments kdr up gives a
+// mirror worker parse back, through kdr mirror run's own flags, into the
+// very flow kdr up resolved, with every field away from its default.
+func TestUpWorkerArgsCarryEveryFlowSetting(t *testing.T) {
+	f := mirror.Flow{
+		SourceAlias: "east", TargetAlias: "west",
+		Source: mirror.ClusterConn{Brokers: []string{"10.0.0.1:9092", "10.0.0.2:9092"}},
+		Target: mirror.ClusterConn{Brokers: []string{"10.1.0.1:9092"}},
+		Topics: "orders.*, pay ments", TopicsExclude: "x.*", Groups: "g.*", GroupsExclude: "tmp-.*",
+		Naming: mirror.NamingIdentity, Separator: "_",
+		SyncTopicConfigs: false, ConfigsExclude: "cleanup.policy", SyncTopicDeletions: true, SyncTopicACLs: false,
+		RefreshInterval: 1500 * time.Millisecond, ReplicationFactor: 2, HeartbeatInterval: -time.Second,
+		WorkersGroup: "workers", InstanceID: "east-west-3", SessionTimeout: 7 * time.Second,
+		BatchRecords: 123, Compression: "zstd", DeliveryTimeout: 11 * time.Second, OffsetSyncsRetention: 36 * time.Hour,
+		CheckpointInterval: 2 * time.Second, SyncGroupOffsets: false,
+	}
+	// Completeness: a field added to mirror.Flow must be set above (and so
+	// be carried by up.WorkerArgs for this test to pass).
+	def, fv := reflect.ValueOf(mirror.DefaultFlow()), reflect.ValueOf(f)
+	for i := range fv.NumField() {
+		if reflect.DeepEqual(fv.Field(i).Interface(), def.Field(i).Interface()) {
+			t.Errorf("mirror.Flow.%s is at its default in this test; set it so the test covers it", fv.Type().Field(i).Name)
+		}
+	}
+	args := up.WorkerArgs(f, f.InstanceID, "127.0.0.1:4567")
+	if args[0] != "mirror" || args[1] != "run" {
+		t.Fatalf("args %q", args)
+	}
+	o, err := parseMirrorRun(t, nil, args[2:]...)
+	if err != nil {
+		t.Fatalf("kdr mirror run %q: %v", args, err)
+	}
+	if !reflect.DeepEqual(o.Flow, f) || o.MetricsListen != "127.0.0.1:4567" {
+		t.Fatalf("round trip:\n got %+v\nwant %+v\nmetrics %q", o.Flow, f, o.MetricsListen)
+	}
+	// And every flag of kdr mirror run but --config is passed.
+	cmd := NewCmdMirrorRun(IO{}, &globalOptions{}, nil)
+	joined := strings.Join(args, " ")
+	cmd.Flags().VisitAll(func(fl *pflag.Flag) {
+		if fl.Name != "config" && !strings.Contains(joined, "--"+fl.Name+"=") {
+			t.Errorf("kdr up does not pass --%s to its mirror workers", fl.Name)
+		}
+	})
+}
+
+func TestUpBrokerArgsParse(t *testing.T) {
+	c := topology.Cluster{Name: "east", Local: &topology.LocalCluster{Brokers: 3, BasePort: 9092, Racks: []string{"a", "b", "c"},
+		ReplicationFactor: 2, Partitions: 6, MinInsyncReplicas: 1}}
+	args := up.BrokerArgs(c, 2, "/data/east/broker-3")
+	var got *BrokerOptions
+	if err := parseTop(NewCmdBroker(IO{}, &globalOptions{}, func(o *BrokerOptions) error { got = o; return nil }), args[1:]...); err != nil {
+		t.Fatalf("kdr %q: %v", args, err)
+	}
+	cfg := got.Config
+	want, err := broker.ParseQuorum("1@127.0.0.1:9192,2@127.0.0.1:9193,3@127.0.0.1:9194")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.NodeID != 3 || cfg.ClusterID != "east" || cfg.Listen != "127.0.0.1:9094" || cfg.Cluster.RaftListen != "127.0.0.1:9194" ||
+		cfg.MetricsListen != "127.0.0.1:9294" || cfg.DataDir != "/data/east/broker-3" || cfg.Rack != "c" ||
+		cfg.DefaultReplicationFactor != 2 || cfg.NumPartitions != 6 || cfg.MinInsyncReplicas != 1 ||
+		cfg.OffsetsTopicReplicationFactor != 3 || !reflect.DeepEqual(cfg.Cluster.Quorum, want) {
+		t.Fatalf("config from %q:\n%+v", args, cfg)
+	}
+}
+
+func TestUpAndStatusOptions(t *testing.T) {
+	var uo *UpOptions
+	err := parseTop(newCmdUp(IO{}, &globalOptions{}, func(o *UpOptions) error { uo = o; return nil }),
+		"estate.yaml", "--state-dir", "/s", "--bin", "/b/kdr", "--no-demo-producer")
+	if err != nil || uo.File != "estate.yaml" || uo.StateDir != "/s" || uo.Bin != "/b/kdr" || !uo.NoDemoProducer {
+		t.Fatalf("up: %v %+v", err, uo)
+	}
+	err = parseTop(newCmdUp(IO{}, &globalOptions{}, func(*UpOptions) error { return nil }), "a.yaml", "b.yaml")
+	if _, ok := err.(usageError); !ok {
+		t.Fatalf("two files: %v, want a usage error", err)
+	}
+	var so *StatusOptions
+	err = parseTop(newCmdStatus(IO{}, &globalOptions{}, func(o *StatusOptions) error { so = o; return nil }),
+		"--output", "json", "--watch", "--timeout", "2s")
+	if err != nil || so.File != "" || so.Output != outputJSON || !so.Watch || so.Timeout != 2*time.Second {
+		t.Fatalf("status: %v %+v", err, so)
+	}
+	err = parseTop(newCmdStatus(IO{}, &globalOptions{}, func(*StatusOptions) error { return nil }), "--output", "yaml")
+	if _, ok := err.(usageError); !ok {
+		t.Fatalf("--output yaml: %v, want a usage error", err)
+	}
+}

@@ -1,0 +1,105 @@
+package status
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/kdr-io/kdr/internal/kdrtest"
+	"github.com/kdr-io/kdr/topology"
+)
+
+// blackhole accepts connections and never answers: a cluster that hangs.
+func blackhole(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			t.Cleanup(func() { c.Close() })
+		}
+	}()
+	return ln.Addr().String()
+}
+
+func TestStatusGatherLagLatencyAndDeadCluster(t *testing.T) {
+	src, tgt := kdrtest.StartBroker(t), kdrtest.StartBroker(t)
+	topo := &topology.Topology{Metadata: topology.Metadata{Name: "t"},
+		Clusters: []topology.Cluster{
+			{Name: "a", Bootstrap: []string{src.ListenAddr()}},
+			{Name: "b", Bootstrap: []string{tgt.ListenAddr()}},
+			{Name: "dead", Bootstrap: []string{blackhole(t)}},
+		},
+		Replication: []topology.Pattern{
+			{Type: topology.ActivePassive, Primary: "a", Standby: "b"},
+			{Type: topology.ActivePassive, Primary: "dead", Standby: "b"},
+		}}
+	ctx := context.Background()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(src.ListenAddr()), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	for _, topic := range []string{"orders", "mm2-offset-syncs.b.internal"} {
+		if _, err := adm.CreateTopic(ctx, 2, 1, nil, topic); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 10 {
+		r := &kgo.Record{Topic: "orders", Partition: int32(i % 2), Value: []byte("x")}
+		if err := cl.ProduceSync(ctx, r).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		r.Topic = "mm2-offset-syncs.b.internal" // internal: never counted
+		if err := cl.ProduceSync(ctx, r).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The workers committed 2 records of partition 0, none of partition 1.
+	offsets := kadm.Offsets{}
+	offsets.Add(kadm.Offset{Topic: "orders", Partition: 0, At: 2, LeaderEpoch: -1})
+	if _, err := adm.CommitOffsets(ctx, "kdr-mirror-a-b", offsets); err != nil {
+		t.Fatal(err)
+	}
+	metrics := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		io.WriteString(w, strings.ReplaceAll(exposition, "east->west", "a->b"))
+	}))
+	defer metrics.Close()
+
+	start := time.Now()
+	r := Gather(ctx, topo, Options{Timeout: time.Second, WorkerMetrics: map[string][]string{"a->b": {metrics.URL + "/metrics"}}})
+	if took := time.Since(start); took > 4*time.Second {
+		t.Fatalf("Gather took %s with a 1s timeout", took)
+	}
+	if r.Healthy || r.ActiveCluster != "a" || len(r.Clusters) != 3 || len(r.Flows) != 2 {
+		t.Fatalf("report %+v", r)
+	}
+	if a := r.Clusters[0]; !a.Reachable || !a.Healthy || a.BrokersExpected != 1 {
+		t.Fatalf("cluster a %+v", a)
+	}
+	if d := r.Clusters[2]; d.Reachable || d.Healthy || d.Error == "" {
+		t.Fatalf("dead cluster %+v", d)
+	}
+	f := r.Flows[0]
+	if f.State != FlowStopped || f.Healthy || f.LagRecords != 3+5 || f.ReplicationLatencyP99Seconds == nil || *f.ReplicationLatencyP99Seconds != 0.004 {
+		t.Fatalf("flow a->b %+v", f)
+	}
+	if d := r.Flows[1]; d.State != FlowUnknown || d.Healthy || d.LagRecords != -1 {
+		t.Fatalf("flow from the dead cluster %+v", d)
+	}
+}

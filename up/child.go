@@ -1,0 +1,190 @@
+package up
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Restart backoff of a supervised child: doubled after each quick exit,
+// reset once a run lasted backoffReset.
+const (
+	backoffMin   = 500 * time.Millisecond
+	backoffMax   = 30 * time.Second
+	backoffReset = time.Minute
+)
+
+// child is one supervised process: started, restarted with backoff when it
+// exits while not stopping, and stopped with SIGTERM then SIGKILL.
+type child struct {
+	name    string // "east broker 1", "east->west worker 0"
+	group   string // the cluster or flow it belongs to
+	bin     string
+	args    func() []string // called at every start
+	logPath string
+	logger  *slog.Logger
+	// onStart is called with the pid after each start, 0 after each exit.
+	onStart func(pid int)
+
+	mu       sync.Mutex
+	stopping bool
+	proc     *os.Process
+	restarts int
+	done     chan struct{} // closed when the supervision loop returns
+	wake     chan struct{} // closed by stop: ends a backoff wait
+}
+
+func newChild(name, bin, logPath string, args func() []string, logger *slog.Logger, onStart func(int)) *child {
+	return &child{name: name, bin: bin, args: args, logPath: logPath, logger: logger, onStart: onStart,
+		done: make(chan struct{}), wake: make(chan struct{})}
+}
+
+// run supervises the child until stop; call it once, in its own goroutine.
+func (c *child) run() {
+	defer close(c.done)
+	backoff := backoffMin
+	for {
+		started := time.Now()
+		exit, err := c.once()
+		if err != nil {
+			c.logger.Error("cannot start child process", "child", c.name, "err", err)
+		}
+		if c.isStopping() {
+			return
+		}
+		if time.Since(started) > backoffReset {
+			backoff = backoffMin
+		}
+		c.mu.Lock()
+		c.restarts++
+		n := c.restarts
+		c.mu.Unlock()
+		if err == nil {
+			c.logger.Warn("child process exited unexpectedly; restarting", "child", c.name, "exit", exit,
+				"ran", time.Since(started).Round(time.Millisecond), "restart_in", backoff, "restarts", n, "log", c.logPath)
+		}
+		select {
+		case <-c.wake:
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, backoffMax)
+	}
+}
+
+// once starts the process and waits for it to exit. The start happens
+// under mu so that stop either sees the process or prevents it.
+func (c *child) once() (string, error) {
+	logf, err := os.OpenFile(c.logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		return "", err
+	}
+	defer logf.Close()
+	fmt.Fprintf(logf, "--- kdr up: starting %s at %s\n", c.name, time.Now().Format(time.RFC3339))
+	cmd := exec.Command(c.bin, c.args()...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = childAttr()
+	c.mu.Lock()
+	if c.stopping {
+		c.mu.Unlock()
+		return "", nil
+	}
+	if err := cmd.Start(); err != nil {
+		c.mu.Unlock()
+		return "", err
+	}
+	c.proc = cmd.Process
+	c.mu.Unlock()
+	c.logger.Debug("child process started", "child", c.name, "pid", cmd.Process.Pid, "args", cmd.Args[1:])
+	if c.onStart != nil {
+		c.onStart(cmd.Process.Pid)
+	}
+	werr := cmd.Wait()
+	c.mu.Lock()
+	c.proc = nil
+	c.mu.Unlock()
+	if c.onStart != nil {
+		c.onStart(0)
+	}
+	if werr != nil {
+		return werr.Error(), nil
+	}
+	return "exit status 0", nil
+}
+
+func (c *child) isStopping() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.stopping
+}
+
+// signal marks the child stopping (no more restarts) and sends sig to the
+// running process, if any.
+func (c *child) signal(sig syscall.Signal) {
+	c.mu.Lock()
+	if !c.stopping {
+		c.stopping = true
+		close(c.wake)
+	}
+	p := c.proc
+	c.mu.Unlock()
+	if p != nil {
+		p.Signal(sig)
+	}
+}
+
+// restartCount is how often the child was restarted.
+func (c *child) restartCount() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.restarts
+}
+
+// pid is the running process's pid, or 0.
+func (c *child) pid() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.proc == nil {
+		return 0
+	}
+	return c.proc.Pid
+}
+
+// stopAll stops children together: SIGTERM to every one, then, for those
+// still running after grace, SIGKILL; it returns once every supervision
+// loop has ended (so every process has been reaped).
+func stopAll(logger *slog.Logger, what string, children []*child, grace time.Duration) {
+	if len(children) == 0 {
+		return
+	}
+	for _, c := range children {
+		c.signal(syscall.SIGTERM)
+	}
+	deadline := time.NewTimer(grace)
+	defer deadline.Stop()
+	for _, c := range children {
+		select {
+		case <-c.done:
+			continue
+		case <-deadline.C:
+		}
+		// Out of patience: kill whatever is left.
+		for _, k := range children {
+			select {
+			case <-k.done:
+			default:
+				logger.Warn("child did not stop in time; killing it", "child", k.name, "grace", grace)
+				k.signal(syscall.SIGKILL)
+			}
+		}
+		break
+	}
+	for _, c := range children {
+		<-c.done
+	}
+	logger.Info("stopped "+what, "count", len(children))
+}

@@ -1,0 +1,375 @@
+package up_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/kdr-io/kdr/internal/kdrtest"
+	"github.com/kdr-io/kdr/status"
+	"github.com/kdr-io/kdr/up"
+)
+
+// freeBasePort finds a loopback port p with p, p+100 and p+200 free: a
+// one-broker local cluster's Kafka, raft and metrics ports.
+func freeBasePort(t *testing.T, avoid map[int]bool) int {
+	t.Helper()
+	for range 200 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := ln.Addr().(*net.TCPAddr).Port
+		ln.Close()
+		if p+200 > 65535 || avoid[p] || avoid[p+100] || avoid[p+200] {
+			continue
+		}
+		ok := true
+		for _, q := range []int{p, p + 100, p + 200} {
+			l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", q))
+			if err != nil {
+				ok = false
+				break
+			}
+			l.Close()
+		}
+		if ok {
+			for _, q := range []int{p, p + 100, p + 200} {
+				avoid[q] = true
+			}
+			return p
+		}
+	}
+	t.Fatal("no free base port")
+	return 0
+}
+
+// upProcess is `kdr up` running as a process.
+type upProcess struct {
+	cmd    *exec.Cmd
+	out    *lockedBuffer
+	done   chan struct{}
+	exitMu sync.Mutex
+	exit   error
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func startUp(t *testing.T, bin string, args ...string) *upProcess {
+	t.Helper()
+	p := &upProcess{out: &lockedBuffer{}, done: make(chan struct{})}
+	p.cmd = exec.Command(bin, append([]string{"up"}, args...)...)
+	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		err := p.cmd.Wait()
+		p.exitMu.Lock()
+		p.exit = err
+		p.exitMu.Unlock()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		p.cmd.Process.Kill() // children die with it (Pdeathsig)
+		<-p.done
+		if t.Failed() {
+			t.Logf("kdr up output:\n%s", p.out.String())
+		}
+	})
+	return p
+}
+
+// interrupt sends SIGINT and waits for a clean exit.
+func (p *upProcess) interrupt(t *testing.T) {
+	t.Helper()
+	p.cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-p.done:
+	case <-time.After(45 * time.Second):
+		t.Fatalf("kdr up did not exit within 45s of SIGINT")
+	}
+	p.exitMu.Lock()
+	defer p.exitMu.Unlock()
+	if p.exit != nil {
+		t.Fatalf("kdr up exited with %v, want 0", p.exit)
+	}
+}
+
+func readEndpoints(t *testing.T, dir string) *up.Endpoints {
+	t.Helper()
+	e, err := up.ReadEndpoints(up.Layout{Dir: dir}.Endpoints())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// waitHealthy waits until kdr up says it is healthy in endpoints.json.
+func waitHealthy(t *testing.T, p *upProcess, dir string) *up.Endpoints {
+	t.Helper()
+	var e *up.Endpoints
+	kdrtest.Eventually(t, 45*time.Second, func() (bool, string) {
+		select {
+		case <-p.done:
+			t.Fatalf("kdr up exited early:\n%s", p.out.String())
+		default:
+		}
+		var err error
+		e, err = up.ReadEndpoints(up.Layout{Dir: dir}.Endpoints())
+		if err != nil {
+			return false, err.Error()
+		}
+		return e.Healthy && len(e.PIDs()) > 0, "endpoints.json not healthy yet"
+	})
+	return e
+}
+
+func admin(t *testing.T, bootstrap ...string) *kadm.Client {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(bootstrap...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	return kadm.NewClient(cl)
+}
+
+// waitBrokers waits until Metadata, fresh from the cluster, lists n
+// brokers and a controller.
+func waitBrokers(t *testing.T, bootstrap []string, n int) {
+	t.Helper()
+	kdrtest.Eventually(t, 30*time.Second, func() (bool, string) {
+		cl, err := kgo.NewClient(kgo.SeedBrokers(bootstrap...))
+		if err != nil {
+			return false, err.Error()
+		}
+		defer cl.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		m, err := status.FetchMetadata(ctx, cl)
+		if err != nil {
+			return false, err.Error()
+		}
+		return len(m.Brokers) == n && m.ControllerID >= 0, fmt.Sprintf("%d brokers, controller %d", len(m.Brokers), m.ControllerID)
+	})
+}
+
+// waitRecord waits until topic on the cluster holds a record with value.
+func waitRecord(t *testing.T, bootstrap []string, topic, value string) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(bootstrap...), kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	kdrtest.Eventually(t, 30*time.Second, func() (bool, string) {
+		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+		defer cancel()
+		found := false
+		cl.PollFetches(ctx).EachRecord(func(r *kgo.Record) { found = found || string(r.Value) == value })
+		return found, fmt.Sprintf("no record %q on %s yet", value, topic)
+	})
+}
+
+// runStatus runs kdr status and decodes its JSON.
+func runStatus(t *testing.T, bin string, args ...string) (*status.Report, int) {
+	t.Helper()
+	cmd := exec.Command(bin, append([]string{"status", "--output", "json"}, args...)...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	code := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	var r status.Report
+	if err := json.Unmarshal(stdout.Bytes(), &r); err != nil {
+		t.Fatalf("kdr status output: %v\n%s\n%s", err, stdout.String(), stderr.String())
+	}
+	return &r, code
+}
+
+func waitGone(t *testing.T, pids []int) {
+	t.Helper()
+	kdrtest.Eventually(t, 10*time.Second, func() (bool, string) {
+		for _, pid := range pids {
+			if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
+				return false, fmt.Sprintf("process %d still there (%v)", pid, err)
+			}
+		}
+		return true, ""
+	})
+}
+
+const topologyYAML = `apiVersion: kdr.io/v1
+kind: Topology
+metadata:
+  name: uptest
+clusters:
+  - name: a
+    region: r1
+    local: {brokers: 1, basePort: %d}
+  - name: b
+    region: r2
+    local: {brokers: 1, basePort: %d}
+replication:
+  - type: active-passive
+    primary: a
+    standby: b
+    mirror: {naming: identity}
+mirror:
+  refreshInterval: 500ms
+  checkpointInterval: 1s
+`
+
+// TestUpRunsStatusSupervisesAndResumes runs kdr up on a two-cluster
+// topology file: it becomes healthy, mirrors a record, restarts a SIGKILLed
+// broker, refuses a second kdr up on the same state dir, stops on SIGINT
+// with exit 0 and no child left, and resumes with the same data.
+func TestUpRunsStatusSupervisesAndResumes(t *testing.T) {
+	bin := kdrtest.Binary(t)
+	used := map[int]bool{}
+	pa, pb := freeBasePort(t, used), freeBasePort(t, used)
+	dir := t.TempDir()
+	file := filepath.Join(dir, "estate.yaml")
+	if err := os.WriteFile(file, []byte(fmt.Sprintf(topologyYAML, pa, pb)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	state := filepath.Join(dir, "state")
+	aBoot, bBoot := []string{fmt.Sprintf("127.0.0.1:%d", pa)}, []string{fmt.Sprintf("127.0.0.1:%d", pb)}
+
+	p := startUp(t, bin, file, "--state-dir", state)
+	e := waitHealthy(t, p, state)
+	waitBrokers(t, aBoot, 1)
+	waitBrokers(t, bBoot, 1)
+	if len(e.Clusters) != 2 || e.Clusters[0].Brokers[0].PID == 0 || len(e.Flows) != 1 || e.Flows[0].Workers[0].MetricsURL == "" {
+		t.Fatalf("endpoints: %+v", e)
+	}
+
+	// A record produced on a appears on b (identity naming).
+	ctx := context.Background()
+	if _, err := admin(t, aBoot...).CreateTopic(ctx, 2, 1, nil, "payments"); err != nil {
+		t.Fatal(err)
+	}
+	prod, err := kgo.NewClient(kgo.SeedBrokers(aBoot...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prod.Close()
+	if err := prod.ProduceSync(ctx, &kgo.Record{Topic: "payments", Value: []byte("first")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	waitRecord(t, bBoot, "payments", "first")
+
+	// kdr status agrees, through the Kafka protocol.
+	kdrtest.Eventually(t, 30*time.Second, func() (bool, string) {
+		r, code := runStatus(t, bin, file, "--state-dir", state)
+		return r.Healthy && code == 0 && r.Flows[0].State == status.FlowRunning, fmt.Sprintf("status exit %d: %+v", code, r)
+	})
+	r, _ := runStatus(t, bin, file, "--state-dir", state)
+	if r.ActiveCluster != "a" || len(r.Clusters) != 2 || strings.Join(r.Clusters[0].Bootstrap, ",") != aBoot[0] ||
+		strings.Join(r.Clusters[1].Bootstrap, ",") != bBoot[0] || !r.Clusters[0].Reachable || r.Clusters[0].BrokersExpected != 1 {
+		t.Fatalf("status: %+v", r)
+	}
+
+	// A SIGKILLed broker is restarted and its cluster comes back whole.
+	killed := e.Clusters[1].Brokers[0].PID
+	if err := syscall.Kill(killed, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	kdrtest.Eventually(t, 30*time.Second, func() (bool, string) {
+		e = readEndpoints(t, state)
+		pid := e.Clusters[1].Brokers[0].PID
+		return pid != 0 && pid != killed, fmt.Sprintf("broker pid %d", pid)
+	})
+	waitBrokers(t, bBoot, 1)
+
+	// A second kdr up on the same state dir is refused.
+	second := exec.Command(bin, "up", file, "--state-dir", state)
+	out, err := second.CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 || !strings.Contains(string(out), "locked by kdr up") {
+		t.Fatalf("second kdr up: %v\n%s", err, out)
+	}
+
+	// SIGINT: exit 0, nothing left behind.
+	pids := readEndpoints(t, state).PIDs()
+	if len(pids) != 3 {
+		t.Fatalf("pids %v, want 2 brokers and 1 worker", pids)
+	}
+	p.interrupt(t)
+	waitGone(t, pids)
+	if e := readEndpoints(t, state); e.Running || len(e.PIDs()) != 0 {
+		t.Fatalf("after stop, endpoints say running %v, pids %v", e.Running, e.PIDs())
+	}
+
+	// Again on the same state dir: the data is still there.
+	p = startUp(t, bin, file, "--state-dir", state)
+	waitHealthy(t, p, state)
+	waitRecord(t, aBoot, "payments", "first")
+	waitRecord(t, bBoot, "payments", "first")
+
+	// A SIGKILLed kdr up takes its children with it (parent-death signal).
+	pids = readEndpoints(t, state).PIDs()
+	p.cmd.Process.Kill()
+	<-p.done
+	waitGone(t, pids)
+}
+
+// TestUpRefusesBusyPort: a port a local broker needs is taken, so kdr up
+// stops at once with an error naming it.
+func TestUpRefusesBusyPort(t *testing.T) {
+	bin := kdrtest.Binary(t)
+	used := map[int]bool{}
+	pa, pb := freeBasePort(t, used), freeBasePort(t, used)
+	ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", pb+100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	dir := t.TempDir()
+	file := filepath.Join(dir, "estate.yaml")
+	if err := os.WriteFile(file, []byte(fmt.Sprintf(topologyYAML, pa, pb)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(bin, "up", file, "--state-dir", filepath.Join(dir, "state")).CombinedOutput()
+	var ee *exec.ExitError
+	want := fmt.Sprintf("cluster b broker 1 cannot listen for raft on 127.0.0.1:%d", pb+100)
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 || !strings.Contains(string(out), want) {
+		t.Fatalf("kdr up with a busy port: %v, want exit 1 and %q:\n%s", err, want, out)
+	}
+}
