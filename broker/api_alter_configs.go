@@ -12,7 +12,8 @@ import (
 )
 
 // handleAlterConfigs is the legacy, non-incremental API: the given configs
-// replace all of the topic's overrides.
+// replace all of the topic's overrides, or on the cluster-wide broker
+// resource the write fence (fence_configs.go).
 func (b *Broker) handleAlterConfigs(ctx context.Context, r *wire.Request) (kmsg.Response, error) {
 	req := r.Msg.(*kmsg.AlterConfigsRequest)
 	resp := req.ResponseKind().(*kmsg.AlterConfigsResponse)
@@ -20,12 +21,19 @@ func (b *Broker) handleAlterConfigs(ctx context.Context, r *wire.Request) (kmsg.
 		out := kmsg.NewAlterConfigsResponseResource()
 		out.ResourceType, out.ResourceName = rr.ResourceType, rr.ResourceName
 		set := map[string]string{}
+		var ops []fenceOp
 		for _, c := range rr.Configs {
 			if c.Value != nil {
 				set[c.Name] = *c.Value
+				ops = append(ops, fenceOp{name: c.Name, op: kmsg.IncrementalAlterConfigOpSet, value: c.Value})
 			}
 		}
-		err := b.alterTopicConfigs(ctx, rr.ResourceType, rr.ResourceName, &cluster.AlterTopicConfigs{Name: rr.ResourceName, Set: set, Replace: true}, req.ValidateOnly)
+		var err error
+		if rr.ResourceType == kmsg.ConfigResourceTypeBroker {
+			err = b.alterFence(ctx, rr.ResourceName, ops, true, req.ValidateOnly)
+		} else {
+			err = b.alterTopicConfigs(ctx, rr.ResourceType, rr.ResourceName, &cluster.AlterTopicConfigs{Name: rr.ResourceName, Set: set, Replace: true}, req.ValidateOnly)
+		}
 		out.ErrorCode, out.ErrorMessage = errorCode(err), errorMessage(err)
 		resp.Resources = append(resp.Resources, out)
 	}
@@ -35,12 +43,8 @@ func (b *Broker) handleAlterConfigs(ctx context.Context, r *wire.Request) (kmsg.
 // alterTopicConfigs validates the topic's configs as they would be after cmd
 // and, unless validateOnly, proposes cmd.
 func (b *Broker) alterTopicConfigs(ctx context.Context, typ kmsg.ConfigResourceType, name string, cmd *cluster.AlterTopicConfigs, validateOnly bool) error {
-	switch typ {
-	case kmsg.ConfigResourceTypeTopic:
-	case kmsg.ConfigResourceTypeBroker:
-		return &cluster.Error{Code: kerr.InvalidRequest, Message: "kdr has no dynamic broker configs: change the broker's flags or topology file and restart it"}
-	default:
-		return &cluster.Error{Code: kerr.InvalidRequest, Message: fmt.Sprintf("resource type %d: kdr alters topic configs only", typ)}
+	if typ != kmsg.ConfigResourceTypeTopic {
+		return &cluster.Error{Code: kerr.InvalidRequest, Message: fmt.Sprintf("resource type %d: kdr alters topic configs and the cluster-wide broker configs %s, %s and %s only", typ, configFenced, configFenceEpoch, configFenceReason)}
 	}
 	t, ok := b.meta.State().Topic(name)
 	if !ok {

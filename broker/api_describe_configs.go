@@ -86,8 +86,9 @@ func (b *Broker) topicConfigEntries(t *cluster.Topic, names []string) []kmsg.Des
 	return out
 }
 
-// brokerConfigEntries describes the broker's static settings. They are read
-// only: kdr has no dynamic broker configs.
+// brokerConfigEntries describes the broker's static settings, which are read
+// only, and the write fence, kdr's only dynamic broker configs
+// (fence_configs.go).
 func (b *Broker) brokerConfigEntries(names []string) []kmsg.DescribeConfigsResponseResourceConfig {
 	c := &b.cfg
 	ms := func(d interface{ Milliseconds() int64 }) string { return strconv.FormatInt(d.Milliseconds(), 10) }
@@ -130,5 +131,5 @@ func (b *Broker) brokerConfigEntries(names []string) []kmsg.DescribeConfigsRespo
 		e.Name, e.Value, e.ConfigType, e.ReadOnly, e.Source = a.name, &v, a.typ, true, kmsg.ConfigSourceStaticBrokerConfig
 		out = append(out, e)
 	}
-	return out
+	return append(out, b.fenceConfigEntries(func(n string) bool { return names == nil || want[n] })...)
 }

@@ -17,9 +17,18 @@ func (b *Broker) handleIncrementalAlterConfigs(ctx context.Context, r *wire.Requ
 	for _, rr := range req.Resources {
 		out := kmsg.NewIncrementalAlterConfigsResponseResource()
 		out.ResourceType, out.ResourceName = rr.ResourceType, rr.ResourceName
-		cmd, err := b.incrementalCommand(rr)
-		if err == nil {
-			err = b.alterTopicConfigs(ctx, rr.ResourceType, rr.ResourceName, cmd, req.ValidateOnly)
+		var err error
+		if rr.ResourceType == kmsg.ConfigResourceTypeBroker {
+			ops := make([]fenceOp, len(rr.Configs))
+			for i, c := range rr.Configs {
+				ops[i] = fenceOp{name: c.Name, op: c.Op, value: c.Value}
+			}
+			err = b.alterFence(ctx, rr.ResourceName, ops, false, req.ValidateOnly)
+		} else {
+			var cmd *cluster.AlterTopicConfigs
+			if cmd, err = b.incrementalCommand(rr); err == nil {
+				err = b.alterTopicConfigs(ctx, rr.ResourceType, rr.ResourceName, cmd, req.ValidateOnly)
+			}
 		}
 		out.ErrorCode, out.ErrorMessage = errorCode(err), errorMessage(err)
 		resp.Resources = append(resp.Resources, out)

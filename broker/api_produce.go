@@ -29,13 +29,21 @@ func (b *Broker) handleProduce(ctx context.Context, r *wire.Request) (kmsg.Respo
 	}
 	var failed error
 	var pending []commitWait
+	fence := b.currentFence()
 	resp.Topics = make([]kmsg.ProduceResponseTopic, 0, len(req.Topics))
 	for _, rt := range req.Topics {
 		out := kmsg.NewProduceResponseTopic()
 		out.Topic = rt.Topic
 		out.Partitions = make([]kmsg.ProduceResponseTopicPartition, 0, len(rt.Partitions))
+		fenceErr := b.fenceCheck(fence, r.ClientID, rt.Topic, len(rt.Partitions))
 		for _, rp := range rt.Partitions {
-			op, wait := b.producePartition(rt.Topic, &rp, req.Acks)
+			var op kmsg.ProduceResponseTopicPartition
+			var wait *commitWait
+			if fenceErr != nil {
+				op = refusedPartition(rp.Partition, fenceErr)
+			} else {
+				op, wait = b.producePartition(rt.Topic, &rp, req.Acks)
+			}
 			if op.ErrorCode != 0 && failed == nil {
 				failed = fmt.Errorf("%w: %s-%d: %v", errAcksZeroFailed, rt.Topic, rp.Partition, kerr.ErrorForCode(op.ErrorCode))
 			}
@@ -99,6 +107,15 @@ func (b *Broker) producePartition(topic string, rp *kmsg.ProduceRequestTopicPart
 	}
 	_, _, settings := p.state()
 	return out, &commitWait{p: p, lastOffset: info.LastOffset, minISR: settings.minInsyncReplicas}
+}
+
+// refusedPartition is the answer for a partition refused before its
+// records were looked at.
+func refusedPartition(partition int32, err error) kmsg.ProduceResponseTopicPartition {
+	op := kmsg.NewProduceResponseTopicPartition()
+	op.Partition, op.ErrorCode, op.ErrorMessage = partition, errorCode(err), errorMessage(err)
+	op.BaseOffset, op.LogAppendTime, op.LogStartOffset = -1, -1, -1
+	return op
 }
 
 func fillProduceError(req *kmsg.ProduceRequest, resp *kmsg.ProduceResponse, err *kerr.Error) {

@@ -56,6 +56,8 @@ type Broker struct {
 	partitions map[tp]*partition
 
 	pids producerIDs
+	// fence is the write fence this broker enforces (fence.go).
+	fence fenceState
 	// fetchMarker marks where streamed record batches go in an encoded
 	// Fetch response (see fetchStream).
 	fetchMarker [12]byte
@@ -130,7 +132,14 @@ func Start(cfg Config, opts Options) (_ *Broker, err error) {
 	b.fetcher = replica.NewFetcher(replica.FetcherConfig{
 		NodeID: cfg.NodeID, MaxWait: cfg.ReplicaFetchWaitMax, Logger: b.log.With("component", "replica-fetcher"),
 	})
+	if err := b.loadFence(); err != nil {
+		return nil, err
+	}
 	b.meta.Subscribe(b.onMetadata)
+	b.syncFence()
+	if f := b.currentFence(); f.Fenced {
+		b.log.Warn("cluster is fenced: refusing client produce requests", "fence_epoch", f.Epoch, "reason", f.Reason)
+	}
 	if b.raft == nil {
 		if _, err := b.register(); err != nil {
 			return nil, err

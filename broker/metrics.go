@@ -16,6 +16,11 @@ type metrics struct {
 	producedRecords *prometheus.CounterVec
 	fetchedBytes    *prometheus.CounterVec
 	isrChanges      *prometheus.CounterVec
+	// Write fencing (fence.go).
+	fencedRejections prometheus.Counter
+	fencedAllowed    *prometheus.CounterVec
+	fenced           *prometheus.Desc
+	fenceEpoch       *prometheus.Desc
 
 	logEndOffset    *prometheus.Desc
 	logStartOffset  *prometheus.Desc
@@ -47,6 +52,15 @@ func newMetrics(b *Broker) *metrics {
 		isrChanges: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "kdr_partition_isr_changes_total", Help: "ISR changes this broker committed as partition leader, by kind (shrink, expand).",
 		}, []string{"kind"}),
+		fencedRejections: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "kdr_broker_fenced_produce_rejections_total", Help: "Produce partitions refused because the cluster is fenced.",
+		}),
+		fencedAllowed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kdr_broker_fenced_produce_allowed_total",
+			Help: "Produce partitions accepted while the cluster is fenced, by exception (mirror_client, internal_topic).",
+		}, []string{"exception"}),
+		fenced:          prometheus.NewDesc("kdr_broker_fenced", "1 while this broker enforces a cluster write fence.", nil, nil),
+		fenceEpoch:      prometheus.NewDesc("kdr_broker_fence_epoch", "Fencing epoch of the last fence change this broker knows of.", nil, nil),
 		leaders:         prometheus.NewDesc("kdr_broker_leader_partitions", "Partitions this broker leads.", nil, nil),
 		underReplicated: prometheus.NewDesc("kdr_broker_under_replicated_partitions", "Partitions led by this broker whose ISR is smaller than their replica set.", nil, nil),
 		underMinISR:     prometheus.NewDesc("kdr_broker_under_min_isr_partitions", "Partitions led by this broker whose ISR is below min.insync.replicas.", nil, nil),
@@ -79,7 +93,9 @@ func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 	m.producedRecords.Describe(ch)
 	m.fetchedBytes.Describe(ch)
 	m.isrChanges.Describe(ch)
-	for _, d := range []*prometheus.Desc{m.logEndOffset, m.logStartOffset, m.highWatermark, m.sizeBytes, m.leader, m.partitions, m.topics,
+	m.fencedRejections.Describe(ch)
+	m.fencedAllowed.Describe(ch)
+	for _, d := range []*prometheus.Desc{m.fenced, m.fenceEpoch, m.logEndOffset, m.logStartOffset, m.highWatermark, m.sizeBytes, m.leader, m.partitions, m.topics,
 		m.leaders, m.underReplicated, m.underMinISR, m.fetchLag, m.fetchLagTime} {
 		ch <- d
 	}
@@ -91,6 +107,8 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	m.producedRecords.Collect(ch)
 	m.fetchedBytes.Collect(ch)
 	m.isrChanges.Collect(ch)
+	m.fencedRejections.Collect(ch)
+	m.fencedAllowed.Collect(ch)
 	parts := m.b.allPartitions()
 	var leaders, under, underMin int
 	for _, p := range parts {
@@ -129,5 +147,12 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	}
 	if m.b.meta != nil {
 		ch <- prometheus.MustNewConstMetric(m.topics, prometheus.GaugeValue, float64(len(m.b.meta.State().Topics)))
+		f := m.b.currentFence()
+		fenced := 0.0
+		if f.Fenced {
+			fenced = 1
+		}
+		ch <- prometheus.MustNewConstMetric(m.fenced, prometheus.GaugeValue, fenced)
+		ch <- prometheus.MustNewConstMetric(m.fenceEpoch, prometheus.GaugeValue, float64(f.Epoch))
 	}
 }

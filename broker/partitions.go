@@ -99,6 +99,9 @@ func (b *Broker) onMetadata(prev, next *cluster.State) {
 	if err := b.reconcile(prev, next); err != nil {
 		b.log.Error("applying metadata change", "err", err)
 	}
+	if prev.Fence != next.Fence {
+		b.syncFence()
+	}
 }
 
 // reconcile opens the logs of partitions assigned to this broker, closes and

@@ -88,6 +88,7 @@ func NewCmdRoot(streams IO) *cobra.Command {
 	root.AddCommand(NewCmdMirror(streams, g))
 	root.AddCommand(NewCmdTopology(streams, g), NewCmdUp(streams, g), NewCmdStatus(streams, g))
 	addAdminCommands(root, streams, g)
+	root.AddCommand(NewCmdCluster(streams, g))
 	return root
 }
 

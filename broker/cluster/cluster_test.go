@@ -125,6 +125,7 @@ func TestClusterCommandEncodingRoundTrips(t *testing.T) {
 		&cluster.ElectLeaders{Election: cluster.ElectUnclean, Topic: "x", Partitions: []int32{0, 2}},
 		&cluster.AlterPartitionReassignments{Topic: "x", Partition: 1, Replicas: []int32{4, 5}},
 		&cluster.AlterPartitionReassignments{Topic: "x", Partition: 1},
+		&cluster.SetFence{Fenced: true, Epoch: 3, Reason: "failover to west"},
 	}
 	covered := map[cluster.CommandType]bool{}
 	for _, c := range cmds {

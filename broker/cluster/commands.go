@@ -25,6 +25,8 @@ const (
 	TypeAlterPartition              CommandType = 9
 	TypeElectLeaders                CommandType = 10
 	TypeAlterPartitionReassignments CommandType = 11
+	// TypeSetFence is the cluster-wide write fence of a failover.
+	TypeSetFence CommandType = 12
 )
 
 // commandTypes is the decode registry: one constructor per type number.
@@ -40,6 +42,7 @@ var commandTypes = map[CommandType]func() Command{
 	TypeAlterPartition:              func() Command { return new(AlterPartition) },
 	TypeElectLeaders:                func() Command { return new(ElectLeaders) },
 	TypeAlterPartitionReassignments: func() Command { return new(AlterPartitionReassignments) },
+	TypeSetFence:                    func() Command { return new(SetFence) },
 }
 
 // Command is one metadata change. apply must be deterministic: every node

@@ -19,6 +19,10 @@
 // only through an unclean election, which a topic must allow
 // (unclean.leader.election.enable) or an operator must ask for.
 //
+// SetFence is the cluster-wide write fence of a failover (State.Fence):
+// while it is set the brokers refuse client produce requests. Its epoch only
+// grows, so an older failover's orchestrator cannot undo a newer one's.
+//
 // Commands are encoded as a type byte followed by JSON. Type numbers are only
 // ever added, never reused, so a node can refuse (rather than misread) a
 // command from a newer version.

@@ -90,6 +90,8 @@ type State struct {
 	Brokers        map[int32]Broker  `json:"brokers"`
 	Topics         map[string]*Topic `json:"topics"`
 	NextProducerID int64             `json:"next_producer_id"`
+	// Fence is the cluster-wide write fence (SetFence).
+	Fence Fence `json:"fence"`
 
 	byID map[TopicID]*Topic
 }
