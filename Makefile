@@ -12,12 +12,16 @@ FUZZ_TARGETS := ./broker/wire:FuzzRequest:20000 ./broker:FuzzBrokerHandlers:2000
 
 .PHONY: build run test test-deps test-go fuzz bench soak lint clean
 
+# Builds to a temporary name and renames: bin/kdr may be running (kdr up,
+# tests), and a running executable cannot be overwritten in place.
 build:
-	$(GO) build -o $(BIN) .
+	$(GO) build -o $(BIN).tmp . && mv -f $(BIN).tmp $(BIN)
 
-# Runs a single broker on 127.0.0.1:9092 with data in ./kdr-data and metrics on :9644.
+# Runs the built-in demo topology (kdr up): clusters east (127.0.0.1:9092-9094)
+# and west (127.0.0.1:19092-19094), three brokers each, east mirrored to west,
+# and a demo producer. Ctrl-C stops everything; running it again resumes.
 run: build
-	./$(BIN) broker --data-dir ./kdr-data --listen 127.0.0.1:9092 --node-id 1
+	./$(BIN) up
 
 # Installs what the tests need (kcat, kafkajs), then runs vet, the race-enabled
 # test suite and a short run of every fuzz target.
@@ -27,7 +31,7 @@ test-deps:
 	./scripts/test-deps.sh
 
 test-go: build
-	KDR_BIN=$(CURDIR)/$(BIN) $(GO) test -race -timeout 20m ./...
+	consul=$$(./scripts/consul.sh) && KDR_BIN=$(CURDIR)/$(BIN) KDR_CONSUL_BIN=$$consul $(GO) test -race -timeout 20m ./...
 
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \
@@ -51,4 +55,4 @@ lint:
 	$(GO) vet ./...
 
 clean:
-	rm -rf bin kdr-data
+	rm -rf bin
