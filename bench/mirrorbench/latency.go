@@ -23,9 +23,9 @@ type latencyRun struct {
 
 // measureLatency produces rate records/s to srcTopic on the source for d
 // while the mirror runs, and reads dstTopic on the target from the start,
-// timing every record from its timestamp (set by the producer when it
-// produced the record; Kafka keeps milliseconds, so each figure may read up
-// to 1 ms high) to the poll that returned it. One record is first sent and
+// timing every record from its timestamp (the source's append time, as
+// srcTopic uses LogAppendTime; Kafka keeps milliseconds, so each figure may
+// read up to 1 ms high) to the poll that returned it. One record is first sent and
 // awaited, so that the remote topic exists and the mirror is assigned its
 // partitions before the clock starts.
 func measureLatency(ctx context.Context, p benchkit.Producer, srcSeeds, dstSeeds []string, srcTopic, dstTopic string, rate float64, d time.Duration) (latencyRun, error) {

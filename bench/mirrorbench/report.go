@@ -52,7 +52,7 @@ func writeReport(w io.Writer, o options, args []string, r results) {
 	l := r.latency
 	if l.received > 0 {
 		fmt.Fprintf(w, "Replication latency (%.0f records/s = %.1f MB/s paced on the source for %v, "+
-			"%d produced, %d seen on the target; produce timestamp to target consumer): p50 %v, p99 %v, max %v — "+
+			"%d produced, %d seen on the target; source append time (LogAppendTime) to the target consumer): p50 %v, p99 %v, max %v — "+
 			"goal p99 < %v %s. Source acks=all produce latency for comparison: p50 %v, p99 %v.  \n",
 			r.latRate, r.latRate*float64(o.RecordSize)/1e6, o.Duration, l.produced.Produced.Records, l.received,
 			ms(l.p50), ms(l.p99), ms(l.max), goalP99, metIf(l.p99 < goalP99), ms(l.produced.P50), ms(l.produced.P99))
