@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bufio"
 	"cmp"
 	"context"
 	"fmt"
@@ -13,6 +12,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/kdr-io/kdr/internal/promtext"
 )
 
 // MirrorStatusOptions are the parsed options of `kdr mirror status`.
@@ -121,7 +122,7 @@ func runMirrorStatus(ctx context.Context, opts *MirrorStatusOptions) error {
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("reading %s: HTTP %s (--metrics must be the /metrics URL `kdr mirror run` printed)", opts.URL, resp.Status)
 	}
-	samples, err := parsePromText(resp.Body)
+	samples, err := promtext.Parse(resp.Body)
 	if err != nil {
 		return fmt.Errorf("reading %s: %w", opts.URL, err)
 	}
@@ -131,7 +132,7 @@ func runMirrorStatus(ctx context.Context, opts *MirrorStatusOptions) error {
 
 // tabulateMirror groups the kdr_mirror_* samples by flow, topic and
 // partition.
-func tabulateMirror(url string, samples []promSample) mirrorStatus {
+func tabulateMirror(url string, samples []promtext.Sample) mirrorStatus {
 	st := mirrorStatus{URL: url, Assigned: map[string]int64{}, Partitions: []mirrorPartitionRow{}, Errors: []mirrorErrorRow{},
 		Checkpoints: []mirrorCheckpointRow{}}
 	type key struct {
@@ -152,9 +153,9 @@ func tabulateMirror(url string, samples []promSample) mirrorStatus {
 	}
 	latSum, latCount := map[[2]string]float64{}, map[[2]string]float64{}
 	for _, s := range samples {
-		l, v := s.labels, s.value
+		l, v := s.Labels, s.Value
 		ptr := func(f float64) *float64 { return &f }
-		switch s.name {
+		switch s.Name {
 		case "kdr_mirror_records_total":
 			if r := row(l); r != nil {
 				r.Records = int64(v)
@@ -272,90 +273,4 @@ func optSeconds(p *float64) string {
 		return "-"
 	}
 	return (time.Duration(*p * float64(time.Second))).Round(time.Millisecond).String()
-}
-
-// promSample is one sample of the Prometheus text format.
-type promSample struct {
-	name   string
-	labels map[string]string
-	value  float64
-}
-
-// parsePromText reads the Prometheus text exposition format: comment lines,
-// then `name{label="value",...} value [timestamp]` lines.
-func parsePromText(r io.Reader) ([]promSample, error) {
-	var out []promSample
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for n := 1; sc.Scan(); n++ {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		s, err := parsePromLine(line)
-		if err != nil {
-			return nil, fmt.Errorf("metrics line %d: %w", n, err)
-		}
-		out = append(out, s)
-	}
-	return out, sc.Err()
-}
-
-func parsePromLine(line string) (promSample, error) {
-	s := promSample{labels: map[string]string{}}
-	i := strings.IndexAny(line, "{ ")
-	if i < 0 {
-		return s, fmt.Errorf("no value in %q", line)
-	}
-	s.name, line = line[:i], line[i:]
-	if strings.HasPrefix(line, "{") {
-		line = line[1:]
-		for {
-			line = strings.TrimLeft(line, ", ")
-			if strings.HasPrefix(line, "}") {
-				line = line[1:]
-				break
-			}
-			eq := strings.Index(line, "=\"")
-			if eq < 0 {
-				return s, fmt.Errorf("bad labels in %q", line)
-			}
-			name := strings.TrimSpace(line[:eq])
-			line = line[eq+2:]
-			var val strings.Builder
-			closed := false
-			for j := 0; j < len(line); j++ {
-				c := line[j]
-				if c == '\\' && j+1 < len(line) {
-					j++
-					switch line[j] {
-					case 'n':
-						val.WriteByte('\n')
-					default:
-						val.WriteByte(line[j])
-					}
-					continue
-				}
-				if c == '"' {
-					line, closed = line[j+1:], true
-					break
-				}
-				val.WriteByte(c)
-			}
-			if !closed {
-				return s, fmt.Errorf("unterminated label value of %s", name)
-			}
-			s.labels[name] = val.String()
-		}
-	}
-	fields := strings.Fields(line)
-	if len(fields) == 0 {
-		return s, fmt.Errorf("no value for %s", s.name)
-	}
-	v, err := strconv.ParseFloat(fields[0], 64)
-	if err != nil {
-		return s, fmt.Errorf("value of %s: %w", s.name, err)
-	}
-	s.value = v
-	return s, nil
 }

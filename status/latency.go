@@ -1,7 +1,6 @@
 package status
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -9,8 +8,9 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
+
+	"github.com/kdr-io/kdr/internal/promtext"
 )
 
 // LatencyMetric is the mirror's replication latency histogram (see
@@ -121,44 +121,22 @@ func (h Histogram) Quantile(q float64) (float64, bool) {
 // ParseHistogram reads Prometheus text exposition and sums the buckets of
 // histogram name over every series whose labels include match.
 func ParseHistogram(r io.Reader, name string, match map[string]string) (Histogram, error) {
-	h := Histogram{}
-	prefix := name + "_bucket"
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if !strings.HasPrefix(line, prefix) {
-			continue
-		}
-		rest := line[len(prefix):]
-		labels := map[string]string{}
-		if strings.HasPrefix(rest, "{") {
-			var err error
-			labels, rest, err = parseLabels(rest[1:])
-			if err != nil {
-				return nil, fmt.Errorf("status: %s: %w", line, err)
-			}
-		} else if !strings.HasPrefix(rest, " ") {
-			continue // another metric sharing the prefix
-		}
-		if !matches(labels, match) {
-			continue
-		}
-		fields := strings.Fields(rest)
-		if len(fields) == 0 {
-			continue
-		}
-		v, err := strconv.ParseFloat(fields[0], 64)
-		if err != nil {
-			return nil, fmt.Errorf("status: %s: value: %w", line, err)
-		}
-		le, err := strconv.ParseFloat(labels["le"], 64)
-		if err != nil {
-			return nil, fmt.Errorf("status: %s: le: %w", line, err)
-		}
-		h[le] += v
+	samples, err := promtext.Parse(r)
+	if err != nil {
+		return nil, fmt.Errorf("status: %w", err)
 	}
-	return h, sc.Err()
+	h := Histogram{}
+	for _, s := range samples {
+		if s.Name != name+"_bucket" || !matches(s.Labels, match) {
+			continue
+		}
+		le, err := strconv.ParseFloat(s.Labels["le"], 64)
+		if err != nil {
+			return nil, fmt.Errorf("status: %s le=%q: %w", s.Name, s.Labels["le"], err)
+		}
+		h[le] += s.Value
+	}
+	return h, nil
 }
 
 func matches(labels, match map[string]string) bool {
@@ -168,46 +146,4 @@ func matches(labels, match map[string]string) bool {
 		}
 	}
 	return true
-}
-
-// parseLabels parses `a="x",b="y\"z"}` and returns the labels and what
-// follows the closing brace.
-func parseLabels(s string) (map[string]string, string, error) {
-	labels := map[string]string{}
-	for {
-		s = strings.TrimLeft(s, " ,")
-		if strings.HasPrefix(s, "}") {
-			return labels, s[1:], nil
-		}
-		eq := strings.IndexByte(s, '=')
-		if eq <= 0 || len(s) < eq+2 || s[eq+1] != '"' {
-			return nil, "", fmt.Errorf("malformed labels")
-		}
-		key := strings.TrimSpace(s[:eq])
-		s = s[eq+2:]
-		var val strings.Builder
-		closed := false
-		for i := 0; i < len(s); i++ {
-			c := s[i]
-			if c == '\\' && i+1 < len(s) {
-				i++
-				switch s[i] {
-				case 'n':
-					val.WriteByte('\n')
-				default:
-					val.WriteByte(s[i])
-				}
-				continue
-			}
-			if c == '"' {
-				s, closed = s[i+1:], true
-				break
-			}
-			val.WriteByte(c)
-		}
-		if !closed {
-			return nil, "", fmt.Errorf("unterminated label value")
-		}
-		labels[key] = val.String()
-	}
 }
