@@ -22,3 +22,9 @@ elif command -v npm >/dev/null 2>&1; then
 else
 	echo "npm not found: the kafkajs compatibility test will be skipped" >&2
 fi
+
+# The real Consul agent for the failover coordination-store tests: built once
+# from tools/consul into .cache/consul/ (about 5 minutes on 2 cores), reused
+# while tools/consul is unchanged. The Makefile's test-go target passes its
+# path to the tests as KDR_CONSUL_BIN.
+./scripts/consul.sh >/dev/null
