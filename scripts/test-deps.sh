@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the real clients the compatibility tests drive: kcat (librdkafka)
-# from Debian and kafkajs from npm. Idempotent; skips what is present.
+# from Debian and kafkajs from npm; and Prometheus (prometheus, promtool)
+# from Debian for the dashboards tests. Idempotent; skips what is present.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,6 +11,14 @@ if ! command -v kcat >/dev/null 2>&1; then
 	echo "installing kcat"
 	sudo_if_needed apt-get update -qq
 	sudo_if_needed apt-get install -y -qq kcat >/dev/null
+fi
+
+# Prometheus 2.42 and promtool, for the dashboards' alert-rule tests and the
+# test that evaluates every panel against a real Prometheus.
+if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus >/dev/null 2>&1; then
+	echo "installing prometheus"
+	sudo_if_needed apt-get update -qq
+	sudo_if_needed apt-get install -y -qq prometheus >/dev/null
 fi
 
 if [ ! -f compat/kafkajs/package.json ]; then
