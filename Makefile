@@ -10,7 +10,7 @@ FUZZ_TARGETS := ./broker/wire:FuzzRequest:20000 ./broker:FuzzBrokerHandlers:2000
 	./broker/group:FuzzGroupReplay:20000 \
 	./mirror/mm2:FuzzDecodeOffsetSync:20000 ./mirror/mm2:FuzzDecodeCheckpoint:20000 ./mirror/mm2:FuzzDecodeHeartbeat:20000
 
-.PHONY: build run test test-deps test-go fuzz bench soak lint clean
+.PHONY: build run test test-deps test-go fuzz bench soak lint clean drills
 
 # Builds to a temporary name and renames: bin/kdr may be running (kdr up,
 # tests), and a running executable cannot be overwritten in place.
@@ -49,6 +49,13 @@ bench: build
 SOAK_KILLS ?= 200
 soak: build
 	KDR_BIN=$(CURDIR)/$(BIN) KDR_KILLS=$(SOAK_KILLS) $(GO) test -v -count=1 -timeout 3h -run 'TestBrokerClusterCheckerSurvivesLeaderKills' ./broker
+
+# Runs every drill scenario (scenarios/*.yaml) against bin/kdr; reports go to
+# drills-out/<scenario>/report.{json,html}. Fails if any scenario fails.
+drills: build
+	@fail=0; for s in scenarios/*.yaml; do n=$$(basename $$s .yaml); \
+		./$(BIN) drill run $$s --report-dir drills-out/$$n --log-level warn || fail=1; \
+	done; exit $$fail
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

@@ -89,6 +89,8 @@ func NewCmdRoot(streams IO) *cobra.Command {
 	root.AddCommand(NewCmdTopology(streams, g), NewCmdUp(streams, g), NewCmdStatus(streams, g))
 	addAdminCommands(root, streams, g)
 	root.AddCommand(NewCmdCluster(streams, g))
+	root.AddCommand(NewCmdFailover(streams, g), NewCmdDiscover(streams, g))
+	root.AddCommand(NewCmdDrill(streams, g))
 	root.AddCommand(NewCmdDashboards(streams, g))
 	return root
 }

@@ -20,6 +20,8 @@ type UpOptions struct {
 	Bin      string // "" means this executable
 	// NoDemoProducer turns off the demo's built-in producer.
 	NoDemoProducer bool
+	// MetricsListen serves kdr up's failover metrics ("" for none).
+	MetricsListen string
 }
 
 // NewCmdUp is `kdr up [FILE]`.
@@ -64,6 +66,7 @@ The demo also runs a producer writing about 20 small JSON orders a second to top
 	f.StringVar(&opts.StateDir, "state-dir", "", "directory for data, logs and endpoints.json (default $XDG_STATE_HOME/kdr/<topology name>)")
 	f.StringVar(&opts.Bin, "bin", "", "kdr binary the brokers and workers run (default: this one)")
 	f.BoolVar(&opts.NoDemoProducer, "no-demo-producer", false, "do not run the demo's producer")
+	f.StringVar(&opts.MetricsListen, "metrics-listen", up.DefaultMetricsListen, "address of kdr up's /metrics (failover state, last drill) and /healthz; \"\" for none")
 	return cmd
 }
 
@@ -102,13 +105,14 @@ func runUp(cmd *cobra.Command, opts *UpOptions) error {
 		return err
 	}
 	return up.Run(cmd.Context(), up.Options{
-		Topology:     t,
-		StateDir:     dir,
-		Bin:          opts.Bin,
-		DemoProducer: opts.File == "" && !opts.NoDemoProducer,
-		Logger:       logger,
-		Out:          opts.IO.Out,
-		Console:      console,
+		Topology:      t,
+		StateDir:      dir,
+		Bin:           opts.Bin,
+		DemoProducer:  opts.File == "" && !opts.NoDemoProducer,
+		Logger:        logger,
+		Out:           opts.IO.Out,
+		Console:       console,
+		MetricsListen: opts.MetricsListen,
 	})
 }
 

@@ -25,10 +25,13 @@ type Endpoints struct {
 	Started  time.Time `json:"started"`
 	// Running is true while kdr up runs; Healthy once everything became
 	// healthy (it stays true while children restart).
-	Running  bool               `json:"running"`
-	Healthy  bool               `json:"healthy"`
-	Clusters []ClusterEndpoints `json:"clusters"`
-	Flows    []FlowEndpoints    `json:"flows"`
+	Running bool `json:"running"`
+	// MetricsURL is kdr up's own /metrics: the failover state and the last
+	// drill ("" when it serves none).
+	MetricsURL string             `json:"metrics_url,omitempty"`
+	Healthy    bool               `json:"healthy"`
+	Clusters   []ClusterEndpoints `json:"clusters"`
+	Flows      []FlowEndpoints    `json:"flows"`
 }
 
 // ClusterEndpoints is one cluster of the topology.

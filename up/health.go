@@ -184,7 +184,7 @@ func (h *health) flow(ctx context.Context, f FlowEndpoints, started bool) (Row, 
 	} else if len(reasons) > 0 {
 		text += "  " + reasons[0]
 	}
-	return Row{f.Name, text + h.restarts(h.r.workers, f.Name)}, healthy == len(f.Workers)
+	return Row{f.Name, text + h.restarts(h.r.workersNow(), f.Name)}, healthy == len(f.Workers)
 }
 
 // workerHealthy asks a worker's /healthz.
@@ -213,7 +213,7 @@ func (h *health) workerHealthy(ctx context.Context, metricsURL string) error {
 func (h *health) waitMirrored(ctx context.Context, source, topic string) bool {
 	type target struct{ flow, cluster, remote string }
 	var targets []target
-	for _, f := range h.r.topo.Flows() {
+	for _, f := range h.r.specsNow() {
 		if f.Flow.SourceAlias == source {
 			targets = append(targets, target{f.Name(), f.Flow.TargetAlias, f.Flow.Policy().RemoteTopic(source, topic)})
 		}

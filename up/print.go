@@ -27,6 +27,9 @@ func printEndpoints(w io.Writer, e *Endpoints, l Layout) {
 			fmt.Fprintf(tw, "\tworker %s metrics\t%s\n", wk.InstanceID, wk.MetricsURL)
 		}
 	}
+	if e.MetricsURL != "" {
+		fmt.Fprintf(tw, "failover metrics\t\t%s\n", e.MetricsURL)
+	}
 	fmt.Fprintf(tw, "state dir\t\t%s\n", e.StateDir)
 	fmt.Fprintf(tw, "logs\t\t%s\n", l.Logs())
 	fmt.Fprintf(tw, "endpoints\t\t%s\n", l.Endpoints())

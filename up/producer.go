@@ -44,6 +44,9 @@ type demoProducer struct {
 	brokers []string
 	rf      int
 	logger  *slog.Logger
+	// active, if set, names the cluster to write to now and its brokers;
+	// the producer moves there when it changes (after a failover).
+	active func() (string, []string)
 
 	mu       sync.Mutex
 	failures int
@@ -53,25 +56,44 @@ type demoProducer struct {
 
 // run produces until ctx ends.
 func (p *demoProducer) run(ctx context.Context) {
+	var next int64
+	for ctx.Err() == nil {
+		next = p.runOn(ctx, next)
+	}
+}
+
+// runOn produces to the current cluster until ctx ends or the active
+// cluster changes, and returns the next order id.
+func (p *demoProducer) runOn(ctx context.Context, next int64) int64 {
+	if p.active != nil {
+		p.cluster, p.brokers = p.active()
+	}
 	cl, err := kgo.NewClient(kgo.SeedBrokers(p.brokers...), kgo.DefaultProduceTopic(DemoTopic),
 		kgo.ClientID("kdr-up-demo-producer"), kgo.RecordDeliveryTimeout(30*time.Second))
 	if err != nil {
 		p.logger.Error("demo producer: client", "err", err)
-		return
+		<-ctx.Done()
+		return next
 	}
 	defer cl.Close()
-	next := p.prepare(ctx, kadm.NewClient(cl))
+	next = max(next, p.prepare(ctx, kadm.NewClient(cl)))
 	if ctx.Err() != nil {
-		return
+		return next
 	}
-	p.logger.Info("demo producer writing to topic", "topic", DemoTopic, "brokers", p.brokers, "rate_per_sec", demoRecordsPerSec, "first_order_id", next)
+	p.logger.Info("demo producer writing to topic", "topic", DemoTopic, "cluster", p.cluster, "brokers", p.brokers, "rate_per_sec", demoRecordsPerSec, "first_order_id", next)
 	tick := time.NewTicker(time.Second / demoRecordsPerSec)
 	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			return
+			return next
 		case <-tick.C:
+		}
+		if p.active != nil {
+			if c, _ := p.active(); c != p.cluster {
+				p.logger.Info("demo producer: the active cluster changed", "from", p.cluster, "to", c)
+				return next
+			}
 		}
 		o := demoOrder{OrderID: next, CustomerID: fmt.Sprintf("customer-%03d", rand.IntN(100)),
 			Item: demoItems[rand.IntN(len(demoItems))], Quantity: 1 + rand.IntN(5),

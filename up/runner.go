@@ -8,10 +8,12 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"strconv"
 	"sync"
 	"time"
 
+	"github.com/kdr-io/kdr/failover"
+	"github.com/kdr-io/kdr/failover/store"
+	"github.com/kdr-io/kdr/internal/obs"
 	"github.com/kdr-io/kdr/topology"
 )
 
@@ -44,7 +46,17 @@ type Options struct {
 	// PollInterval is how often health is checked while waiting (default
 	// 250 ms).
 	PollInterval time.Duration
+	// Store is the failover coordination store the flow direction follows
+	// (nil: store.Open(Topology, StateDir)).
+	Store store.Store
+	// MetricsListen is where /metrics (the failover state and the last
+	// drill) and /healthz are served ("" serves none; the CLI's default
+	// is DefaultMetricsListen).
+	MetricsListen string
 }
+
+// DefaultMetricsListen is kdr up's --metrics-listen default.
+const DefaultMetricsListen = "127.0.0.1:9600"
 
 // runner is one kdr up run.
 type runner struct {
@@ -58,8 +70,15 @@ type runner struct {
 	endpoints *Endpoints
 
 	brokers []*child
-	workers []*child
+	slots   []*flowSlot    // the flows; their workers change with the failover state
 	wg      sync.WaitGroup // supervision loops
+
+	store      store.Store // nil when it cannot be opened
+	view       failoverView
+	version    uint64           // of the state read at start
+	pattern    failover.Pattern // the failover pattern (if hasPattern)
+	hasPattern bool
+	metrics    *obs.HTTPServer
 }
 
 // Run runs the topology's local clusters and flows until ctx ends, then
@@ -103,6 +122,11 @@ func Run(ctx context.Context, opts Options) error {
 		return err
 	}
 	defer lock.Release()
+	r.openStore()
+	if r.store != nil && opts.Store == nil {
+		defer r.store.Close()
+	}
+	r.initialState(ctx)
 	if err := r.plan(); err != nil {
 		return err
 	}
@@ -116,11 +140,42 @@ func Run(ctx context.Context, opts Options) error {
 		}
 	}
 	r.logger.Info("kdr up starting", "topology", r.topo.Metadata.Name, "state_dir", r.layout.Dir,
-		"brokers", len(r.brokers), "mirror_workers", len(r.workers))
+		"brokers", len(r.brokers), "mirror_workers", len(r.workersNow()))
+	r.serveMetrics()
+	if r.metrics != nil {
+		defer r.metrics.Close()
+	}
 	r.saveEndpoints()
-	r.run(ctx)
+	var follow sync.WaitGroup
+	fctx, stopFollow := context.WithCancel(ctx)
+	r.run(ctx, func() {
+		follow.Add(1)
+		go func() { defer follow.Done(); r.follow(fctx) }()
+	})
+	stopFollow()
+	follow.Wait()
 	r.stop()
 	return nil
+}
+
+// openStore opens the coordination store, or logs why it cannot.
+func (r *runner) openStore() {
+	if p, err := failover.ActivePassive(r.topo, "", ""); err == nil {
+		r.pattern, r.hasPattern = p, true
+	}
+	if r.opts.Store != nil {
+		r.store = r.opts.Store
+		return
+	}
+	if !r.hasPattern {
+		return
+	}
+	s, err := store.Open(r.topo, r.layout.Dir)
+	if err != nil {
+		r.logger.Warn("no coordination store: the flow runs from the primary and failover state is not followed", "err", err)
+		return
+	}
+	r.store = s
 }
 
 // plan builds the children and the endpoints they are recorded in.
@@ -151,36 +206,26 @@ func (r *runner) plan() error {
 		}
 		e.Clusters = append(e.Clusters, ce)
 	}
+	r.endpoints = e
+	st, _ := r.view.get()
 	for fi, spec := range r.topo.Flows() {
-		f := spec.Flow
-		fe := FlowEndpoints{Name: f.Name(), Source: f.SourceAlias, Target: f.TargetAlias, Group: f.Group()}
-		for n := range max(spec.Workers, 1) {
-			instance := f.SourceAlias + "-" + f.TargetAlias + "-" + strconv.Itoa(n)
-			port, err := freePort()
-			if err != nil {
+		slot := &flowSlot{fi: fi, spec: spec, running: true}
+		if r.hasPattern && spec.Pattern == r.pattern.Index {
+			slot.dynamic = true
+			slot.spec, slot.running = r.wantedSpec(st)
+			if !slot.running {
+				slot.spec = spec
+			}
+		}
+		e.Flows = append(e.Flows, FlowEndpoints{Name: slot.spec.Name(), Source: slot.spec.Flow.SourceAlias,
+			Target: slot.spec.Flow.TargetAlias, Group: slot.spec.Flow.Group()})
+		if slot.running {
+			if err := r.newWorkersLocked(slot); err != nil {
 				return err
 			}
-			fe.Workers = append(fe.Workers, WorkerEndpoints{InstanceID: instance,
-				MetricsURL: metricsURL(port), Log: r.layout.WorkerLog(f.SourceAlias, f.TargetAlias, n)})
-			args := func() []string {
-				// Restarts keep the port unless something else took it.
-				if !portFree(port) {
-					if p, err := freePort(); err == nil {
-						port = p
-						r.setPID(func(e *Endpoints) { e.Flows[fi].Workers[n].MetricsURL = metricsURL(port) })
-					}
-				}
-				return WorkerArgs(f, instance, hostPort("127.0.0.1", port))
-			}
-			ch := newChild(fmt.Sprintf("%s worker %d", f.Name(), n), r.opts.Bin,
-				r.layout.WorkerLog(f.SourceAlias, f.TargetAlias, n), args, r.logger,
-				func(pid int) { r.setPID(func(e *Endpoints) { e.Flows[fi].Workers[n].PID = pid }) })
-			ch.group = f.Name()
-			r.workers = append(r.workers, ch)
 		}
-		e.Flows = append(e.Flows, fe)
+		r.slots = append(r.slots, slot)
 	}
-	r.endpoints = e
 	return nil
 }
 
@@ -262,7 +307,7 @@ func (r *runner) start(children []*child) {
 // run starts brokers, waits for the clusters, starts the mirror workers,
 // waits for them, starts the demo producer, prints the endpoints, and
 // waits for ctx to end.
-func (r *runner) run(ctx context.Context) {
+func (r *runner) run(ctx context.Context, workersStarted func()) {
 	h := newHealth(r)
 	defer h.close()
 	r.start(r.brokers)
@@ -274,20 +319,23 @@ func (r *runner) run(ctx context.Context) {
 	var prodWG sync.WaitGroup
 	defer prodWG.Wait()
 	var demo *demoProducer
+	demoCluster := ""
 	if r.opts.DemoProducer {
 		if demo = r.demoProducer(); demo != nil {
+			demoCluster = demo.cluster
 			prodWG.Add(1)
 			go func() { defer prodWG.Done(); demo.run(ctx) }()
 		}
 	}
-	r.start(r.workers)
+	r.start(r.workersNow())
+	workersStarted()
 	if !h.wait(ctx, true) {
 		return
 	}
 	// Ready means the flows carry data, not only that the processes answer:
 	// with the demo, wait until its records reach every cluster the
 	// producer's cluster replicates to.
-	if demo != nil && !h.waitMirrored(ctx, demo.cluster, DemoTopic) {
+	if demo != nil && !h.waitMirrored(ctx, demoCluster, DemoTopic) {
 		return
 	}
 	r.console.Done()
@@ -305,7 +353,7 @@ func (r *runner) run(ctx context.Context) {
 func (r *runner) stop() {
 	r.console.Done()
 	r.logger.Info("stopping: mirror workers first, then brokers")
-	stopAll(r.logger, "mirror workers", r.workers, WorkerStopGrace)
+	stopAll(r.logger, "mirror workers", r.workersNow(), WorkerStopGrace)
 	stopAll(r.logger, "brokers", r.brokers, BrokerStopGrace)
 	r.wg.Wait()
 	r.mu.Lock()
@@ -315,8 +363,9 @@ func (r *runner) stop() {
 	r.logger.Info("kdr up stopped")
 }
 
-// demoProducer is the demo producer on the primary cluster: the first
-// active-passive primary, else the first local cluster.
+// demoProducer is the demo producer on the active cluster: the failover
+// pattern's (following the state), else the first active-passive primary,
+// else the first local cluster.
 func (r *runner) demoProducer() *demoProducer {
 	name := ""
 	for _, p := range r.topo.Replication {
@@ -324,6 +373,10 @@ func (r *runner) demoProducer() *demoProducer {
 			name = p.Primary
 			break
 		}
+	}
+	if r.hasPattern {
+		st, _ := r.view.get()
+		name = failover.ActiveOf(r.pattern, st)
 	}
 	c := r.topo.ClusterByName(name)
 	if c == nil {
@@ -341,5 +394,16 @@ func (r *runner) demoProducer() *demoProducer {
 	if c.Local != nil {
 		rf = min(3, c.Local.Brokers)
 	}
-	return &demoProducer{cluster: c.Name, brokers: c.BootstrapServers(), rf: rf, logger: r.logger.With("cluster", c.Name)}
+	p := &demoProducer{cluster: c.Name, brokers: c.BootstrapServers(), rf: rf, logger: r.logger}
+	if r.hasPattern && (c.Name == r.pattern.Primary || c.Name == r.pattern.Standby) {
+		p.active = func() (string, []string) {
+			st, _ := r.view.get()
+			name := failover.ActiveOf(r.pattern, st)
+			if ac := r.topo.ClusterByName(name); ac != nil {
+				return name, ac.BootstrapServers()
+			}
+			return c.Name, c.BootstrapServers()
+		}
+	}
+	return p
 }
