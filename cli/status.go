@@ -12,7 +12,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/kdr-io/kdr/failover/store"
 	"github.com/kdr-io/kdr/status"
+	"github.com/kdr-io/kdr/topology"
 	"github.com/kdr-io/kdr/up"
 )
 
@@ -104,6 +106,7 @@ func runStatus(ctx context.Context, opts *StatusOptions) error {
 		if e, err := up.ReadEndpoints(up.Layout{Dir: dir}.Endpoints()); err == nil {
 			sopts.WorkerMetrics = e.WorkerMetrics()
 		}
+		sopts.Active = failoverActive(ctx, t, dir, opts.Timeout, opts.IO.Err)
 	}
 	tty := upIsTerminal(opts.IO.Out)
 	for {
@@ -218,4 +221,24 @@ func statusYesNo(b bool) string {
 		return "yes"
 	}
 	return "no"
+}
+
+// failoverActive reads the active cluster from the failover state (file or
+// Consul); "" when there is none yet. An unreachable store is reported on
+// errOut and the topology's default is shown.
+func failoverActive(ctx context.Context, t *topology.Topology, stateDir string, timeout time.Duration, errOut io.Writer) string {
+	st, err := store.Open(t, stateDir)
+	if err != nil {
+		fmt.Fprintf(errOut, "warning: failover state: %v\n", err)
+		return ""
+	}
+	defer st.Close()
+	cctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	v, err := st.Get(cctx)
+	if err != nil {
+		fmt.Fprintf(errOut, "warning: failover state unreadable, showing the topology's default active cluster: %v\n", err)
+		return ""
+	}
+	return v.State.Active
 }

@@ -30,6 +30,9 @@ type Options struct {
 	ClientOpts []kgo.Opt
 	// HTTPClient fetches worker metrics (default: one with Timeout).
 	HTTPClient *http.Client
+	// Active is the active cluster as the failover state records it; ""
+	// means the topology's default (the first active-passive primary).
+	Active string
 }
 
 func (o Options) timeout() time.Duration {
@@ -50,6 +53,9 @@ type probed struct {
 // state the clusters are in.
 func Gather(ctx context.Context, t *topology.Topology, opts Options) *Report {
 	r := &Report{Topology: t.Metadata.Name, ActiveCluster: activeCluster(t)}
+	if opts.Active != "" {
+		r.ActiveCluster = opts.Active
+	}
 	r.Clusters = make([]Cluster, len(t.Clusters))
 	probes := make(map[string]*probed, len(t.Clusters))
 	var mu sync.Mutex
@@ -153,8 +159,9 @@ func bounded[T any](ctx context.Context, fn func() (T, error)) (T, error) {
 	}
 }
 
-// activeCluster is the cluster producers and consumers should use: for
-// now the first active-passive pattern's primary ("" if there is none).
+// activeCluster is the cluster producers and consumers use before any
+// failover: the first active-passive pattern's primary ("" if there is
+// none). Options.Active overrides it with the failover state's.
 func activeCluster(t *topology.Topology) string {
 	for _, p := range t.Replication {
 		if p.Type == topology.ActivePassive {
