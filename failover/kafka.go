@@ -174,6 +174,9 @@ var errFenceUnsupported = errors.New("the cluster has no kdr.fenced config (not 
 
 // setFence fences (or unfences) the cluster at epoch. A cluster already
 // in the wanted state at epoch or above is left alone.
+// errNewerFence: the cluster carries a fence epoch newer than the caller's.
+var errNewerFence = errors.New("newer fence")
+
 func setFence(ctx context.Context, adm *kadm.Client, fenced bool, epoch int64, reason string) error {
 	cur, err := readFence(ctx, adm)
 	if err != nil {
@@ -186,7 +189,7 @@ func setFence(ctx context.Context, adm *kadm.Client, fenced bool, epoch int64, r
 		return nil
 	}
 	if cur.Epoch > epoch {
-		return fmt.Errorf("the cluster's fence has epoch %d, newer than this operation's %d: a newer failover changed it", cur.Epoch, epoch)
+		return fmt.Errorf("%w: the cluster's fence has epoch %d, newer than this operation's %d: a newer failover changed it", errNewerFence, cur.Epoch, epoch)
 	}
 	alter := []kadm.AlterConfig{
 		{Op: kadm.SetConfig, Name: configFenced, Value: kadm.StringPtr(strconv.FormatBool(fenced))},

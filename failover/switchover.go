@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
+
 	"github.com/kdr-io/kdr/failover/store"
 )
 
@@ -147,7 +149,7 @@ func (o *opRun) fence(ctx context.Context) (stepOut, error) {
 	}
 	reason := fmt.Sprintf("%s %s to %s", o.kind, o.id, o.to)
 	err = withTimeout(ctx, o.opts.Fence, "fencing "+o.from, func(ctx context.Context) error {
-		return setFence(ctx, adm, true, epoch, reason)
+		return setFenceRetrying(ctx, adm, true, epoch, reason)
 	})
 	if errors.Is(err, errFenceUnsupported) {
 		o.setData("fence_skipped", true)
@@ -212,7 +214,7 @@ func (o *opRun) promoteStep(ctx context.Context) (stepOut, error) {
 			return stepOut{}, err
 		}
 		err = withTimeout(ctx, o.opts.Fence, "unfencing "+o.to, func(ctx context.Context) error {
-			return setFence(ctx, adm, false, epoch, fmt.Sprintf("%s %s: active again", o.kind, o.id))
+			return setFenceRetrying(ctx, adm, false, epoch, fmt.Sprintf("%s %s: active again", o.kind, o.id))
 		})
 		if err != nil && !errors.Is(err, errFenceUnsupported) {
 			return stepOut{}, fmt.Errorf("unfencing %s: %w", o.to, err)
@@ -301,4 +303,21 @@ func mirrorRunCommand(p Pattern, from string) string {
 		cmd += fmt.Sprintf(" --topics-exclude '%s'", f.TopicsExclude)
 	}
 	return cmd
+}
+
+// setFenceRetrying is setFence retried until ctx ends, for the errors that
+// may pass (a broker losing its raft leadership answers "may or may not
+// have been applied"; the same epoch again is idempotent). A newer epoch on
+// the cluster, or a cluster without fencing, ends it at once.
+func setFenceRetrying(ctx context.Context, adm *kadm.Client, fenced bool, epoch int64, reason string) error {
+	return poll(ctx, 250*time.Millisecond, func() (bool, string, error) {
+		err := setFence(ctx, adm, fenced, epoch, reason)
+		switch {
+		case err == nil:
+			return true, "", nil
+		case errors.Is(err, errFenceUnsupported), errors.Is(err, errNewerFence):
+			return false, "", err
+		}
+		return false, err.Error(), nil
+	})
 }
