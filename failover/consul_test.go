@@ -10,6 +10,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/kdr-io/kdr/failover/store"
 	"github.com/kdr-io/kdr/internal/consultest"
 	"github.com/kdr-io/kdr/internal/kdrtest"
 )
@@ -44,6 +45,23 @@ func TestFailoverSwitchoverConsul(t *testing.T) {
 	st := e.doc()
 	if st.Active != "b" || st.Epoch != 1 || !slices.Equal(st.Fenced, []string{"a"}) {
 		t.Fatalf("state in consul: %+v", st)
+	}
+
+	// kdr up registered each cluster as a Consul service with a TCP check
+	// per broker, and the checks pass while the brokers run.
+	cs, err := store.Open(e.topo, e.state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cs.Close()
+	for _, name := range []string{"a", "b"} {
+		kdrtest.Eventually(t, 30*time.Second, func() (bool, string) {
+			h, err := cs.ClusterHealth(context.Background(), name)
+			if err != nil {
+				return false, err.Error()
+			}
+			return h.Status == store.StatusPassing && len(h.Brokers) == len(e.bootstrap(name)), fmt.Sprintf("cluster %s health %+v", name, h)
+		})
 	}
 
 	agent.Stop()

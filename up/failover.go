@@ -198,6 +198,7 @@ func (r *runner) follow(ctx context.Context) {
 			changes <- v
 		}
 	}()
+	r.registerClusters(ctx)
 	if st, ok := r.view.get(); ok {
 		r.ensureFenced(ctx, st)
 	}
@@ -265,5 +266,20 @@ func (r *runner) reconcile(ctx context.Context, st store.State) {
 		}
 		r.logger.Info("failover state changed: starting flow", "flow", want.Name(), "active", st.Active, "epoch", st.Epoch)
 		r.start(s.workers)
+	}
+}
+
+// registerClusters announces every cluster's brokers to the store, so that
+// with Consul each cluster is a service with a TCP check per broker
+// (failover commands and operators read their health there). A failure is
+// logged; kdr up runs on without it.
+func (r *runner) registerClusters(ctx context.Context) {
+	for _, c := range r.topo.Clusters {
+		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := r.store.RegisterCluster(rctx, store.ClusterRegistration{Cluster: c.Name, Region: c.Region, Brokers: c.BootstrapServers()})
+		cancel()
+		if err != nil {
+			r.logger.Warn("registering the cluster with the coordination store", "cluster", c.Name, "err", err)
+		}
 	}
 }
