@@ -11,6 +11,8 @@ import (
 	"os"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
+
 	"github.com/kdr-io/kdr/failover/store"
 )
 
@@ -265,13 +267,40 @@ func dryRun(ctx context.Context, opts Options, st store.Store, kind, to string, 
 	return res, nil
 }
 
+// Transient failures of a step are retried this long before the step
+// fails: a cluster that has just come back loads its group coordinator,
+// a topic just created takes a moment to reach every broker's metadata.
+const (
+	transientRetryFor   = 30 * time.Second
+	transientRetryEvery = 500 * time.Millisecond
+)
+
+// runStep runs step s, again while it fails with an error Kafka calls
+// retriable (kerr), for up to transientRetryFor: every step is idempotent,
+// since a resumed operation reruns the step it stopped in anyway.
+func (o *opRun) runStep(ctx context.Context, i int, s step) (stepOut, error) {
+	deadline := time.Now().Add(transientRetryFor)
+	for {
+		out, err := s.run(o, ctx)
+		if err == nil || !kerr.IsRetriable(err) || time.Now().After(deadline) || ctx.Err() != nil {
+			return out, err
+		}
+		o.emit(i, StepProgress, fmt.Sprintf("retrying after a transient error: %v", err))
+		select {
+		case <-ctx.Done():
+			return out, err
+		case <-time.After(transientRetryEvery):
+		}
+	}
+}
+
 // runFrom runs the steps from index i.
 func (o *opRun) runFrom(ctx context.Context, i int) (*Result, error) {
 	o.res.ID, o.res.From = o.id, o.from
 	for ; i < len(o.steps); i++ {
 		s := o.steps[i]
 		o.emit(i, StepStarted, "")
-		out, err := s.run(o, ctx)
+		out, err := o.runStep(ctx, i, s)
 		if err == nil && ctx.Err() != nil {
 			err = context.Cause(ctx)
 		}

@@ -117,28 +117,59 @@ func (o *opRun) preflight(ctx context.Context, waitFlow bool) (stepOut, error) {
 	if err != nil {
 		return stepOut{}, fmt.Errorf("%w; start it (kdr up does, or: %s)", err, mirrorRunCommand(o.pat, o.from))
 	}
-	parts, err := flowLag(ctx, adm, f)
+	maxRecords, maxAge := o.opts.maxLag()
+	var lag int64
+	var age time.Duration
+	checkLag := func() error {
+		parts, err := flowLag(ctx, adm, f)
+		if err != nil {
+			return err
+		}
+		lag = totalLag(parts)
+		if lag > maxRecords {
+			return fmt.Errorf("%w: flow %s lags %d records, more than failover.maxLagRecords %d: let it catch up first", errLagging, f.Name(), lag, maxRecords)
+		}
+		octx, cancel := context.WithTimeout(ctx, probeTimeout)
+		oldest, err := o.cl.oldestUnmirrored(octx, o.from, parts)
+		cancel()
+		age = 0
+		if err == nil && !oldest.IsZero() {
+			age = time.Since(oldest)
+		}
+		if age > maxAge {
+			return fmt.Errorf("%w: flow %s lags %s (oldest record not copied yet), more than failover.maxLag %s: let it catch up first", errLagging, f.Name(), age.Round(time.Millisecond), maxAge)
+		}
+		return nil
+	}
+	if o.kind == KindFailback {
+		// Within a failback the flow has just been restarted after the
+		// resync and is catching up on what the active cluster took
+		// meanwhile: wait for it (up to the drain timeout) instead of
+		// refusing, as a planned switchover started by hand does.
+		err = withTimeout(ctx, o.opts.Drain, "waiting for "+f.Name()+" to catch up", func(ctx context.Context) error {
+			return poll(ctx, 500*time.Millisecond, func() (bool, string, error) {
+				if err := checkLag(); err != nil {
+					if errors.Is(err, errLagging) {
+						o.progress("switchover:preflight", err.Error())
+						return false, err.Error(), nil
+					}
+					return false, "", err
+				}
+				return true, "", nil
+			})
+		})
+	} else {
+		err = checkLag()
+	}
 	if err != nil {
 		return stepOut{}, err
-	}
-	maxRecords, maxAge := o.opts.maxLag()
-	lag := totalLag(parts)
-	if lag > maxRecords {
-		return stepOut{}, fmt.Errorf("flow %s lags %d records, more than failover.maxLagRecords %d: let it catch up first", f.Name(), lag, maxRecords)
-	}
-	octx, cancel := context.WithTimeout(ctx, probeTimeout)
-	oldest, err := o.cl.oldestUnmirrored(octx, o.from, parts)
-	cancel()
-	age := time.Duration(0)
-	if err == nil && !oldest.IsZero() {
-		age = time.Since(oldest)
-	}
-	if age > maxAge {
-		return stepOut{}, fmt.Errorf("flow %s lags %s (oldest record not copied yet), more than failover.maxLag %s: let it catch up first", f.Name(), age.Round(time.Millisecond), maxAge)
 	}
 	msgs = append(msgs, fmt.Sprintf("flow %s running (%d workers), lag %d records (%s)", f.Name(), members, lag, age.Round(time.Millisecond)))
 	return stepOut{msg: strings.Join(msgs, "; ")}, nil
 }
+
+// errLagging: the flow is further behind than the failover policy allows.
+var errLagging = errors.New("lagging")
 
 // fence makes the old primary refuse client writes at the next epoch.
 func (o *opRun) fence(ctx context.Context) (stepOut, error) {
