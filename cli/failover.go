@@ -33,6 +33,7 @@ type FailoverOptions struct {
 	DryRun   bool
 	Yes      bool
 	Force    bool
+	LockWait time.Duration
 	Output   outputFormat
 }
 
@@ -129,6 +130,7 @@ with copies of the active cluster's, then switch over to it. Identity naming onl
 	f.StringVar(&opts.StateDir, "state-dir", "", "kdr up's state dir, where the file coordination store lives (default $XDG_STATE_HOME/kdr/<topology name>)")
 	f.BoolVar(&opts.DryRun, "dry-run", false, "print the plan and stop")
 	f.BoolVar(&opts.Yes, "yes", false, "do not ask for confirmation on a terminal")
+	f.DurationVar(&opts.LockWait, "lock-wait", failover.DefaultLockWait, "how long to wait while another orchestrator holds the lock (a Consul lock of one that died is freed within ~31 s); 0 tries once")
 	f.StringVar(&output, "output", string(outputText), "output format of the summary: text or json")
 	if kind == failover.KindPromote {
 		f.BoolVar(&opts.Force, "force", false, "confirm the unplanned failover (required)")
@@ -178,7 +180,11 @@ func failoverBase(opts *FailoverOptions) (failover.Options, error) {
 	if err != nil {
 		return failover.Options{}, err
 	}
-	return failover.Options{Topology: t, StateDir: dir, Logger: logger}, nil
+	lockWait := opts.LockWait
+	if lockWait == 0 {
+		lockWait = -1 // try once
+	}
+	return failover.Options{Topology: t, StateDir: dir, Logger: logger, LockWait: lockWait}, nil
 }
 
 // failoverErr maps an error to the exit codes: 4 locked, 1 otherwise.

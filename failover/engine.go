@@ -126,7 +126,14 @@ func execute(ctx context.Context, opts Options, kind, to string) (*Result, error
 		return dryRun(ctx, opts, st, kind, to, res)
 	}
 
-	lock, err := st.Lock(ctx, opts.Holder)
+	wait := opts.LockWait
+	switch {
+	case wait == 0:
+		wait = DefaultLockWait
+	case wait < 0:
+		wait = 0
+	}
+	lock, err := store.AcquireLock(ctx, st, opts.Holder, store.LockOptions{Wait: wait})
 	if err != nil {
 		if errors.Is(err, store.ErrLocked) {
 			return nil, fmt.Errorf("failover: another orchestrator holds the lock, try again when it is done: %w", err)

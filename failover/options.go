@@ -17,6 +17,11 @@ const (
 	KindSwitchover = "switchover"
 	KindPromote    = "promote"
 	KindFailback   = "failback"
+
+	// DefaultLockWait is Options.LockWait's default: a dead holder's
+	// Consul session expires within twice its 15 s TTL, then the lock
+	// delay passes; with a margin.
+	DefaultLockWait = 45 * time.Second
 )
 
 // StepEvent states.
@@ -63,6 +68,13 @@ type Options struct {
 	DryRun bool
 	// Holder names this orchestrator in the lock (default hostname:pid).
 	Holder string
+	// LockWait is how long a command waits while another orchestrator
+	// holds the lock (default DefaultLockWait). It covers an orchestrator
+	// that died holding a Consul session lock: Consul frees it once the
+	// session expires (within twice its 15 s TTL) and the lock delay has
+	// passed, so a rerun right after a crash waits instead of failing.
+	// Negative: try once.
+	LockWait time.Duration
 	Timeouts
 }
 
