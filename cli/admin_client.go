@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"slices"
@@ -132,4 +133,28 @@ func (k kgoLogger) Log(level kgo.LogLevel, msg string, keyvals ...any) {
 		sl = slog.LevelInfo
 	}
 	k.l.Log(context.Background(), sl, "kafka client: "+msg, keyvals...)
+}
+
+// runAdmin is the shape of an admin command: one request through a fresh
+// admin client within the connection's timeout, then its result printed.
+// With partial set, a result that partial says holds something is printed
+// even when do also failed (describe or delete of several names, some of
+// which failed), and the error is returned after it.
+func runAdmin[T any](ctx context.Context, conn ConnOptions, out io.Writer, do func(context.Context, *kadm.Client) (T, error),
+	print func(io.Writer, T) error, partial func(T) bool) error {
+	ctx, cancel := conn.withTimeout(ctx)
+	defer cancel()
+	adm, err := conn.newAdmin()
+	if err != nil {
+		return err
+	}
+	defer adm.Close()
+	res, err := do(ctx, adm)
+	if err != nil && (partial == nil || !partial(res)) {
+		return err
+	}
+	if perr := printResult(out, conn.Output, res, print); perr != nil {
+		return perr
+	}
+	return err
 }

@@ -135,18 +135,9 @@ type clusterFenceChanged struct {
 }
 
 func runClusterSetFence(ctx context.Context, opts *ClusterFenceOptions) error {
-	ctx, cancel := opts.Conn.withTimeout(ctx)
-	defer cancel()
-	adm, err := opts.Conn.newAdmin()
-	if err != nil {
-		return err
-	}
-	defer adm.Close()
-	res, err := setClusterFence(ctx, adm, opts)
-	if err != nil {
-		return err
-	}
-	return printResult(opts.IO.Out, opts.Conn.Output, res, printClusterFenceChanged)
+	return runAdmin(ctx, opts.Conn, opts.IO.Out, func(ctx context.Context, adm *kadm.Client) (clusterFenceChanged, error) {
+		return setClusterFence(ctx, adm, opts)
+	}, printClusterFenceChanged, nil)
 }
 
 func setClusterFence(ctx context.Context, adm *kadm.Client, opts *ClusterFenceOptions) (clusterFenceChanged, error) {
@@ -241,18 +232,9 @@ type clusterBroker struct {
 }
 
 func runClusterStatus(ctx context.Context, opts *ClusterStatusOptions) error {
-	ctx, cancel := opts.Conn.withTimeout(ctx)
-	defer cancel()
-	adm, err := opts.Conn.newAdmin()
-	if err != nil {
-		return err
-	}
-	defer adm.Close()
-	res, err := readClusterStatus(ctx, adm, opts.Conn)
-	if err != nil {
-		return err
-	}
-	return printResult(opts.IO.Out, opts.Conn.Output, res, printClusterStatus)
+	return runAdmin(ctx, opts.Conn, opts.IO.Out, func(ctx context.Context, adm *kadm.Client) (clusterStatus, error) {
+		return readClusterStatus(ctx, adm, opts.Conn)
+	}, printClusterStatus, nil)
 }
 
 func readClusterStatus(ctx context.Context, adm *kadm.Client, conn ConnOptions) (clusterStatus, error) {

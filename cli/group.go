@@ -71,18 +71,9 @@ type groupSummary struct {
 }
 
 func runGroupList(ctx context.Context, opts *GroupListOptions) error {
-	ctx, cancel := opts.Conn.withTimeout(ctx)
-	defer cancel()
-	adm, err := opts.Conn.newAdmin()
-	if err != nil {
-		return err
-	}
-	defer adm.Close()
-	res, err := listGroups(ctx, adm, opts.Conn)
-	if err != nil {
-		return err
-	}
-	return printResult(opts.IO.Out, opts.Conn.Output, res, printGroupList)
+	return runAdmin(ctx, opts.Conn, opts.IO.Out, func(ctx context.Context, adm *kadm.Client) (groupList, error) {
+		return listGroups(ctx, adm, opts.Conn)
+	}, printGroupList, nil)
 }
 
 func listGroups(ctx context.Context, adm *kadm.Client, conn ConnOptions) (groupList, error) {

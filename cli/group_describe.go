@@ -91,20 +91,9 @@ type groupOffset struct {
 }
 
 func runGroupDescribe(ctx context.Context, opts *GroupDescribeOptions) error {
-	ctx, cancel := opts.Conn.withTimeout(ctx)
-	defer cancel()
-	adm, err := opts.Conn.newAdmin()
-	if err != nil {
-		return err
-	}
-	defer adm.Close()
-	res, err := describeGroups(ctx, adm, opts)
-	if len(res.Groups) > 0 {
-		if perr := printResult(opts.IO.Out, opts.Conn.Output, res, printGroupDescriptions); perr != nil {
-			return perr
-		}
-	}
-	return err
+	return runAdmin(ctx, opts.Conn, opts.IO.Out, func(ctx context.Context, adm *kadm.Client) (groupDescriptions, error) {
+		return describeGroups(ctx, adm, opts)
+	}, printGroupDescriptions, func(r groupDescriptions) bool { return len(r.Groups) > 0 })
 }
 
 // describeGroups describes the groups it can and returns an error naming

@@ -96,18 +96,9 @@ type topicCreated struct {
 }
 
 func runTopicCreate(ctx context.Context, opts *TopicCreateOptions) error {
-	ctx, cancel := opts.Conn.withTimeout(ctx)
-	defer cancel()
-	adm, err := opts.Conn.newAdmin()
-	if err != nil {
-		return err
-	}
-	defer adm.Close()
-	res, err := createTopic(ctx, adm, opts)
-	if err != nil {
-		return err
-	}
-	return printResult(opts.IO.Out, opts.Conn.Output, res, printTopicCreated)
+	return runAdmin(ctx, opts.Conn, opts.IO.Out, func(ctx context.Context, adm *kadm.Client) (topicCreated, error) {
+		return createTopic(ctx, adm, opts)
+	}, printTopicCreated, nil)
 }
 
 func createTopic(ctx context.Context, adm *kadm.Client, opts *TopicCreateOptions) (topicCreated, error) {

@@ -59,20 +59,9 @@ type topicDeleted struct {
 }
 
 func runTopicDelete(ctx context.Context, opts *TopicDeleteOptions) error {
-	ctx, cancel := opts.Conn.withTimeout(ctx)
-	defer cancel()
-	adm, err := opts.Conn.newAdmin()
-	if err != nil {
-		return err
-	}
-	defer adm.Close()
-	res, err := deleteTopics(ctx, adm, opts)
-	if len(res.Topics) > 0 {
-		if perr := printResult(opts.IO.Out, opts.Conn.Output, res, printTopicsDeleted); perr != nil {
-			return perr
-		}
-	}
-	return err
+	return runAdmin(ctx, opts.Conn, opts.IO.Out, func(ctx context.Context, adm *kadm.Client) (topicsDeleted, error) {
+		return deleteTopics(ctx, adm, opts)
+	}, printTopicsDeleted, func(r topicsDeleted) bool { return len(r.Topics) > 0 })
 }
 
 // deleteTopics deletes the topics and returns those it deleted (or skipped

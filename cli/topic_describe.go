@@ -85,20 +85,9 @@ type topicConfig struct {
 }
 
 func runTopicDescribe(ctx context.Context, opts *TopicDescribeOptions) error {
-	ctx, cancel := opts.Conn.withTimeout(ctx)
-	defer cancel()
-	adm, err := opts.Conn.newAdmin()
-	if err != nil {
-		return err
-	}
-	defer adm.Close()
-	res, err := describeTopics(ctx, adm, opts)
-	if len(res.Topics) > 0 {
-		if perr := printResult(opts.IO.Out, opts.Conn.Output, res, printTopicDescriptions); perr != nil {
-			return perr
-		}
-	}
-	return err
+	return runAdmin(ctx, opts.Conn, opts.IO.Out, func(ctx context.Context, adm *kadm.Client) (topicDescriptions, error) {
+		return describeTopics(ctx, adm, opts)
+	}, printTopicDescriptions, func(r topicDescriptions) bool { return len(r.Topics) > 0 })
 }
 
 // describeTopics describes the topics that exist and returns an error
