@@ -143,17 +143,26 @@ Grafana or provision. Each has a Prometheus data source variable and cluster and
 	return cmd
 }
 
-// dashboardTargets finds what to scrape: from endpoints.json while kdr up
-// runs the topology, else the local brokers of the file. source says
-// which, for the user.
+// dashboardTargets finds what to scrape for the dashboards commands (see
+// scrapeTargets).
 func dashboardTargets(opts *DashboardsOptions, t *topology.Topology) (targets []dashboards.Target, source string, err error) {
+	return scrapeTargets(t, opts.StateDir, opts.UpMetrics)
+}
+
+// scrapeTargets finds what to scrape: from endpoints.json while kdr up
+// runs the topology (in stateDir, "" for its default), else the local
+// brokers of the file. upMetrics is kdr up's own metrics URL ("": the one
+// endpoints.json names, if any). source says where the targets came from,
+// for the user. kdr dashboards prometheus(-config) and kdr up --prometheus
+// both build their configuration with it.
+func scrapeTargets(t *topology.Topology, stateDir, upMetrics string) (targets []dashboards.Target, source string, err error) {
 	t = up.Normalize(t)
-	dir, err := upStateDir(opts.StateDir, t)
+	dir, err := upStateDir(stateDir, t)
 	if err != nil {
 		return nil, "", usageError{err}
 	}
 	path := up.Layout{Dir: dir}.Endpoints()
-	upURL := opts.UpMetrics
+	upURL := upMetrics
 	if e, err := up.ReadEndpoints(path); err == nil && e.Running && processAlive(e.PID) {
 		for _, c := range e.Clusters {
 			for _, b := range c.Brokers {
@@ -247,36 +256,65 @@ func runPrometheus(ctx context.Context, opts *DashboardsOptions) error {
 	if err != nil {
 		return err
 	}
-	dir, err := upStateDir(opts.StateDir, t)
-	if err != nil {
-		return usageError{err}
-	}
-	targets, source, err := dashboardTargets(opts, t)
-	if err != nil {
-		return err
-	}
-	alerts, err := dashboardAlerts(t)
-	if err != nil {
-		return err
-	}
 	logger, err := opts.Global.logger(opts.IO.Err)
 	if err != nil {
 		return err
 	}
-	logFile := filepath.Join(dir, "logs", "prometheus.log")
-	if err := os.MkdirAll(filepath.Dir(logFile), 0o755); err != nil {
-		return err
-	}
-	logs, err := os.OpenFile(logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	lp, err := startTopologyPrometheus(ctx, t, opts)
 	if err != nil {
 		return err
 	}
-	defer logs.Close()
+	defer lp.logs.Close()
+	fmt.Fprintf(opts.IO.Out, "Prometheus on http://%s scrapes %d targets from %s\nconfig %s, log %s\nPress Ctrl-C to stop.\n",
+		opts.Listen, len(lp.p.Targets), lp.source, lp.p.ConfigPath(), lp.logFile)
+	return lp.supervise(ctx, t, opts, logger)
+}
+
+// topologyPrometheus is a local Prometheus scraping a topology (the
+// configuration of scrapeTargets), as kdr dashboards prometheus and
+// kdr up --prometheus run it.
+type topologyPrometheus struct {
+	p       *dashboards.LocalPrometheus
+	proc    *os.Process
+	exited  chan error
+	logs    *os.File
+	logFile string
+	source  string // where the targets came from
+}
+
+// startTopologyPrometheus writes the configuration for t into the state
+// dir (opts.StateDir, "" for the default), starts opts.Bin on it,
+// listening on opts.Listen, with its output in logs/prometheus.log, and
+// waits until it is ready (30 s at most). It stops when ctx ends; the
+// caller then closes logs. Without a prometheus binary, the error is
+// dashboards.ErrNoPrometheus.
+func startTopologyPrometheus(ctx context.Context, t *topology.Topology, opts *DashboardsOptions) (*topologyPrometheus, error) {
+	dir, err := upStateDir(opts.StateDir, t)
+	if err != nil {
+		return nil, usageError{err}
+	}
+	targets, source, err := scrapeTargets(t, dir, opts.UpMetrics)
+	if err != nil {
+		return nil, err
+	}
+	alerts, err := dashboardAlerts(t)
+	if err != nil {
+		return nil, err
+	}
+	logFile := filepath.Join(dir, "logs", "prometheus.log")
+	if err := os.MkdirAll(filepath.Dir(logFile), 0o755); err != nil {
+		return nil, err
+	}
+	logs, err := os.OpenFile(logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, err
+	}
 	p := &dashboards.LocalPrometheus{Targets: targets, Scrape: dashboards.ScrapeOptions{Interval: opts.ScrapeInterval},
 		Alerts: alerts, StateDir: dir, Listen: opts.Listen, Bin: opts.Bin, Stdout: logs, Stderr: logs}
 	cmd, err := dashboards.StartPrometheus(ctx, p)
 	if err != nil {
-		return err
+		logs.Close()
+		return nil, err
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
@@ -285,40 +323,41 @@ func runPrometheus(ctx context.Context, opts *DashboardsOptions) error {
 	if err := dashboards.WaitPrometheusReady(readyCtx, opts.Listen); err != nil {
 		cmd.Process.Kill()
 		<-exited
-		return fmt.Errorf("%w (its output is in %s)", err, logFile)
+		logs.Close()
+		return nil, fmt.Errorf("%w (its output is in %s)", err, logFile)
 	}
-	fmt.Fprintf(opts.IO.Out, "Prometheus on http://%s scrapes %d targets from %s\nconfig %s, log %s\nPress Ctrl-C to stop.\n",
-		opts.Listen, len(targets), source, p.ConfigPath(), logFile)
-	return superviseConfig(ctx, opts, t, p, cmd.Process, exited, logger)
+	return &topologyPrometheus{p: p, proc: cmd.Process, exited: exited, logs: logs, logFile: logFile, source: source}, nil
 }
 
-// superviseConfig refreshes the targets until Prometheus exits or ctx
-// ends (then it waits for Prometheus to stop).
-func superviseConfig(ctx context.Context, opts *DashboardsOptions, t *topology.Topology, p *dashboards.LocalPrometheus,
-	proc *os.Process, exited <-chan error, logger *slog.Logger) error {
+// supervise refreshes the targets from endpoints.json every
+// prometheusRefresh (a restarted mirror worker gets another port; a
+// failover starts the reversed flow's workers), rewriting the
+// configuration and sending Prometheus SIGHUP when they changed, until
+// Prometheus exits or ctx ends (then it waits for Prometheus to stop).
+func (lp *topologyPrometheus) supervise(ctx context.Context, t *topology.Topology, opts *DashboardsOptions, logger *slog.Logger) error {
 	tick := time.NewTicker(prometheusRefresh)
 	defer tick.Stop()
 	for {
 		select {
-		case err := <-exited:
+		case err := <-lp.exited:
 			if ctx.Err() != nil {
 				return nil // stopped by Ctrl-C
 			}
-			return fmt.Errorf("prometheus exited: %v", err)
+			return fmt.Errorf("prometheus exited: %v (its output is in %s)", err, lp.logFile)
 		case <-tick.C:
-			targets, _, err := dashboardTargets(opts, t)
+			targets, _, err := scrapeTargets(t, lp.p.StateDir, opts.UpMetrics)
 			if err != nil {
 				continue
 			}
-			p.Targets = targets
-			changed, err := p.WriteConfig()
+			lp.p.Targets = targets
+			changed, err := lp.p.WriteConfig()
 			if err != nil {
 				logger.Warn("cannot rewrite the Prometheus config", "err", err)
 				continue
 			}
 			if changed {
 				logger.Info("targets changed: Prometheus reloads its config", "targets", len(targets))
-				proc.Signal(syscall.SIGHUP)
+				lp.proc.Signal(syscall.SIGHUP)
 			}
 		}
 	}

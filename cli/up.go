@@ -1,12 +1,17 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
+	"os/exec"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/kdr-io/kdr/dashboards"
 	"github.com/kdr-io/kdr/topology"
 	"github.com/kdr-io/kdr/up"
 )
@@ -22,6 +27,10 @@ type UpOptions struct {
 	NoDemoProducer bool
 	// MetricsListen serves kdr up's failover metrics ("" for none).
 	MetricsListen string
+	// Prometheus runs a local Prometheus scraping everything once healthy,
+	// listening on PrometheusListen.
+	Prometheus       bool
+	PrometheusListen string
 }
 
 // NewCmdUp is `kdr up [FILE]`.
@@ -67,6 +76,8 @@ The demo also runs a producer writing about 20 small JSON orders a second to top
 	f.StringVar(&opts.Bin, "bin", "", "kdr binary the brokers and workers run (default: this one)")
 	f.BoolVar(&opts.NoDemoProducer, "no-demo-producer", false, "do not run the demo's producer")
 	f.StringVar(&opts.MetricsListen, "metrics-listen", up.DefaultMetricsListen, "address of kdr up's /metrics (failover state, last drill) and /healthz; \"\" for none")
+	f.BoolVar(&opts.Prometheus, "prometheus", false, "once healthy, run a local Prometheus scraping everything (needs prometheus on PATH)")
+	f.StringVar(&opts.PrometheusListen, "prometheus-listen", dashboards.DefaultListen, "address of --prometheus's Prometheus")
 	return cmd
 }
 
@@ -104,6 +115,10 @@ func runUp(cmd *cobra.Command, opts *UpOptions) error {
 	if err != nil {
 		return err
 	}
+	var onHealthy func(context.Context, up.Endpoints) ([]up.ExtraEndpoint, func())
+	if opts.Prometheus && prometheusInstalled(opts.IO.Err, upPrometheusBin) {
+		onHealthy = upPrometheus(t, dir, opts.PrometheusListen, logger)
+	}
 	return up.Run(cmd.Context(), up.Options{
 		Topology:      t,
 		StateDir:      dir,
@@ -113,7 +128,54 @@ func runUp(cmd *cobra.Command, opts *UpOptions) error {
 		Out:           opts.IO.Out,
 		Console:       console,
 		MetricsListen: opts.MetricsListen,
+		OnHealthy:     onHealthy,
 	})
+}
+
+// upPrometheusBin is the Prometheus kdr up --prometheus runs.
+const upPrometheusBin = "prometheus"
+
+// prometheusInstalled reports whether bin is on PATH, and otherwise warns
+// on w that kdr up goes on without Prometheus.
+func prometheusInstalled(w io.Writer, bin string) bool {
+	if _, err := exec.LookPath(bin); err != nil {
+		fmt.Fprintf(w, "warning: --prometheus: %s is not installed (%v); install it (Debian/Ubuntu: apt-get install prometheus) for a local Prometheus. kdr up goes on without one.\n", bin, err)
+		return false
+	}
+	return true
+}
+
+// upPrometheus is kdr up --prometheus's OnHealthy: it starts a local
+// Prometheus on listen, configured like kdr dashboards prometheus from kdr
+// up's endpoints.json in dir (brokers, mirror workers, kdr up's own
+// /metrics) and kept in step with it, and returns its URL and how to stop
+// it. A Prometheus that cannot start is logged, and kdr up goes on.
+func upPrometheus(t *topology.Topology, dir, listen string, logger *slog.Logger) func(context.Context, up.Endpoints) ([]up.ExtraEndpoint, func()) {
+	return func(ctx context.Context, _ up.Endpoints) ([]up.ExtraEndpoint, func()) {
+		opts := &DashboardsOptions{StateDir: dir, ScrapeInterval: 5 * time.Second, Listen: listen, Bin: upPrometheusBin}
+		pctx, cancel := context.WithCancel(ctx)
+		lp, err := startTopologyPrometheus(pctx, t, opts)
+		if err != nil {
+			cancel()
+			logger.Warn("--prometheus: Prometheus did not start; kdr up goes on without it", "err", err)
+			return nil, nil
+		}
+		logger.Info("Prometheus started", "url", "http://"+listen, "targets", len(lp.p.Targets), "log", lp.logFile)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			defer lp.logs.Close()
+			if err := lp.supervise(pctx, t, opts, logger); err != nil {
+				logger.Warn("--prometheus: Prometheus stopped; kdr up goes on without it", "err", err)
+			}
+		}()
+		stop := func() {
+			logger.Info("stopping Prometheus")
+			cancel()
+			<-done
+		}
+		return []up.ExtraEndpoint{{Name: "prometheus", URL: "http://" + listen}}, stop
+	}
 }
 
 // upIsTerminal reports whether w is a character device (a terminal).

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -9,6 +10,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/kdr-io/kdr/broker"
+	"github.com/kdr-io/kdr/dashboards"
 	"github.com/kdr-io/kdr/mirror"
 	"github.com/kdr-io/kdr/topology"
 	"github.com/kdr-io/kdr/up"
@@ -80,12 +82,32 @@ func TestUpBrokerArgsParse(t *testing.T) {
 	}
 }
 
+// TestUpPrometheusNotInstalled: kdr up --prometheus without a prometheus
+// binary warns, naming the Debian package, and goes on.
+func TestUpPrometheusNotInstalled(t *testing.T) {
+	var w strings.Builder
+	if prometheusInstalled(&w, filepath.Join(t.TempDir(), "no-prometheus")) {
+		t.Fatal("a missing binary counts as installed")
+	}
+	if !strings.Contains(w.String(), "apt-get install prometheus") || !strings.Contains(w.String(), "goes on without") {
+		t.Fatalf("warning %q", w.String())
+	}
+}
+
 func TestUpAndStatusOptions(t *testing.T) {
 	var uo *UpOptions
 	err := parseTop(newCmdUp(IO{}, &globalOptions{}, func(o *UpOptions) error { uo = o; return nil }),
 		"estate.yaml", "--state-dir", "/s", "--bin", "/b/kdr", "--no-demo-producer")
 	if err != nil || uo.File != "estate.yaml" || uo.StateDir != "/s" || uo.Bin != "/b/kdr" || !uo.NoDemoProducer {
 		t.Fatalf("up: %v %+v", err, uo)
+	}
+	if uo.Prometheus || uo.PrometheusListen != dashboards.DefaultListen || uo.MetricsListen != up.DefaultMetricsListen {
+		t.Fatalf("up defaults: %+v", uo)
+	}
+	err = parseTop(newCmdUp(IO{}, &globalOptions{}, func(o *UpOptions) error { uo = o; return nil }),
+		"--prometheus", "--prometheus-listen", "127.0.0.1:19090")
+	if err != nil || !uo.Prometheus || uo.PrometheusListen != "127.0.0.1:19090" {
+		t.Fatalf("up --prometheus: %v %+v", err, uo)
 	}
 	err = parseTop(newCmdUp(IO{}, &globalOptions{}, func(*UpOptions) error { return nil }), "a.yaml", "b.yaml")
 	if _, ok := err.(usageError); !ok {

@@ -26,10 +26,12 @@
 //
 // Tests: the JSON is what the Go produces; every panel query parses as
 // PromQL and names only metrics the code exports (found by starting a
-// broker and a mirror worker in process and describing their registries);
-// the registries pass client_golang's metric-name lint; promtool checks and
-// unit-tests the rules; and TestDashboardsPanelsHaveData runs kdr up and a
-// real Prometheus and evaluates every panel query.
+// broker and a mirror worker in process, and registering kdr up's
+// up.NewFailoverCollector on a full failover state, and describing their
+// registries); the registries pass client_golang's metric-name lint;
+// promtool checks and unit-tests the rules; and TestDashboardsPanelsHaveData
+// runs kdr up and a real Prometheus and evaluates every panel query, then
+// again after a switchover and a drill result for the panels that need them.
 package dashboards
 
 //go:generate go test -run ^TestDashboardsGolden$ -update .

@@ -2,14 +2,10 @@ package dashboards
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
-	"go/ast"
-	"go/parser"
-	"go/token"
-	"io/fs"
 	"net"
 	"os"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -24,34 +20,13 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kdr-io/kdr/broker"
+	"github.com/kdr-io/kdr/failover"
+	"github.com/kdr-io/kdr/failover/store"
 	"github.com/kdr-io/kdr/internal/kdrtest"
 	"github.com/kdr-io/kdr/internal/obs"
 	"github.com/kdr-io/kdr/mirror"
+	"github.com/kdr-io/kdr/up"
 )
-
-// pendingMetrics are exported by kdr up's own /metrics (failover state and
-// drill results), which another change is adding. Until kdr up's registry
-// can be built here, these names are allowed in dashboards and alerts
-// without being found in a registry. TestDashboardsPendingMetrics reports
-// which of them the source already names.
-//
-// PENDING: remove this list once exportedMetrics describes kdr up's
-// registry.
-var pendingMetrics = []string{
-	"kdr_failover_epoch",
-	"kdr_failover_active_cluster",
-	"kdr_failover_operation_in_progress",
-	"kdr_failover_operations_total",
-	"kdr_failover_last_operation_duration_seconds",
-	"kdr_failover_fenced",
-	"kdr_drill_last_lost_records",
-	"kdr_drill_last_duplicated_records",
-	"kdr_drill_last_reordered_records",
-	"kdr_drill_last_rto_seconds",
-	"kdr_drill_last_rpo_records",
-	"kdr_drill_last_rpo_seconds",
-	"kdr_drill_last_timestamp_seconds",
-}
 
 // exported is what the code's registries export.
 type exported struct {
@@ -59,7 +34,7 @@ type exported struct {
 	names map[string]bool
 	// types are the types of the names that had a series when gathered.
 	types map[string]dto.MetricType
-	// regs are the registries, by process kind.
+	// regs are the registries, by process kind (broker, mirror, up).
 	regs map[string]*prometheus.Registry
 }
 
@@ -72,9 +47,10 @@ var (
 // exportedMetrics starts, in process, what exports kdr's metrics and
 // describes their registries: a broker that is the single voter of a raft
 // metadata quorum (broker, controller, raft, group and request metrics),
-// a plain broker, and a mirror worker copying records from the first to
-// the second and checkpointing a consumer group (mirror, offset-sync and
-// checkpoint metrics). It runs once per test binary.
+// a plain broker, a mirror worker copying records from the first to the
+// second and checkpointing a consumer group (mirror, offset-sync and
+// checkpoint metrics), and kdr up's failover collector on a state with
+// every part set (upRegistry). It runs once per test binary.
 func exportedMetrics(t *testing.T) *exported {
 	t.Helper()
 	exportedOnce.Do(func() { exportedVal, exportedErr = startExporters(t) })
@@ -190,14 +166,17 @@ func startExporters(t *testing.T) (*exported, error) {
 	}); err != nil {
 		return nil, fmt.Errorf("waiting for the mirror to copy and checkpoint: %w", err)
 	}
+	upReg, err := upRegistry()
+	if err != nil {
+		return nil, err
+	}
 	e := &exported{names: map[string]bool{}, types: map[string]dto.MetricType{},
-		regs: map[string]*prometheus.Registry{"broker": brokerReg, "mirror": mirrorReg}}
-	fq := regexp.MustCompile(`fqName: "([^"]+)"`)
+		regs: map[string]*prometheus.Registry{"broker": brokerReg, "mirror": mirrorReg, "up": upReg}}
 	for _, reg := range e.regs {
 		ch := make(chan *prometheus.Desc)
 		go func() { reg.Describe(ch); close(ch) }()
 		for d := range ch {
-			if m := fq.FindStringSubmatch(d.String()); m != nil {
+			if m := fqName.FindStringSubmatch(d.String()); m != nil {
 				e.names[m[1]] = true
 			}
 		}
@@ -211,6 +190,54 @@ func startExporters(t *testing.T) (*exported, error) {
 	}
 	return e, nil
 }
+
+// upRegistry is kdr up's /metrics registry (up.NewFailoverCollector) on
+// a failover state with an operation in progress, a fenced cluster, a
+// history with a finished and a failed operation, and a last drill, so
+// that every metric it describes has a series. It fails if one has none:
+// then the state here misses a part the collector exports.
+func upRegistry() (*prometheus.Registry, error) {
+	start := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	st := store.State{
+		Topology: "demo", Active: "west", Epoch: 3, Fenced: []string{"east"},
+		Operation: &store.Operation{ID: "op-2", Kind: failover.KindFailback, From: "west", To: "east", Step: "fence", StepIndex: 1, Started: start.Add(time.Hour)},
+		History: []store.Event{
+			{At: start, Kind: failover.KindSwitchover, Step: failover.StepStarted, Epoch: 2},
+			{At: start.Add(20 * time.Second), Kind: failover.KindSwitchover, Step: failover.StepDone, Epoch: 3},
+			{At: start.Add(time.Minute), Kind: failover.KindPromote, Step: failover.StepStarted, Epoch: 3},
+			{At: start.Add(2 * time.Minute), Kind: failover.KindPromote, Step: failover.StepFailed, Epoch: 3},
+		},
+		LastDrill: json.RawMessage(`{"scenario":"planned-switchover","passed":true,"lost":0,"duplicated":1,"reordered":2,
+			"rto_seconds":4.5,"rpo_records":0,"rpo_seconds":0,"finished_at":"2026-01-02T04:00:00Z"}`),
+	}
+	reg := prometheus.NewPedanticRegistry()
+	if err := reg.Register(up.NewFailoverCollector("demo", []string{"east", "west"}, func() (store.State, bool) { return st, true })); err != nil {
+		return nil, err
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		return nil, err
+	}
+	gathered := map[string]bool{}
+	for _, mf := range mfs {
+		gathered[mf.GetName()] = true
+	}
+	ch := make(chan *prometheus.Desc)
+	go func() { reg.Describe(ch); close(ch) }()
+	var missing []string
+	for d := range ch {
+		if m := fqName.FindStringSubmatch(d.String()); m != nil && !gathered[m[1]] {
+			missing = append(missing, m[1])
+		}
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("kdr up's failover collector gave no series for %v on a state with every part set", missing)
+	}
+	return reg, nil
+}
+
+// fqName finds a metric's name in a prometheus.Desc's String().
+var fqName = regexp.MustCompile(`fqName: "([^"]+)"`)
 
 func waitFor(ctx context.Context, f func() error) error {
 	for {
@@ -245,53 +272,5 @@ func (e *exported) has(name string) bool {
 			return suffix != "_bucket"
 		}
 	}
-	return slices.Contains(pendingMetrics, name)
-}
-
-// TestDashboardsPendingMetrics says which pending names (kdr up's failover
-// and drill metrics) the module's non-test Go source already spells out,
-// so the pending list can go once they all are.
-func TestDashboardsPendingMetrics(t *testing.T) {
-	root, err := kdrtest.ModuleRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	literals := map[string]bool{}
-	fset := token.NewFileSet()
-	err = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.IsDir() && (strings.HasPrefix(d.Name(), ".") || d.Name() == "node_modules" || d.Name() == "testdata") {
-			return filepath.SkipDir
-		}
-		if d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
-			return nil
-		}
-		f, err := parser.ParseFile(fset, path, nil, parser.SkipObjectResolution)
-		if err != nil {
-			return nil // someone's file mid-edit
-		}
-		ast.Inspect(f, func(n ast.Node) bool {
-			if lit, ok := n.(*ast.BasicLit); ok && lit.Kind == token.STRING {
-				if s, err := strconv.Unquote(lit.Value); err == nil {
-					literals[s] = true
-				}
-			}
-			return true
-		})
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var found, missing []string
-	for _, n := range pendingMetrics {
-		if literals[n] {
-			found = append(found, n)
-		} else {
-			missing = append(missing, n)
-		}
-	}
-	t.Logf("pending metrics (allowed without a registry, see pendingMetrics): in the source %v; not yet %v", found, missing)
+	return false
 }

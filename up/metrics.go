@@ -51,8 +51,22 @@ var (
 	}
 )
 
+// NewFailoverCollector is the collector of kdr up's /metrics: the failover
+// state and the last drill of topology, whose clusters are clusters (each
+// gets its kdr_failover_active_cluster and kdr_failover_fenced series).
+// state returns the state and whether it is known; nothing is exported
+// while it is not. Its Active must already name the active cluster (kdr up
+// resolves the pattern's default, the primary, before).
+func NewFailoverCollector(topology string, clusters []string, state func() (store.State, bool)) prometheus.Collector {
+	return failoverCollector{topology: topology, clusters: slices.Clone(clusters), state: state}
+}
+
 // failoverCollector exports the state kdr up follows.
-type failoverCollector struct{ r *runner }
+type failoverCollector struct {
+	topology string
+	clusters []string
+	state    func() (store.State, bool)
+}
 
 func (c failoverCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descEpoch, descActive, descOperation, descOpsTotal, descDuration, descFenced} {
@@ -64,19 +78,18 @@ func (c failoverCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c failoverCollector) Collect(ch chan<- prometheus.Metric) {
-	st, ok := c.r.view.get()
-	if !ok || !c.r.hasPattern {
+	st, ok := c.state()
+	if !ok {
 		return
 	}
-	topo := c.r.topo.Metadata.Name
+	topo := c.topology
 	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
 	}
 	gauge(descEpoch, float64(st.Epoch), topo)
-	active := failover.ActiveOf(c.r.pattern, st)
-	for _, cl := range c.r.topo.Clusters {
-		gauge(descActive, b2f(cl.Name == active), topo, cl.Name)
-		gauge(descFenced, b2f(slices.Contains(st.Fenced, cl.Name)), topo, cl.Name)
+	for _, cl := range c.clusters {
+		gauge(descActive, b2f(cl == st.Active), topo, cl)
+		gauge(descFenced, b2f(slices.Contains(st.Fenced, cl)), topo, cl)
 	}
 	if op := st.Operation; op != nil {
 		gauge(descOperation, 1, topo, op.Kind, op.Step)
@@ -99,6 +112,17 @@ func (c failoverCollector) Collect(ch chan<- prometheus.Metric) {
 			}
 		}
 	}
+}
+
+// failoverState is the state the metrics export: the one kdr up follows,
+// with Active resolved to the pattern's active cluster.
+func (r *runner) failoverState() (store.State, bool) {
+	st, ok := r.view.get()
+	if !ok || !r.hasPattern {
+		return store.State{}, false
+	}
+	st.Active = failover.ActiveOf(r.pattern, st)
+	return st, true
 }
 
 // historyStats counts finished operations per kind and result, and the
@@ -153,7 +177,11 @@ func (r *runner) serveMetrics() {
 		return
 	}
 	reg := obs.NewRegistry()
-	reg.MustRegister(failoverCollector{r})
+	clusters := make([]string, 0, len(r.topo.Clusters))
+	for _, c := range r.topo.Clusters {
+		clusters = append(clusters, c.Name)
+	}
+	reg.MustRegister(NewFailoverCollector(r.topo.Metadata.Name, clusters, r.failoverState))
 	srv, err := obs.ServeHTTP(r.opts.MetricsListen, reg, func() error {
 		if r.hasPattern && r.store != nil {
 			if _, ok := r.view.get(); !ok {

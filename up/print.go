@@ -8,7 +8,7 @@ import (
 )
 
 // printEndpoints writes where everything is, once healthy.
-func printEndpoints(w io.Writer, e *Endpoints, l Layout) {
+func printEndpoints(w io.Writer, e *Endpoints, extra []ExtraEndpoint, l Layout) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "\nTopology %s is up.\n\n", e.Topology)
 	for _, c := range e.Clusters {
@@ -29,6 +29,9 @@ func printEndpoints(w io.Writer, e *Endpoints, l Layout) {
 	}
 	if e.MetricsURL != "" {
 		fmt.Fprintf(tw, "failover metrics\t\t%s\n", e.MetricsURL)
+	}
+	for _, x := range extra {
+		fmt.Fprintf(tw, "%s\t\t%s\n", x.Name, x.URL)
 	}
 	fmt.Fprintf(tw, "state dir\t\t%s\n", e.StateDir)
 	fmt.Fprintf(tw, "logs\t\t%s\n", l.Logs())

@@ -53,7 +53,18 @@ type Options struct {
 	// drill) and /healthz are served ("" serves none; the CLI's default
 	// is DefaultMetricsListen).
 	MetricsListen string
+	// OnHealthy, when set, is called once everything is healthy (and
+	// endpoints.json says so), before the endpoints are printed; ctx ends
+	// on Ctrl-C. The endpoints it returns are printed with the others, and
+	// stop, if not nil, is called first when kdr up stops, before the
+	// mirror workers and brokers. kdr up --prometheus starts its
+	// Prometheus here.
+	OnHealthy func(ctx context.Context, e Endpoints) (extra []ExtraEndpoint, stop func())
 }
+
+// ExtraEndpoint is one more line of the endpoints kdr up prints: what
+// (e.g. "prometheus") and where.
+type ExtraEndpoint struct{ Name, URL string }
 
 // DefaultMetricsListen is kdr up's --metrics-listen default.
 const DefaultMetricsListen = "127.0.0.1:9600"
@@ -79,6 +90,7 @@ type runner struct {
 	pattern    failover.Pattern // the failover pattern (if hasPattern)
 	hasPattern bool
 	metrics    *obs.HTTPServer
+	stopExtra  func() // OnHealthy's stop, if any (set before ctx can end r.run)
 }
 
 // Run runs the topology's local clusters and flows until ctx ends, then
@@ -344,14 +356,22 @@ func (r *runner) run(ctx context.Context, workersStarted func()) {
 	r.writeLocked()
 	e := *r.endpoints
 	r.mu.Unlock()
-	printEndpoints(r.opts.Out, &e, r.layout)
+	var extra []ExtraEndpoint
+	if r.opts.OnHealthy != nil {
+		extra, r.stopExtra = r.opts.OnHealthy(ctx, e)
+	}
+	printEndpoints(r.opts.Out, &e, extra, r.layout)
 	r.logger.Info("kdr up healthy", "topology", r.topo.Metadata.Name)
 	<-ctx.Done()
 }
 
-// stop stops the workers, then the brokers, and records that nothing runs.
+// stop stops what OnHealthy started, the workers, then the brokers, and
+// records that nothing runs.
 func (r *runner) stop() {
 	r.console.Done()
+	if r.stopExtra != nil {
+		r.stopExtra()
+	}
 	r.logger.Info("stopping: mirror workers first, then brokers")
 	stopAll(r.logger, "mirror workers", r.workersNow(), WorkerStopGrace)
 	stopAll(r.logger, "brokers", r.brokers, BrokerStopGrace)
