@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -118,7 +117,7 @@ func TestDashboardsPanelsHaveData(t *testing.T) {
 	bin := kdrtest.Binary(t)
 	state := t.TempDir()
 	avoid := map[int]bool{}
-	east, west := freeBasePort(t, 2, avoid), freeBasePort(t, 1, avoid)
+	east, west := kdrtest.FreeBasePort(t, 2, avoid), kdrtest.FreeBasePort(t, 1, avoid)
 	file := filepath.Join(t.TempDir(), "dash.yaml")
 	topo := fmt.Sprintf(`apiVersion: kdr.io/v1
 kind: Topology
@@ -143,14 +142,14 @@ mirror:
 	if err := os.WriteFile(file, []byte(topo), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	upProc := startProcess(t, bin, "up", file, "--state-dir", state, "--metrics-listen", freeAddr(t))
+	upProc := startProcess(t, bin, "up", file, "--state-dir", state, "--metrics-listen", kdrtest.FreeAddr(t))
 	waitHealthy(t, upProc, state)
 	t.Logf("kdr up healthy after %s", time.Since(start).Round(100*time.Millisecond))
 
 	stop := traffic(t, fmt.Sprintf("127.0.0.1:%d", east))
 	defer stop()
 
-	listen := freeAddr(t)
+	listen := kdrtest.FreeAddr(t)
 	prom := startProcess(t, bin, "dashboards", "prometheus", file, "--state-dir", state, "--listen", listen, "--scrape-interval", "1s")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -543,31 +542,14 @@ func checkRulesAndAlerts(t *testing.T, api string) {
 // process is kdr running as a child of the test.
 type process struct {
 	cmd  *exec.Cmd
-	out  *lockedBuffer
+	out  *kdrtest.Output
 	done chan struct{}
 	err  error
 }
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 func startProcess(t *testing.T, bin string, args ...string) *process {
 	t.Helper()
-	p := &process{cmd: exec.Command(bin, args...), out: &lockedBuffer{}, done: make(chan struct{})}
+	p := &process{cmd: exec.Command(bin, args...), out: &kdrtest.Output{}, done: make(chan struct{})}
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -611,56 +593,4 @@ func waitHealthy(t *testing.T, p *process, dir string) {
 		}
 		return e.Healthy, "endpoints.json not healthy yet"
 	})
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-// freeBasePort finds a base port p for a local cluster of n brokers: p+i,
-// p+100+i and p+200+i free for every broker i.
-func freeBasePort(t *testing.T, n int, avoid map[int]bool) int {
-	t.Helper()
-	for range 200 {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		p := ln.Addr().(*net.TCPAddr).Port
-		ln.Close()
-		var ports []int
-		for i := range n {
-			ports = append(ports, p+i, p+100+i, p+200+i)
-		}
-		ok := p+200+n <= 65535
-		for _, q := range ports {
-			if !ok {
-				break
-			}
-			if avoid[q] {
-				ok = false
-				break
-			}
-			l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(q))
-			if err != nil {
-				ok = false
-				break
-			}
-			l.Close()
-		}
-		if ok {
-			for _, q := range ports {
-				avoid[q] = true
-			}
-			return p
-		}
-	}
-	t.Fatal("no free base port")
-	return 0
 }

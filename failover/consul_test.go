@@ -21,7 +21,7 @@ import (
 func TestFailoverSwitchoverConsul(t *testing.T) {
 	agent := consultest.Start(t)
 	used := map[int]bool{}
-	yaml := strings.Replace(fmt.Sprintf(twoLocal, freeBasePort(t, used), freeBasePort(t, used)), "failover:\n",
+	yaml := strings.Replace(fmt.Sprintf(twoLocal, kdrtest.FreeBasePort(t, 1, used), kdrtest.FreeBasePort(t, 1, used)), "failover:\n",
 		fmt.Sprintf("failover:\n  coordination: {backend: consul, consul: {address: %q}}\n", agent.Addr()), 1)
 	e := startEstate(t, yaml)
 	cl, err := kgo.NewClient(kgo.SeedBrokers(e.bootstrap("a")...))

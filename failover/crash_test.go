@@ -15,6 +15,7 @@ import (
 
 	"github.com/kdr-io/kdr/failover"
 	"github.com/kdr-io/kdr/internal/consultest"
+	"github.com/kdr-io/kdr/internal/kdrtest"
 )
 
 // TestFailoverSwitchoverCrashAtEveryStep crashes `kdr failover switchover`
@@ -44,7 +45,7 @@ func TestFailoverSwitchoverCrashAtEveryStep(t *testing.T) {
 // only.
 func crashAtEveryStep(t *testing.T, consulAddr string, only []string) {
 	used := map[int]bool{}
-	yaml := fmt.Sprintf(twoLocal, freeBasePort(t, used), freeBasePort(t, used))
+	yaml := fmt.Sprintf(twoLocal, kdrtest.FreeBasePort(t, 1, used), kdrtest.FreeBasePort(t, 1, used))
 	if consulAddr != "" {
 		yaml = strings.Replace(yaml, "failover:\n", fmt.Sprintf("failover:\n  coordination: {backend: consul, consul: {address: %q}}\n", consulAddr), 1)
 	}

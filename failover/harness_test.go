@@ -1,11 +1,8 @@
 package failover_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -46,57 +43,6 @@ func binary(t *testing.T) string {
 	return binPath
 }
 
-// freeBasePort finds p with p, p+100 and p+200 free (a one-broker local
-// cluster's ports).
-func freeBasePort(t *testing.T, avoid map[int]bool) int {
-	t.Helper()
-	for range 200 {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		p := ln.Addr().(*net.TCPAddr).Port
-		ln.Close()
-		if p+200 > 65535 || avoid[p] || avoid[p+100] || avoid[p+200] {
-			continue
-		}
-		ok := true
-		for _, q := range []int{p, p + 100, p + 200} {
-			l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", q))
-			if err != nil {
-				ok = false
-				break
-			}
-			l.Close()
-		}
-		if ok {
-			for _, q := range []int{p, p + 100, p + 200} {
-				avoid[q] = true
-			}
-			return p
-		}
-	}
-	t.Fatal("no free base port")
-	return 0
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // estate is a topology file, its state dir and a running kdr up.
 type estate struct {
 	t     *testing.T
@@ -105,7 +51,7 @@ type estate struct {
 	state string
 	topo  *topology.Topology
 	up    *exec.Cmd
-	out   *lockedBuffer
+	out   *kdrtest.Output
 	done  chan struct{}
 }
 
@@ -114,7 +60,7 @@ func startEstate(t *testing.T, yaml string) *estate {
 	t.Helper()
 	dir := t.TempDir()
 	e := &estate{t: t, bin: binary(t), file: filepath.Join(dir, "estate.yaml"), state: filepath.Join(dir, "state"),
-		out: &lockedBuffer{}, done: make(chan struct{})}
+		out: &kdrtest.Output{}, done: make(chan struct{})}
 	if err := os.WriteFile(e.file, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
 	}

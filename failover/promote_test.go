@@ -72,7 +72,7 @@ func TestFailoverPromoteForceAndFailback(t *testing.T) {
 	bin := binary(t)
 	east := kdrtest.StartCluster(t, bin, 1)
 	used := map[int]bool{}
-	e := startEstate(t, fmt.Sprintf(eastExisting, east.Bootstrap()[0], freeBasePort(t, used)))
+	e := startEstate(t, fmt.Sprintf(eastExisting, east.Bootstrap()[0], kdrtest.FreeBasePort(t, 1, used)))
 	ctx := context.Background()
 	if _, err := east.Admin().CreateTopic(ctx, 2, 1, nil, "payments"); err != nil {
 		t.Fatal(err)

@@ -125,7 +125,7 @@ func (p *loadProducer) count(cluster string) int {
 // up's metrics say so.
 func TestFailoverSwitchoverUnderLoad(t *testing.T) {
 	used := map[int]bool{}
-	e := startEstate(t, fmt.Sprintf(twoLocal, freeBasePort(t, used), freeBasePort(t, used)))
+	e := startEstate(t, fmt.Sprintf(twoLocal, kdrtest.FreeBasePort(t, 1, used), kdrtest.FreeBasePort(t, 1, used)))
 	ctx := context.Background()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(e.bootstrap("a")...))
 	if err != nil {

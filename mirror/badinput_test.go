@@ -2,7 +2,6 @@ package mirror
 
 import (
 	"fmt"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -14,18 +13,6 @@ import (
 	"github.com/kdr-io/kdr/internal/kdrtest"
 )
 
-// freeAddr returns a loopback address nothing listens on (yet).
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
-
 // TestMirrorUnreachableTarget starts a flow whose target is down: the
 // worker keeps retrying and says why, then copies everything once the
 // target comes up, and again after the target restarts mid-flow.
@@ -33,7 +20,7 @@ func TestMirrorUnreachableTarget(t *testing.T) {
 	east := startCluster(t)
 	east.createTopic("orders", 2)
 	east.produce(seqRecords("orders", 2, 0, 100)...)
-	addr := freeAddr(t)
+	addr := kdrtest.FreeAddr(t)
 	f := DefaultFlow()
 	f.SourceAlias, f.TargetAlias = "east", "west"
 	f.Source.Brokers, f.Target.Brokers = []string{east.addr}, []string{addr}

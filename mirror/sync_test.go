@@ -1,13 +1,11 @@
 package mirror
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -31,28 +29,10 @@ func deleteTopic(t *testing.T, c *cluster, name string) {
 	}
 }
 
-// lockedBuffer is a log sink safe for the worker's goroutines.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // startLoggedWorker is startWorker with the worker's logs kept in a buffer.
-func startLoggedWorker(t *testing.T, f Flow) (*running, *lockedBuffer) {
+func startLoggedWorker(t *testing.T, f Flow) (*running, *kdrtest.Output) {
 	t.Helper()
-	logs := &lockedBuffer{}
+	logs := &kdrtest.Output{}
 	r := startWorkerLogging(t, f, slog.New(slog.NewTextHandler(logs, nil)))
 	return r, logs
 }

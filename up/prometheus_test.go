@@ -29,14 +29,14 @@ func TestUpPrometheus(t *testing.T) {
 	start := time.Now()
 	bin := kdrtest.Binary(t)
 	used := map[int]bool{}
-	pa, pb := freeBasePort(t, used), freeBasePort(t, used)
+	pa, pb := kdrtest.FreeBasePort(t, 1, used), kdrtest.FreeBasePort(t, 1, used)
 	dir := t.TempDir()
 	file := filepath.Join(dir, "estate.yaml")
 	if err := os.WriteFile(file, []byte(fmt.Sprintf(topologyYAML, pa, pb)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	state := filepath.Join(dir, "state")
-	metrics, listen := freeAddr(t), freeAddr(t)
+	metrics, listen := kdrtest.FreeAddr(t), kdrtest.FreeAddr(t)
 	p := startUp(t, bin, file, "--state-dir", state, "--metrics-listen", metrics, "--prometheus", "--prometheus-listen", listen)
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -116,14 +116,4 @@ func promTargets(api string) (map[string]int, []string, error) {
 		}
 	}
 	return up, bad, nil
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }

@@ -24,69 +24,18 @@ import (
 	"github.com/kdr-io/kdr/up"
 )
 
-// freeBasePort finds a loopback port p with p, p+100 and p+200 free: a
-// one-broker local cluster's Kafka, raft and metrics ports.
-func freeBasePort(t *testing.T, avoid map[int]bool) int {
-	t.Helper()
-	for range 200 {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		p := ln.Addr().(*net.TCPAddr).Port
-		ln.Close()
-		if p+200 > 65535 || avoid[p] || avoid[p+100] || avoid[p+200] {
-			continue
-		}
-		ok := true
-		for _, q := range []int{p, p + 100, p + 200} {
-			l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", q))
-			if err != nil {
-				ok = false
-				break
-			}
-			l.Close()
-		}
-		if ok {
-			for _, q := range []int{p, p + 100, p + 200} {
-				avoid[q] = true
-			}
-			return p
-		}
-	}
-	t.Fatal("no free base port")
-	return 0
-}
-
 // upProcess is `kdr up` running as a process.
 type upProcess struct {
 	cmd    *exec.Cmd
-	out    *lockedBuffer
+	out    *kdrtest.Output
 	done   chan struct{}
 	exitMu sync.Mutex
 	exit   error
 }
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 func startUp(t *testing.T, bin string, args ...string) *upProcess {
 	t.Helper()
-	p := &upProcess{out: &lockedBuffer{}, done: make(chan struct{})}
+	p := &upProcess{out: &kdrtest.Output{}, done: make(chan struct{})}
 	p.cmd = exec.Command(bin, append([]string{"up"}, args...)...)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	if err := p.cmd.Start(); err != nil {
@@ -263,7 +212,7 @@ mirror:
 func TestUpRunsStatusSupervisesAndResumes(t *testing.T) {
 	bin := kdrtest.Binary(t)
 	used := map[int]bool{}
-	pa, pb := freeBasePort(t, used), freeBasePort(t, used)
+	pa, pb := kdrtest.FreeBasePort(t, 1, used), kdrtest.FreeBasePort(t, 1, used)
 	dir := t.TempDir()
 	file := filepath.Join(dir, "estate.yaml")
 	if err := os.WriteFile(file, []byte(fmt.Sprintf(topologyYAML, pa, pb)), 0o644); err != nil {
@@ -355,7 +304,7 @@ func TestUpRunsStatusSupervisesAndResumes(t *testing.T) {
 func TestUpRefusesBusyPort(t *testing.T) {
 	bin := kdrtest.Binary(t)
 	used := map[int]bool{}
-	pa, pb := freeBasePort(t, used), freeBasePort(t, used)
+	pa, pb := kdrtest.FreeBasePort(t, 1, used), kdrtest.FreeBasePort(t, 1, used)
 	ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", pb+100))
 	if err != nil {
 		t.Fatal(err)

@@ -1,0 +1,77 @@
+package kdrtest
+
+import (
+	"bytes"
+	"net"
+	"strconv"
+	"sync"
+)
+
+// FreeAddr returns a loopback host:port that was free a moment ago.
+func FreeAddr(t TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("kdrtest: %v", err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// FreeBasePort finds a base port p for a topology's local cluster of n
+// brokers (topology.LocalCluster.LocalPorts): p+i, p+100+i and p+200+i free
+// for every broker i and none of them in avoid, which it then adds them to,
+// so that several clusters of one topology never share a port.
+func FreeBasePort(t TB, n int, avoid map[int]bool) int {
+	t.Helper()
+	for range 200 {
+		p, err := strconv.Atoi(FreeAddr(t)[len("127.0.0.1:"):])
+		if err != nil {
+			t.Fatalf("kdrtest: %v", err)
+		}
+		var ports []int
+		for i := range n {
+			ports = append(ports, p+i, p+100+i, p+200+i)
+		}
+		ok := p+200+n <= 65535
+		for _, q := range ports {
+			if !ok || avoid[q] {
+				ok = false
+				break
+			}
+			l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(q))
+			if err != nil {
+				ok = false
+				break
+			}
+			l.Close()
+		}
+		if ok {
+			for _, q := range ports {
+				avoid[q] = true
+			}
+			return p
+		}
+	}
+	t.Fatalf("kdrtest: no free base port for %d brokers", n)
+	return 0
+}
+
+// Output collects a process's output for a test: safe to write from the
+// process's copier and read from the test at once.
+type Output struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (o *Output) Write(p []byte) (int, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.b.Write(p)
+}
+
+func (o *Output) String() string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.b.String()
+}
