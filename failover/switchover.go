@@ -127,7 +127,7 @@ func (o *opRun) preflight(ctx context.Context, waitFlow bool) (stepOut, error) {
 		}
 		lag = totalLag(parts)
 		if lag > maxRecords {
-			return fmt.Errorf("%w: flow %s lags %d records, more than failover.maxLagRecords %d: let it catch up first", errLagging, f.Name(), lag, maxRecords)
+			return lagError(fmt.Sprintf("flow %s lags %d records, more than failover.maxLagRecords %d: let it catch up first", f.Name(), lag, maxRecords))
 		}
 		octx, cancel := context.WithTimeout(ctx, probeTimeout)
 		oldest, err := o.cl.oldestUnmirrored(octx, o.from, parts)
@@ -137,30 +137,32 @@ func (o *opRun) preflight(ctx context.Context, waitFlow bool) (stepOut, error) {
 			age = time.Since(oldest)
 		}
 		if age > maxAge {
-			return fmt.Errorf("%w: flow %s lags %s (oldest record not copied yet), more than failover.maxLag %s: let it catch up first", errLagging, f.Name(), age.Round(time.Millisecond), maxAge)
+			return lagError(fmt.Sprintf("flow %s lags %s (oldest record not copied yet), more than failover.maxLag %s: let it catch up first", f.Name(), age.Round(time.Millisecond), maxAge))
 		}
 		return nil
 	}
+	// A flow that has just started (after the previous switchover, or the
+	// resync of a failback) is still working through its backlog, and its
+	// age-based lag counts records it will only skip: give it a moment to
+	// come within the policy before refusing (a failback, whose reverse
+	// flow has a whole resync to catch up on, up to the drain timeout).
+	wait, step := min(o.opts.Drain, preflightLagWait), "preflight"
 	if o.kind == KindFailback {
-		// Within a failback the flow has just been restarted after the
-		// resync and is catching up on what the active cluster took
-		// meanwhile: wait for it (up to the drain timeout) instead of
-		// refusing, as a planned switchover started by hand does.
-		err = withTimeout(ctx, o.opts.Drain, "waiting for "+f.Name()+" to catch up", func(ctx context.Context) error {
-			return poll(ctx, 500*time.Millisecond, func() (bool, string, error) {
-				if err := checkLag(); err != nil {
-					if errors.Is(err, errLagging) {
-						o.progress("switchover:preflight", err.Error())
-						return false, err.Error(), nil
-					}
-					return false, "", err
-				}
-				return true, "", nil
-			})
-		})
-	} else {
-		err = checkLag()
+		wait, step = o.opts.Drain, "switchover:preflight"
 	}
+	err = withTimeout(ctx, wait, "waiting for "+f.Name()+" to catch up", func(ctx context.Context) error {
+		return poll(ctx, 500*time.Millisecond, func() (bool, string, error) {
+			if err := checkLag(); err != nil {
+				var lagErr lagError
+				if errors.As(err, &lagErr) {
+					o.progress(step, err.Error())
+					return false, err.Error(), nil
+				}
+				return false, "", err
+			}
+			return true, "", nil
+		})
+	})
 	if err != nil {
 		return stepOut{}, err
 	}
@@ -168,8 +170,14 @@ func (o *opRun) preflight(ctx context.Context, waitFlow bool) (stepOut, error) {
 	return stepOut{msg: strings.Join(msgs, "; ")}, nil
 }
 
-// errLagging: the flow is further behind than the failover policy allows.
-var errLagging = errors.New("lagging")
+// lagError: the flow is further behind than the failover policy allows.
+type lagError string
+
+func (e lagError) Error() string { return string(e) }
+
+// preflightLagWait bounds how long a switchover's preflight waits for the
+// flow to come within the lag policy before refusing.
+const preflightLagWait = 20 * time.Second
 
 // fence makes the old primary refuse client writes at the next epoch.
 func (o *opRun) fence(ctx context.Context) (stepOut, error) {
