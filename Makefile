@@ -44,11 +44,14 @@ fuzz:
 bench: build
 	./scripts/bench.sh
 
-# Long failure runs: the leader-kill checker with many more kills. Prints the
-# checker's report (lost, duplicated, reordered, longest unavailability).
+# Long failure runs: the leader-kill checker with many more kills (prints the
+# checker's report: lost, duplicated, reordered, longest unavailability), and
+# the orchestrator crashed after every switchover step with the Consul store.
 SOAK_KILLS ?= 200
 soak: build
 	KDR_BIN=$(CURDIR)/$(BIN) KDR_KILLS=$(SOAK_KILLS) $(GO) test -v -count=1 -timeout 3h -run 'TestBrokerClusterCheckerSurvivesLeaderKills' ./broker
+	consul=$$(./scripts/consul.sh) && KDR_BIN=$(CURDIR)/$(BIN) KDR_CONSUL_BIN=$$consul KDR_CONSUL_CRASH_ALL_STEPS=1 \
+		$(GO) test -v -count=1 -timeout 30m -run 'TestFailoverSwitchoverCrashAtEveryStep' ./failover
 
 # Runs every drill scenario (scenarios/*.yaml) against bin/kdr; reports go to
 # drills-out/<scenario>/report.{json,html}. Fails if any scenario fails.
