@@ -188,3 +188,33 @@ func stopAll(logger *slog.Logger, what string, children []*child, grace time.Dur
 	}
 	logger.Info("stopped "+what, "count", len(children))
 }
+
+// stopBrokers stops every local cluster's brokers, the clusters in
+// parallel. Within a cluster, brokers stop one at a time while those left
+// still form a majority of the metadata quorum (every broker is a voter), so
+// each can hand its leaderships over through a controlled shutdown; the
+// last majority stops together, as there is no one left to hand over to.
+func stopBrokers(logger *slog.Logger, brokers []*child, grace time.Duration) {
+	var order []string
+	byCluster := map[string][]*child{}
+	for _, b := range brokers {
+		if byCluster[b.group] == nil {
+			order = append(order, b.group)
+		}
+		byCluster[b.group] = append(byCluster[b.group], b)
+	}
+	var wg sync.WaitGroup
+	for _, name := range order {
+		bs := byCluster[name]
+		wg.Go(func() {
+			majority := len(bs)/2 + 1
+			i := 0
+			for ; len(bs)-i-1 >= majority; i++ {
+				stopAll(logger, name+" broker (one at a time while a majority remains)", bs[i:i+1], grace)
+			}
+			stopAll(logger, name+" brokers", bs[i:], grace)
+		})
+	}
+	wg.Wait()
+	logger.Info("stopped brokers", "count", len(brokers))
+}

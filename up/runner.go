@@ -374,7 +374,7 @@ func (r *runner) stop() {
 	}
 	r.logger.Info("stopping: mirror workers first, then brokers")
 	stopAll(r.logger, "mirror workers", r.workersNow(), WorkerStopGrace)
-	stopAll(r.logger, "brokers", r.brokers, BrokerStopGrace)
+	stopBrokers(r.logger, r.brokers, BrokerStopGrace)
 	r.wg.Wait()
 	r.mu.Lock()
 	r.endpoints.Running = false
