@@ -142,7 +142,7 @@ mirror:
 	if err := os.WriteFile(file, []byte(topo), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	upProc := startProcess(t, bin, "up", file, "--state-dir", state, "--metrics-listen", kdrtest.FreeAddr(t))
+	upProc := kdrtest.StartCommand(t, bin, "up", file, "--state-dir", state, "--metrics-listen", kdrtest.FreeAddr(t))
 	waitHealthy(t, upProc, state)
 	t.Logf("kdr up healthy after %s", time.Since(start).Round(100*time.Millisecond))
 
@@ -150,7 +150,7 @@ mirror:
 	defer stop()
 
 	listen := kdrtest.FreeAddr(t)
-	prom := startProcess(t, bin, "dashboards", "prometheus", file, "--state-dir", state, "--listen", listen, "--scrape-interval", "1s")
+	prom := kdrtest.StartCommand(t, bin, "dashboards", "prometheus", file, "--state-dir", state, "--listen", listen, "--scrape-interval", "1s")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	t.Cleanup(func() {
@@ -232,8 +232,8 @@ mirror:
 	t.Logf("switchover and drill result stored after %s", time.Since(start).Round(100*time.Millisecond))
 	checkAfterDrill(t, api, finished)
 	t.Logf("took %s", time.Since(start).Round(100*time.Millisecond))
-	prom.interrupt(t)
-	upProc.interrupt(t)
+	prom.Interrupt(t, 45*time.Second)
+	upProc.Interrupt(t, 45*time.Second)
 }
 
 // switchover runs `kdr failover switchover --to to --yes` on kdr up's
@@ -539,52 +539,12 @@ func checkRulesAndAlerts(t *testing.T, api string) {
 	}
 }
 
-// process is kdr running as a child of the test.
-type process struct {
-	cmd  *exec.Cmd
-	out  *kdrtest.Output
-	done chan struct{}
-	err  error
-}
-
-func startProcess(t *testing.T, bin string, args ...string) *process {
-	t.Helper()
-	p := &process{cmd: exec.Command(bin, args...), out: &kdrtest.Output{}, done: make(chan struct{})}
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.err = p.cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() {
-		p.cmd.Process.Kill() // its children die with it (parent-death signal)
-		<-p.done
-		if t.Failed() {
-			t.Logf("kdr %s output:\n%s", args[0], p.out.String())
-		}
-	})
-	return p
-}
-
-// interrupt sends SIGINT and waits for a clean exit.
-func (p *process) interrupt(t *testing.T) {
-	t.Helper()
-	p.cmd.Process.Signal(os.Interrupt)
-	select {
-	case <-p.done:
-	case <-time.After(45 * time.Second):
-		t.Fatalf("kdr %s did not exit within 45s of SIGINT", p.cmd.Args[1])
-	}
-	if p.err != nil {
-		t.Errorf("kdr %s exited with %v after SIGINT, want 0\n%s", p.cmd.Args[1], p.err, p.out.String())
-	}
-}
-
-func waitHealthy(t *testing.T, p *process, dir string) {
+func waitHealthy(t *testing.T, p *kdrtest.Command, dir string) {
 	t.Helper()
 	kdrtest.Eventually(t, 60*time.Second, func() (bool, string) {
 		select {
-		case <-p.done:
-			t.Fatalf("kdr up exited early:\n%s", p.out.String())
+		case <-p.Done():
+			t.Fatalf("kdr up exited early:\n%s", p.Output())
 		default:
 		}
 		e, err := up.ReadEndpoints(up.Layout{Dir: dir}.Endpoints())

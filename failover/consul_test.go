@@ -75,7 +75,7 @@ func TestFailoverSwitchoverConsul(t *testing.T) {
 	kdrtest.Eventually(t, 30*time.Second, func() (bool, string) {
 		return values(readAll(t, e.bootstrap("a"), "payments"))["during-outage"], "during-outage not on a yet"
 	})
-	if !strings.Contains(e.out.String(), "coordination store unavailable") {
-		t.Errorf("kdr up did not log the store outage:\n%s", e.out.String())
+	if !strings.Contains(e.up.Output(), "coordination store unavailable") {
+		t.Errorf("kdr up did not log the store outage:\n%s", e.up.Output())
 	}
 }

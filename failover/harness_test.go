@@ -50,17 +50,14 @@ type estate struct {
 	file  string
 	state string
 	topo  *topology.Topology
-	up    *exec.Cmd
-	out   *kdrtest.Output
-	done  chan struct{}
+	up    *kdrtest.Command
 }
 
 // startEstate writes yaml to a file and runs kdr up on it until healthy.
 func startEstate(t *testing.T, yaml string) *estate {
 	t.Helper()
 	dir := t.TempDir()
-	e := &estate{t: t, bin: binary(t), file: filepath.Join(dir, "estate.yaml"), state: filepath.Join(dir, "state"),
-		out: &kdrtest.Output{}, done: make(chan struct{})}
+	e := &estate{t: t, bin: binary(t), file: filepath.Join(dir, "estate.yaml"), state: filepath.Join(dir, "state")}
 	if err := os.WriteFile(e.file, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -69,17 +66,9 @@ func startEstate(t *testing.T, yaml string) *estate {
 		t.Fatal(err)
 	}
 	e.topo = topo
-	e.up = exec.Command(e.bin, "up", e.file, "--state-dir", e.state, "--metrics-listen", "127.0.0.1:0", "--log-level", "debug")
-	e.up.Stdout, e.up.Stderr = e.out, e.out
-	if err := e.up.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { e.up.Wait(); close(e.done) }()
+	e.up = kdrtest.StartCommand(t, e.bin, "up", e.file, "--state-dir", e.state, "--metrics-listen", "127.0.0.1:0", "--log-level", "debug")
 	t.Cleanup(func() {
-		e.up.Process.Kill()
-		<-e.done
-		if t.Failed() {
-			t.Logf("kdr up output:\n%s", e.out.String())
+		if t.Failed() { // the mirror workers' logs, besides kdr up's own output
 			logs, _ := filepath.Glob(filepath.Join(e.state, "logs", "mirror-*.log"))
 			for _, l := range logs {
 				b, _ := os.ReadFile(l)
@@ -92,8 +81,8 @@ func startEstate(t *testing.T, yaml string) *estate {
 	})
 	kdrtest.Eventually(t, 60*time.Second, func() (bool, string) {
 		select {
-		case <-e.done:
-			t.Fatalf("kdr up exited early:\n%s", e.out.String())
+		case <-e.up.Done():
+			t.Fatalf("kdr up exited early:\n%s", e.up.Output())
 		default:
 		}
 		ep, err := up.ReadEndpoints(up.Layout{Dir: e.state}.Endpoints())

@@ -99,7 +99,7 @@ func runExample(t *testing.T, bin, file string) {
 		t.Fatalf("endpoints.json lists pids %v, want %d (every broker and worker)", pids, wantPIDs)
 	}
 	mark := time.Now()
-	p.interrupt(t)
+	p.Interrupt(t, 45*time.Second)
 	t.Logf("exited 0 %s after SIGINT", time.Since(mark).Round(100*time.Millisecond))
 	waitGone(t, pids)
 	if e := readEndpoints(t, state); e.Running || len(e.PIDs()) != 0 {

@@ -47,7 +47,7 @@ func TestUpPrometheus(t *testing.T) {
 	waitHealthy(t, p, state)
 	// The URL is printed once Prometheus is ready, with the endpoints.
 	kdrtest.Eventually(t, 40*time.Second, func() (bool, string) {
-		for _, l := range strings.Split(p.out.String(), "\n") {
+		for _, l := range strings.Split(p.Output(), "\n") {
 			if f := strings.Fields(l); len(f) == 2 && f[0] == "prometheus" && f[1] == "http://"+listen {
 				return true, ""
 			}
@@ -71,8 +71,8 @@ func TestUpPrometheus(t *testing.T) {
 	})
 	t.Logf("every target up after %s", time.Since(start).Round(100*time.Millisecond))
 
-	p.interrupt(t)
-	out := p.out.String()
+	p.Interrupt(t, 45*time.Second)
+	out := p.Output()
 	iProm, iWorkers := strings.Index(out, "stopping Prometheus"), strings.Index(out, "stopping: mirror workers first")
 	if iProm < 0 || iWorkers < 0 || iProm > iWorkers {
 		t.Errorf("want Prometheus stopped before the mirror workers and brokers:\n%s", out)

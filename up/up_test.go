@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -24,56 +23,6 @@ import (
 	"github.com/kdr-io/kdr/up"
 )
 
-// upProcess is `kdr up` running as a process.
-type upProcess struct {
-	cmd    *exec.Cmd
-	out    *kdrtest.Output
-	done   chan struct{}
-	exitMu sync.Mutex
-	exit   error
-}
-
-func startUp(t *testing.T, bin string, args ...string) *upProcess {
-	t.Helper()
-	p := &upProcess{out: &kdrtest.Output{}, done: make(chan struct{})}
-	p.cmd = exec.Command(bin, append([]string{"up"}, args...)...)
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		err := p.cmd.Wait()
-		p.exitMu.Lock()
-		p.exit = err
-		p.exitMu.Unlock()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		p.cmd.Process.Kill() // children die with it (Pdeathsig)
-		<-p.done
-		if t.Failed() {
-			t.Logf("kdr up output:\n%s", p.out.String())
-		}
-	})
-	return p
-}
-
-// interrupt sends SIGINT and waits for a clean exit.
-func (p *upProcess) interrupt(t *testing.T) {
-	t.Helper()
-	p.cmd.Process.Signal(os.Interrupt)
-	select {
-	case <-p.done:
-	case <-time.After(45 * time.Second):
-		t.Fatalf("kdr up did not exit within 45s of SIGINT")
-	}
-	p.exitMu.Lock()
-	defer p.exitMu.Unlock()
-	if p.exit != nil {
-		t.Fatalf("kdr up exited with %v, want 0", p.exit)
-	}
-}
-
 func readEndpoints(t *testing.T, dir string) *up.Endpoints {
 	t.Helper()
 	e, err := up.ReadEndpoints(up.Layout{Dir: dir}.Endpoints())
@@ -84,13 +33,19 @@ func readEndpoints(t *testing.T, dir string) *up.Endpoints {
 }
 
 // waitHealthy waits until kdr up says it is healthy in endpoints.json.
-func waitHealthy(t *testing.T, p *upProcess, dir string) *up.Endpoints {
+// startUp runs `kdr up` with args.
+func startUp(t *testing.T, bin string, args ...string) *kdrtest.Command {
+	t.Helper()
+	return kdrtest.StartCommand(t, bin, append([]string{"up"}, args...)...)
+}
+
+func waitHealthy(t *testing.T, p *kdrtest.Command, dir string) *up.Endpoints {
 	t.Helper()
 	var e *up.Endpoints
 	kdrtest.Eventually(t, 45*time.Second, func() (bool, string) {
 		select {
-		case <-p.done:
-			t.Fatalf("kdr up exited early:\n%s", p.out.String())
+		case <-p.Done():
+			t.Fatalf("kdr up exited early:\n%s", p.Output())
 		default:
 		}
 		var err error
@@ -280,7 +235,7 @@ func TestUpRunsStatusSupervisesAndResumes(t *testing.T) {
 	if len(pids) != 3 {
 		t.Fatalf("pids %v, want 2 brokers and 1 worker", pids)
 	}
-	p.interrupt(t)
+	p.Interrupt(t, 45*time.Second)
 	waitGone(t, pids)
 	if e := readEndpoints(t, state); e.Running || len(e.PIDs()) != 0 {
 		t.Fatalf("after stop, endpoints say running %v, pids %v", e.Running, e.PIDs())
@@ -294,8 +249,8 @@ func TestUpRunsStatusSupervisesAndResumes(t *testing.T) {
 
 	// A SIGKILLed kdr up takes its children with it (parent-death signal).
 	pids = readEndpoints(t, state).PIDs()
-	p.cmd.Process.Kill()
-	<-p.done
+	p.Signal(os.Kill)
+	<-p.Done()
 	waitGone(t, pids)
 }
 

@@ -196,3 +196,63 @@ func (p *Process) Logs() string {
 	}
 	return out.String()
 }
+
+// Command is a kdr command other than a broker (kdr up, kdr dashboards
+// prometheus, ...) running as a process for a test. It is killed at test
+// cleanup (kdr up's children die with it), and its output is logged if the
+// test failed.
+type Command struct {
+	cmd  *exec.Cmd
+	out  Output
+	done chan struct{}
+	err  error
+}
+
+// StartCommand runs bin with args.
+func StartCommand(t TB, bin string, args ...string) *Command {
+	t.Helper()
+	c := &Command{cmd: exec.Command(bin, args...), done: make(chan struct{})}
+	c.cmd.Stdout, c.cmd.Stderr = &c.out, &c.out
+	if err := c.cmd.Start(); err != nil {
+		t.Fatalf("kdrtest: starting %s: %v", strings.Join(args, " "), err)
+	}
+	go func() { c.err = c.cmd.Wait(); close(c.done) }()
+	t.Cleanup(func() {
+		c.cmd.Process.Kill()
+		<-c.done
+		if t.Failed() {
+			t.Logf("kdr %s output:\n%s", strings.Join(args, " "), c.out.String())
+		}
+	})
+	return c
+}
+
+// Pid is the process id.
+func (c *Command) Pid() int { return c.cmd.Process.Pid }
+
+// Output is what the process wrote to stdout and stderr so far.
+func (c *Command) Output() string { return c.out.String() }
+
+// Done is closed once the process has exited; Err then says how.
+func (c *Command) Done() <-chan struct{} { return c.done }
+
+// Err is the process's exit error (nil for status 0); call it after Done.
+func (c *Command) Err() error { return c.err }
+
+// Signal sends sig to the process.
+func (c *Command) Signal(sig os.Signal) { c.cmd.Process.Signal(sig) }
+
+// Interrupt sends SIGINT, as Ctrl-C does, and fails the test unless the
+// process exits with status 0 within d.
+func (c *Command) Interrupt(t TB, d time.Duration) {
+	t.Helper()
+	c.Signal(os.Interrupt)
+	select {
+	case <-c.done:
+	case <-time.After(d):
+		t.Fatalf("kdr %s did not exit within %s of SIGINT", strings.Join(c.cmd.Args[1:], " "), d)
+	}
+	if c.err != nil {
+		t.Fatalf("kdr %s exited with %v after SIGINT, want 0\n%s", strings.Join(c.cmd.Args[1:], " "), c.err, c.out.String())
+	}
+}
