@@ -10,6 +10,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/kdr-io/kdr/mirror"
 )
 
 // ProduceOptions are the parsed options of `kdr produce`.
@@ -111,19 +113,11 @@ func produceAcks(s string) (kgo.Acks, error) {
 }
 
 func compressionCodec(s string) (kgo.CompressionCodec, error) {
-	switch s {
-	case "none":
-		return kgo.NoCompression(), nil
-	case "gzip":
-		return kgo.GzipCompression(), nil
-	case "snappy":
-		return kgo.SnappyCompression(), nil
-	case "lz4":
-		return kgo.Lz4Compression(), nil
-	case "zstd":
-		return kgo.ZstdCompression(), nil
+	c, err := mirror.CompressionCodec(s)
+	if err != nil {
+		return c, usageError{fmt.Errorf("--compression %w", err)}
 	}
-	return kgo.CompressionCodec{}, usageError{fmt.Errorf("--compression %q: want none, gzip, snappy, lz4 or zstd", s)}
+	return c, nil
 }
 
 // produceClientOpts are the producer settings of opts.

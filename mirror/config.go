@@ -271,7 +271,7 @@ func (f Flow) Validate() error {
 	if f.ReplicationFactor < 0 {
 		add(invalid("ReplicationFactor", "%d: want 0 (the source's) or a positive count", f.ReplicationFactor))
 	}
-	if _, err := compressionCodec(f.Compression); err != nil {
+	if _, err := CompressionCodec(f.Compression); err != nil {
 		add(invalid("Compression", "%v", err))
 	}
 	if f.BatchRecords < 1 || f.BatchRecords > 1_000_000 {
@@ -307,8 +307,9 @@ func configExcluded(patterns []*regexp.Regexp, name string) bool {
 	return false
 }
 
-// compressionCodec is the franz-go codec of a Compression value.
-func compressionCodec(name string) (kgo.CompressionCodec, error) {
+// CompressionCodec is the franz-go codec of a compression name as Kafka's
+// compression.type spells it: none ("" too), gzip, snappy, lz4 or zstd.
+func CompressionCodec(name string) (kgo.CompressionCodec, error) {
 	switch name {
 	case "", "none":
 		return kgo.NoCompression(), nil

@@ -166,7 +166,7 @@ func (w *Worker) newClients(extra []kgo.Opt) error {
 	if f.InstanceID != "" {
 		consumerOpts = append(consumerOpts, kgo.InstanceID(f.InstanceID))
 	}
-	codec, _ := compressionCodec(f.Compression) // validated
+	codec, _ := CompressionCodec(f.Compression) // validated
 	targetOpts := append(common(f.Target.Brokers, KindTarget, "producer"),
 		kgo.RecordPartitioner(kgo.ManualPartitioner()),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
