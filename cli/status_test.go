@@ -11,38 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kdr-io/kdr/internal/kdrtest"
 	"github.com/kdr-io/kdr/status"
 )
-
-// hangingListener accepts connections and never answers, as a host whose
-// process is wedged.
-func hangingListener(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var conns []net.Conn
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			conns = append(conns, c)
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		<-done
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-	return ln.Addr().String()
-}
 
 // closedPort is a loopback address nothing listens on.
 func closedPort(t *testing.T) string {
@@ -77,7 +48,7 @@ replication:
   - type: active-passive
     primary: hung
     standby: gone
-`, hangingListener(t), closedPort(t))
+`, kdrtest.SilentAddr(t), closedPort(t))
 	if err := os.WriteFile(file, []byte(doc), 0o644); err != nil {
 		t.Fatal(err)
 	}

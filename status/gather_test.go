@@ -3,7 +3,6 @@ package status
 import (
 	"context"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -17,32 +16,13 @@ import (
 	"github.com/kdr-io/kdr/topology"
 )
 
-// blackhole accepts connections and never answers: a cluster that hangs.
-func blackhole(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			t.Cleanup(func() { c.Close() })
-		}
-	}()
-	return ln.Addr().String()
-}
-
 func TestStatusGatherLagLatencyAndDeadCluster(t *testing.T) {
 	src, tgt := kdrtest.StartBroker(t), kdrtest.StartBroker(t)
 	topo := &topology.Topology{Metadata: topology.Metadata{Name: "t"},
 		Clusters: []topology.Cluster{
 			{Name: "a", Bootstrap: []string{src.ListenAddr()}},
 			{Name: "b", Bootstrap: []string{tgt.ListenAddr()}},
-			{Name: "dead", Bootstrap: []string{blackhole(t)}},
+			{Name: "dead", Bootstrap: []string{kdrtest.SilentAddr(t)}},
 		},
 		Replication: []topology.Pattern{
 			{Type: topology.ActivePassive, Primary: "a", Standby: "b"},

@@ -454,43 +454,19 @@ func TestTopologyPlanUnreachable(t *testing.T) {
 // within the timeout, named.
 func TestTopologyPlanSilentCluster(t *testing.T) {
 	east := startPlanCluster(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var held []net.Conn
-	var mu sync.Mutex
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			held = append(held, c)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range held {
-			c.Close()
-		}
-	})
+	silent := kdrtest.SilentAddr(t)
 	topo := &Topology{
 		Clusters: []Cluster{
 			{Name: "east", Bootstrap: []string{east.addr}},
-			{Name: "west", Bootstrap: []string{ln.Addr().String()}},
+			{Name: "west", Bootstrap: []string{silent}},
 		},
 		Replication: []Pattern{{Type: ActivePassive, Primary: "east", Standby: "west"}},
 	}
 	start := time.Now()
-	_, err = Plan(context.Background(), topo, PlanOptions{Timeout: 500 * time.Millisecond})
+	_, err := Plan(context.Background(), topo, PlanOptions{Timeout: 500 * time.Millisecond})
 	elapsed := time.Since(start)
 	var ce *ClusterError
-	if !errors.As(err, &ce) || ce.Cluster != "west" || !strings.Contains(err.Error(), ln.Addr().String()) {
+	if !errors.As(err, &ce) || ce.Cluster != "west" || !strings.Contains(err.Error(), silent) {
 		t.Fatalf("Plan = %v; want a ClusterError naming west", err)
 	}
 	if elapsed > 5*time.Second {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,28 +13,13 @@ import (
 	"github.com/kdr-io/kdr/failover/store/consulstore"
 	"github.com/kdr-io/kdr/failover/store/internal/model"
 	"github.com/kdr-io/kdr/internal/consultest"
+	"github.com/kdr-io/kdr/internal/kdrtest"
 )
 
 func ctxT(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)
 	return ctx
-}
-
-// eventually polls cond every 50 ms until it holds or timeout passes.
-func eventually(t *testing.T, timeout time.Duration, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		ok, reason := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %s: %s", timeout, reason)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 func newStore(t *testing.T, agent *consultest.Agent, topology string) *consulstore.Store {
@@ -137,7 +121,7 @@ func TestFailoverConsulStoreLockLostWhenSessionDestroyed(t *testing.T) {
 	}
 	// Another orchestrator gets the lock once Consul's lock-delay passes.
 	var l2 model.Lock
-	eventually(t, 10*time.Second, func() (bool, string) {
+	kdrtest.Eventually(t, 10*time.Second, func() (bool, string) {
 		l2, err = other.Lock(ctx, "orchestrator-2")
 		if err != nil {
 			return false, err.Error()
@@ -219,32 +203,8 @@ func TestFailoverConsulStoreAgentDownAndBack(t *testing.T) {
 
 func TestFailoverConsulStoreTimesOutOnSilentAgent(t *testing.T) {
 	// Accepts connections and never answers: the call timeout must cut in.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	var conns []net.Conn
-	var mu sync.Mutex
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	defer func() {
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Close()
-		}
-	}()
-	s, err := consulstore.New(consulstore.Config{Topology: "silent", Address: ln.Addr().String(), Timeout: 300 * time.Millisecond})
+	silent := kdrtest.SilentAddr(t)
+	s, err := consulstore.New(consulstore.Config{Topology: "silent", Address: silent, Timeout: 300 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -304,7 +264,7 @@ func TestFailoverConsulStoreClusterHealth(t *testing.T) {
 		t.Fatalf("agent service kdr-health-east = %+v", svc)
 	}
 
-	eventually(t, 20*time.Second, func() (bool, string) {
+	kdrtest.Eventually(t, 20*time.Second, func() (bool, string) {
 		h, err := s.ClusterHealth(ctx, "east")
 		if err != nil {
 			return false, err.Error()
@@ -323,7 +283,7 @@ func TestFailoverConsulStoreClusterHealth(t *testing.T) {
 	if err := s.RegisterCluster(ctx, reg); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 20*time.Second, func() (bool, string) {
+	kdrtest.Eventually(t, 20*time.Second, func() (bool, string) {
 		h, err := s.ClusterHealth(ctx, "east")
 		if err != nil {
 			return false, err.Error()
