@@ -13,6 +13,7 @@ import (
 
 	"github.com/kdr-io/kdr/broker/cluster"
 	"github.com/kdr-io/kdr/internal/atomicfile"
+	"github.com/kdr-io/kdr/mirror/mm2"
 )
 
 // Write fencing: a failover orchestrator makes the old primary cluster
@@ -148,15 +149,12 @@ func (b *Broker) syncFence() {
 // fenceInternalTopic reports whether topic is one of the internal topics
 // that stay writable while fenced.
 func fenceInternalTopic(topic string) bool {
-	switch {
-	case topic == offsetsTopic, topic == "heartbeats":
-		return true
-	case strings.HasPrefix(topic, "mm2-offset-syncs.") && strings.HasSuffix(topic, ".internal"):
-		return true
-	case strings.HasSuffix(topic, ".checkpoints.internal"):
+	if topic == offsetsTopic || topic == mm2.HeartbeatsTopic {
 		return true
 	}
-	return false
+	_, syncs := mm2.IsOffsetSyncsTopic(topic)
+	_, checkpoints := mm2.IsCheckpointsTopic(topic)
+	return syncs || checkpoints
 }
 
 // fenceCheck decides a produce to topic from clientID under fence f: nil
