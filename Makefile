@@ -8,7 +8,8 @@ FUZZ_SCALE ?= 1
 FUZZ_TARGETS := ./broker/wire:FuzzRequest:20000 ./broker:FuzzBrokerHandlers:20000 \
 	./broker/storage:FuzzRecover:2000 ./broker/storage:FuzzRecoverMetadata:2000 ./broker/storage:FuzzAppend:2000 \
 	./broker/group:FuzzGroupReplay:20000 \
-	./mirror/mm2:FuzzDecodeOffsetSync:20000 ./mirror/mm2:FuzzDecodeCheckpoint:20000 ./mirror/mm2:FuzzDecodeHeartbeat:20000
+	./mirror/mm2:FuzzDecodeOffsetSync:20000 ./mirror/mm2:FuzzDecodeCheckpoint:20000 ./mirror/mm2:FuzzDecodeHeartbeat:20000 \
+	./mirror:FuzzSplitBatches:20000
 
 .PHONY: build run test test-deps test-go fuzz bench soak lint clean drills
 

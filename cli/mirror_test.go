@@ -87,7 +87,8 @@ func TestMirrorRunEveryFieldHasAFlag(t *testing.T) {
 		"--topics", "x", "--topics-exclude", "y", "--groups", "g", "--groups-exclude", "h", "--naming", "identity", "--separator", "_",
 		"--sync-topic-configs=false", "--sync-topic-deletions", "--sync-topic-acls=false", "--configs-exclude", "c", "--refresh-interval", "7s", "--replication-factor", "3",
 		"--heartbeat-interval", "3s", "--group", "grp", "--instance-id", "i", "--session-timeout", "8s", "--batch-records", "9", "--compression", "lz4",
-		"--delivery-timeout", "11s", "--offset-syncs-retention", "12h", "--checkpoint-interval", "13s", "--sync-group-offsets=false"}
+		"--delivery-timeout", "11s", "--offset-syncs-retention", "12h", "--checkpoint-interval", "13s", "--sync-group-offsets=false",
+		"--forward-batches=false"}
 	o, err := parseMirrorRun(t, nil, args...)
 	if err != nil {
 		t.Fatal(err)

@@ -49,6 +49,11 @@ func (w *Worker) settle(work map[*partState][]*job) {
 		}
 	}
 	w.mu.Unlock()
+	if w.forward {
+		// The worker fetches itself; the consumer stays paused.
+		pause, resume = nil, nil
+		w.wakeFetcher()
+	}
 	if len(pause) > 0 {
 		// Bounds the queue while the target refuses: records not yet
 		// polled stay on the source.
@@ -69,6 +74,28 @@ func (w *Worker) settlePartition(ps *partState, jobs []*job) []noted {
 	var failure error
 	done := 0
 	for _, j := range jobs {
+		if j.raw != nil {
+			if j.err != nil && j.skip == "" {
+				failure = j.err
+				break
+			}
+			done++
+			ps.next, ps.epoch = j.raw.last+1, j.raw.epoch
+			if j.skip != "" {
+				ps.skipped += int64(j.raw.count)
+				w.m.skipped.WithLabelValues(w.flow.Name(), ps.topic, j.skip).Add(float64(j.raw.count))
+				continue
+			}
+			ps.probe = false
+			w.forwarded(ps, j)
+			if j.base >= 0 { // a duplicate's offsets may be unknown (DUPLICATE_SEQUENCE_NUMBER)
+				pairs = append(pairs, pair{Upstream: j.raw.base, Downstream: j.base})
+				if j.raw.count > 1 {
+					pairs = append(pairs, pair{Upstream: j.raw.last, Downstream: j.base + int64(j.raw.count) - 1})
+				}
+			}
+			continue
+		}
 		if j.out != nil && j.err != nil {
 			if !ps.probe || !errors.Is(j.err, kerr.MessageTooLarge) {
 				failure = j.err
@@ -81,7 +108,7 @@ func (w *Worker) settlePartition(ps *partState, jobs []*job) []noted {
 		switch {
 		case j.skip == skipTooLarge:
 			ps.skipped++
-			w.topicCount(ps.topic, j.skip)
+			w.topicCount(ps.topic, j.skip, 1)
 			w.m.skipped.WithLabelValues(w.flow.Name(), ps.topic, j.skip).Inc()
 			// Skipping keeps the flow moving; the record is reported, not
 			// lost silently. See the package doc.
@@ -91,7 +118,7 @@ func (w *Worker) settlePartition(ps *partState, jobs []*job) []noted {
 			notes = append(notes, noted{KindTooLarge, fmt.Errorf("%s/%d@%d: record too large for %s", ps.topic, ps.partition, j.src.Offset, ps.remote), nil})
 		case j.skip != "":
 			ps.skipped++
-			w.topicCount(ps.topic, j.skip)
+			w.topicCount(ps.topic, j.skip, 1)
 			w.m.skipped.WithLabelValues(w.flow.Name(), ps.topic, j.skip).Inc()
 		default:
 			ps.probe = false
@@ -99,6 +126,12 @@ func (w *Worker) settlePartition(ps *partState, jobs []*job) []noted {
 			pairs = append(pairs, pair{Upstream: j.src.Offset, Downstream: j.out.Offset})
 		}
 	}
+	for _, e := range ps.queue[:done] {
+		ps.queued -= e.size()
+	}
+	// Cleared, so the array's head does not keep settled records (and the
+	// fetch responses forwarded batches point into) alive.
+	clear(ps.queue[:done])
 	ps.queue = ps.queue[done:]
 	if len(pairs) > 0 {
 		for _, s := range ps.em.batch(pairs) {
@@ -115,7 +148,7 @@ func (w *Worker) settlePartition(ps *partState, jobs []*job) []noted {
 		return notes
 	}
 	for _, j := range jobs[done:] {
-		if j.out != nil && j.err == nil {
+		if j.out != nil && j.err == nil && j.acked != (time.Time{}) {
 			// Manual flushing makes acknowledgements a prefix; if that ever
 			// breaks, the record is copied again rather than lost.
 			w.log.Warn("copy acknowledged after an earlier one failed; it will be copied again",
@@ -123,6 +156,13 @@ func (w *Worker) settlePartition(ps *partState, jobs []*job) []noted {
 		}
 	}
 	ps.lastErr = failure.Error()
+	if len(ps.queue) > 0 && ps.queue[0].raw != nil && (errors.Is(failure, kerr.MessageTooLarge) || errors.Is(failure, kerr.RecordListTooLarge)) {
+		// The target refused a forwarded batch as too large: copy its
+		// records one by one, the head first, alone.
+		w.unforward(ps, 0)
+		ps.probe = true
+		return notes
+	}
 	if errors.Is(failure, kerr.MessageTooLarge) {
 		// The target refused a batch: copy the head alone next, which
 		// either fits or is skipped as too large.
@@ -142,10 +182,21 @@ func (w *Worker) settlePartition(ps *partState, jobs []*job) []noted {
 
 // copied accounts one acknowledged copy. Called with mu held.
 func (w *Worker) copied(ps *partState, j *job) {
-	n := len(j.src.Key) + len(j.src.Value)
-	for _, h := range j.src.Headers {
-		n += len(h.Key) + len(h.Value)
-	}
+	w.account(ps, 1, recordBytes(j.src), j.acked.Sub(j.src.Timestamp))
+}
+
+// forwarded accounts one acknowledged forwarded batch: its records, its
+// bytes as stored after the header, and the latency of its first record.
+// Called with mu held.
+func (w *Worker) forwarded(ps *partState, j *job) {
+	ps.forwarded++
+	w.m.forwarded.WithLabelValues(w.flow.Name(), ps.topic).Inc()
+	w.account(ps, int(j.raw.count), j.raw.records(), j.acked.Sub(time.UnixMilli(j.raw.timestamp)))
+}
+
+// account adds n records of size bytes copied with the given latency.
+// Called with mu held.
+func (w *Worker) account(ps *partState, n, bytes int, latency time.Duration) {
 	if ps.m == nil {
 		lv := []string{w.flow.Name(), ps.topic, partLabel(ps.partition)}
 		ps.m = &partMetrics{
@@ -155,30 +206,30 @@ func (w *Worker) copied(ps *partState, j *job) {
 			age:     w.m.recordAge.WithLabelValues(lv...),
 		}
 	}
-	ps.records++
-	ps.bytes += int64(n)
-	ps.lastLatency = j.acked.Sub(j.src.Timestamp)
-	w.topicCount(ps.topic, "")
-	ps.m.records.Inc()
-	ps.m.bytes.Add(float64(n))
+	ps.records += int64(n)
+	ps.bytes += int64(bytes)
+	ps.lastLatency = latency
+	w.topicCount(ps.topic, "", n)
+	ps.m.records.Add(float64(n))
+	ps.m.bytes.Add(float64(bytes))
 	ps.m.latency.Observe(max(ps.lastLatency, 0).Seconds())
 	ps.m.age.Set(max(ps.lastLatency, 0).Seconds())
 }
 
 // topicCount keeps per-topic totals that outlive partition moves. Called
-// with mu held; skip "" counts a copy.
-func (w *Worker) topicCount(topic, skip string) {
+// with mu held; skip "" counts copies.
+func (w *Worker) topicCount(topic, skip string, n int) {
 	ts := w.topics[topic]
 	if ts == nil {
 		return
 	}
 	switch skip {
 	case "":
-		ts.records++
+		ts.records += int64(n)
 	case skipLoop:
-		ts.skippedLoop++
+		ts.skippedLoop += int64(n)
 	case skipTooLarge:
-		ts.skippedTooLarge++
+		ts.skippedTooLarge += int64(n)
 	}
 }
 

@@ -27,14 +27,15 @@ const (
 )
 
 // partState is one assigned source partition. Its queue holds the records
-// polled but not yet acknowledged by the target, in offset order; the
-// committed position never passes the head of the queue.
+// (or forwarded batches) fetched but not yet acknowledged by the target, in
+// offset order; the committed position never passes the head of the queue.
 type partState struct {
 	topic     string
 	partition int32
 	remote    string
 
-	queue     []*kgo.Record
+	queue     []entry
+	queued    int   // bytes in queue (forwarding only)
 	next      int64 // next source offset to copy; -1 until known
 	epoch     int32 // leader epoch of the record before next
 	committed int64 // last committed position; -1 none by this worker
@@ -48,11 +49,19 @@ type partState struct {
 	hwm         int64 // source high watermark; -1 unknown
 	start       int64 // the group's committed offset at assignment, for lag before the first copy; -1 unknown
 	records     int64
+	forwarded   int64 // batches
 	bytes       int64
 	skipped     int64
 	lastLatency time.Duration
 	lastErr     string
 	m           *partMetrics // resolved once: label lookup per record cost 12% of the CPU
+
+	// The worker's own fetching, when batches are forwarded (fetch.go).
+	fetchAt      int64 // next offset to fetch; -1 until positioned
+	fetching     bool
+	fetchMax     int32 // partition max bytes
+	fetchRetryAt time.Time
+	fetchBackoff time.Duration
 }
 
 // partMetrics are one partition's metric children.
@@ -70,22 +79,44 @@ func (ps *partState) position() int64 {
 	case ps.next >= 0:
 		return ps.next
 	case len(ps.queue) > 0:
-		return ps.queue[0].Offset
+		return ps.queue[0].first()
 	}
 	return ps.start
 }
 
-// job is one record's part in a cycle.
+// job is one queue entry's part in a cycle: a record copied (src and its
+// copy out) or a batch forwarded (raw, which lands at base on the target).
 type job struct {
 	src   *kgo.Record
 	out   *kgo.Record // nil when skipped
+	raw   *rawBatch
+	base  int64
 	skip  string
 	err   error
 	acked time.Time
 }
 
+// first and last are the source offsets the job covers.
+func (j *job) first() int64 {
+	if j.raw != nil {
+		return j.raw.base
+	}
+	return j.src.Offset
+}
+
+func (j *job) last() int64 {
+	if j.raw != nil {
+		return j.raw.last
+	}
+	return j.src.Offset
+}
+
 // copyLoop is the worker's main loop: poll, copy, commit, allow rebalances.
 func (w *Worker) copyLoop(ctx context.Context) {
+	if w.forward {
+		w.forwardLoop(ctx)
+		return
+	}
 	for ctx.Err() == nil {
 		pctx, cancel := ctx, context.CancelFunc(func() {})
 		if d, ok := w.nextRetry(time.Now()); ok {
@@ -106,6 +137,32 @@ func (w *Worker) copyLoop(ctx context.Context) {
 		w.cycle(ctx)
 		w.cycleMu.Unlock()
 		w.consumer.AllowRebalance()
+	}
+}
+
+// forwardLoop is the main loop when batches are forwarded: the fetch loop
+// fills the queues, and each cycle copies what they hold.
+func (w *Worker) forwardLoop(ctx context.Context) {
+	for ctx.Err() == nil {
+		d, ok := w.nextRetry(time.Now())
+		if !ok || d > 0 {
+			if !ok {
+				d = time.Hour
+			}
+			t := time.NewTimer(d)
+			select {
+			case <-ctx.Done():
+			case <-w.fetched:
+			case <-t.C:
+			}
+			t.Stop()
+			if ctx.Err() != nil {
+				return
+			}
+		}
+		w.cycleMu.Lock()
+		w.cycle(ctx)
+		w.cycleMu.Unlock()
 	}
 }
 
@@ -143,10 +200,10 @@ func (w *Worker) enqueue(fetches kgo.Fetches) {
 		for _, r := range fp.Records {
 			last := ps.next - 1
 			if n := len(ps.queue); n > 0 {
-				last = ps.queue[n-1].Offset
+				last = ps.queue[n-1].last()
 			}
 			if r.Offset > last {
-				ps.queue = append(ps.queue, r)
+				ps.queue = append(ps.queue, recordEntry(r))
 			}
 		}
 	})
@@ -185,9 +242,17 @@ func (w *Worker) cycle(ctx context.Context) {
 		// batch fails every later record of its partition too, and what
 		// the target acknowledged is always a prefix of the queue.
 		w.setFlushing(time.Now())
+		forwarded := make(chan struct{})
+		go func() {
+			defer close(forwarded)
+			if w.forward {
+				w.fwd.send(pctx, work)
+			}
+		}()
 		fctx, cancel := graceCtx(ctx, w.flow.DeliveryTimeout)
 		err := w.target.Flush(fctx)
 		cancel()
+		<-forwarded
 		w.setFlushing(time.Time{})
 		if err != nil {
 			// Shutting down with copies in flight: their fate is unknown,
@@ -224,7 +289,9 @@ func graceCtx(ctx context.Context, grace time.Duration) (context.Context, contex
 
 // plan picks the records of this cycle: for each partition not waiting for a
 // retry, its queue from the head, up to BatchRecords copies in all (one in
-// probe mode), each either skipped or turned into its copy.
+// probe mode), each either skipped or turned into its copy. A partition's
+// jobs of one cycle are all records or all forwarded batches, as the two go
+// through different producers and must not overtake each other.
 func (w *Worker) plan(now time.Time) map[*partState][]*job {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -235,11 +302,26 @@ func (w *Worker) plan(now time.Time) map[*partState][]*job {
 			continue
 		}
 		var jobs []*job
-		for _, r := range ps.queue {
-			if budget == 0 {
+		for i := 0; i < len(ps.queue) && budget > 0; i++ {
+			e := ps.queue[i]
+			if e.raw != nil && w.tooLargeToForward(ps, e.raw) {
+				w.unforward(ps, i)
+				e = ps.queue[i]
+			}
+			if len(jobs) > 0 && (e.raw != nil) != (jobs[0].raw != nil) {
 				break
 			}
-			j := w.prepare(ps, r)
+			if e.raw != nil {
+				j := &job{raw: e.raw, base: -1}
+				if ts := w.topics[ps.topic]; ts == nil || ts.gone {
+					j.skip = skipFiltered
+				} else {
+					budget -= min(int(e.raw.count), budget)
+				}
+				jobs = append(jobs, j)
+				continue
+			}
+			j := w.prepare(ps, e.rec)
 			jobs = append(jobs, j)
 			if j.out != nil {
 				budget--

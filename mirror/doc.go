@@ -31,6 +31,33 @@
 // the batch cap then matches the target's max.message.bytes check exactly,
 // and no CPU is spent recompressing.
 //
+// # Forwarded batches
+//
+// Under prefix naming with Compression "none" (Flow.ForwardBatches, the
+// default), a worker does not decode records at all: it fetches the source's
+// record batches itself (fetch.go; franz-go's consumer then only keeps the
+// group membership, its partitions paused) and sends each batch to the
+// target as it is (forwarder.go), with only the producer ID, epoch and base
+// sequence rewritten for the mirror's own idempotent producer, and the CRC
+// updated by CRC-32C's linearity rather than recomputed over the records.
+// Key, value, headers, timestamps, compression and record order are the
+// source's bytes. That costs about half the CPU per GB of decoding and
+// re-encoding every record (docs/benchmarks.md). Kafka takes one batch per
+// partition per Produce request, so a cycle sends a partition's batches in
+// rounds, the partitions of one leader together.
+//
+// A batch goes record by record instead when it cannot go as it is: it is
+// transactional or a control batch (franz-go's decoder drops aborted
+// records and markers, which needs the whole response in order), it has
+// offset gaps (compaction; Kafka refuses gaps on produce), it starts before
+// the position (partly copied already), or it is compressed and stamped
+// with the source's log append time. An uncompressed log-append-time batch
+// is rewritten as create time with every record at the append time, which
+// is what the source's consumers saw. A forwarded batch the target refuses
+// as too large is split into its records, which then take the too-large
+// path below. Fetched, uncopied bytes are bounded per partition (4 MiB) and
+// per worker (32 MiB), so memory does not grow with lag.
+//
 // Because the producer flushes manually, nothing of a cycle is sent before
 // all of it is buffered, and a batch the target refuses fails every later
 // record of its partition: what the target acknowledged is always a prefix,

@@ -29,6 +29,7 @@ const (
 type metrics struct {
 	flow        string
 	records     *prometheus.CounterVec
+	forwarded   *prometheus.CounterVec
 	bytes       *prometheus.CounterVec
 	skipped     *prometheus.CounterVec
 	latency     *prometheus.HistogramVec
@@ -54,7 +55,9 @@ func newMetrics(reg prometheus.Registerer, flow string) *metrics {
 	m := &metrics{
 		flow:    flow,
 		records: counter("kdr_mirror_records_total", "Records copied to the target and acknowledged by it.", tp...),
-		bytes:   counter("kdr_mirror_bytes_total", "Key, value and header bytes of the records copied.", tp...),
+		forwarded: counter("kdr_mirror_forwarded_batches_total", "Record batches forwarded to the target as the source stored them (ForwardBatches); their records count in kdr_mirror_records_total too.",
+			"flow", "topic"),
+		bytes: counter("kdr_mirror_bytes_total", "Bytes of the records copied: key, value and headers of a record copied alone, a forwarded batch's records as stored (compressed if the source compressed them).", tp...),
 		skipped: counter("kdr_mirror_records_skipped_total", "Source records not copied, by reason: loop (provenance says the target had it) or too_large.",
 			"flow", "topic", "reason"),
 		latency: register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{

@@ -12,10 +12,13 @@ import (
 
 // Status is a snapshot of a worker, for `kdr mirror` and tests.
 type Status struct {
-	Flow    string // "east->west"
-	Group   string // the workers' consumer group on the source
-	Naming  string
-	Running bool
+	Flow   string // "east->west"
+	Group  string // the workers' consumer group on the source
+	Naming string
+	// ForwardBatches is true when the worker forwards the source's
+	// batches as they are (Flow.ForwardBatches applies).
+	ForwardBatches bool
+	Running        bool
 	// Refreshes counts completed topic refreshes.
 	Refreshes   int64
 	OffsetSyncs int64 // offset syncs written
@@ -65,6 +68,7 @@ type PartitionStatus struct {
 	Lag           int64 // HighWatermark - NextOffset; -1 unknown
 	Queued        int   // polled, waiting to be copied
 	Records       int64 // copied since this worker got the partition
+	Forwarded     int64 // batches forwarded as they are, of Records
 	Bytes         int64
 	Skipped       int64
 	LastLatency   time.Duration // source timestamp to target ack, last copy
@@ -84,7 +88,7 @@ func (w *Worker) Status() Status {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	s := Status{
-		Flow: w.flow.Name(), Group: w.flow.Group(), Naming: w.flow.Naming, Running: w.running,
+		Flow: w.flow.Name(), Group: w.flow.Group(), Naming: w.flow.Naming, ForwardBatches: w.forward, Running: w.running,
 		Refreshes: w.refreshes, OffsetSyncs: w.syncs, Heartbeats: w.heartbeats,
 		Errors: map[string]ErrorStatus{}, Checkpoint: w.checkpointStatus(), ACLs: w.acl,
 	}
@@ -108,9 +112,9 @@ func (w *Worker) Status() Status {
 		}
 		s.Partitions = append(s.Partitions, PartitionStatus{
 			Topic: ps.topic, Partition: ps.partition, RemoteTopic: ps.remote,
-			NextOffset: ps.next, Committed: ps.committed, HighWatermark: ps.hwm, Lag: lag, Queued: len(ps.queue),
-			Records: ps.records, Bytes: ps.bytes, Skipped: ps.skipped, LastLatency: ps.lastLatency,
-			Paused: ps.paused, LastError: ps.lastErr,
+			NextOffset: ps.next, Committed: ps.committed, HighWatermark: ps.hwm, Lag: lag, Queued: queuedRecords(ps.queue),
+			Records: ps.records, Forwarded: ps.forwarded, Bytes: ps.bytes, Skipped: ps.skipped, LastLatency: ps.lastLatency,
+			Paused: ps.paused || w.forward && ps.backoff > 0, LastError: ps.lastErr,
 		})
 	}
 	slices.SortFunc(s.Partitions, func(a, b PartitionStatus) int {
@@ -151,12 +155,19 @@ func (w *Worker) onAssigned(_ context.Context, _ *kgo.Client, assigned map[strin
 			key := topicPartition{t, p}
 			if w.parts[key] == nil {
 				w.parts[key] = &partState{topic: t, partition: p, remote: w.policy.RemoteTopic(w.flow.SourceAlias, t),
-					next: -1, committed: -1, hwm: -1, start: -1, em: newEmitter()}
+					next: -1, committed: -1, hwm: -1, start: -1, em: newEmitter(),
+					fetchAt: -1, fetchMax: fetchPartitionBytes}
 			}
 		}
 	}
 	n := len(w.parts)
 	w.mu.Unlock()
+	if w.forward {
+		// Before franz-go starts fetching them: the worker fetches its
+		// partitions itself (fetch.go).
+		w.consumer.PauseFetchPartitions(assigned)
+		w.wakeFetcher()
+	}
 	w.m.assigned.WithLabelValues(w.flow.Name()).Set(float64(n))
 	w.log.Info("partitions assigned", "assigned", assigned, "owned", n)
 	if len(assigned) > 0 {
@@ -213,7 +224,7 @@ func (w *Worker) drop(tps map[string][]int32) {
 	}
 	n := len(w.parts)
 	w.mu.Unlock()
-	if len(resume) > 0 {
+	if len(resume) > 0 && !w.forward {
 		w.consumer.ResumeFetchPartitions(resume)
 	}
 	w.m.assigned.WithLabelValues(w.flow.Name()).Set(float64(n))
@@ -234,6 +245,6 @@ func (w *Worker) updateLag(ps *partState, now time.Time) {
 	case lag == 0:
 		w.m.lagSeconds.WithLabelValues(lv...).Set(0)
 	case len(ps.queue) > 0:
-		w.m.lagSeconds.WithLabelValues(lv...).Set(max(now.Sub(ps.queue[0].Timestamp), 0).Seconds())
+		w.m.lagSeconds.WithLabelValues(lv...).Set(max(now.Sub(ps.queue[0].timestamp()), 0).Seconds())
 	}
 }

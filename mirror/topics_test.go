@@ -1,10 +1,10 @@
 package mirror
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"maps"
+	"math/rand/v2"
 	"testing"
 	"time"
 
@@ -54,8 +54,15 @@ func TestMirrorTopicChanges(t *testing.T) {
 	})
 
 	// A record the target cannot take is counted and skipped; the records
-	// after it still flow.
-	big := &kgo.Record{Topic: "a", Partition: 0, Value: bytes.Repeat([]byte("x"), targetLimit+1024),
+	// after it still flow. Its value is random, so that it is too large
+	// even in the batch the source's producer compressed (the batch the
+	// mirror first tries to forward whole).
+	value := make([]byte, targetLimit+1024)
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range value {
+		value[i] = byte(rng.Uint32())
+	}
+	big := &kgo.Record{Topic: "a", Partition: 0, Value: value,
 		Headers: []kgo.RecordHeader{{Key: "id", Value: []byte("big")}}}
 	after := &kgo.Record{Topic: "a", Partition: 0, Value: []byte("after"), Headers: []kgo.RecordHeader{{Key: "id", Value: []byte("after")}}}
 	east.produce(&kgo.Record{Topic: "a", Partition: 0, Value: []byte("before"), Headers: []kgo.RecordHeader{{Key: "id", Value: []byte("before")}}}, big, after)

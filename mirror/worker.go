@@ -15,6 +15,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/kversion"
 
 	"github.com/kdr-io/kdr/mirror/mm2"
 	"github.com/kdr-io/kdr/mirror/naming"
@@ -55,6 +57,17 @@ type Worker struct {
 	// uncompressed: batches go out as built, so a record's batch size is
 	// known before sending and one too large is skipped without a try.
 	uncompressed bool
+	// forward: batches are forwarded as they are (Flow.ForwardBatches
+	// under prefix naming, uncompressed output): the worker fetches them
+	// itself through fetchCl and sends them through fwd, and the consumer
+	// only keeps the group membership.
+	forward      bool
+	fetchCl      *kgo.Client // source: the worker's own fetches
+	srcLeaders   *leaders
+	fwd          *forwarder // target: forwarded batches
+	decompressor kgo.Decompressor
+	fetchWake    chan struct{} // a queue drained, or partitions changed
+	fetched      chan struct{} // the fetch loop queued something
 
 	consumer *kgo.Client // source: group member that reads the records
 	srcCl    *kgo.Client // source: admin requests and offset syncs
@@ -122,6 +135,11 @@ func New(flow Flow, opts Options) (*Worker, error) {
 		excluded:     excluded,
 		syncTopic:    mm2.OffsetSyncsTopic(flow.TargetAlias),
 		uncompressed: flow.Compression == "" || flow.Compression == "none",
+		forward: flow.ForwardBatches && flow.Naming == NamingPrefix &&
+			(flow.Compression == "" || flow.Compression == "none"),
+		decompressor: kgo.DefaultDecompressor(),
+		fetchWake:    make(chan struct{}, 1),
+		fetched:      make(chan struct{}, 1),
 		refreshNow:   make(chan struct{}, 1),
 		commitNow:    make(chan struct{}),
 		parts:        map[topicPartition]*partState{},
@@ -210,6 +228,39 @@ func (w *Worker) newClients(extra []kgo.Opt) error {
 		w.target.Close()
 		return fmt.Errorf("mirror: target client: %w", err)
 	}
+	closeAll := func() {
+		w.consumer.Close()
+		w.srcCl.Close()
+		w.target.Close()
+		w.tgtCl.Close()
+	}
+	if w.forward {
+		// Fetch and Produce up to v12, which name topics (v13 uses topic
+		// IDs).
+		vers := kversion.Stable()
+		vers.SetMaxKeyVersion(kmsg.Fetch.Int16(), 12)
+		vers.SetMaxKeyVersion(kmsg.Produce.Int16(), 12)
+		if w.fetchCl, err = kgo.NewClient(append(common(f.Source.Brokers, KindSource, "fetcher"), kgo.MaxVersions(vers))...); err != nil {
+			closeAll()
+			return fmt.Errorf("mirror: source fetcher: %w", err)
+		}
+		fwdCl, err := kgo.NewClient(append(common(f.Target.Brokers, KindTarget, "forwarder"), kgo.MaxVersions(vers))...)
+		if err != nil {
+			w.fetchCl.Close()
+			closeAll()
+			return fmt.Errorf("mirror: target forwarder: %w", err)
+		}
+		w.srcLeaders = newLeaders(w.fetchCl, 250*time.Millisecond)
+		w.fwd = newForwarder(fwdCl, f.DeliveryTimeout)
+		closeAll = func() {
+			w.consumer.Close()
+			w.srcCl.Close()
+			w.target.Close()
+			w.tgtCl.Close()
+			w.fetchCl.Close()
+			fwdCl.Close()
+		}
+	}
 	w.srcAdm, w.tgtAdm = kadm.NewClient(w.srcCl), kadm.NewClient(w.tgtCl)
 	w.store, err = offsets.NewSyncStore(offsets.SyncStoreConfig{
 		// The store sets its own metadata ages.
@@ -219,10 +270,7 @@ func (w *Worker) newClients(extra []kgo.Opt) error {
 		Logger: w.log, Registerer: w.reg,
 	})
 	if err != nil {
-		w.consumer.Close()
-		w.srcCl.Close()
-		w.target.Close()
-		w.tgtCl.Close()
+		closeAll()
 		return fmt.Errorf("mirror: offset-syncs reader: %w", err)
 	}
 	return nil
@@ -266,6 +314,9 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	wg.Go(func() { w.checkpoint(bg) })
 	wg.Go(func() { w.commitLoop(bg) })
+	if w.forward {
+		wg.Go(func() { w.fetchLoop(bg) })
+	}
 	w.copyLoop(ctx)
 	stop()
 	wg.Wait()
@@ -282,6 +333,10 @@ func (w *Worker) Run(ctx context.Context) error {
 	w.target.Close()
 	w.srcCl.Close()
 	w.tgtCl.Close()
+	if w.forward {
+		w.fetchCl.Close()
+		w.fwd.cl.Close()
+	}
 	w.store.Close()
 	w.mu.Lock()
 	w.running = false

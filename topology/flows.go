@@ -157,6 +157,7 @@ func (m MirrorSettings) apply(f *mirror.Flow) {
 	boolean(&f.SyncTopicConfigs, m.SyncTopicConfigs)
 	boolean(&f.SyncTopicACLs, m.SyncTopicACLs)
 	boolean(&f.SyncTopicDeletions, m.SyncTopicDeletions)
+	boolean(&f.ForwardBatches, m.ForwardBatches)
 }
 
 // String names a flow for messages.

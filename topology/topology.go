@@ -169,6 +169,9 @@ type MirrorSettings struct {
 	SyncTopicConfigs   *bool `mapstructure:"syncTopicConfigs"`
 	SyncTopicACLs      *bool `mapstructure:"syncTopicACLs"`
 	SyncTopicDeletions *bool `mapstructure:"syncTopicDeletions"`
+	// ForwardBatches (default true) forwards the source's batches as they
+	// are under prefix naming; see mirror.Flow.ForwardBatches.
+	ForwardBatches *bool `mapstructure:"forwardBatches"`
 
 	// Workers is how many mirror worker processes kdr up runs per flow
 	// (default 1); they share the flow's partitions.

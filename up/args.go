@@ -100,6 +100,8 @@ func WorkerArgs(f mirror.Flow, instanceID, metricsListen string) []string {
 		b("sync-topic-configs", f.SyncTopicConfigs),
 		b("sync-topic-deletions", f.SyncTopicDeletions),
 		b("sync-topic-acls", f.SyncTopicACLs),
+		b("forward-batches", f.ForwardBatches),
+		str("memory-limit-mib", strconv.Itoa(mirror.DefaultMemoryLimitMiB)),
 		str("configs-exclude", f.ConfigsExclude),
 		d("refresh-interval", f.RefreshInterval),
 		str("replication-factor", strconv.Itoa(int(f.ReplicationFactor))),

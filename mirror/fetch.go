@@ -1,0 +1,487 @@
+package mirror
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// When batches are forwarded, the worker fetches its partitions itself:
+// franz-go's consumer only keeps the group membership (its partitions stay
+// paused), because it hands out decoded records and forwarding needs the
+// batches as the source stored them.
+const (
+	fetchPartitionBytes = 1 << 20  // Kafka's max.partition.fetch.bytes
+	fetchPartitionMax   = 64 << 20 // grown to for a batch larger than that
+	fetchQueueBytes     = 4 << 20  // fetched, not yet copied, per partition
+	// fetchBudget bounds the bytes fetched and not yet copied across all
+	// partitions: the worker's memory does not grow with its lag or its
+	// partition count.
+	fetchBudget   = 32 << 20
+	fetchMaxBytes = 50 << 20 // per request, Kafka's fetch.max.bytes
+	// fetchMaxWait is Kafka's fetch.max.wait.ms: how long a fetch waits
+	// for records when its partitions have none.
+	fetchMaxWait    = 500 * time.Millisecond
+	fetchMinBackoff = 100 * time.Millisecond
+	fetchMaxBackoff = 5 * time.Second
+)
+
+// fetchPos is one partition's part in a fetch request.
+type fetchPos struct {
+	ps   *partState
+	from int64
+}
+
+// fetchLoop keeps the queues of the owned partitions filled, one fetch in
+// flight per source broker, until ctx ends.
+func (w *Worker) fetchLoop(ctx context.Context) {
+	inflight := map[int32]bool{}
+	done := make(chan int32)
+	defer func() {
+		// Wait for the fetches out, so nothing touches the source after
+		// the worker stops.
+		for n := len(inflight); n > 0; n-- {
+			<-done
+		}
+	}()
+	for ctx.Err() == nil {
+		now := time.Now()
+		w.resolvePositions(ctx, w.unpositioned(now))
+		want, room, wake := w.fetchable(now)
+		if len(want) > 0 {
+			tps := make([]topicPartition, len(want))
+			for i, ps := range want {
+				tps[i] = topicPartition{ps.topic, ps.partition}
+			}
+			ids, err := w.srcLeaders.lookup(ctx, tps)
+			if err != nil {
+				w.noteErr(KindSource, fmt.Errorf("looking up source partition leaders: %w", err))
+			}
+			byLeader := map[int32][]*partState{}
+			for i, ps := range want {
+				id, ok := ids[tps[i]]
+				switch {
+				case !ok:
+					w.fetchFailed(ps, nil)
+				case !inflight[id]:
+					byLeader[id] = append(byLeader[id], ps)
+				}
+			}
+			// The budget's room is shared by the fetches sent now.
+			share := max(room/int32(max(len(byLeader), 1)), fetchPartitionBytes)
+			for id, parts := range byLeader {
+				fetch := w.startFetch(parts)
+				inflight[id] = true
+				go func() {
+					w.fetchFrom(ctx, id, fetch, share)
+					done <- id
+				}()
+			}
+		}
+		t := time.NewTimer(max(wake, 10*time.Millisecond))
+		select {
+		case <-ctx.Done():
+		case id := <-done:
+			delete(inflight, id)
+		case <-w.fetchWake:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+}
+
+// wakeFetcher tells the fetch loop that a queue drained or the partitions
+// changed.
+func (w *Worker) wakeFetcher() {
+	select {
+	case w.fetchWake <- struct{}{}:
+	default:
+	}
+}
+
+// fetchable picks the partitions to fetch now: positioned, not being
+// fetched, not backing off, with room in their queue, while the worker is
+// within fetchBudget; room is what a fetch may bring. wake is when to look
+// again without being woken.
+func (w *Worker) fetchable(now time.Time) (want []*partState, room int32, wake time.Duration) {
+	wake = fetchMaxWait
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	total := 0
+	for _, ps := range w.parts {
+		total += ps.queued
+	}
+	if total >= fetchBudget || len(w.parts) == 0 {
+		return nil, 0, wake
+	}
+	room = int32(min(max(fetchBudget-total, fetchPartitionBytes), fetchMaxBytes))
+	limit := min(fetchQueueBytes, max(fetchPartitionBytes, fetchBudget/len(w.parts)))
+	for _, ps := range w.parts {
+		if ts := w.topics[ps.topic]; ps.fetchAt < 0 || ps.fetching || ps.queued >= limit || ts != nil && ts.gone {
+			continue
+		}
+		if d := ps.fetchRetryAt.Sub(now); d > 0 {
+			wake = min(wake, d)
+			continue
+		}
+		want = append(want, ps)
+	}
+	return want, room, wake
+}
+
+// startFetch marks parts as being fetched and takes their positions.
+func (w *Worker) startFetch(parts []*partState) []fetchPos {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := make([]fetchPos, len(parts))
+	for i, ps := range parts {
+		ps.fetching = true
+		out[i] = fetchPos{ps, ps.fetchAt}
+	}
+	return out
+}
+
+// fetchFrom sends one fetch to broker id and queues what it returns.
+func (w *Worker) fetchFrom(ctx context.Context, id int32, parts []fetchPos, room int32) {
+	req := kmsg.NewPtrFetchRequest()
+	req.ReplicaID = -1
+	req.MaxWaitMillis = int32(fetchMaxWait.Milliseconds())
+	req.MinBytes = 1
+	req.MaxBytes = room
+	req.IsolationLevel = 1 // read committed: aborted transactions are left out
+	req.SessionEpoch = -1  // no fetch session
+	byTopic := map[string]int{}
+	w.mu.Lock()
+	for _, fp := range parts {
+		i, ok := byTopic[fp.ps.topic]
+		if !ok {
+			i = len(req.Topics)
+			byTopic[fp.ps.topic] = i
+			rt := kmsg.NewFetchRequestTopic()
+			rt.Topic = fp.ps.topic
+			req.Topics = append(req.Topics, rt)
+		}
+		rp := kmsg.NewFetchRequestTopicPartition()
+		rp.Partition, rp.FetchOffset = fp.ps.partition, fp.from
+		rp.CurrentLeaderEpoch, rp.LogStartOffset = -1, -1
+		rp.PartitionMaxBytes = fp.ps.fetchMax
+		req.Topics[i].Partitions = append(req.Topics[i].Partitions, rp)
+	}
+	w.mu.Unlock()
+
+	kresp, err := w.fetchCl.Broker(int(id)).Request(ctx, req)
+	if err == nil {
+		err = kerr.ErrorForCode(kresp.(*kmsg.FetchResponse).ErrorCode)
+	}
+	if err != nil {
+		w.srcLeaders.forgetBroker(id)
+		if ctx.Err() == nil {
+			w.noteErr(KindSource, fmt.Errorf("fetching from source broker %d: %w", id, err))
+		}
+		for _, fp := range parts {
+			w.fetchFailed(fp.ps, err)
+		}
+		return
+	}
+	resp := kresp.(*kmsg.FetchResponse)
+	got := map[topicPartition]*kmsg.FetchResponseTopicPartition{}
+	for i := range resp.Topics {
+		t := &resp.Topics[i]
+		for j := range t.Partitions {
+			got[topicPartition{t.Topic, t.Partitions[j].Partition}] = &t.Partitions[j]
+		}
+	}
+	for _, fp := range parts {
+		rp := got[topicPartition{fp.ps.topic, fp.ps.partition}]
+		if rp == nil {
+			w.fetchDone(fp, nil, fp.from, nil) // left out of the answer (size limit): fetch again
+			continue
+		}
+		w.takeFetched(ctx, id, fp, rp)
+	}
+}
+
+// takeFetched queues one partition's answer.
+func (w *Worker) takeFetched(ctx context.Context, id int32, fp fetchPos, rp *kmsg.FetchResponseTopicPartition) {
+	ps, tp := fp.ps, topicPartition{fp.ps.topic, fp.ps.partition}
+	switch err := kerr.ErrorForCode(rp.ErrorCode); {
+	case err == nil:
+	case errors.Is(err, kerr.OffsetOutOfRange):
+		w.resetOutOfRange(ctx, fp)
+		return
+	default:
+		// Not (or no longer) the leader, a topic deleted or not yet
+		// known, a broker in trouble: ask for the leader again.
+		w.srcLeaders.forget(tp)
+		if errors.Is(err, kerr.UnknownTopicOrPartition) || errors.Is(err, kerr.UnknownTopicID) {
+			w.triggerRefresh()
+		}
+		w.noteErr(KindSource, fmt.Errorf("fetching %s/%d from source broker %d: %w", ps.topic, ps.partition, id, err))
+		w.fetchFailed(ps, err)
+		return
+	}
+	entries, next, err := w.entries(ps, fp.from, rp)
+	if err != nil {
+		w.noteErr(KindSource, fmt.Errorf("%s/%d at offset %d: %w", ps.topic, ps.partition, fp.from, err))
+	}
+	w.mu.Lock()
+	ps.hwm = max(ps.hwm, rp.HighWatermark)
+	if next == fp.from && len(rp.RecordBatches) > 0 && err == nil && ps.fetchMax < fetchPartitionMax {
+		// A batch larger than the partition limit came back cut.
+		ps.fetchMax = min(2*ps.fetchMax, fetchPartitionMax)
+	}
+	w.mu.Unlock()
+	w.fetchDone(fp, entries, next, err)
+}
+
+// fetchDone queues entries fetched from fp.from, if the partition is still
+// owned and at that position, and moves its fetch position to next.
+func (w *Worker) fetchDone(fp fetchPos, entries []entry, next int64, err error) {
+	ps := fp.ps
+	w.mu.Lock()
+	ps.fetching = false
+	if err != nil {
+		ps.fetchBackoff = min(max(2*ps.fetchBackoff, fetchMinBackoff), fetchMaxBackoff)
+		ps.fetchRetryAt = time.Now().Add(ps.fetchBackoff)
+	} else {
+		ps.fetchBackoff = 0
+	}
+	owned := w.parts[topicPartition{ps.topic, ps.partition}] == ps && ps.fetchAt == fp.from
+	if owned {
+		ps.fetchAt = next
+		for _, e := range entries {
+			ps.queue = append(ps.queue, e)
+			ps.queued += e.size()
+		}
+		w.updateLag(ps, time.Now())
+	}
+	w.mu.Unlock()
+	if owned && len(entries) > 0 {
+		select {
+		case w.fetched <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// fetchFailed backs a partition off after a failed fetch.
+func (w *Worker) fetchFailed(ps *partState, err error) {
+	w.fetchDone(fetchPos{ps, -2}, nil, 0, cmpErr(err, kerr.LeaderNotAvailable))
+}
+
+func cmpErr(err, def error) error {
+	if err != nil {
+		return err
+	}
+	return def
+}
+
+// entries turns one partition's fetched bytes into queue entries: batches
+// that can go as they are become forwarded batches, the rest records
+// decoded by franz-go. A response with transactions is decoded whole, as
+// knowing which records were aborted takes the batches in order. next is
+// the offset to fetch from afterwards.
+func (w *Worker) entries(ps *partState, from int64, rp *kmsg.FetchResponseTopicPartition) ([]entry, int64, error) {
+	views, rest, err := splitBatches(rp.RecordBatches)
+	txn := len(rp.AbortedTransactions) > 0
+	for i := range views {
+		txn = txn || views[i].magic != 2 || views[i].control() || views[i].transactional()
+	}
+	if txn {
+		whole := *rp
+		whole.RecordBatches = rp.RecordBatches[:rest]
+		return w.decode(ps, from, &whole)
+	}
+	var out []entry
+	next := from
+	for i := range views {
+		v := &views[i]
+		if v.last < next {
+			continue
+		}
+		if ok, _ := v.forwardable(next); ok {
+			// Not checked against its CRC here: the stamp keeps a damaged
+			// batch damaged, and the target refuses it. Only a batch
+			// rewritten for its append time is checksummed anew, so it is
+			// checked first.
+			if v.appendTime() {
+				if cerr := v.checkCRC(); cerr != nil {
+					return out, next, cerr
+				}
+			}
+			out = append(out, entry{raw: v.toRaw()})
+			next = v.last + 1
+			continue
+		}
+		one := kmsg.NewFetchResponseTopicPartition()
+		one.Partition, one.HighWatermark, one.LastStableOffset = rp.Partition, rp.HighWatermark, rp.LastStableOffset
+		one.RecordBatches = v.data
+		recs, n, derr := w.decode(ps, next, &one)
+		out = append(out, recs...)
+		if derr != nil {
+			return out, next, derr
+		}
+		next = max(n, v.last+1)
+	}
+	return out, next, err
+}
+
+// decode decodes records from offset from on with franz-go's own decoder
+// (transactions, compression, old message formats).
+func (w *Worker) decode(ps *partState, from int64, rp *kmsg.FetchResponseTopicPartition) ([]entry, int64, error) {
+	fp, next := kgo.ProcessFetchPartition(kgo.ProcessFetchPartitionOpts{
+		Offset: from, IsolationLevel: kgo.ReadCommitted(), Topic: ps.topic, Partition: ps.partition,
+	}, rp, w.decompressor, nil)
+	out := make([]entry, len(fp.Records))
+	for i, r := range fp.Records {
+		out[i] = recordEntry(r)
+	}
+	if fp.Err != nil {
+		return out, max(next, from), fp.Err
+	}
+	return out, max(next, from), nil
+}
+
+// resetOutOfRange moves a partition whose position the source no longer
+// has: to the log start when records were deleted before they were copied
+// (they are reported), to the log end when the source lost records the
+// mirror had already read (an unclean leader election).
+func (w *Worker) resetOutOfRange(ctx context.Context, fp fetchPos) {
+	ps := fp.ps
+	bounds := func() (start, end int64, err error) {
+		starts, err := w.srcAdm.ListStartOffsets(ctx, ps.topic)
+		if err != nil {
+			return 0, 0, err
+		}
+		ends, err := w.srcAdm.ListEndOffsets(ctx, ps.topic)
+		if err != nil {
+			return 0, 0, err
+		}
+		s, sok := starts.Lookup(ps.topic, ps.partition)
+		e, eok := ends.Lookup(ps.topic, ps.partition)
+		switch {
+		case !sok || !eok:
+			return 0, 0, kerr.UnknownTopicOrPartition
+		case s.Err != nil:
+			return 0, 0, s.Err
+		case e.Err != nil:
+			return 0, 0, e.Err
+		}
+		return s.Offset, e.Offset, nil
+	}
+	start, end, err := bounds()
+	if err != nil {
+		w.noteErr(KindSource, fmt.Errorf("%s/%d: offset %d is out of range and the log's bounds are unknown: %w", ps.topic, ps.partition, fp.from, err))
+		w.fetchDone(fp, nil, fp.from, err)
+		return
+	}
+	at := start
+	if fp.from > end {
+		at = end
+		w.noteErr(KindSource, fmt.Errorf("%s/%d: the source's log ends at %d, before the position %d; resuming there (the source lost records already copied)", ps.topic, ps.partition, end, fp.from))
+	} else {
+		w.noteErr(KindSource, fmt.Errorf("%s/%d: records %d to %d were deleted on the source before they were copied; resuming at %d", ps.topic, ps.partition, fp.from, at-1, at))
+	}
+	w.fetchDone(fp, nil, at, nil)
+}
+
+// unpositioned are the owned partitions without a fetch position yet.
+func (w *Worker) unpositioned(now time.Time) []*partState {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var out []*partState
+	for _, ps := range w.parts {
+		if ps.fetchAt < 0 && !ps.fetching && !now.Before(ps.fetchRetryAt) {
+			out = append(out, ps)
+		}
+	}
+	return out
+}
+
+// resolvePositions starts partitions where the group committed, or at the
+// log start when it never did (Kafka's auto.offset.reset=earliest, as
+// MM2's consumers).
+func (w *Worker) resolvePositions(ctx context.Context, parts []*partState) {
+	if len(parts) == 0 {
+		return
+	}
+	fail := func(err error) {
+		w.noteErr(KindSource, fmt.Errorf("reading the committed positions of group %s: %w", w.flow.Group(), err))
+		for _, ps := range parts {
+			w.fetchFailed(ps, err)
+		}
+	}
+	committed, err := w.srcAdm.FetchOffsets(ctx, w.flow.Group())
+	if err != nil {
+		fail(err)
+		return
+	}
+	at := map[*partState]int64{}
+	var need []string
+	for _, ps := range parts {
+		if o, ok := committed.Lookup(ps.topic, ps.partition); ok && o.Err == nil && o.At >= 0 {
+			at[ps] = o.At
+		} else if !slices.Contains(need, ps.topic) {
+			need = append(need, ps.topic)
+		}
+	}
+	if len(need) > 0 {
+		starts, err := w.srcAdm.ListStartOffsets(ctx, need...)
+		if err != nil {
+			fail(err)
+			return
+		}
+		for _, ps := range parts {
+			if _, ok := at[ps]; ok {
+				continue
+			}
+			if o, ok := starts.Lookup(ps.topic, ps.partition); ok && o.Err == nil {
+				at[ps] = o.Offset
+			}
+		}
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for ps, off := range at {
+		if w.parts[topicPartition{ps.topic, ps.partition}] == ps && ps.fetchAt < 0 {
+			ps.fetchAt = off
+			if ps.start < 0 {
+				ps.start = off
+			}
+		}
+	}
+}
+
+// tooLargeToForward reports whether the remote topic's max.message.bytes,
+// if known, is smaller than the batch.
+func (w *Worker) tooLargeToForward(ps *partState, b *rawBatch) bool {
+	lim := w.limit(ps.remote)
+	return lim > 0 && len(b.data) > int(lim)
+}
+
+// unforward replaces the forwarded batch at ps.queue[i] by its records, to
+// be copied one by one (a batch the target cannot take whole). Called with
+// mu held.
+func (w *Worker) unforward(ps *partState, i int) {
+	b := ps.queue[i].raw
+	rp := kmsg.NewFetchResponseTopicPartition()
+	rp.Partition, rp.RecordBatches = ps.partition, b.data
+	recs, _, err := w.decode(ps, b.base, &rp)
+	if err != nil || len(recs) == 0 {
+		// Not expected: the batch decoded on the source. It stays a batch,
+		// and the target's refusal is reported each time it is retried.
+		w.log.Error("decoding a forwarded batch into records", "topic", ps.topic, "partition", ps.partition, "offset", b.base, "err", err)
+		return
+	}
+	ps.queue = slices.Replace(ps.queue, i, i+1, recs...)
+	ps.queued -= len(b.data)
+	for _, e := range recs {
+		ps.queued += e.size()
+	}
+}

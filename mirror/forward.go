@@ -1,0 +1,264 @@
+package mirror
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+)
+
+// This file reads and rewrites record batches (magic 2) for forwarding: a
+// batch fetched from the source goes to the target as it is, but for the
+// producer fields (the target's idempotence is the mirror's, not the
+// source producer's) and the CRC that covers them. Kafka's layout, in
+// bytes: base offset 8, length 4, partition leader epoch 4, magic 1, CRC 4,
+// attributes 2, last offset delta 4, first timestamp 8, max timestamp 8,
+// producer ID 8, producer epoch 2, base sequence 4, record count 4, then
+// the records. The CRC (CRC-32C) covers everything from the attributes on.
+const (
+	batchHeaderLen   = 61
+	batchLengthBase  = 12 // the length field counts what follows it
+	offBatchLength   = 8
+	offBatchMagic    = 16
+	offBatchCRC      = 17
+	offBatchAttrs    = 21
+	offBatchLastDelt = 23
+	offBatchFirstTS  = 27
+	offBatchMaxTS    = 35
+	offBatchProducer = 43
+	offBatchEpoch    = 51
+	offBatchSequence = 53
+	offBatchCount    = 57
+
+	attrCodec         = 0x07
+	attrLogAppendTime = 0x08
+	attrTransactional = 0x10
+	attrControl       = 0x20
+)
+
+// rawBatch is one fetched batch, kept as bytes.
+type rawBatch struct {
+	data      []byte // the whole batch; rewritten in place before each send
+	base      int64  // source offset of the first record
+	last      int64  // source offset of the last record
+	count     int32
+	epoch     int32 // source partition leader epoch
+	timestamp int64 // first record's timestamp (ms), for lag and latency
+	crcStale  bool  // rewritten since fetched: stamp checksums it whole
+}
+
+// records is the bytes that count as copied: everything after the header
+// (compressed, if the source compressed it).
+func (b *rawBatch) records() int { return len(b.data) - batchHeaderLen }
+
+var errBatchCRC = errors.New("record batch CRC mismatch")
+
+// batchView is a parsed header of one batch in a fetch response.
+type batchView struct {
+	data  []byte
+	base  int64
+	last  int64
+	count int32
+	epoch int32
+	magic int8
+	attrs int16
+	first int64 // first timestamp
+	max   int64 // max timestamp
+}
+
+func (v *batchView) control() bool       { return v.attrs&attrControl != 0 }
+func (v *batchView) transactional() bool { return v.attrs&attrTransactional != 0 }
+func (v *batchView) compressed() bool    { return v.attrs&attrCodec != 0 }
+func (v *batchView) appendTime() bool    { return v.attrs&attrLogAppendTime != 0 }
+
+// contiguous reports whether the batch holds one record per offset: not
+// thinned by compaction. Kafka refuses produced batches with gaps.
+func (v *batchView) contiguous() bool { return int64(v.count) == v.last-v.base+1 }
+
+// splitBatches cuts a fetch response's record bytes into batches. A
+// truncated batch at the end (the broker cuts at the size limit) is left
+// out; rest is where it starts. Old message formats (magic 0 and 1) are
+// returned with their magic so the caller can hand them to the record
+// decoder; their other fields are not read.
+func splitBatches(b []byte) (views []batchView, rest int, err error) {
+	off := 0
+	for len(b)-off >= batchLengthBase+5 { // offset, length and magic: enough to size any format
+		p := b[off:]
+		n := int64(int32(binary.BigEndian.Uint32(p[offBatchLength:]))) + batchLengthBase
+		if n < batchHeaderLen && p[offBatchMagic] == 2 || n < batchLengthBase+5 {
+			return views, off, fmt.Errorf("record batch at byte %d claims %d bytes", off, n)
+		}
+		if n > int64(len(p)) {
+			break
+		}
+		v := batchView{data: p[:n:n], magic: int8(p[offBatchMagic])}
+		v.base = int64(binary.BigEndian.Uint64(p))
+		if v.magic == 2 {
+			v.last = v.base + int64(int32(binary.BigEndian.Uint32(p[offBatchLastDelt:])))
+			v.epoch = int32(binary.BigEndian.Uint32(p[12:]))
+			v.attrs = int16(binary.BigEndian.Uint16(p[offBatchAttrs:]))
+			v.first = int64(binary.BigEndian.Uint64(p[offBatchFirstTS:]))
+			v.max = int64(binary.BigEndian.Uint64(p[offBatchMaxTS:]))
+			v.count = int32(binary.BigEndian.Uint32(p[offBatchCount:]))
+			if v.last < v.base || v.count < 0 {
+				return views, off, fmt.Errorf("record batch at offset %d: last offset delta %d, %d records", v.base, v.last-v.base, v.count)
+			}
+		}
+		views = append(views, v)
+		off += int(n)
+	}
+	return views, off, nil
+}
+
+// checkCRC verifies the batch's own checksum, so that a batch damaged on
+// the source is not given a fresh, valid CRC by the rewrite.
+func (v *batchView) checkCRC() error {
+	want := binary.BigEndian.Uint32(v.data[offBatchCRC:])
+	if got := crc32.Checksum(v.data[offBatchAttrs:], crc32.MakeTable(crc32.Castagnoli)); got != want {
+		return fmt.Errorf("%w at offset %d: stored %08x, computed %08x", errBatchCRC, v.base, want, got)
+	}
+	return nil
+}
+
+// forwardable reports whether the batch can go to the target as it is, and
+// why not: control and transactional batches need the transaction state,
+// compacted batches have offset gaps Kafka refuses on produce, a batch
+// starting before from has records the target holds already, and a
+// compressed batch stamped with the source's append time would need
+// recompressing to carry that time.
+func (v *batchView) forwardable(from int64) (bool, string) {
+	switch {
+	case v.magic != 2:
+		return false, "old message format"
+	case v.control() || v.transactional():
+		return false, "transactional"
+	case v.base < from:
+		return false, "partly copied"
+	case !v.contiguous():
+		return false, "compacted"
+	case v.appendTime() && v.compressed():
+		return false, "compressed with log append time"
+	}
+	return true, ""
+}
+
+// toRaw makes the batch a rawBatch. A batch with the source's log append
+// time is rewritten as create time with every record at that time, which
+// is what the source's consumers see; the rewrite copies it.
+func (v *batchView) toRaw() *rawBatch {
+	b := &rawBatch{data: v.data, base: v.base, last: v.last, count: v.count, epoch: v.epoch, timestamp: v.first}
+	if v.appendTime() {
+		b.data, b.timestamp, b.crcStale = withCreateTime(v.data, v.max), v.max, true
+	}
+	return b
+}
+
+// withCreateTime copies an uncompressed batch with every record's
+// timestamp delta zero, the first timestamp ts and the create-time
+// attribute. A record is: length varint, attributes (1 byte), timestamp
+// delta varint, offset delta varint, then the rest, copied as it is.
+func withCreateTime(batch []byte, ts int64) []byte {
+	out := make([]byte, batchHeaderLen, len(batch))
+	copy(out, batch[:batchHeaderLen])
+	binary.BigEndian.PutUint16(out[offBatchAttrs:], binary.BigEndian.Uint16(batch[offBatchAttrs:])&^attrLogAppendTime)
+	binary.BigEndian.PutUint64(out[offBatchFirstTS:], uint64(ts))
+	recs := batch[batchHeaderLen:]
+	for len(recs) > 0 {
+		length, n := binary.Varint(recs)
+		if n <= 0 || length < 2 || int64(len(recs)-n) < length {
+			return batch // malformed: forward unchanged and let the target judge
+		}
+		body := recs[n : n+int(length)]
+		_, tn := binary.Varint(body[1:])
+		if tn <= 0 {
+			return batch
+		}
+		rest := body[1+tn:]
+		out = binary.AppendVarint(out, int64(1+1+len(rest)))
+		out = append(out, body[0], 0) // attributes; timestamp delta 0
+		out = append(out, rest...)
+		recs = recs[n+int(length):]
+	}
+	binary.BigEndian.PutUint32(out[offBatchLength:], uint32(len(out)-batchLengthBase))
+	return out
+}
+
+// stamp sets the batch's producer fields for the target and updates its
+// CRC. The base offset and leader epoch are the target's to assign. CRC-32C
+// is linear, so the new CRC is the old one plus the CRC of the change,
+// carried past the bytes after it (z): no pass over the records, and a batch
+// that arrived damaged stays detectably damaged, for the target to refuse.
+// A batch rewritten since it was fetched (crcStale) is checksummed whole.
+func (b *rawBatch) stamp(producerID int64, epoch int16, sequence int32, z *crcZeros) {
+	d := b.data
+	var old, now [offBatchCount - offBatchProducer]byte
+	copy(old[:], d[offBatchProducer:offBatchCount])
+	binary.BigEndian.PutUint64(d[offBatchProducer:], uint64(producerID))
+	binary.BigEndian.PutUint16(d[offBatchEpoch:], uint16(epoch))
+	binary.BigEndian.PutUint32(d[offBatchSequence:], uint32(sequence))
+	if b.crcStale {
+		binary.BigEndian.PutUint32(d[offBatchCRC:], crc32.Checksum(d[offBatchAttrs:], crc32.MakeTable(crc32.Castagnoli)))
+		b.crcStale = false
+		return
+	}
+	copy(now[:], d[offBatchProducer:offBatchCount])
+	for i := range now {
+		now[i] ^= old[i]
+	}
+	// The register after the changed bytes alone (no pre- or
+	// post-conditioning), then after the zeros that stand for the rest.
+	delta := ^crc32.Update(^uint32(0), crc32.MakeTable(crc32.Castagnoli), now[:])
+	delta = z.shift(delta, len(d)-offBatchCount)
+	binary.BigEndian.PutUint32(d[offBatchCRC:], binary.BigEndian.Uint32(d[offBatchCRC:])^delta)
+}
+
+// crcZeros holds, for each k, the GF(2) matrix that advances a raw CRC-32C
+// register over 2^k zero bytes (zlib's crc32_combine, with the squarings
+// done once).
+type crcZeros [32][32]uint32
+
+func newCRCZeros() *crcZeros {
+	z := new(crcZeros)
+	var bit [32]uint32  // one zero bit
+	bit[0] = 0x82F63B78 // Castagnoli, reflected
+	for i := 1; i < 32; i++ {
+		bit[i] = 1 << (i - 1)
+	}
+	m := bit
+	for range 3 { // 2, 4, 8 bits: one byte
+		m = gf2Square(&m)
+	}
+	for k := range z {
+		z[k] = m
+		m = gf2Square(&m)
+	}
+	return z
+}
+
+// shift advances the raw register r over n zero bytes.
+func (z *crcZeros) shift(r uint32, n int) uint32 {
+	for k := 0; n > 0 && k < len(z); k, n = k+1, n>>1 {
+		if n&1 != 0 {
+			r = gf2Times(&z[k], r)
+		}
+	}
+	return r
+}
+
+func gf2Times(m *[32]uint32, v uint32) uint32 {
+	var sum uint32
+	for i := 0; v != 0; i, v = i+1, v>>1 {
+		if v&1 != 0 {
+			sum ^= m[i]
+		}
+	}
+	return sum
+}
+
+func gf2Square(m *[32]uint32) [32]uint32 {
+	var sq [32]uint32
+	for i := range sq {
+		sq[i] = gf2Times(m, m[i])
+	}
+	return sq
+}
