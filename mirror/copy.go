@@ -304,6 +304,10 @@ func (w *Worker) plan(now time.Time) map[*partState][]*job {
 		var jobs []*job
 		for i := 0; i < len(ps.queue) && budget > 0; i++ {
 			e := ps.queue[i]
+			if e.raw != nil && e.raw.mergeable() {
+				w.mergeAt(ps, i)
+				e = ps.queue[i]
+			}
 			if e.raw != nil && w.tooLargeToForward(ps, e.raw) {
 				w.unforward(ps, i)
 				e = ps.queue[i]

@@ -305,7 +305,7 @@ func (w *Worker) entries(ps *partState, from int64, rp *kmsg.FetchResponseTopicP
 		if v.last < next {
 			continue
 		}
-		if ok, _ := v.forwardable(next); ok {
+		if ok, _ := v.forwardable(next); ok && (!v.compressed() || len(v.data) >= forwardCompressed) {
 			// Not checked against its CRC here: the stamp keeps a damaged
 			// batch damaged, and the target refuses it. Only a batch
 			// rewritten for its append time is checksummed anew, so it is
@@ -470,6 +470,7 @@ func (w *Worker) tooLargeToForward(ps *partState, b *rawBatch) bool {
 // mu held.
 func (w *Worker) unforward(ps *partState, i int) {
 	b := ps.queue[i].raw
+	b.fixCRC()
 	rp := kmsg.NewFetchResponseTopicPartition()
 	rp.Partition, rp.RecordBatches = ps.partition, b.data
 	recs, _, err := w.decode(ps, b.base, &rp)
@@ -483,5 +484,39 @@ func (w *Worker) unforward(ps *partState, i int) {
 	ps.queued -= len(b.data)
 	for _, e := range recs {
 		ps.queued += e.size()
+	}
+}
+
+// mergeAt merges the small batches queued from index i on into one, up to
+// the remote topic's batch size (with room for the record headers to grow
+// when their deltas are rebased). Called with mu held.
+func (w *Worker) mergeAt(ps *partState, i int) {
+	limit := int(w.batchMaxBytes(ps.remote))
+	bs := []*rawBatch{ps.queue[i].raw}
+	size := len(bs[0].data) + 8*int(bs[0].count)
+	j := i + 1
+	for ; j < len(ps.queue); j++ {
+		b := ps.queue[j].raw
+		if b == nil || !b.mergeable() || b.base != bs[len(bs)-1].last+1 {
+			break
+		}
+		grow := len(b.data) - batchHeaderLen + 8*int(b.count)
+		if size+grow > limit {
+			break
+		}
+		bs = append(bs, b)
+		size += grow
+	}
+	if len(bs) < 2 {
+		return
+	}
+	m := mergeBatches(bs)
+	if m == nil {
+		return
+	}
+	ps.queue = slices.Replace(ps.queue, i, j, entry{raw: m})
+	ps.queued += len(m.data)
+	for _, b := range bs {
+		ps.queued -= len(b.data)
 	}
 }

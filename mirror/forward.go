@@ -45,6 +45,7 @@ type rawBatch struct {
 	epoch     int32 // source partition leader epoch
 	timestamp int64 // first record's timestamp (ms), for lag and latency
 	crcStale  bool  // rewritten since fetched: stamp checksums it whole
+	sent      bool  // stamped and sent at least once
 }
 
 // records is the bytes that count as copied: everything after the header
@@ -196,9 +197,9 @@ func (b *rawBatch) stamp(producerID int64, epoch int16, sequence int32, z *crcZe
 	binary.BigEndian.PutUint64(d[offBatchProducer:], uint64(producerID))
 	binary.BigEndian.PutUint16(d[offBatchEpoch:], uint16(epoch))
 	binary.BigEndian.PutUint32(d[offBatchSequence:], uint32(sequence))
+	b.sent = true
 	if b.crcStale {
-		binary.BigEndian.PutUint32(d[offBatchCRC:], crc32.Checksum(d[offBatchAttrs:], crc32.MakeTable(crc32.Castagnoli)))
-		b.crcStale = false
+		b.fixCRC()
 		return
 	}
 	copy(now[:], d[offBatchProducer:offBatchCount])
@@ -261,4 +262,86 @@ func gf2Square(m *[32]uint32) [32]uint32 {
 		sq[i] = gf2Times(m, m[i])
 	}
 	return sq
+}
+
+// Batches smaller than these are not sent alone: Kafka takes one batch per
+// partition per Produce request, so small batches would cost a round trip
+// each. Uncompressed ones are merged (mergeBatches); compressed ones are
+// decoded and copied as records, which the producer batches again.
+const (
+	mergeBelow        = 128 << 10
+	forwardCompressed = 64 << 10
+)
+
+// mergeable reports whether b may be merged with its neighbours: small,
+// uncompressed, and never sent (a batch sent once keeps its sequences, so
+// that a retry is recognised as one).
+func (b *rawBatch) mergeable() bool {
+	return !b.sent && len(b.data) < mergeBelow && binary.BigEndian.Uint16(b.data[offBatchAttrs:])&attrCodec == 0
+}
+
+// mergeBatches joins consecutive uncompressed batches (each contiguous,
+// each starting where the one before ended) into one: every record's
+// timestamp and offset deltas are rebased on the first batch, the rest of
+// each record is copied as it is. It returns nil for records it cannot
+// walk, and the caller sends the batches as they are.
+func mergeBatches(bs []*rawBatch) *rawBatch {
+	size := 0
+	for _, b := range bs {
+		size += len(b.data)
+	}
+	out := make([]byte, batchHeaderLen, size)
+	copy(out, bs[0].data[:batchHeaderLen])
+	first := int64(binary.BigEndian.Uint64(bs[0].data[offBatchFirstTS:]))
+	maxTS := first
+	var idx int64
+	var hdr []byte
+	for _, b := range bs {
+		bFirst := int64(binary.BigEndian.Uint64(b.data[offBatchFirstTS:]))
+		maxTS = max(maxTS, int64(binary.BigEndian.Uint64(b.data[offBatchMaxTS:])))
+		recs := b.data[batchHeaderLen:]
+		for range b.count {
+			length, n := binary.Varint(recs)
+			if n <= 0 || length < 3 || int64(len(recs)-n) < length {
+				return nil
+			}
+			body := recs[n : n+int(length)]
+			tsDelta, tn := binary.Varint(body[1:])
+			if tn <= 0 {
+				return nil
+			}
+			_, on := binary.Varint(body[1+tn:])
+			if on <= 0 {
+				return nil
+			}
+			rest := body[1+tn+on:]
+			hdr = append(hdr[:0], body[0])
+			hdr = binary.AppendVarint(hdr, bFirst+tsDelta-first)
+			hdr = binary.AppendVarint(hdr, idx)
+			out = binary.AppendVarint(out, int64(len(hdr)+len(rest)))
+			out = append(append(out, hdr...), rest...)
+			recs = recs[n+int(length):]
+			idx++
+		}
+		if len(recs) != 0 {
+			return nil
+		}
+	}
+	be := binary.BigEndian
+	be.PutUint32(out[offBatchLength:], uint32(len(out)-batchLengthBase))
+	be.PutUint32(out[offBatchLastDelt:], uint32(idx-1))
+	be.PutUint64(out[offBatchMaxTS:], uint64(maxTS))
+	be.PutUint32(out[offBatchCount:], uint32(idx))
+	last := bs[len(bs)-1]
+	return &rawBatch{data: out, base: bs[0].base, last: last.last, count: int32(idx), epoch: last.epoch,
+		timestamp: bs[0].timestamp, crcStale: true}
+}
+
+// fixCRC checksums a batch rewritten since it was fetched, for a reader
+// that checks it (decoding it into records).
+func (b *rawBatch) fixCRC() {
+	if b.crcStale {
+		binary.BigEndian.PutUint32(b.data[offBatchCRC:], crc32.Checksum(b.data[offBatchAttrs:], crc32.MakeTable(crc32.Castagnoli)))
+		b.crcStale = false
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"math"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"sync"
@@ -436,6 +437,26 @@ func FuzzSplitBatches(f *testing.F) {
 		if off != rest {
 			t.Fatalf("views cover %d bytes, rest is %d", off, rest)
 		}
+		// Merging whatever uncompressed batches were found never panics,
+		// and a merge it makes is one whole batch over their offsets.
+		var bs []*rawBatch
+		for i := range views {
+			if v := &views[i]; v.magic == 2 && !v.compressed() && v.contiguous() {
+				b := v.toRaw()
+				b.data = slices.Clone(b.data)
+				if len(bs) == 0 || b.base == bs[len(bs)-1].last+1 {
+					bs = append(bs, b)
+				}
+			}
+		}
+		if len(bs) > 1 {
+			if m := mergeBatches(bs); m != nil {
+				m.stamp(1, 2, 3, testZeros)
+				if w := oneView(t, m.data); w.base != bs[0].base || w.count != m.count || w.last-w.base != int64(m.count)-1 {
+					t.Fatalf("merged %d batches into %+v", len(bs), w)
+				}
+			}
+		}
 		if err == nil && len(in)-rest >= batchHeaderLen {
 			// Left out only if cut.
 			if n := int64(int32(binary.BigEndian.Uint32(in[rest+offBatchLength:]))) + batchLengthBase; n <= int64(len(in)-rest) {
@@ -510,6 +531,16 @@ func fwdRecords(topic string, p int32, from, n int) []*kgo.Record {
 			Value:     []byte(strings.Repeat("value "+id+" ", 20)),
 			Headers:   []kgo.RecordHeader{{Key: "id", Value: []byte(id)}, {Key: "none"}, {Key: "seq", Value: []byte(fmt.Sprint(i))}},
 			Timestamp: time.UnixMilli(1_700_000_000_000 + int64(i)*13 + int64(p)),
+		}
+		if topic == "zipped" {
+			// Incompressible too, so that a zstd batch of ten stays larger
+			// than forwardCompressed and is forwarded, not decoded.
+			rng := rand.New(rand.NewPCG(uint64(p), uint64(i)))
+			pad := make([]byte, forwardCompressed/10+1024) // batches of ten
+			for k := range pad {
+				pad[k] = byte(rng.Uint32())
+			}
+			r.Value = append(r.Value, pad...)
 		}
 		switch i % 9 {
 		case 4:
@@ -624,8 +655,9 @@ func TestForwardLogAppendTimeAndCompression(t *testing.T) {
 		}
 	}
 
-	// Every uncompressed lat batch and every zipped batch was forwarded;
-	// no snappy lat batch was.
+	// Every uncompressed lat batch and every zipped batch was forwarded
+	// (consecutive uncompressed ones may have been merged into one); no
+	// snappy lat batch was.
 	wantFwd := map[string]int64{"lat/0": int64(plainBatches), "lat/1": 0,
 		"zipped/0": int64(next["zipped/0"] / per), "zipped/1": int64(next["zipped/1"] / per)}
 	kdrtest.Eventually(t, 10*time.Second, func() (bool, string) {
@@ -635,7 +667,11 @@ func TestForwardLogAppendTimeAndCompression(t *testing.T) {
 		}
 		for _, ps := range st.Partitions {
 			k := fmt.Sprintf("%s/%d", ps.Topic, ps.Partition)
-			if ps.Forwarded != wantFwd[k] || ps.Records != int64(next[k]) {
+			fwdOK := ps.Forwarded == wantFwd[k]
+			if k == "lat/0" {
+				fwdOK = ps.Forwarded >= 1 && ps.Forwarded <= wantFwd[k]
+			}
+			if !fwdOK || ps.Records != int64(next[k]) {
 				return false, fmt.Sprintf("%s: %d batches forwarded, %d records copied; want %d and %d", k, ps.Forwarded, ps.Records, wantFwd[k], next[k])
 			}
 		}
@@ -734,9 +770,13 @@ func TestForwardResumesAfterRecordsDeleted(t *testing.T) {
 		t.Errorf("status counts %d records copied, want %d", ts.Records, n-deleted)
 	}
 	// The deletion cut the batch 40..59: its records from 50 were decoded
-	// and copied one by one, the two batches after it forwarded.
-	if len(st.Partitions) != 1 || st.Partitions[0].Records != n-deleted || st.Partitions[0].Forwarded != 2 || st.Partitions[0].NextOffset != n {
-		t.Errorf("partition status %+v; want %d records copied, 2 batches forwarded, next offset %d", st.Partitions, n-deleted, n)
+	// and copied one by one, the two batches after it forwarded (merged
+	// into one when both were queued together).
+	if len(st.Partitions) != 1 {
+		t.Fatalf("%d partitions owned, want 1", len(st.Partitions))
+	}
+	if fwd := st.Partitions[0].Forwarded; st.Partitions[0].Records != n-deleted || fwd < 1 || fwd > 2 || st.Partitions[0].NextOffset != n {
+		t.Errorf("partition status %+v; want %d records copied, 1 or 2 batches forwarded, next offset %d", st.Partitions, n-deleted, n)
 	}
 	e := st.Errors[KindSource]
 	if wantMsg := fmt.Sprintf("records %d to %d were deleted on the source before they were copied; resuming at %d", committed, deleted-1, deleted); e.Count < 1 || !strings.Contains(e.Last, wantMsg) {

@@ -134,12 +134,11 @@ func TestMirrorActivePassive(t *testing.T) {
 	if got := metricSum(t, w.reg, "kdr_mirror_assigned_partitions", nil); got != 3 {
 		t.Errorf("kdr_mirror_assigned_partitions = %v, want 3", got)
 	}
-	// Prefix naming forwards the batches as they are.
+	// Prefix naming forwards batches (the harness's producer compresses
+	// small batches, which are copied as records instead; forward_test.go
+	// counts forwarded batches).
 	if !st.ForwardBatches {
 		t.Error("Status.ForwardBatches is false under prefix naming")
-	}
-	if got := metricSum(t, w.reg, "kdr_mirror_forwarded_batches_total", map[string]string{"topic": "orders"}); got < 3 {
-		t.Errorf("kdr_mirror_forwarded_batches_total = %v, want at least one per partition", got)
 	}
 	for kind, e := range st.Errors {
 		t.Errorf("unexpected %s errors: %+v", kind, e)
