@@ -109,6 +109,14 @@ func (w *Worker) wakeFetcher() {
 // fetched, not backing off, with room in their queue, while the worker is
 // within fetchBudget; room is what a fetch may bring. wake is when to look
 // again without being woken.
+//
+// While a partition's queue is full and being copied, nothing is fetched:
+// a fetch without it could hold only idle partitions, which the broker
+// keeps for fetchMaxWait, and the full partition, drained meanwhile,
+// would wait for that fetch to return (a broker answers one connection's
+// requests in order). Once the copy drains it (settle wakes the loop),
+// every partition goes in one fetch, which returns at once. A full
+// partition waiting to retry a refused copy does not hold the others.
 func (w *Worker) fetchable(now time.Time) (want []*partState, room int32, wake time.Duration) {
 	wake = fetchMaxWait
 	w.mu.Lock()
@@ -122,8 +130,13 @@ func (w *Worker) fetchable(now time.Time) (want []*partState, room int32, wake t
 	}
 	room = int32(min(max(fetchBudget-total, fetchPartitionBytes), fetchMaxBytes))
 	limit := min(fetchQueueBytes, max(fetchPartitionBytes, fetchBudget/len(w.parts)))
+	hold := false
 	for _, ps := range w.parts {
-		if ts := w.topics[ps.topic]; ps.fetchAt < 0 || ps.fetching || ps.queued >= limit || ts != nil && ts.gone {
+		if ts := w.topics[ps.topic]; ps.fetchAt < 0 || ps.fetching || ts != nil && ts.gone {
+			continue
+		}
+		if ps.queued >= limit {
+			hold = hold || !now.Before(ps.retryAt)
 			continue
 		}
 		if d := ps.fetchRetryAt.Sub(now); d > 0 {
@@ -131,6 +144,9 @@ func (w *Worker) fetchable(now time.Time) (want []*partState, room int32, wake t
 			continue
 		}
 		want = append(want, ps)
+	}
+	if hold {
+		return nil, 0, wake
 	}
 	return want, room, wake
 }

@@ -24,6 +24,8 @@ const (
 	pipeTopic        = "pipe.bench"
 	latTopic         = "lat"
 	mirroredLatTopic = "src.lat"
+	liveTopic        = "live"
+	mirroredLive     = "src.live"
 )
 
 // results is everything the report prints.
@@ -35,6 +37,7 @@ type results struct {
 	mem      memSamples
 	latency  latencyRun
 	latRate  float64
+	sustain  sustainRun
 	profile  string // go tool pprof -top of the mirror, or ""
 	profSecs int
 	notes    []string
@@ -149,7 +152,7 @@ func mirrorPhase(ctx context.Context, o options, r *results, src, dst *benchkit.
 	margs := []string{
 		"--source-alias", "src", "--source-brokers", src.Addr,
 		"--target-alias", "dst", "--target-brokers", dst.Addr,
-		"--naming", "prefix", "--topics", srcTopic + "," + latTopic,
+		"--naming", "prefix", "--topics", srcTopic + "," + latTopic + "," + liveTopic,
 		"--metrics-listen", "127.0.0.1:0", "--refresh-interval", "1s", "--log-level", "warn",
 	}
 	if o.batch > 0 {
@@ -220,9 +223,25 @@ func mirrorPhase(ctx context.Context, o options, r *results, src, dst *benchkit.
 	if err := createTopic(ctx, srcAdm, latTopic, o.Partitions, "message.timestamp.type", "LogAppendTime"); err != nil {
 		return err
 	}
-	r.latRate = r.mirror.steadyMBps() * 1e6 / float64(o.RecordSize) / 2
+	// Half of the maximum: of the highest rate the whole path sustains
+	// with a producer on the source at the same time, not of the backlog
+	// drain rate, which nothing else shared the CPUs with.
+	drain := r.mirror.steadyMBps() * 1e6 / float64(o.RecordSize)
+	r.latRate = drain / 2
 	if o.latRate > 0 {
 		r.latRate = o.latRate
+	} else if drain >= 1 {
+		if err := createTopic(ctx, srcAdm, liveTopic, o.Partitions); err != nil {
+			return err
+		}
+		logf("sustained maximum: pacing %s at falling fractions of %.0f records/s, %v each", liveTopic, drain, o.liveFor)
+		r.sustain, err = measureSustained(ctx, p, []string{src.Addr}, srcAdm, dstAdm, liveTopic, mirroredLive, drain, o.liveFor)
+		if err != nil {
+			r.notef("sustained maximum: %v", err)
+		}
+		if r.sustain.rate > 0 {
+			r.latRate = r.sustain.rate / 2
+		}
 	}
 	if r.latRate < 1 {
 		r.notef("no latency phase: the mirror moved too little to pace at half its rate")

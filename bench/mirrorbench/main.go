@@ -40,7 +40,8 @@ type options struct {
 	records     int64         // preloaded on the source
 	copyTimeout time.Duration // longest a backlog copy may take before it is reported unfinished
 	batch       int           // the mirror's --batch-records
-	latRate     float64       // records/s of the paced phase; 0: half the mirror's rate
+	latRate     float64       // records/s of the paced phase; 0: half the sustained maximum
+	liveFor     time.Duration // each step of the sustained maximum
 }
 
 // parseFlags defines mirrorbench's flags on fs and parses args with it.
@@ -56,7 +57,8 @@ func parseFlags(fs *flag.FlagSet, args []string) (options, error) {
 	fs.Int64Var(&o.records, "records", 2_000_000, "records preloaded on the source: the backlog both copiers move, and the mirror's lag when it starts")
 	fs.DurationVar(&o.copyTimeout, "copy-timeout", 10*time.Minute, "longest a backlog copy may take; an unfinished copy is reported with what it moved")
 	fs.IntVar(&o.batch, "batch-records", 0, "the mirror's --batch-records (0: its default)")
-	fs.Float64Var(&o.latRate, "latency-rate", 0, "records/s of the paced latency phase (0: half the mirror's measured rate)")
+	fs.Float64Var(&o.latRate, "latency-rate", 0, "records/s of the paced latency phase (0: half the sustained maximum)")
+	fs.DurationVar(&o.liveFor, "sustain-step", 5*time.Second, "how long each rate is tried for the sustained maximum")
 	if err := benchkit.Parse(fs, args); err != nil {
 		return o, err
 	}
@@ -69,6 +71,8 @@ func parseFlags(fs *flag.FlagSet, args []string) (options, error) {
 		return o, fmt.Errorf("--copy-timeout %v: must be positive", o.copyTimeout)
 	case o.latRate < 0:
 		return o, fmt.Errorf("--latency-rate %v: must not be negative", o.latRate)
+	case o.liveFor < 2*time.Second:
+		return o, fmt.Errorf("--sustain-step %v: want at least 2s", o.liveFor)
 	case o.batch < 0:
 		return o, fmt.Errorf("--batch-records %d: must not be negative", o.batch)
 	}

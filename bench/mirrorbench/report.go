@@ -49,9 +49,26 @@ func writeReport(w io.Writer, o options, args []string, r results) {
 		goalPerCoreRatio, metIf(pCore > 0 && mCore/pCore >= goalPerCoreRatio), ratio(mCore, pCore),
 		goalPerCore, metIf(mCore >= goalPerCore), mCore, mm2PerCore, ratio(mCore, mm2PerCore))
 
+	if s := r.sustain; len(s.steps) > 0 {
+		var tried []string
+		for _, st := range s.steps {
+			tried = append(tried, fmt.Sprintf("%.1f MB/s asked, %.1f acknowledged by the source, %d records behind %v after",
+				st.rate*float64(o.RecordSize)/1e6, st.achieved*float64(o.RecordSize)/1e6, st.behind, sustainSlack))
+		}
+		fmt.Fprintf(w, "Sustained maximum (a paced producer on the source while the mirror copies, all on this machine; "+
+			"the highest rate the source took and the target kept up with to within %v; %v a step): %s; tried: %s.  \n",
+			sustainSlack, o.liveFor, mbpsOrNone(s.rate*float64(o.RecordSize)/1e6), strings.Join(tried, "; "))
+	}
 	l := r.latency
+	basis := "half the backlog drain rate"
+	switch {
+	case o.latRate > 0:
+		basis = "--latency-rate"
+	case r.sustain.rate > 0:
+		basis = "half the sustained maximum"
+	}
 	if l.received > 0 {
-		fmt.Fprintf(w, "Replication latency (%.0f records/s = %.1f MB/s paced on the source for %v, "+
+		fmt.Fprintf(w, "Replication latency at "+basis+" (%.0f records/s = %.1f MB/s paced on the source for %v, "+
 			"%d produced, %d seen on the target; source append time (LogAppendTime) to the target consumer): p50 %v, p99 %v, max %v — "+
 			"goal p99 < %v %s. Source acks=all produce latency for comparison: p50 %v, p99 %v.  \n",
 			r.latRate, r.latRate*float64(o.RecordSize)/1e6, o.Duration, l.produced.Produced.Records, l.received,
@@ -82,6 +99,13 @@ func metIf(ok bool) string {
 		return "**met**"
 	}
 	return "**not met**"
+}
+
+func mbpsOrNone(v float64) string {
+	if v <= 0 {
+		return "none of the rates tried"
+	}
+	return fmt.Sprintf("**%.1f MB/s**", v)
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond)) }
