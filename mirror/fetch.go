@@ -68,7 +68,7 @@ func (w *Worker) fetchLoop(ctx context.Context) {
 				id, ok := ids[tps[i]]
 				switch {
 				case !ok:
-					w.fetchFailed(ps, nil)
+					w.fetchFailed(ps, w.srcLeaders.why(tps[i]))
 				case !inflight[id]:
 					byLeader[id] = append(byLeader[id], ps)
 				}

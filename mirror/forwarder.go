@@ -102,7 +102,7 @@ func (f *forwarder) send(ctx context.Context, work map[*partState][]*job) {
 		for _, l := range open {
 			id, ok := ids[l.remote]
 			if !ok {
-				l.fail(cmpErr(err, kerr.LeaderNotAvailable))
+				l.fail(cmpErr(err, f.leaders.why(l.remote)))
 				continue
 			}
 			byLeader[id] = append(byLeader[id], l)

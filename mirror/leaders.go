@@ -2,6 +2,7 @@ package mirror
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"sync"
 	"time"
@@ -22,10 +23,11 @@ type leaders struct {
 	mu      sync.Mutex
 	m       map[topicPartition]int32
 	fetched map[string]time.Time // topic → last metadata answer
+	errs    map[string]error     // topic → the error its last answer carried
 }
 
 func newLeaders(cl *kgo.Client, minAge time.Duration) *leaders {
-	return &leaders{cl: cl, minAge: minAge, m: map[topicPartition]int32{}, fetched: map[string]time.Time{}}
+	return &leaders{cl: cl, minAge: minAge, m: map[topicPartition]int32{}, fetched: map[string]time.Time{}, errs: map[string]error{}}
 }
 
 // lookup returns the leaders of tps, refreshing topics with a partition not
@@ -65,9 +67,14 @@ func (l *leaders) lookup(ctx context.Context, tps []topicPartition) (map[topicPa
 		return out, err
 	}
 	for _, t := range resp.Topics {
-		if t.Topic == nil || kerr.ErrorForCode(t.ErrorCode) != nil {
+		if t.Topic == nil {
 			continue
 		}
+		if err := kerr.ErrorForCode(t.ErrorCode); err != nil {
+			l.errs[*t.Topic] = err
+			continue
+		}
+		delete(l.errs, *t.Topic)
 		for _, p := range t.Partitions {
 			tp := topicPartition{*t.Topic, p.Partition}
 			if kerr.ErrorForCode(p.ErrorCode) == nil && p.Leader >= 0 {
@@ -83,6 +90,17 @@ func (l *leaders) lookup(ctx context.Context, tps []topicPartition) (map[topicPa
 		}
 	}
 	return out, nil
+}
+
+// why says why tp has no leader: its topic's error in the last metadata
+// answer, or LEADER_NOT_AVAILABLE.
+func (l *leaders) why(tp topicPartition) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.errs[tp.topic]; err != nil {
+		return fmt.Errorf("%s: %w", tp.topic, err)
+	}
+	return fmt.Errorf("%s/%d: %w", tp.topic, tp.partition, kerr.LeaderNotAvailable)
 }
 
 // forget drops a partition's leader after the broker said it is not (or
