@@ -31,6 +31,9 @@ type forwarder struct {
 	timeout time.Duration
 	zeros   *crcZeros
 
+	// mu guards the producer state: the rounds of a send, one per target
+	// leader, run concurrently.
+	mu         sync.Mutex
 	producerID int64 // -1 until the target gave one
 	epoch      int16
 	seqs       map[topicPartition]int32 // remote partition → next sequence
@@ -77,12 +80,6 @@ func (f *forwarder) send(ctx context.Context, work map[*partState][]*job) {
 	if len(lanes) == 0 {
 		return
 	}
-	if err := f.initProducer(ctx); err != nil {
-		for _, l := range lanes {
-			l.fail(err)
-		}
-		return
-	}
 	for {
 		var open []*lane
 		for _, l := range lanes {
@@ -91,6 +88,14 @@ func (f *forwarder) send(ctx context.Context, work map[*partState][]*job) {
 			}
 		}
 		if len(open) == 0 {
+			return
+		}
+		// Again after a round reset the producer: a batch must never go
+		// out stamped with producer ID -1 (not idempotent).
+		if err := f.initProducer(ctx); err != nil {
+			for _, l := range open {
+				l.fail(err)
+			}
 			return
 		}
 		tps := make([]topicPartition, len(open))
@@ -121,10 +126,16 @@ func (f *forwarder) round(ctx context.Context, id int32, ls []*lane) {
 	req.Acks = -1
 	req.TimeoutMillis = int32(min(f.timeout.Milliseconds(), math.MaxInt32))
 	byTopic := map[string]int{}
-	for _, l := range ls {
+	f.mu.Lock()
+	pid, epoch := f.producerID, f.epoch
+	seqs := make([]int32, len(ls))
+	for i, l := range ls {
+		seqs[i] = f.seqs[l.remote]
+	}
+	f.mu.Unlock()
+	for n, l := range ls {
 		j := l.jobs[l.next]
-		seq := f.seqs[l.remote]
-		j.raw.stamp(f.producerID, f.epoch, seq, f.zeros)
+		j.raw.stamp(pid, epoch, seqs[n], f.zeros)
 		i, ok := byTopic[l.remote.topic]
 		if !ok {
 			i = len(req.Topics)
@@ -154,6 +165,8 @@ func (f *forwarder) round(ctx context.Context, id int32, ls []*lane) {
 		}
 	}
 	now := time.Now()
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	for _, l := range ls {
 		rp := got[l.remote]
 		if rp == nil {
@@ -170,14 +183,18 @@ func (f *forwarder) round(ctx context.Context, id int32, ls []*lane) {
 			continue
 		}
 		j.acked, j.base = now, rp.BaseOffset
-		f.seqs[l.remote] = nextSequence(f.seqs[l.remote], j.raw.count)
+		if f.producerID == pid {
+			// Not after another round reset the producer: the next batch
+			// goes under the new one, from sequence 0.
+			f.seqs[l.remote] = nextSequence(f.seqs[l.remote], j.raw.count)
+		}
 		l.next++
 	}
 }
 
 // failed reacts to a partition's error: a leader that moved is looked up
 // again; an error about the producer's own state starts a new producer ID
-// (its sequences from 0), as Kafka's producers do.
+// (its sequences from 0), as Kafka's producers do. Called with mu held.
 func (f *forwarder) failed(tp topicPartition, err error) {
 	switch {
 	case errors.Is(err, kerr.OutOfOrderSequenceNumber), errors.Is(err, kerr.UnknownProducerID),
@@ -195,7 +212,10 @@ func (f *forwarder) failed(tp topicPartition, err error) {
 // initProducer gets a producer ID from the target, once (again after a
 // producer error).
 func (f *forwarder) initProducer(ctx context.Context) error {
-	if f.producerID >= 0 {
+	f.mu.Lock()
+	have := f.producerID >= 0
+	f.mu.Unlock()
+	if have {
 		return nil
 	}
 	req := kmsg.NewPtrInitProducerIDRequest()
@@ -207,8 +227,10 @@ func (f *forwarder) initProducer(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("getting a producer ID from the target: %w", err)
 	}
+	f.mu.Lock()
 	f.producerID, f.epoch = resp.ProducerID, resp.ProducerEpoch
 	clear(f.seqs)
+	f.mu.Unlock()
 	return nil
 }
 
