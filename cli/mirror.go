@@ -78,7 +78,7 @@ func mirrorSettings() []mirrorSetting {
 		mDur("session-timeout", "how long a silent worker keeps its partitions (session.timeout.ms)", func(f *mirror.Flow) *time.Duration { return &f.SessionTimeout }),
 		mInt("batch-records", "most records copied per cycle; a crash re-copies at most two cycles", func(f *mirror.Flow) *int { return &f.BatchRecords }),
 		mStr("compression", "compression of batches sent to the target: none (default, as MM2), gzip, snappy, lz4 or zstd", func(f *mirror.Flow) *string { return &f.Compression }),
-		mBool("forward-batches", "under prefix naming without --compression, forward the source's batches as they are instead of copying record by record (half the CPU)", func(f *mirror.Flow) *bool { return &f.ForwardBatches }),
+		mBool("forward-batches", "without --compression, forward the source's batches as they are (under identity naming, uncompressed ones rewritten with the provenance hop) instead of copying record by record (half the CPU)", func(f *mirror.Flow) *bool { return &f.ForwardBatches }),
 		mDur("delivery-timeout", "how long a copy may wait for the target before it is retried (delivery.timeout.ms)", func(f *mirror.Flow) *time.Duration { return &f.DeliveryTimeout }),
 		mDur("offset-syncs-retention", "retention of the offset-syncs topic created on the source", func(f *mirror.Flow) *time.Duration { return &f.OffsetSyncsRetention }),
 		mDur("checkpoint-interval", "how often group offsets are translated and checkpointed (MM2 emit.checkpoints.interval.seconds)", func(f *mirror.Flow) *time.Duration { return &f.CheckpointInterval }),

@@ -82,17 +82,18 @@ func (w *Worker) settlePartition(ps *partState, jobs []*job) []noted {
 			done++
 			ps.next, ps.epoch = j.raw.last+1, j.raw.epoch
 			if j.skip != "" {
-				ps.skipped += int64(j.raw.count)
-				w.m.skipped.WithLabelValues(w.flow.Name(), ps.topic, j.skip).Add(float64(j.raw.count))
+				n := j.raw.count + j.raw.loops
+				if j.skip == skipLoop {
+					n = j.raw.loops
+				}
+				w.skippedRaw(ps, j.skip, n)
 				continue
 			}
 			ps.probe = false
 			w.forwarded(ps, j)
+			w.skippedRaw(ps, skipLoop, j.raw.loops)
 			if j.base >= 0 { // a duplicate's offsets may be unknown (DUPLICATE_SEQUENCE_NUMBER)
-				pairs = append(pairs, pair{Upstream: j.raw.base, Downstream: j.base})
-				if j.raw.count > 1 {
-					pairs = append(pairs, pair{Upstream: j.raw.last, Downstream: j.base + int64(j.raw.count) - 1})
-				}
+				pairs = append(pairs, j.raw.pairs(j.base)...)
 			}
 			continue
 		}
@@ -183,6 +184,17 @@ func (w *Worker) settlePartition(ps *partState, jobs []*job) []noted {
 // copied accounts one acknowledged copy. Called with mu held.
 func (w *Worker) copied(ps *partState, j *job) {
 	w.account(ps, 1, recordBytes(j.src), j.acked.Sub(j.src.Timestamp))
+}
+
+// skippedRaw counts n records of a forwarded batch not copied for reason.
+// Called with mu held.
+func (w *Worker) skippedRaw(ps *partState, reason string, n int32) {
+	if n == 0 {
+		return
+	}
+	ps.skipped += int64(n)
+	w.topicCount(ps.topic, reason, int(n))
+	w.m.skipped.WithLabelValues(w.flow.Name(), ps.topic, reason).Add(float64(n))
 }
 
 // forwarded accounts one acknowledged forwarded batch: its records, its

@@ -123,11 +123,12 @@ type Flow struct {
 	// ForwardBatches sends the source's record batches to the target as
 	// they are (default true), rewriting only the producer fields and the
 	// CRC, instead of decoding every record and batching it again: about
-	// half the CPU per GB. It applies under prefix naming with Compression
-	// "none"; forwarded batches keep the source's compression. Identity
-	// naming copies record by record, as each record gets the provenance
-	// header; so do batches that cannot go as they are (transactions,
-	// compaction gaps, a batch the target refuses as too large).
+	// half the CPU per GB. It applies with Compression "none"; forwarded
+	// batches keep the source's compression. Under identity naming an
+	// uncompressed batch is rewritten to give each record the provenance
+	// hop (its compressed batches go record by record). Batches that
+	// cannot go as they are (transactions, compaction gaps, a batch the
+	// target refuses as too large) are copied record by record.
 	ForwardBatches bool
 	// DeliveryTimeout bounds how long a copy may wait to be sent to the
 	// target before it is retried (delivery.timeout.ms, default 30 s). A

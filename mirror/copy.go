@@ -319,6 +319,8 @@ func (w *Worker) plan(now time.Time) map[*partState][]*job {
 				j := &job{raw: e.raw, base: -1}
 				if ts := w.topics[ps.topic]; ts == nil || ts.gone {
 					j.skip = skipFiltered
+				} else if e.raw.count == 0 {
+					j.skip = skipLoop // every record was the target's (identity naming)
 				} else {
 					budget -= min(int(e.raw.count), budget)
 				}

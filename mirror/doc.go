@@ -33,8 +33,8 @@
 //
 // # Forwarded batches
 //
-// Under prefix naming with Compression "none" (Flow.ForwardBatches, the
-// default), a worker does not decode records at all: it fetches the source's
+// With Compression "none" (Flow.ForwardBatches, the default), a worker does
+// not decode records into franz-go's records at all: it fetches the source's
 // record batches itself (fetch.go; franz-go's consumer then only keeps the
 // group membership, its partitions paused) and sends each batch to the
 // target as it is (forwarder.go), with only the producer ID, epoch and base
@@ -45,6 +45,14 @@
 // re-encoding every record (docs/benchmarks.md). Kafka takes one batch per
 // partition per Produce request, so a cycle sends a partition's batches in
 // rounds, the partitions of one leader together.
+//
+// Under identity naming every record needs the hop in its provenance header,
+// so an uncompressed batch is rewritten rather than sent as it is
+// (forward_identity.go): a walk over its records drops those whose
+// provenance names the target (counted as loops), appends the source alias
+// to the others' provenance and renumbers them; runs of consecutive source
+// offsets keep the offset syncs exact across the dropped records. Its
+// compressed batches are copied record by record.
 //
 // A batch goes record by record instead when it cannot go as it is: it is
 // transactional or a control batch (franz-go's decoder drops aborted

@@ -321,7 +321,23 @@ func (w *Worker) entries(ps *partState, from int64, rp *kmsg.FetchResponseTopicP
 		if v.last < next {
 			continue
 		}
-		if ok, _ := v.forwardable(next); ok && (!v.compressed() || len(v.data) >= forwardCompressed) {
+		ok, _ := v.forwardable(next)
+		if ok && w.identity {
+			// Every record gets the hop: only an uncompressed batch can
+			// be rewritten without decoding it.
+			if !v.compressed() {
+				if cerr := v.checkCRC(); cerr != nil {
+					return out, next, cerr
+				}
+				if b, walked := withHops(v, w.flow.SourceAlias, w.flow.TargetAlias); walked {
+					out = append(out, entry{raw: b})
+					next = v.last + 1
+					continue
+				}
+			}
+			ok = false
+		}
+		if ok && (!v.compressed() || len(v.data) >= forwardCompressed) {
 			// Not checked against its CRC here: the stamp keeps a damaged
 			// batch damaged, and the target refuses it. Only a batch
 			// rewritten for its append time is checksummed anew, so it is
@@ -486,10 +502,23 @@ func (w *Worker) tooLargeToForward(ps *partState, b *rawBatch) bool {
 // mu held.
 func (w *Worker) unforward(ps *partState, i int) {
 	b := ps.queue[i].raw
-	b.fixCRC()
-	rp := kmsg.NewFetchResponseTopicPartition()
-	rp.Partition, rp.RecordBatches = ps.partition, b.data
-	recs, _, err := w.decode(ps, b.base, &rp)
+	var recs []entry
+	var err error
+	if len(b.src) > 0 {
+		// Rewritten for identity naming: the batches as fetched, which
+		// the record path gives the hop itself.
+		for _, src := range b.src {
+			rp := kmsg.NewFetchResponseTopicPartition()
+			rp.Partition, rp.RecordBatches = ps.partition, src
+			got, _, derr := w.decode(ps, b.base, &rp)
+			recs, err = append(recs, got...), cmpErr(err, derr)
+		}
+	} else {
+		b.fixCRC()
+		rp := kmsg.NewFetchResponseTopicPartition()
+		rp.Partition, rp.RecordBatches = ps.partition, b.data
+		recs, _, err = w.decode(ps, b.base, &rp)
+	}
 	if err != nil || len(recs) == 0 {
 		// Not expected: the batch decoded on the source. It stays a batch,
 		// and the target's refusal is reported each time it is retried.

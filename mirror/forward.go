@@ -46,6 +46,13 @@ type rawBatch struct {
 	timestamp int64 // first record's timestamp (ms), for lag and latency
 	crcStale  bool  // rewritten since fetched: stamp checksums it whole
 	sent      bool  // stamped and sent at least once
+	// Identity naming's rewrite (withHops): records left out as loops,
+	// where the kept ones came from (nil: densely from base), and the
+	// batches as fetched, which a split into records decodes (the rewrite
+	// renumbered the records and added the hop).
+	loops int32
+	runs  []run
+	src   [][]byte
 }
 
 // records is the bytes that count as copied: everything after the header
@@ -277,7 +284,7 @@ const (
 // uncompressed, and never sent (a batch sent once keeps its sequences, so
 // that a retry is recognised as one).
 func (b *rawBatch) mergeable() bool {
-	return !b.sent && len(b.data) < mergeBelow && binary.BigEndian.Uint16(b.data[offBatchAttrs:])&attrCodec == 0
+	return !b.sent && b.count > 0 && len(b.data) < mergeBelow && binary.BigEndian.Uint16(b.data[offBatchAttrs:])&attrCodec == 0
 }
 
 // mergeBatches joins consecutive uncompressed batches (each contiguous,
@@ -333,8 +340,34 @@ func mergeBatches(bs []*rawBatch) *rawBatch {
 	be.PutUint64(out[offBatchMaxTS:], uint64(maxTS))
 	be.PutUint32(out[offBatchCount:], uint32(idx))
 	last := bs[len(bs)-1]
-	return &rawBatch{data: out, base: bs[0].base, last: last.last, count: int32(idx), epoch: last.epoch,
+	m := &rawBatch{data: out, base: bs[0].base, last: last.last, count: int32(idx), epoch: last.epoch,
 		timestamp: bs[0].timestamp, crcStale: true}
+	var at int32
+	add := func(r run) {
+		if n := len(m.runs) - 1; n >= 0 && m.runs[n].up+int64(m.runs[n].n) == r.up && m.runs[n].idx+m.runs[n].n == r.idx {
+			m.runs[n].n += r.n
+			return
+		}
+		m.runs = append(m.runs, r)
+	}
+	for _, b := range bs {
+		m.loops += b.loops
+		m.src = append(m.src, b.src...)
+		if b.runs == nil {
+			add(run{up: b.base, idx: at, n: b.count})
+		}
+		for _, r := range b.runs {
+			add(run{up: r.up, idx: at + r.idx, n: r.n})
+		}
+		at += b.count
+	}
+	if len(m.src) != 0 && len(m.src) != len(bs) {
+		m.src = nil // not all made by withHops (not expected): split from the merged bytes
+	}
+	if len(m.runs) == 1 && m.runs[0].up == m.base && m.runs[0].n == m.count {
+		m.runs = nil // dense from base
+	}
+	return m
 }
 
 // fixCRC checksums a batch rewritten since it was fetched, for a reader

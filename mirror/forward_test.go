@@ -414,6 +414,24 @@ func FuzzSplitBatches(f *testing.F) {
 			if v.magic != 2 || v.compressed() {
 				continue
 			}
+			if b, ok := withHops(&v, "east", "west"); ok && b.count > 0 {
+				// Rewritten for identity naming: one whole batch of the
+				// kept records, runs covering each once.
+				b.stamp(1, 2, 3, testZeros)
+				w := oneView(t, b.data)
+				var n int32
+				for _, r := range b.pairs(0) {
+					if r.Upstream < v.base || r.Upstream > v.last {
+						t.Fatalf("view %d: pair %+v outside %d..%d", i, r, v.base, v.last)
+					}
+				}
+				for _, r := range b.runs {
+					n += r.n
+				}
+				if w.count != b.count || b.runs != nil && n != b.count || b.count+b.loops != v.count {
+					t.Fatalf("view %d (%d records) rewritten: %d kept, %d loops, runs %v, header count %d", i, v.count, b.count, b.loops, b.runs, w.count)
+				}
+			}
 			out := withCreateTime(v.data, v.max)
 			if &out[0] != &v.data[0] {
 				// Rewritten: one whole batch, the same offsets.

@@ -62,6 +62,7 @@ type Worker struct {
 	// itself through fetchCl and sends them through fwd, and the consumer
 	// only keeps the group membership.
 	forward      bool
+	identity     bool        // identity naming: forwarded batches get the hop (withHops)
 	fetchCl      *kgo.Client // source: the worker's own fetches
 	srcLeaders   *leaders
 	fwd          *forwarder // target: forwarded batches
@@ -135,8 +136,8 @@ func New(flow Flow, opts Options) (*Worker, error) {
 		excluded:     excluded,
 		syncTopic:    mm2.OffsetSyncsTopic(flow.TargetAlias),
 		uncompressed: flow.Compression == "" || flow.Compression == "none",
-		forward: flow.ForwardBatches && flow.Naming == NamingPrefix &&
-			(flow.Compression == "" || flow.Compression == "none"),
+		forward:      flow.ForwardBatches && (flow.Compression == "" || flow.Compression == "none"),
+		identity:     flow.Naming == NamingIdentity,
 		decompressor: kgo.DefaultDecompressor(),
 		fetchWake:    make(chan struct{}, 1),
 		fetched:      make(chan struct{}, 1),

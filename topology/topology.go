@@ -170,7 +170,7 @@ type MirrorSettings struct {
 	SyncTopicACLs      *bool `mapstructure:"syncTopicACLs"`
 	SyncTopicDeletions *bool `mapstructure:"syncTopicDeletions"`
 	// ForwardBatches (default true) forwards the source's batches as they
-	// are under prefix naming; see mirror.Flow.ForwardBatches.
+	// are; see mirror.Flow.ForwardBatches.
 	ForwardBatches *bool `mapstructure:"forwardBatches"`
 
 	// Workers is how many mirror worker processes kdr up runs per flow
