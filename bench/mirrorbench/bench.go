@@ -15,18 +15,24 @@ import (
 	"github.com/kdr-io/kdr/bench/internal/benchkit"
 )
 
-// Topic names. The mirror copies srcTopic to dst's mirroredTopic under
-// prefix naming; the pipe copies it to pipeTopic; the paced phase writes
-// latTopic, which the mirror copies to mirroredLatTopic.
+// Topic names. The mirror copies srcTopic to the target (remote names it
+// src.bench under prefix naming, bench under identity); the pipe copies it
+// to pipeTopic; the sustained maximum writes liveTopic and the paced phase
+// latTopic, which the mirror copies too.
 const (
-	srcTopic         = "bench"
-	mirroredTopic    = "src.bench"
-	pipeTopic        = "pipe.bench"
-	latTopic         = "lat"
-	mirroredLatTopic = "src.lat"
-	liveTopic        = "live"
-	mirroredLive     = "src.live"
+	srcTopic  = "bench"
+	pipeTopic = "pipe.bench"
+	latTopic  = "lat"
+	liveTopic = "live"
 )
+
+// remote is topic's name on the target under the run's --naming.
+func remote(o options, topic string) string {
+	if o.naming == "identity" {
+		return topic
+	}
+	return "src." + topic
+}
 
 // results is everything the report prints.
 type results struct {
@@ -152,13 +158,13 @@ func mirrorPhase(ctx context.Context, o options, r *results, src, dst *benchkit.
 	margs := []string{
 		"--source-alias", "src", "--source-brokers", src.Addr,
 		"--target-alias", "dst", "--target-brokers", dst.Addr,
-		"--naming", "prefix", "--topics", srcTopic + "," + latTopic + "," + liveTopic,
+		"--naming", o.naming, "--topics", srcTopic + "," + latTopic + "," + liveTopic,
 		"--metrics-listen", "127.0.0.1:0", "--refresh-interval", "1s", "--log-level", "warn",
 	}
 	if o.batch > 0 {
 		margs = append(margs, "--batch-records", fmt.Sprint(o.batch))
 	}
-	logf("mirror: copying the backlog to %s", mirroredTopic)
+	logf("mirror: copying the backlog to %s", remote(o, srcTopic))
 	r.mirror = copyRun{want: r.backlog, bytes: backlogBytes, copierName: "mirror"}
 	src0, dst0 := cpuOf(src.Pid()), cpuOf(dst.Pid())
 	start := time.Now()
@@ -192,7 +198,7 @@ func mirrorPhase(ctx context.Context, o options, r *results, src, dst *benchkit.
 			r.mem.peakRSS, r.mem.peakLag = mem.RSS, lag
 		}
 	}
-	if err := awaitCopied(ctx, dstAdm, mirroredTopic, start, o.copyTimeout, &r.mirror, tick); err != nil {
+	if err := awaitCopied(ctx, dstAdm, remote(o, srcTopic), start, o.copyTimeout, &r.mirror, tick); err != nil {
 		return err
 	}
 	r.mirror.copierCPU = cpuOf(m.Pid())
@@ -235,7 +241,7 @@ func mirrorPhase(ctx context.Context, o options, r *results, src, dst *benchkit.
 			return err
 		}
 		logf("sustained maximum: pacing %s at falling fractions of %.0f records/s, %v each", liveTopic, drain, o.liveFor)
-		r.sustain, err = measureSustained(ctx, p, []string{src.Addr}, srcAdm, dstAdm, liveTopic, mirroredLive, drain, o.liveFor)
+		r.sustain, err = measureSustained(ctx, p, []string{src.Addr}, srcAdm, dstAdm, liveTopic, remote(o, liveTopic), drain, o.liveFor)
 		if err != nil {
 			r.notef("sustained maximum: %v", err)
 		}
@@ -248,7 +254,7 @@ func mirrorPhase(ctx context.Context, o options, r *results, src, dst *benchkit.
 		return nil
 	}
 	logf("latency: %.0f records/s for %v through the mirror", r.latRate, o.Duration)
-	r.latency, err = measureLatency(ctx, p, []string{src.Addr}, []string{dst.Addr}, latTopic, mirroredLatTopic, r.latRate, o.Duration)
+	r.latency, err = measureLatency(ctx, p, []string{src.Addr}, []string{dst.Addr}, latTopic, remote(o, latTopic), r.latRate, o.Duration)
 	if err != nil {
 		r.notef("latency phase: %v", err)
 	}

@@ -42,6 +42,7 @@ type options struct {
 	batch       int           // the mirror's --batch-records
 	latRate     float64       // records/s of the paced phase; 0: half the sustained maximum
 	liveFor     time.Duration // each step of the sustained maximum
+	naming      string        // the mirror's --naming
 }
 
 // parseFlags defines mirrorbench's flags on fs and parses args with it.
@@ -58,6 +59,7 @@ func parseFlags(fs *flag.FlagSet, args []string) (options, error) {
 	fs.DurationVar(&o.copyTimeout, "copy-timeout", 10*time.Minute, "longest a backlog copy may take; an unfinished copy is reported with what it moved")
 	fs.IntVar(&o.batch, "batch-records", 0, "the mirror's --batch-records (0: its default)")
 	fs.Float64Var(&o.latRate, "latency-rate", 0, "records/s of the paced latency phase (0: half the sustained maximum)")
+	fs.StringVar(&o.naming, "naming", "prefix", "the mirror's --naming: prefix or identity (identity rewrites each forwarded batch with the provenance hop)")
 	fs.DurationVar(&o.liveFor, "sustain-step", 5*time.Second, "how long each rate is tried for the sustained maximum")
 	if err := benchkit.Parse(fs, args); err != nil {
 		return o, err
@@ -73,6 +75,8 @@ func parseFlags(fs *flag.FlagSet, args []string) (options, error) {
 		return o, fmt.Errorf("--latency-rate %v: must not be negative", o.latRate)
 	case o.liveFor < 2*time.Second:
 		return o, fmt.Errorf("--sustain-step %v: want at least 2s", o.liveFor)
+	case o.naming != "prefix" && o.naming != "identity":
+		return o, fmt.Errorf("--naming %q: want prefix or identity", o.naming)
 	case o.batch < 0:
 		return o, fmt.Errorf("--batch-records %d: must not be negative", o.batch)
 	}
