@@ -18,6 +18,7 @@ import (
 	"github.com/kdr-io/kdr/failover"
 	"github.com/kdr-io/kdr/failover/client"
 	"github.com/kdr-io/kdr/failover/store"
+	"github.com/kdr-io/kdr/status"
 	"github.com/kdr-io/kdr/topology"
 	"github.com/kdr-io/kdr/up"
 )
@@ -321,38 +322,13 @@ func (r *runner) topicLag(ctx context.Context, cluster, group string) (int64, er
 	}
 	defer func() { go k.Close() }()
 	adm := kadm.NewClient(k)
-	topic := r.sc.Load.Topic
-	ends, err := adm.ListEndOffsets(ctx, topic)
-	if err == nil {
-		err = ends.Error()
-	}
+	lag, err := status.FlowLag(ctx, adm, group, []string{r.sc.Load.Topic})
 	if errors.Is(err, kerr.UnknownTopicOrPartition) {
 		return 0, nil // nothing to copy from this source
 	}
 	if err != nil {
 		return -1, err
 	}
-	starts, err := adm.ListStartOffsets(ctx, topic)
-	if err == nil {
-		err = starts.Error()
-	}
-	if err != nil {
-		return -1, err
-	}
-	committed, err := adm.FetchOffsets(ctx, group)
-	if err != nil {
-		return -1, err
-	}
-	var lag int64
-	ends.Each(func(o kadm.ListedOffset) {
-		from := int64(0)
-		if c, ok := committed.Lookup(o.Topic, o.Partition); ok && c.Err == nil && c.At >= 0 {
-			from = c.At
-		} else if s, ok := starts.Lookup(o.Topic, o.Partition); ok {
-			from = s.Offset
-		}
-		lag += max(0, o.Offset-from)
-	})
 	return lag, nil
 }
 

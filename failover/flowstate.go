@@ -1,6 +1,7 @@
 package failover
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -95,13 +96,7 @@ func flowLag(ctx context.Context, adm *kadm.Client, f mirror.Flow) ([]partLag, e
 		out = append(out, p)
 	})
 	slices.SortFunc(out, func(a, b partLag) int {
-		if a.Topic != b.Topic {
-			if a.Topic < b.Topic {
-				return -1
-			}
-			return 1
-		}
-		return int(a.Partition - b.Partition)
+		return cmp.Or(cmp.Compare(a.Topic, b.Topic), cmp.Compare(a.Partition, b.Partition))
 	})
 	return out, errors.Join(errs...)
 }

@@ -1,6 +1,7 @@
 package failover
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -194,13 +195,7 @@ func standbyEnds(ctx context.Context, adm *kadm.Client, f mirror.Flow) ([]lastPa
 		out = append(out, lastPart{Topic: remote[e.Topic], RemoteTopic: e.Topic, Partition: e.Partition, StandbyEnd: e.Offset, Upstream: -1})
 	})
 	slices.SortFunc(out, func(a, b lastPart) int {
-		if a.Topic != b.Topic {
-			if a.Topic < b.Topic {
-				return -1
-			}
-			return 1
-		}
-		return int(a.Partition - b.Partition)
+		return cmp.Or(cmp.Compare(a.Topic, b.Topic), cmp.Compare(a.Partition, b.Partition))
 	})
 	return out, errors.Join(errs...)
 }

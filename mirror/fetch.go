@@ -1,6 +1,7 @@
 package mirror
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -68,7 +69,8 @@ func (w *Worker) fetchLoop(ctx context.Context) {
 				id, ok := ids[tps[i]]
 				switch {
 				case !ok:
-					w.fetchFailed(ps, w.srcLeaders.why(tps[i]))
+					w.noteErr(KindSource, fmt.Errorf("fetching %s/%d: %w", ps.topic, ps.partition, w.srcLeaders.why(tps[i])))
+					w.fetchFailed(ps)
 				case !inflight[id]:
 					byLeader[id] = append(byLeader[id], ps)
 				}
@@ -201,7 +203,7 @@ func (w *Worker) fetchFrom(ctx context.Context, id int32, parts []fetchPos, room
 			w.noteErr(KindSource, fmt.Errorf("fetching from source broker %d: %w", id, err))
 		}
 		for _, fp := range parts {
-			w.fetchFailed(fp.ps, err)
+			w.fetchFailed(fp.ps)
 		}
 		return
 	}
@@ -239,7 +241,7 @@ func (w *Worker) takeFetched(ctx context.Context, id int32, fp fetchPos, rp *kms
 			w.triggerRefresh()
 		}
 		w.noteErr(KindSource, fmt.Errorf("fetching %s/%d from source broker %d: %w", ps.topic, ps.partition, id, err))
-		w.fetchFailed(ps, err)
+		w.fetchFailed(ps)
 		return
 	}
 	entries, next, err := w.entries(ps, fp.from, rp)
@@ -263,8 +265,7 @@ func (w *Worker) fetchDone(fp fetchPos, entries []entry, next int64, err error) 
 	w.mu.Lock()
 	ps.fetching = false
 	if err != nil {
-		ps.fetchBackoff = min(max(2*ps.fetchBackoff, fetchMinBackoff), fetchMaxBackoff)
-		ps.fetchRetryAt = time.Now().Add(ps.fetchBackoff)
+		ps.backOffFetch()
 	} else {
 		ps.fetchBackoff = 0
 	}
@@ -286,16 +287,19 @@ func (w *Worker) fetchDone(fp fetchPos, entries []entry, next int64, err error) 
 	}
 }
 
-// fetchFailed backs a partition off after a failed fetch.
-func (w *Worker) fetchFailed(ps *partState, err error) {
-	w.fetchDone(fetchPos{ps, -2}, nil, 0, cmpErr(err, kerr.LeaderNotAvailable))
+// fetchFailed backs a partition off after a failed fetch, or none (no
+// leader or position known); the caller reported why.
+func (w *Worker) fetchFailed(ps *partState) {
+	w.mu.Lock()
+	ps.fetching = false
+	ps.backOffFetch()
+	w.mu.Unlock()
 }
 
-func cmpErr(err, def error) error {
-	if err != nil {
-		return err
-	}
-	return def
+// backOffFetch doubles the partition's fetch backoff. Called with mu held.
+func (ps *partState) backOffFetch() {
+	ps.fetchBackoff = min(max(2*ps.fetchBackoff, fetchMinBackoff), fetchMaxBackoff)
+	ps.fetchRetryAt = time.Now().Add(ps.fetchBackoff)
 }
 
 // entries turns one partition's fetched bytes into queue entries: batches
@@ -446,7 +450,7 @@ func (w *Worker) resolvePositions(ctx context.Context, parts []*partState) {
 	fail := func(err error) {
 		w.noteErr(KindSource, fmt.Errorf("reading the committed positions of group %s: %w", w.flow.Group(), err))
 		for _, ps := range parts {
-			w.fetchFailed(ps, err)
+			w.fetchFailed(ps)
 		}
 	}
 	committed, err := w.srcAdm.FetchOffsets(ctx, w.flow.Group())
@@ -511,7 +515,7 @@ func (w *Worker) unforward(ps *partState, i int) {
 			rp := kmsg.NewFetchResponseTopicPartition()
 			rp.Partition, rp.RecordBatches = ps.partition, src
 			got, _, derr := w.decode(ps, b.base, &rp)
-			recs, err = append(recs, got...), cmpErr(err, derr)
+			recs, err = append(recs, got...), cmp.Or(err, derr)
 		}
 	} else {
 		b.fixCRC()

@@ -170,22 +170,16 @@ func withCreateTime(batch []byte, ts int64) []byte {
 	copy(out, batch[:batchHeaderLen])
 	binary.BigEndian.PutUint16(out[offBatchAttrs:], binary.BigEndian.Uint16(batch[offBatchAttrs:])&^attrLogAppendTime)
 	binary.BigEndian.PutUint64(out[offBatchFirstTS:], uint64(ts))
-	recs := batch[batchHeaderLen:]
-	for len(recs) > 0 {
-		length, n := binary.Varint(recs)
-		if n <= 0 || length < 2 || int64(len(recs)-n) < length {
-			return batch // malformed: forward unchanged and let the target judge
-		}
-		body := recs[n : n+int(length)]
-		_, tn := binary.Varint(body[1:])
-		if tn <= 0 {
-			return batch
-		}
-		rest := body[1+tn:]
-		out = binary.AppendVarint(out, int64(1+1+len(rest)))
-		out = append(out, body[0], 0) // attributes; timestamp delta 0
-		out = append(out, rest...)
-		recs = recs[n+int(length):]
+	count := int32(binary.BigEndian.Uint32(batch[offBatchCount:]))
+	ok := walkRecords(batch[batchHeaderLen:], count, func(r recordHead) bool {
+		out = binary.AppendVarint(out, int64(1+1+varintLen(r.offDelta)+len(r.rest)))
+		out = append(out, r.attrs, 0) // timestamp delta 0
+		out = binary.AppendVarint(out, r.offDelta)
+		out = append(out, r.rest...)
+		return true
+	})
+	if !ok {
+		return batch // malformed: forward unchanged and let the target judge
 	}
 	binary.BigEndian.PutUint32(out[offBatchLength:], uint32(len(out)-batchLengthBase))
 	return out
@@ -306,31 +300,16 @@ func mergeBatches(bs []*rawBatch) *rawBatch {
 	for _, b := range bs {
 		bFirst := int64(binary.BigEndian.Uint64(b.data[offBatchFirstTS:]))
 		maxTS = max(maxTS, int64(binary.BigEndian.Uint64(b.data[offBatchMaxTS:])))
-		recs := b.data[batchHeaderLen:]
-		for range b.count {
-			length, n := binary.Varint(recs)
-			if n <= 0 || length < 3 || int64(len(recs)-n) < length {
-				return nil
-			}
-			body := recs[n : n+int(length)]
-			tsDelta, tn := binary.Varint(body[1:])
-			if tn <= 0 {
-				return nil
-			}
-			_, on := binary.Varint(body[1+tn:])
-			if on <= 0 {
-				return nil
-			}
-			rest := body[1+tn+on:]
-			hdr = append(hdr[:0], body[0])
-			hdr = binary.AppendVarint(hdr, bFirst+tsDelta-first)
+		ok := walkRecords(b.data[batchHeaderLen:], b.count, func(r recordHead) bool {
+			hdr = append(hdr[:0], r.attrs)
+			hdr = binary.AppendVarint(hdr, bFirst+r.tsDelta-first)
 			hdr = binary.AppendVarint(hdr, idx)
-			out = binary.AppendVarint(out, int64(len(hdr)+len(rest)))
-			out = append(append(out, hdr...), rest...)
-			recs = recs[n+int(length):]
+			out = binary.AppendVarint(out, int64(len(hdr)+len(r.rest)))
+			out = append(append(out, hdr...), r.rest...)
 			idx++
-		}
-		if len(recs) != 0 {
+			return true
+		})
+		if !ok {
 			return nil
 		}
 	}
@@ -368,6 +347,37 @@ func mergeBatches(bs []*rawBatch) *rawBatch {
 		m.runs = nil // dense from base
 	}
 	return m
+}
+
+// recordHead is the front of one record of a batch, what the rewrites
+// change; rest is its key, value and headers, as they are.
+type recordHead struct {
+	attrs             byte
+	tsDelta, offDelta int64
+	rest              []byte
+}
+
+// walkRecords calls fn for the count records of an uncompressed batch, in
+// order, while fn returns true. It reports whether they were well formed
+// and filled recs exactly.
+func walkRecords(recs []byte, count int32, fn func(recordHead) bool) bool {
+	for range max(count, 0) {
+		length, n := binary.Varint(recs)
+		if n <= 0 || length < 3 || int64(len(recs)-n) < length {
+			return false
+		}
+		body := recs[n : n+int(length)]
+		recs = recs[n+int(length):]
+		ts, tn := binary.Varint(body[1:])
+		if tn <= 0 {
+			return false
+		}
+		off, on := binary.Varint(body[1+tn:])
+		if on <= 0 || !fn(recordHead{attrs: body[0], tsDelta: ts, offDelta: off, rest: body[1+tn+on:]}) {
+			return false
+		}
+	}
+	return len(recs) == 0
 }
 
 // fixCRC checksums a batch rewritten since it was fetched, for a reader

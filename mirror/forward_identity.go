@@ -25,7 +25,6 @@ type run struct {
 // ok is false for records it cannot walk; the caller then decodes the
 // batch instead.
 func withHops(v *batchView, source, target string) (b *rawBatch, ok bool) {
-	recs := v.data[batchHeaderLen:]
 	// Room for the hop on every record; the count is bounded by what the
 	// bytes can hold (a record takes at least 7), whatever the header says.
 	records := min(int(v.count), len(v.data)/7)
@@ -43,56 +42,44 @@ func withHops(v *batchView, source, target string) (b *rawBatch, ok bool) {
 		hdrs        []kgo.RecordHeader
 		rec         []byte
 	)
-	for range v.count {
-		length, n := binary.Varint(recs)
-		if n <= 0 || length < 1 || int64(len(recs)-n) < length {
-			return nil, false
+	walked := walkRecords(v.data[batchHeaderLen:], v.count, func(r recordHead) bool {
+		if r.offDelta <= prevDelta || v.base+r.offDelta > v.last {
+			return false // offsets out of the batch's range or order
 		}
-		p := recs[n : n+int(length)]
-		recs = recs[n+int(length):]
-		attrs := p[0]
-		tsDelta, k := binary.Varint(p[1:])
-		if k <= 0 {
-			return nil, false
-		}
-		p = p[1+k:]
-		offDelta, k := binary.Varint(p)
-		if k <= 0 || offDelta <= prevDelta || v.base+offDelta > v.last {
-			return nil, false // offsets out of the batch's range or order
-		}
-		prevDelta = offDelta
-		p = p[k:]
+		prevDelta = r.offDelta
+		p := r.rest
 		var key, value []byte
+		var ok bool
 		if key, p, ok = readVarBytes(p); !ok {
-			return nil, false
+			return false
 		}
 		if value, p, ok = readVarBytes(p); !ok {
-			return nil, false
+			return false
 		}
 		count, k := binary.Varint(p)
 		if k <= 0 || count < 0 || count > int64(len(p)) {
-			return nil, false
+			return false
 		}
 		p = p[k:]
 		hdrs = hdrs[:0]
 		for range count {
 			var hk, hv []byte
 			if hk, p, ok = readVarBytes(p); !ok || hk == nil {
-				return nil, false
+				return false
 			}
 			if hv, p, ok = readVarBytes(p); !ok {
-				return nil, false
+				return false
 			}
 			hdrs = append(hdrs, kgo.RecordHeader{Key: string(hk), Value: hv})
 		}
 		if len(p) != 0 {
-			return nil, false
+			return false
 		}
 		if naming.Visited(hdrs, target) {
 			loops++
-			continue
+			return true
 		}
-		ts := v.first + tsDelta
+		ts := v.first + r.tsDelta
 		if v.appendTime() {
 			ts = v.max
 		}
@@ -100,7 +87,7 @@ func withHops(v *batchView, source, target string) (b *rawBatch, ok bool) {
 			firstKept = ts
 		}
 		maxTS = max(maxTS, ts)
-		rec = append(rec[:0], attrs)
+		rec = append(rec[:0], r.attrs)
 		rec = binary.AppendVarint(rec, ts-first)
 		rec = binary.AppendVarint(rec, int64(kept))
 		rec = appendVarBytes(rec, key)
@@ -113,15 +100,16 @@ func withHops(v *batchView, source, target string) (b *rawBatch, ok bool) {
 		}
 		out = binary.AppendVarint(out, int64(len(rec)))
 		out = append(out, rec...)
-		up := v.base + offDelta
-		if r := len(runs) - 1; r >= 0 && runs[r].up+int64(runs[r].n) == up {
-			runs[r].n++
+		up := v.base + r.offDelta
+		if i := len(runs) - 1; i >= 0 && runs[i].up+int64(runs[i].n) == up {
+			runs[i].n++
 		} else {
 			runs = append(runs, run{up: up, idx: kept, n: 1})
 		}
 		kept++
-	}
-	if len(recs) != 0 {
+		return true
+	})
+	if !walked {
 		return nil, false
 	}
 	b = &rawBatch{base: v.base, last: v.last, count: kept, loops: loops, epoch: v.epoch, timestamp: firstKept,

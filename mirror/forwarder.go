@@ -1,6 +1,7 @@
 package mirror
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -107,7 +108,7 @@ func (f *forwarder) send(ctx context.Context, work map[*partState][]*job) {
 		for _, l := range open {
 			id, ok := ids[l.remote]
 			if !ok {
-				l.fail(cmpErr(err, f.leaders.why(l.remote)))
+				l.fail(cmp.Or(err, f.leaders.why(l.remote)))
 				continue
 			}
 			byLeader[id] = append(byLeader[id], l)

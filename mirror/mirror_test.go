@@ -239,6 +239,21 @@ func wantIDs(prefix string, n int) []string {
 }
 
 func TestMirrorIdentityActiveActive(t *testing.T) {
+	identityActiveActive(t, func(c *cluster, recs []*kgo.Record) { c.produce(recs...) })
+}
+
+// identityActive is a running east⇄west pair under identity naming.
+type identityActive struct {
+	east, west *cluster
+	ew, we     *running
+}
+
+// identityActiveActive runs east⇄west under identity naming, producing
+// interleaved records on both sides with produce, and checks that each
+// record reaches the other side exactly once, as produced plus its
+// provenance, and that none comes back (counted as loops).
+func identityActiveActive(t *testing.T, produce func(c *cluster, recs []*kgo.Record)) identityActive {
+	t.Helper()
 	east, west := startCluster(t), startCluster(t)
 	east.createTopic("orders", 3)
 	west.createTopic("orders", 3)
@@ -247,8 +262,8 @@ func TestMirrorIdentityActiveActive(t *testing.T) {
 	ew, we := startWorker(t, fe), startWorker(t, fw)
 	const ne, nw = 300, 240
 	for i := 0; i < 3; i++ { // interleaved, so copies and local records mix
-		east.produce(orderRecords("east", i*ne/3, ne/3)...)
-		west.produce(orderRecords("west", i*nw/3, nw/3)...)
+		produce(east, orderRecords("east", i*ne/3, ne/3))
+		produce(west, orderRecords("west", i*nw/3, nw/3))
 	}
 	waitCount(t, east, "orders", ne+nw, 30*time.Second)
 	waitCount(t, west, "orders", ne+nw, 30*time.Second)
@@ -263,28 +278,37 @@ func TestMirrorIdentityActiveActive(t *testing.T) {
 			return ts.Records == c.copied && ts.SkippedLoop == c.looped,
 				fmt.Sprintf("%s: copied %d, skipped %d as loops; want %d and %d", c.w.flow.Name(), ts.Records, ts.SkippedLoop, c.copied, c.looped)
 		})
+		if got := metricSum(t, c.w.reg, "kdr_mirror_records_skipped_total", map[string]string{"reason": skipLoop}); got != float64(c.looped) {
+			t.Errorf("%s skipped %v records as loops, want %d", c.w.flow.Name(), got, c.looped)
+		}
 	}
 	waitRefreshes(t, 2, ew, we)
-	for _, c := range []*cluster{east, west} {
-		if got := c.count("orders"); got != ne+nw {
-			t.Errorf("orders holds %d records, want %d", got, ne+nw)
+	produced := map[string]*kgo.Record{}
+	for _, r := range append(orderRecords("east", 0, ne), orderRecords("west", 0, nw)...) {
+		produced[header(r, "id")] = r
+	}
+	want := slices.Sorted(slices.Values(append(wantIDs("east", ne), wantIDs("west", nw)...)))
+	for name, c := range map[string]*cluster{"east": east, "west": west} {
+		if got := ids(c.readAll("orders")); !slices.Equal(got, want) {
+			t.Errorf("%s orders: %d records, want %d (each once)", name, len(got), len(want))
+		}
+		// Provenance: a copy names where it came from; local records have
+		// none; the rest of each record is what its producer sent.
+		other := map[string]string{"east": "west", "west": "east"}[name]
+		for _, r := range flatten(c.readAll("orders")) {
+			id := header(r, "id")
+			origin := naming.Provenance(r.Headers)
+			if copied := strings.HasPrefix(id, other+"-"); copied && !slices.Equal(origin, []string{other}) || !copied && len(origin) != 0 {
+				t.Fatalf("record %s on %s has provenance %v", id, name, origin)
+			}
+			orig := *r
+			orig.Headers = slices.DeleteFunc(slices.Clone(r.Headers), func(h kgo.RecordHeader) bool { return h.Key == naming.ProvenanceHeader })
+			if p := produced[id]; p == nil || !sameRecord(&orig, p) {
+				t.Fatalf("record %s on %s: %+v, produced %+v", id, name, orig, p)
+			}
 		}
 	}
-	for _, c := range []*cluster{east, west} {
-		if got, want := ids(c.readAll("orders")), slices.Sorted(slices.Values(append(wantIDs("east", ne), wantIDs("west", nw)...))); !slices.Equal(got, want) {
-			t.Errorf("orders: %d records, want %d (each once)", len(got), len(want))
-		}
-	}
-	// Provenance: a copy names where it came from; local records have none.
-	for _, r := range flatten(west.readAll("orders")) {
-		origin := naming.Provenance(r.Headers)
-		if fromEast := strings.HasPrefix(header(r, "id"), "east-"); fromEast && !slices.Equal(origin, []string{"east"}) || !fromEast && len(origin) != 0 {
-			t.Fatalf("record %s on west has provenance %v", header(r, "id"), origin)
-		}
-	}
-	if got := metricSum(t, ew.reg, "kdr_mirror_records_skipped_total", map[string]string{"reason": skipLoop}); got != nw {
-		t.Errorf("east->west skipped %v records as loops, want %d", got, nw)
-	}
+	return identityActive{east: east, west: west, ew: ew, we: we}
 }
 
 func flatten(m map[int32][]*kgo.Record) []*kgo.Record {

@@ -50,7 +50,7 @@ func gatherFlow(ctx context.Context, spec topology.FlowSpec, src *probed, opts O
 	}
 	out.Healthy = out.State != FlowStopped
 
-	lag, err := flowLag(ctx, adm, f.Group(), topics)
+	lag, err := FlowLag(ctx, adm, f.Group(), topics)
 	if err != nil {
 		out.Error = "lag: " + err.Error()
 		return out
@@ -82,9 +82,11 @@ func mirroredTopics(spec topology.FlowSpec, src *probed) ([]string, error) {
 	return out, nil
 }
 
-// flowLag sums, over the mirrored partitions, the high watermark minus the
-// workers' committed offset (or the log start offset when none).
-func flowLag(ctx context.Context, adm *kadm.Client, group string, topics []string) (int64, error) {
+// FlowLag sums, over the partitions of topics, the high watermark minus
+// group's committed offset (or the log start offset when none): a mirror
+// flow's lag in records when group is its workers' group. A partition whose
+// end offset cannot be read is reported in the error and left out.
+func FlowLag(ctx context.Context, adm *kadm.Client, group string, topics []string) (int64, error) {
 	if len(topics) == 0 {
 		return 0, nil
 	}
