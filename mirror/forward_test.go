@@ -516,6 +516,21 @@ func produceBatch(t *testing.T, cl *kgo.Client, recs []*kgo.Record) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	// franz-go places records of a topic it has no metadata for one by
+	// one once the metadata arrives, and a flush under way may send the
+	// first of them alone. A record for a partition no topic has loads
+	// the metadata first, and fails without being written.
+	probed := map[string]bool{}
+	for _, r := range recs {
+		if probed[r.Topic] {
+			continue
+		}
+		probed[r.Topic] = true
+		probe := &kgo.Record{Topic: r.Topic, Partition: math.MaxInt32}
+		if err := cl.ProduceSync(ctx, probe).FirstErr(); err == nil {
+			t.Fatalf("a record for partition %d of %s was accepted", probe.Partition, r.Topic)
+		}
+	}
 	var mu sync.Mutex
 	var errs []error
 	var wg sync.WaitGroup
