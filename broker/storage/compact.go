@@ -220,7 +220,7 @@ func (c *cleaner) swapLocked(s, ns *segment, first bool) error {
 	}
 	old := s.f
 	s.f, s.size, s.next, s.maxTs, s.maxTsOff, s.sinceIdx, s.idx = ns.f, ns.size, ns.next, ns.maxTs, ns.maxTsOff, ns.sinceIdx, ns.idx
-	return old.Close()
+	return errors.Join(old.Close(), s.rd.replaced(false))
 }
 
 // filter returns the batch with only the records compaction keeps, whether

@@ -14,11 +14,13 @@ import (
 // only. It holds its own descriptor, so it stays readable when retention or
 // compaction removes or replaces the segment after Read returned. (A
 // TruncateTo of the same bytes shortens the file, and the read then fails.)
-// The caller must Close it.
+// The caller must Close it, which gives the descriptor back to the segment.
 type FileSlice struct {
 	f    *os.File
 	pos  int64
 	size int64
+	rd   *descriptors // where f goes back on Close
+	gen  uint64       // f's generation in rd
 }
 
 // Size is the number of bytes in the slice; 0 means nothing to read.
@@ -60,9 +62,9 @@ func (s *FileSlice) Close() error {
 	if s.f == nil {
 		return nil
 	}
-	err := s.f.Close()
+	f := s.f
 	s.f = nil
-	return err
+	return s.rd.put(f, s.gen)
 }
 
 // Read returns whole batches of one segment starting with the batch that
@@ -138,13 +140,13 @@ func (l *Log) readSegment(s *segment, r *fileReader, offset int64, maxBytes int3
 	if stop == pos {
 		return &FileSlice{}, nil
 	}
-	f, err := os.Open(s.logPath())
+	f, gen, err := s.rd.get(s.logPath())
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("%w: segment %d is gone", ErrOffsetOutOfRange, s.base)
 	} else if err != nil {
 		return nil, fmt.Errorf("storage: %w", err)
 	}
-	return &FileSlice{f: f, pos: pos, size: stop - pos}, nil
+	return &FileSlice{f: f, pos: pos, size: stop - pos, rd: &s.rd, gen: gen}, nil
 }
 
 // segmentIndex returns the index of the segment holding offset: the last

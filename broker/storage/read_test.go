@@ -5,6 +5,8 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
@@ -241,5 +243,108 @@ func TestStorageConcurrentReadAppendMaintain(t *testing.T) {
 	}
 	if got := offsetsOf(readAll(t, l)); got[len(got)-1] != 9999 || !slices.IsSorted(got) {
 		t.Fatalf("offsets end at %d", got[len(got)-1])
+	}
+}
+
+// TestStorageReadReusesDescriptors: a closed slice's descriptor serves the
+// next read of its segment; slices held at once have descriptors of their
+// own; a descriptor of a removed segment is closed, not kept.
+func TestStorageReadReusesDescriptors(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig()
+	b := makeBatch(t, vals(2, "v"), batchOpts{})
+	cfg.SegmentBytes = int64(len(b))
+	l := openLog(t, dir, cfg, nil)
+	for range 3 {
+		mustAppend(t, l, b, 0)
+	}
+	read := func(offset int64) *FileSlice {
+		t.Helper()
+		s, err := l.Read(offset, 1<<20, 6, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.ReadAll(nil)
+		if err != nil || !bytes.Equal(got, withOffsetEpoch(b, offset, 0)) {
+			t.Fatalf("read at %d: %v", offset, err)
+		}
+		return s
+	}
+	closed := func(f *os.File) bool { return f.Fd() == ^uintptr(0) }
+
+	s := read(2)
+	first := s.f
+	s.Close()
+	if closed(first) {
+		t.Fatal("a closed slice closed its descriptor instead of keeping it")
+	}
+	held := []*FileSlice{read(2), read(2), read(2)}
+	if held[0].f != first {
+		t.Fatal("the next read opened the segment again")
+	}
+	if held[1].f == held[0].f || held[2].f == held[1].f || held[2].f == held[0].f {
+		t.Fatal("slices held at once share a descriptor")
+	}
+	files := []*os.File{held[0].f, held[1].f, held[2].f}
+	for _, h := range held {
+		h.Close()
+	}
+	if n := slices.IndexFunc(files, closed); n != 2 {
+		t.Fatalf("descriptor %d of 3 closed, want the last returned (the pool keeps two)", n)
+	}
+	if n := len(l.segs[1].rd.idle); n != maxIdleDescriptors {
+		t.Fatalf("%d idle descriptors kept, want %d", n, maxIdleDescriptors)
+	}
+
+	// A slice of segment 0 outlives its deletion; its descriptor is then
+	// closed with it.
+	old := read(0)
+	f := old.f
+	if _, err := l.DeleteRecordsBefore(4); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := old.ReadAll(nil); err != nil || !bytes.Equal(got, withOffsetEpoch(b, 0, 0)) {
+		t.Fatalf("read of a deleted segment through its slice: %v", err)
+	}
+	old.Close()
+	if !closed(f) {
+		t.Fatal("the descriptor of a deleted segment was kept")
+	}
+}
+
+// TestStorageDescriptorsGenerations: a descriptor handed out before its
+// file was replaced is closed on return, and idle ones are closed at once.
+func TestStorageDescriptorsGenerations(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "f")
+	if err := os.WriteFile(path, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var d descriptors
+	a, genA, err := d.get(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	idle, genIdle, _ := d.get(path)
+	d.put(idle, genIdle)
+	if err := d.replaced(false); err != nil {
+		t.Fatal(err)
+	}
+	if idle.Fd() != ^uintptr(0) || len(d.idle) != 0 {
+		t.Fatal("an idle descriptor of the replaced file was kept")
+	}
+	d.put(a, genA)
+	if a.Fd() != ^uintptr(0) || len(d.idle) != 0 {
+		t.Fatal("a descriptor of the replaced file went back to the pool")
+	}
+	c, genC, _ := d.get(path)
+	d.put(c, genC)
+	if len(d.idle) != 1 {
+		t.Fatalf("%d idle after returning a current descriptor, want 1", len(d.idle))
+	}
+	d.replaced(true)
+	e, genE, _ := d.get(path)
+	d.put(e, genE)
+	if e.Fd() != ^uintptr(0) || len(d.idle) != 0 {
+		t.Fatal("a closed segment kept a descriptor")
 	}
 }

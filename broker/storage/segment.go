@@ -23,6 +23,7 @@ type segment struct {
 	sinceIdx int64 // bytes appended since the last offset index entry
 
 	idx segIndex
+	rd  descriptors // read descriptors kept for FileSlices
 }
 
 func (s *segment) logPath() string       { return offsetName(s.dir, s.base, logSuffix) }
@@ -218,9 +219,9 @@ func (s *segment) writeIndex(sync bool) error {
 	return s.idx.write(s.indexPath(), s.timeIndexPath(), sync)
 }
 
-func (s *segment) close() error { return s.f.Close() }
+func (s *segment) close() error { return errors.Join(s.f.Close(), s.rd.replaced(true)) }
 
 // remove closes the segment and deletes its files.
 func (s *segment) remove() error {
-	return errors.Join(s.f.Close(), removeFiles(s.logPath(), s.indexPath(), s.timeIndexPath()))
+	return errors.Join(s.close(), removeFiles(s.logPath(), s.indexPath(), s.timeIndexPath()))
 }
