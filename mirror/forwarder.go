@@ -149,7 +149,7 @@ func (f *forwarder) round(ctx context.Context, id int32, ls []*lane) {
 		rp.Partition, rp.Records = l.remote.partition, j.raw.data
 		req.Topics[i].Partitions = append(req.Topics[i].Partitions, rp)
 	}
-	kresp, err := f.cl.Broker(int(id)).Request(ctx, req)
+	kresp, err := f.cl.Broker(int(id)).Request(ctx, sizedProduce{req})
 	if err != nil {
 		f.leaders.forgetBroker(id)
 		for _, l := range ls {
@@ -191,6 +191,29 @@ func (f *forwarder) round(ctx context.Context, id int32, ls []*lane) {
 		}
 		l.next++
 	}
+}
+
+// sizedProduce is a Produce request that sizes the buffer it is encoded
+// into before appending its batches. franz-go encodes a request into a
+// pooled buffer that the garbage collector often empties, and append grows a
+// large slice by a quarter at a time: a request of many batches was copied
+// about four times over while being built (a quarter of the mirror's CPU
+// at a steady 70 MB/s).
+type sizedProduce struct{ *kmsg.ProduceRequest }
+
+func (r sizedProduce) AppendTo(dst []byte) []byte {
+	n := 16 // acks, timeout, transactional ID, array lengths
+	for _, t := range r.Topics {
+		n += 8 + len(t.Topic)
+		for _, p := range t.Partitions {
+			n += 16 + len(p.Records)
+		}
+	}
+	if cap(dst)-len(dst) < n {
+		// Not slices.Grow, which would copy all of dst's capacity.
+		dst = append(make([]byte, 0, len(dst)+n), dst...)
+	}
+	return r.ProduceRequest.AppendTo(dst)
 }
 
 // failed reacts to a partition's error: a leader that moved is looked up
