@@ -28,9 +28,17 @@ const (
 	fetchMaxBytes = 50 << 20 // per request, Kafka's fetch.max.bytes
 	// fetchMaxWait is Kafka's fetch.max.wait.ms: how long a fetch waits
 	// for records when its partitions have none.
-	fetchMaxWait    = 500 * time.Millisecond
-	fetchMinBackoff = 100 * time.Millisecond
-	fetchMaxBackoff = 5 * time.Second
+	fetchMaxWait = 500 * time.Millisecond
+	// After a fetch that brought records, the next one to that broker asks
+	// for fetchBusyMinBytes and waits at most fetchBusyWait for them (Kafka's
+	// fetch.min.bytes and fetch.max.wait.ms); after an empty one it waits
+	// for any record, up to fetchMaxWait. Answering every append at once
+	// made a steady stream of 10 MB/s cost twice the CPU, in fetches,
+	// produce rounds, offset syncs and commits of a few records each.
+	fetchBusyMinBytes = 512 << 10
+	fetchBusyWait     = 5 * time.Millisecond
+	fetchMinBackoff   = 100 * time.Millisecond
+	fetchMaxBackoff   = 5 * time.Second
 )
 
 // fetchPos is one partition's part in a fetch request.
@@ -43,7 +51,12 @@ type fetchPos struct {
 // flight per source broker, until ctx ends.
 func (w *Worker) fetchLoop(ctx context.Context) {
 	inflight := map[int32]bool{}
-	done := make(chan int32)
+	busy := map[int32]bool{} // the last fetch from the broker brought records
+	type fetched struct {
+		id    int32
+		bytes int
+	}
+	done := make(chan fetched)
 	defer func() {
 		// Wait for the fetches out, so nothing touches the source after
 		// the worker stops.
@@ -80,17 +93,22 @@ func (w *Worker) fetchLoop(ctx context.Context) {
 			for id, parts := range byLeader {
 				fetch := w.startFetch(parts)
 				inflight[id] = true
+				minBytes, wait := int32(1), fetchMaxWait
+				if busy[id] {
+					minBytes, wait = min(fetchBusyMinBytes, share), fetchBusyWait
+				}
 				go func() {
-					w.fetchFrom(ctx, id, fetch, share)
-					done <- id
+					n := w.fetchFrom(ctx, id, fetch, share, minBytes, wait)
+					done <- fetched{id, n}
 				}()
 			}
 		}
 		t := time.NewTimer(max(wake, 10*time.Millisecond))
 		select {
 		case <-ctx.Done():
-		case id := <-done:
-			delete(inflight, id)
+		case f := <-done:
+			delete(inflight, f.id)
+			busy[f.id] = f.bytes > 0
 		case <-w.fetchWake:
 		case <-t.C:
 		}
@@ -165,12 +183,13 @@ func (w *Worker) startFetch(parts []*partState) []fetchPos {
 	return out
 }
 
-// fetchFrom sends one fetch to broker id and queues what it returns.
-func (w *Worker) fetchFrom(ctx context.Context, id int32, parts []fetchPos, room int32) {
+// fetchFrom sends one fetch to broker id, answered once it has minBytes or
+// after wait, queues what it returns and says how many bytes that was.
+func (w *Worker) fetchFrom(ctx context.Context, id int32, parts []fetchPos, room, minBytes int32, wait time.Duration) int {
 	req := kmsg.NewPtrFetchRequest()
 	req.ReplicaID = -1
-	req.MaxWaitMillis = int32(fetchMaxWait.Milliseconds())
-	req.MinBytes = 1
+	req.MaxWaitMillis = int32(wait.Milliseconds())
+	req.MinBytes = minBytes
 	req.MaxBytes = room
 	req.IsolationLevel = 1 // read committed: aborted transactions are left out
 	req.SessionEpoch = -1  // no fetch session
@@ -205,7 +224,7 @@ func (w *Worker) fetchFrom(ctx context.Context, id int32, parts []fetchPos, room
 		for _, fp := range parts {
 			w.fetchFailed(fp.ps)
 		}
-		return
+		return 0
 	}
 	resp := kresp.(*kmsg.FetchResponse)
 	got := map[topicPartition]*kmsg.FetchResponseTopicPartition{}
@@ -215,14 +234,17 @@ func (w *Worker) fetchFrom(ctx context.Context, id int32, parts []fetchPos, room
 			got[topicPartition{t.Topic, t.Partitions[j].Partition}] = &t.Partitions[j]
 		}
 	}
+	n := 0
 	for _, fp := range parts {
 		rp := got[topicPartition{fp.ps.topic, fp.ps.partition}]
 		if rp == nil {
 			w.fetchDone(fp, nil, fp.from, nil) // left out of the answer (size limit): fetch again
 			continue
 		}
+		n += len(rp.RecordBatches)
 		w.takeFetched(ctx, id, fp, rp)
 	}
+	return n
 }
 
 // takeFetched queues one partition's answer.
