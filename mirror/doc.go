@@ -64,7 +64,10 @@
 // is what the source's consumers saw. A forwarded batch the target refuses
 // as too large is split into its records, which then take the too-large
 // path below. Fetched, uncopied bytes are bounded per partition (4 MiB) and
-// per worker (32 MiB), so memory does not grow with lag.
+// per worker (32 MiB), so memory does not grow with lag. While records flow
+// a fetch waits up to 5 ms for 512 KiB; once a fetch comes back empty the
+// next waits up to 500 ms for any record: a steady stream then moves in
+// requests of milliseconds of records, not of one producer batch each.
 //
 // Because the producer flushes manually, nothing of a cycle is sent before
 // all of it is buffered, and a batch the target refuses fails every later
