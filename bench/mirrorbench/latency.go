@@ -19,6 +19,12 @@ type latencyRun struct {
 	received int64
 	p50, p99 time.Duration
 	max      time.Duration
+	// Per second of the phase (by source append time): the worst
+	// replication latency, and the bench process's own worst stall (a 1 ms
+	// sleep's overshoot). The producer and the consumer run in this
+	// process, so a stall here shows up as latency there: the producer
+	// sends a burst after it, and the consumer reads late.
+	worstBySecond, stallBySecond []time.Duration
 }
 
 // measureLatency produces rate records/s to srcTopic on the source for d
@@ -49,6 +55,7 @@ func measureLatency(ctx context.Context, p benchkit.Producer, srcSeeds, dstSeeds
 		received int64
 		warm     = make(chan struct{})
 		warmOnce sync.Once
+		worst    = make([]time.Duration, int(d/time.Second)+1)
 	)
 	cctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -66,6 +73,9 @@ func measureLatency(ctx context.Context, p benchkit.Producer, srcSeeds, dstSeeds
 				}
 				received++
 				lat = append(lat, now.Sub(r.Timestamp))
+				if sec := int(r.Timestamp.Sub(from) / time.Second); sec >= 0 && sec < len(worst) {
+					worst[sec] = max(worst[sec], now.Sub(r.Timestamp))
+				}
 			})
 			mu.Unlock()
 		}
@@ -85,7 +95,12 @@ func measureLatency(ctx context.Context, p benchkit.Producer, srcSeeds, dstSeeds
 	from = time.Now().Truncate(time.Millisecond)
 	mu.Unlock()
 
+	sctx, stopStalls := context.WithCancel(ctx)
+	stalls := make(chan []time.Duration, 1)
+	go func() { stalls <- ownStalls(sctx) }()
 	run.produced, err = p.ProduceAtRate(ctx, prod, rate, d)
+	stopStalls()
+	run.stallBySecond = <-stalls
 	if err != nil {
 		return run, err
 	}
@@ -104,10 +119,28 @@ func measureLatency(ctx context.Context, p benchkit.Producer, srcSeeds, dstSeeds
 	<-consumed
 
 	slices.Sort(lat)
-	run.received = received
+	run.received, run.worstBySecond = received, worst
 	run.p50, run.p99 = benchkit.Percentile(lat, 0.50), benchkit.Percentile(lat, 0.99)
 	if len(lat) > 0 {
 		run.max = lat[len(lat)-1]
 	}
 	return run, nil
+}
+
+// ownStalls samples this process's scheduling stalls until ctx ends: each
+// second, the worst overshoot of a 1 ms sleep.
+func ownStalls(ctx context.Context) []time.Duration {
+	var out []time.Duration
+	var worst time.Duration
+	second := time.Now()
+	for ctx.Err() == nil {
+		t0 := time.Now()
+		time.Sleep(time.Millisecond)
+		worst = max(worst, time.Since(t0)-time.Millisecond)
+		if time.Since(second) >= time.Second {
+			out = append(out, worst)
+			worst, second = 0, time.Now()
+		}
+	}
+	return out
 }

@@ -73,6 +73,8 @@ func writeReport(w io.Writer, o options, args []string, r results) {
 			"goal p99 < %v %s. Source acks=all produce latency for comparison: p50 %v, p99 %v.  \n",
 			r.latRate, r.latRate*float64(o.RecordSize)/1e6, o.Duration, l.produced.Produced.Records, l.received,
 			ms(l.p50), ms(l.p99), ms(l.max), goalP99, metIf(l.p99 < goalP99), ms(l.produced.P50), ms(l.produced.P99))
+		fmt.Fprintf(w, "Worst latency per second of the phase: %s; the bench process's own worst stall per second "+
+			"(its producer and consumer run in it): %s.  \n", msList(l.worstBySecond), msList(l.stallBySecond))
 	}
 	fmt.Fprintf(w, "Mirror memory during the copy: VmRSS %s with %d records (%.2f GB) of lag at the first sample, "+
 		"peak sample %s (lag %d), VmHWM %s; after the paced phase %s. Goal < 256 MiB with 10 M records of lag — "+
@@ -109,6 +111,15 @@ func mbpsOrNone(v float64) string {
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond)) }
+
+// msList is durations as whole milliseconds, "12 / 3 / 140 ms".
+func msList(ds []time.Duration) string {
+	parts := make([]string, len(ds))
+	for i, d := range ds {
+		parts[i] = fmt.Sprint(d.Round(time.Millisecond).Milliseconds())
+	}
+	return strings.Join(parts, " / ") + " ms"
+}
 
 func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
 
