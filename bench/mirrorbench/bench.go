@@ -254,7 +254,7 @@ func mirrorPhase(ctx context.Context, o options, r *results, src, dst *benchkit.
 		return nil
 	}
 	logf("latency: %.0f records/s for %v through the mirror", r.latRate, o.Duration)
-	r.latency, err = measureLatency(ctx, p, []string{src.Addr}, []string{dst.Addr}, latTopic, remote(o, latTopic), r.latRate, o.Duration)
+	r.latency, err = measureLatency(ctx, p, []string{src.Addr}, []string{dst.Addr}, latTopic, remote(o, latTopic), r.latRate, o.latWarmup, o.Duration)
 	if err != nil {
 		r.notef("latency phase: %v", err)
 	}

@@ -25,6 +25,9 @@ type latencyRun struct {
 	// process, so a stall here shows up as latency there: the producer
 	// sends a burst after it, and the consumer reads late.
 	worstBySecond, stallBySecond []time.Duration
+	// warmWorst is the worst latency of the records produced during the
+	// warm-up, which the percentiles leave out.
+	warmWorst time.Duration
 }
 
 // measureLatency produces rate records/s to srcTopic on the source for d
@@ -33,8 +36,12 @@ type latencyRun struct {
 // srcTopic uses LogAppendTime; Kafka keeps milliseconds, so each figure may
 // read up to 1 ms high) to the poll that returned it. One record is first sent and
 // awaited, so that the remote topic exists and the mirror is assigned its
-// partitions before the clock starts.
-func measureLatency(ctx context.Context, p benchkit.Producer, srcSeeds, dstSeeds []string, srcTopic, dstTopic string, rate float64, d time.Duration) (latencyRun, error) {
+// partitions before the clock starts; then the producer runs at rate for
+// warmup before the records it sends are timed, so that the percentiles are
+// those of the steady stream rather than of its first seconds (every
+// process's buffers and heap growing from idle; the warm-up's worst is
+// reported on its own).
+func measureLatency(ctx context.Context, p benchkit.Producer, srcSeeds, dstSeeds []string, srcTopic, dstTopic string, rate float64, warmup, d time.Duration) (latencyRun, error) {
 	var run latencyRun
 	cons, err := kgo.NewClient(kgo.SeedBrokers(dstSeeds...), kgo.ConsumeTopics(dstTopic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.MetadataMinAge(250*time.Millisecond))
@@ -50,7 +57,8 @@ func measureLatency(ctx context.Context, p benchkit.Producer, srcSeeds, dstSeeds
 
 	var (
 		mu       sync.Mutex
-		from     time.Time // records stamped before this are the warm-up
+		from     time.Time // records stamped before this are the warm-up record
+		timed    time.Time // records stamped before this (and from from) are the warm-up at the rate
 		lat      []time.Duration
 		received int64
 		warm     = make(chan struct{})
@@ -72,9 +80,14 @@ func measureLatency(ctx context.Context, p benchkit.Producer, srcSeeds, dstSeeds
 					return
 				}
 				received++
-				lat = append(lat, now.Sub(r.Timestamp))
-				if sec := int(r.Timestamp.Sub(from) / time.Second); sec >= 0 && sec < len(worst) {
-					worst[sec] = max(worst[sec], now.Sub(r.Timestamp))
+				l := now.Sub(r.Timestamp)
+				if r.Timestamp.Before(timed) {
+					run.warmWorst = max(run.warmWorst, l)
+					return
+				}
+				lat = append(lat, l)
+				if sec := int(r.Timestamp.Sub(timed) / time.Second); sec >= 0 && sec < len(worst) {
+					worst[sec] = max(worst[sec], l)
 				}
 			})
 			mu.Unlock()
@@ -93,14 +106,18 @@ func measureLatency(ctx context.Context, p benchkit.Producer, srcSeeds, dstSeeds
 	}
 	mu.Lock()
 	from = time.Now().Truncate(time.Millisecond)
+	timed = from.Add(warmup)
 	mu.Unlock()
 
 	sctx, stopStalls := context.WithCancel(ctx)
 	stalls := make(chan []time.Duration, 1)
 	go func() { stalls <- ownStalls(sctx) }()
-	run.produced, err = p.ProduceAtRate(ctx, prod, rate, d)
+	run.produced, err = p.ProduceAtRate(ctx, prod, rate, warmup+d)
 	stopStalls()
 	run.stallBySecond = <-stalls
+	if n := int(warmup / time.Second); n <= len(run.stallBySecond) {
+		run.stallBySecond = run.stallBySecond[n:]
+	}
 	if err != nil {
 		return run, err
 	}

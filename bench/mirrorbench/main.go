@@ -12,8 +12,9 @@
 //     preload as lag at the start; a CPU profile is taken from its
 //     /debug/pprof endpoint;
 //   - replication latency while the mirror runs: a producer on the source
-//     paced at half the mirror's measured rate, and a consumer on the target
-//     timing each record from its produce timestamp to its arrival;
+//     paced at half the sustained maximum (or --latency-rate), first for
+//     --latency-warmup untimed, and a consumer on the target timing each
+//     record from its source append time to its arrival;
 //   - the pipe, in this process (consume from the start, produce each polled
 //     batch to the same partition with acks=all and idempotency, flush per
 //     poll), measured the same way, with this process's CPU.
@@ -41,6 +42,7 @@ type options struct {
 	copyTimeout time.Duration // longest a backlog copy may take before it is reported unfinished
 	batch       int           // the mirror's --batch-records
 	latRate     float64       // records/s of the paced phase; 0: half the sustained maximum
+	latWarmup   time.Duration // paced, untimed, before the paced phase's clock starts
 	liveFor     time.Duration // each step of the sustained maximum
 	naming      string        // the mirror's --naming
 }
@@ -59,6 +61,7 @@ func parseFlags(fs *flag.FlagSet, args []string) (options, error) {
 	fs.DurationVar(&o.copyTimeout, "copy-timeout", 10*time.Minute, "longest a backlog copy may take; an unfinished copy is reported with what it moved")
 	fs.IntVar(&o.batch, "batch-records", 0, "the mirror's --batch-records (0: its default)")
 	fs.Float64Var(&o.latRate, "latency-rate", 0, "records/s of the paced latency phase (0: half the sustained maximum)")
+	fs.DurationVar(&o.latWarmup, "latency-warmup", 3*time.Second, "how long the paced producer runs at the rate before its records are timed (their worst is reported apart)")
 	fs.StringVar(&o.naming, "naming", "prefix", "the mirror's --naming: prefix or identity (identity rewrites each forwarded batch with the provenance hop)")
 	fs.DurationVar(&o.liveFor, "sustain-step", 5*time.Second, "how long each rate is tried for the sustained maximum")
 	if err := benchkit.Parse(fs, args); err != nil {
@@ -71,6 +74,8 @@ func parseFlags(fs *flag.FlagSet, args []string) (options, error) {
 		return o, fmt.Errorf("--duration %v: must be positive", o.Duration)
 	case o.copyTimeout <= 0:
 		return o, fmt.Errorf("--copy-timeout %v: must be positive", o.copyTimeout)
+	case o.latWarmup < 0:
+		return o, fmt.Errorf("--latency-warmup %v: must not be negative", o.latWarmup)
 	case o.latRate < 0:
 		return o, fmt.Errorf("--latency-rate %v: must not be negative", o.latRate)
 	case o.liveFor < 2*time.Second:

@@ -68,13 +68,15 @@ func writeReport(w io.Writer, o options, args []string, r results) {
 		basis = "half the sustained maximum"
 	}
 	if l.received > 0 {
-		fmt.Fprintf(w, "Replication latency at "+basis+" (%.0f records/s = %.1f MB/s paced on the source for %v, "+
-			"%d produced, %d seen on the target; source append time (LogAppendTime) to the target consumer): p50 %v, p99 %v, max %v — "+
-			"goal p99 < %v %s. Source acks=all produce latency for comparison: p50 %v, p99 %v.  \n",
-			r.latRate, r.latRate*float64(o.RecordSize)/1e6, o.Duration, l.produced.Produced.Records, l.received,
+		fmt.Fprintf(w, "Replication latency at "+basis+" (%.0f records/s = %.1f MB/s paced on the source for %v after %v of "+
+			"warm-up at that rate, %d produced, %d seen on the target; source append time (LogAppendTime) to the target consumer): "+
+			"p50 %v, p99 %v, max %v — goal p99 < %v %s. Source acks=all produce latency for comparison (warm-up included): "+
+			"p50 %v, p99 %v.  \n",
+			r.latRate, r.latRate*float64(o.RecordSize)/1e6, o.Duration, o.latWarmup, l.produced.Produced.Records, l.received,
 			ms(l.p50), ms(l.p99), ms(l.max), goalP99, metIf(l.p99 < goalP99), ms(l.produced.P50), ms(l.produced.P99))
-		fmt.Fprintf(w, "Worst latency per second of the phase: %s; the bench process's own worst stall per second "+
-			"(its producer and consumer run in it): %s.  \n", msList(l.worstBySecond), msList(l.stallBySecond))
+		fmt.Fprintf(w, "Worst latency during the warm-up: %v. Worst latency per second of the timed phase: %s; the bench "+
+			"process's own worst stall per second (its producer and consumer run in it): %s.  \n",
+			ms(l.warmWorst), msList(l.worstBySecond), msList(l.stallBySecond))
 	}
 	fmt.Fprintf(w, "Mirror memory during the copy: VmRSS %s with %d records (%.2f GB) of lag at the first sample, "+
 		"peak sample %s (lag %d), VmHWM %s; after the paced phase %s. Goal < 256 MiB with 10 M records of lag — "+
