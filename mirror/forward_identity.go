@@ -61,21 +61,11 @@ func withHops(v *batchView, source, target string) (b *rawBatch, ok bool) {
 			return false
 		}
 		p = p[k:]
-		hdrs = hdrs[:0]
-		for range count {
-			var hk, hv []byte
-			if hk, p, ok = readVarBytes(p); !ok || hk == nil {
-				return false
-			}
-			if hv, p, ok = readVarBytes(p); !ok {
-				return false
-			}
-			hdrs = append(hdrs, kgo.RecordHeader{Key: string(hk), Value: hv})
-		}
-		if len(p) != 0 {
+		prov, walked := scanProvenance(p, count, target)
+		if !walked {
 			return false
 		}
-		if naming.Visited(hdrs, target) {
+		if prov.visited {
 			loops++
 			return true
 		}
@@ -92,11 +82,24 @@ func withHops(v *batchView, source, target string) (b *rawBatch, ok bool) {
 		rec = binary.AppendVarint(rec, int64(kept))
 		rec = appendVarBytes(rec, key)
 		rec = appendVarBytes(rec, value)
-		withHop := naming.WithHop(hdrs, source)
-		rec = binary.AppendVarint(rec, int64(len(withHop)))
-		for _, h := range withHop {
-			rec = appendVarBytes(rec, []byte(h.Key))
-			rec = appendVarBytes(rec, h.Value)
+		if prov.n == 0 || prov.n == 1 && prov.clean {
+			rec = appendHopInPlace(rec, p, count, prov.n == 0, source)
+		} else {
+			// Spaces, empty entries or several provenance headers:
+			// naming.WithHop's normal form, through decoded headers.
+			hdrs = hdrs[:0]
+			for q := p; len(q) > 0; {
+				hk, q2, _ := readVarBytes(q)
+				hv, q3, _ := readVarBytes(q2)
+				hdrs = append(hdrs, kgo.RecordHeader{Key: string(hk), Value: hv})
+				q = q3
+			}
+			withHop := naming.WithHop(hdrs, source)
+			rec = binary.AppendVarint(rec, int64(len(withHop)))
+			for _, h := range withHop {
+				rec = appendVarBytes(rec, []byte(h.Key))
+				rec = appendVarBytes(rec, h.Value)
+			}
 		}
 		out = binary.AppendVarint(out, int64(len(rec)))
 		out = append(out, rec...)
@@ -129,6 +132,83 @@ func withHops(v *batchView, source, target string) (b *rawBatch, ok bool) {
 		b.runs = runs
 	}
 	return b, true
+}
+
+// provenance is what scanProvenance learnt of a record's headers.
+type provenance struct {
+	n       int  // naming.ProvenanceHeader headers
+	clean   bool // the one such header is a plain chain: "a,b", no spaces or empty entries
+	visited bool // the chain names the target
+}
+
+// scanProvenance walks the count headers in p, which must be exactly
+// them, without allocating. walked is false for headers it cannot read.
+func scanProvenance(p []byte, count int64, target string) (prov provenance, walked bool) {
+	for range count {
+		hk, rest, ok := readVarBytes(p)
+		if !ok || hk == nil {
+			return prov, false
+		}
+		hv, rest, ok := readVarBytes(rest)
+		if !ok {
+			return prov, false
+		}
+		p = rest
+		if string(hk) != naming.ProvenanceHeader {
+			continue
+		}
+		prov.n++
+		prov.clean = plainChain(hv)
+		prov.visited = prov.visited || naming.Visited([]kgo.RecordHeader{{Key: naming.ProvenanceHeader, Value: hv}}, target)
+	}
+	return prov, len(p) == 0
+}
+
+// plainChain reports whether v is aliases joined by single commas, printable
+// ASCII without spaces and no empty entries: the form naming.WithHop
+// writes, which the hop then extends by appending ",alias". (Anything else,
+// Unicode spaces included, goes through naming.WithHop's trimming.)
+func plainChain(v []byte) bool {
+	if len(v) == 0 || v[0] == ',' || v[len(v)-1] == ',' {
+		return false
+	}
+	for i, c := range v {
+		if c <= ' ' || c >= 0x7f || c == ',' && v[i-1] == ',' {
+			return false
+		}
+	}
+	return true
+}
+
+// appendHopInPlace appends the count headers in p to rec as they are,
+// except that the provenance header gets ",source" appended, or, when add
+// is set (there is none), a provenance header of source is added last:
+// what naming.WithHop makes of headers with at most one, plain, chain.
+func appendHopInPlace(rec, p []byte, count int64, add bool, source string) []byte {
+	n := count
+	if add {
+		n++
+	}
+	rec = binary.AppendVarint(rec, n)
+	for q := p; len(q) > 0; {
+		hk, q2, _ := readVarBytes(q)
+		hv, q3, _ := readVarBytes(q2)
+		if string(hk) == naming.ProvenanceHeader {
+			rec = appendVarBytes(rec, hk)
+			rec = binary.AppendVarint(rec, int64(len(hv)+1+len(source)))
+			rec = append(append(append(rec, hv...), ','), source...)
+		} else {
+			rec = append(rec, q[:len(q)-len(q3)]...)
+		}
+		q = q3
+	}
+	if add {
+		rec = binary.AppendVarint(rec, int64(len(naming.ProvenanceHeader)))
+		rec = append(rec, naming.ProvenanceHeader...)
+		rec = binary.AppendVarint(rec, int64(len(source)))
+		rec = append(rec, source...)
+	}
+	return rec
 }
 
 // readVarBytes reads a varint-length-prefixed byte string (-1: null).
