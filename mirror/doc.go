@@ -51,8 +51,10 @@
 // (forward_identity.go): a walk over its records drops those whose
 // provenance names the target (counted as loops), appends the source alias
 // to the others' provenance and renumbers them; runs of consecutive source
-// offsets keep the offset syncs exact across the dropped records. Its
-// compressed batches are copied record by record.
+// offsets keep the offset syncs exact across the dropped records. A plain
+// provenance chain is extended in place; other shapes (spaces, empty
+// entries, several headers) get naming.WithHop's normal form, as on the
+// record path. Its compressed batches are copied record by record.
 //
 // A batch goes record by record instead when it cannot go as it is: it is
 // transactional or a control batch (franz-go's decoder drops aborted
