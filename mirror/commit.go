@@ -82,11 +82,7 @@ func (w *Worker) settlePartition(ps *partState, jobs []*job) []noted {
 			done++
 			ps.next, ps.epoch = j.raw.last+1, j.raw.epoch
 			if j.skip != "" {
-				n := j.raw.count + j.raw.loops
-				if j.skip == skipLoop {
-					n = j.raw.loops
-				}
-				w.skippedRaw(ps, j.skip, n)
+				w.skippedRaw(ps, j.skip, j.raw.count+j.raw.loops) // a skipLoop batch kept none
 				continue
 			}
 			ps.probe = false

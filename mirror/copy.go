@@ -353,7 +353,7 @@ func (w *Worker) prepare(ps *partState, r *kgo.Record) *job {
 		return j
 	}
 	var headers []kgo.RecordHeader
-	if _, identity := w.policy.(naming.Identity); identity {
+	if w.identity {
 		if naming.Visited(r.Headers, w.flow.TargetAlias) {
 			j.skip = skipLoop
 			return j

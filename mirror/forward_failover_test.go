@@ -302,7 +302,7 @@ func TestForwardSurvivesLeaderKills(t *testing.T) {
 	f.HeartbeatInterval = 200 * time.Millisecond
 	f.SessionTimeout = 6 * time.Second
 	f.DeliveryTimeout = 10 * time.Second
-	logs := &syncBuffer{}
+	logs := &kdrtest.Output{}
 	logger := testLogger(t)
 	if logger == nil {
 		logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))

@@ -1,7 +1,6 @@
 package mirror
 
 import (
-	"encoding/binary"
 	"fmt"
 	"slices"
 	"testing"
@@ -56,14 +55,8 @@ func TestWithHopsHeaders(t *testing.T) {
 	if !ok {
 		t.Fatal("withHops could not walk the batch")
 	}
-	var got kmsg.RecordBatch
-	if err := got.ReadFrom(b.data); err != nil {
-		t.Fatal(err)
-	}
-	decoded, err := kmsgRecords(got)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b.fixCRC()
+	decoded := decodeFetched(t, b.data, 0)
 	next := 0
 	for i, hs := range shapes {
 		in := make([]kgo.RecordHeader, len(hs))
@@ -82,36 +75,15 @@ func TestWithHopsHeaders(t *testing.T) {
 		if string(r.Key) != fmt.Sprint("k", i) {
 			t.Fatalf("rewritten record %d is %q, want k%d", next-1, r.Key, i)
 		}
-		gotH := make([]kgo.RecordHeader, len(r.Headers))
-		for k, hd := range r.Headers {
-			gotH[k] = kgo.RecordHeader{Key: hd.Key, Value: hd.Value}
-		}
-		if !slices.EqualFunc(gotH, want, func(a, b kgo.RecordHeader) bool {
+		if !slices.EqualFunc(r.Headers, want, func(a, b kgo.RecordHeader) bool {
 			return a.Key == b.Key && string(a.Value) == string(b.Value) && (a.Value == nil) == (b.Value == nil)
 		}) {
-			t.Errorf("record %d: headers %q, want %q (naming.WithHop)", i, gotH, want)
+			t.Errorf("record %d: headers %q, want %q (naming.WithHop)", i, r.Headers, want)
 		}
 	}
 	if next != len(decoded) || b.loops != 3 || b.count != int32(len(decoded)) {
 		t.Fatalf("%d records rewritten, %d read back, %d loops; want 3 loops", b.count, len(decoded), b.loops)
 	}
-}
-
-// kmsgRecords decodes an uncompressed batch's records.
-func kmsgRecords(rb kmsg.RecordBatch) ([]kmsg.Record, error) {
-	out := make([]kmsg.Record, rb.NumRecords)
-	p := rb.Records
-	for i := range out {
-		n, k := binary.Varint(p)
-		if k <= 0 || int(n) > len(p)-k {
-			return nil, fmt.Errorf("record %d: bad length", i)
-		}
-		if err := out[i].ReadFrom(p[:k+int(n)]); err != nil {
-			return nil, fmt.Errorf("record %d: %w", i, err)
-		}
-		p = p[k+int(n):]
-	}
-	return out, nil
 }
 
 // BenchmarkWithHops rewrites a batch of 100 1 KiB records with no headers,

@@ -62,7 +62,7 @@ type Worker struct {
 	// itself through fetchCl and sends them through fwd, and the consumer
 	// only keeps the group membership.
 	forward      bool
-	identity     bool        // identity naming: forwarded batches get the hop (withHops)
+	identity     bool        // identity naming: each copy gets the provenance hop
 	fetchCl      *kgo.Client // source: the worker's own fetches
 	srcLeaders   *leaders
 	fwd          *forwarder // target: forwarded batches
@@ -127,6 +127,7 @@ func New(flow Flow, opts Options) (*Worker, error) {
 	}
 	topicsFilter, _ := naming.NewFilter(flow.Topics, flow.TopicsExclude) // validated
 	excluded, _ := naming.ParsePatterns(flow.ConfigsExclude)
+	uncompressed := flow.Compression == "" || flow.Compression == "none"
 	w := &Worker{
 		flow:         flow,
 		log:          log.With("flow", flow.Name()),
@@ -135,8 +136,8 @@ func New(flow Flow, opts Options) (*Worker, error) {
 		rules:        naming.Rules{Policy: flow.Policy(), Topics: topicsFilter},
 		excluded:     excluded,
 		syncTopic:    mm2.OffsetSyncsTopic(flow.TargetAlias),
-		uncompressed: flow.Compression == "" || flow.Compression == "none",
-		forward:      flow.ForwardBatches && (flow.Compression == "" || flow.Compression == "none"),
+		uncompressed: uncompressed,
+		forward:      flow.ForwardBatches && uncompressed,
 		identity:     flow.Naming == NamingIdentity,
 		decompressor: kgo.DefaultDecompressor(),
 		fetchWake:    make(chan struct{}, 1),

@@ -11,10 +11,6 @@ import (
 	"github.com/kdr-io/kdr/bench/internal/benchkit"
 )
 
-// Fractions of the backlog drain rate tried for the sustained maximum, from
-// the top.
-var sustainSteps = []float64{1.0, 0.8, 0.6, 0.45, 0.3, 0.2, 0.1}
-
 // sustainSlack is how long after the producer stops the target may still be
 // missing records for the rate to count as sustained.
 const sustainSlack = 2 * time.Second
@@ -74,7 +70,8 @@ func measureSustained(ctx context.Context, p benchkit.Producer, srcSeeds []strin
 	if behind, err := caughtUp(60 * time.Second); err != nil || behind > 0 {
 		return run, fmt.Errorf("the warm-up record did not reach %s within 60 s (%d behind, %v)", remote, behind, err)
 	}
-	for _, f := range sustainSteps {
+	// Fractions of drainRate, from the top.
+	for _, f := range []float64{1.0, 0.8, 0.6, 0.45, 0.3, 0.2, 0.1} {
 		rate := drainRate * f
 		res, err := p.ProduceAtRate(ctx, prod, rate, stepFor)
 		if err != nil {

@@ -139,15 +139,23 @@ func TestStorageFileSliceWriteToTCP(t *testing.T) {
 	}
 }
 
-func TestStorageReadSurvivesSegmentDeletion(t *testing.T) {
-	dir := t.TempDir()
+// threeSegments is a log in dir of three segments, each one batch b of two
+// records (offsets 0-1, 2-3, 4-5).
+func threeSegments(t *testing.T) (l *Log, dir string, b []byte) {
+	t.Helper()
+	dir = t.TempDir()
 	cfg := testConfig()
-	b := makeBatch(t, vals(2, "v"), batchOpts{})
+	b = makeBatch(t, vals(2, "v"), batchOpts{})
 	cfg.SegmentBytes = int64(len(b))
-	l := openLog(t, dir, cfg, nil)
+	l = openLog(t, dir, cfg, nil)
 	for range 3 {
 		mustAppend(t, l, b, 0)
 	}
+	return l, dir, b
+}
+
+func TestStorageReadSurvivesSegmentDeletion(t *testing.T) {
+	l, dir, b := threeSegments(t)
 	s, err := l.Read(0, 1<<20, 6, false)
 	if err != nil {
 		t.Fatal(err)
@@ -250,14 +258,7 @@ func TestStorageConcurrentReadAppendMaintain(t *testing.T) {
 // next read of its segment; slices held at once have descriptors of their
 // own; a descriptor of a removed segment is closed, not kept.
 func TestStorageReadReusesDescriptors(t *testing.T) {
-	dir := t.TempDir()
-	cfg := testConfig()
-	b := makeBatch(t, vals(2, "v"), batchOpts{})
-	cfg.SegmentBytes = int64(len(b))
-	l := openLog(t, dir, cfg, nil)
-	for range 3 {
-		mustAppend(t, l, b, 0)
-	}
+	l, _, b := threeSegments(t)
 	read := func(offset int64) *FileSlice {
 		t.Helper()
 		s, err := l.Read(offset, 1<<20, 6, false)
