@@ -243,24 +243,6 @@ func (p *idProducer) finish(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer for a logger shared by goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestForwardSurvivesLeaderKills mirrors a replicated topic between two
 // three-broker clusters, batches forwarded, while a producer writes to it
 // and, one after the other, the source leader and then the target leader
