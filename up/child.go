@@ -32,6 +32,7 @@ type child struct {
 
 	mu       sync.Mutex
 	stopping bool
+	started  bool // run began supervising; until then stop has nothing to wait for
 	proc     *os.Process
 	restarts int
 	done     chan struct{} // closed when the supervision loop returns
@@ -44,7 +45,15 @@ func newChild(name, bin, logPath string, args func() []string, logger *slog.Logg
 }
 
 // run supervises the child until stop; call it once, in its own goroutine.
+// A child stopped before run began is never started.
 func (c *child) run() {
+	c.mu.Lock()
+	if c.stopping {
+		c.mu.Unlock()
+		return // signal closed done
+	}
+	c.started = true
+	c.mu.Unlock()
 	defer close(c.done)
 	backoff := backoffMin
 	for {
@@ -129,6 +138,12 @@ func (c *child) signal(sig syscall.Signal) {
 	if !c.stopping {
 		c.stopping = true
 		close(c.wake)
+		if !c.started {
+			// Never supervised (kdr up stopped before the clusters
+			// were up, so the workers never started): nothing to
+			// wait for.
+			close(c.done)
+		}
 	}
 	p := c.proc
 	c.mu.Unlock()
