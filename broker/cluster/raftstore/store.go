@@ -127,6 +127,13 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("raftstore: Dir: %w", err)
 	}
 	w, err := openLog(filepath.Join(cfg.Dir, walDir), newHCLogger(logger, "raft-wal"))
+	if err == nil {
+		// raft panics on a log entry it cannot read: say which directory
+		// and what to do instead.
+		if err = w.readable(); err != nil {
+			_ = w.Close()
+		}
+	}
 	if err != nil {
 		_ = ln.Close()
 		return nil, fmt.Errorf("raftstore: opening raft log in %s: %w", cfg.Dir, err)
@@ -367,6 +374,28 @@ func openLog(dir string, logger *hclogger) (*raftLog, error) {
 		return nil, err
 	}
 	return &raftLog{WAL: w, meta: meta}, nil
+}
+
+// readable reads the log's first and last entries. A log written by
+// raft-wal v0.4.0 after a tail truncation has a segment it cannot read
+// (hashicorp/raft-wal#31); the cluster's other voters still hold the log.
+func (l *raftLog) readable() error {
+	first, err := l.FirstIndex()
+	if err != nil {
+		return err
+	}
+	last, err := l.LastIndex()
+	if err != nil || first == 0 {
+		return err
+	}
+	var e raft.Log
+	for _, i := range []uint64{first, last} {
+		if err := l.GetLog(i, &e); err != nil {
+			return fmt.Errorf("entry %d is unreadable (%w); this node's metadata log is damaged: "+
+				"stop the broker, move its %s directory away and start it again to copy the log from the other voters", i, err, walDir)
+		}
+	}
+	return nil
 }
 
 func (l *raftLog) Close() error {
