@@ -24,6 +24,9 @@ const (
 	pipeTopic = "pipe.bench"
 	latTopic  = "lat"
 	liveTopic = "live"
+	// pipeLatTopic is paced through the pipe for its latency, to
+	// pipe.<pipeLatTopic> on the target; the mirror does not copy it.
+	pipeLatTopic = "pipelat"
 )
 
 // remote is topic's name on the target under the run's --naming.
@@ -42,6 +45,7 @@ type results struct {
 	pipe     copyRun
 	mem      memSamples
 	latency  latencyRun
+	pipeLat  latencyRun // the same rate through the pipe, or zero
 	latRate  float64
 	sustain  sustainRun
 	profile  string // go tool pprof -top of the mirror, or ""
@@ -120,6 +124,13 @@ func bench(ctx context.Context, o options, args []string) error {
 	syscall.Sync()
 	if err := mirrorPhase(ctx, o, &r, src, dst, dstAdm, srcAdm, p, backlogBytes); err != nil {
 		return err
+	}
+
+	if o.pipeLatency && r.latRate >= 1 && r.latency.received > 0 {
+		r.pipeLat, err = pipeLatency(ctx, o, src, dst, srcAdm, dstAdm, p, r.latRate)
+		if err != nil {
+			r.notef("pipe latency phase: %v", err)
+		}
 	}
 
 	syscall.Sync()
@@ -254,7 +265,9 @@ func mirrorPhase(ctx context.Context, o options, r *results, src, dst *benchkit.
 		return nil
 	}
 	logf("latency: %.0f records/s for %v through the mirror", r.latRate, o.Duration)
-	r.latency, err = measureLatency(ctx, p, []string{src.Addr}, []string{dst.Addr}, latTopic, remote(o, latTopic), r.latRate, o.latWarmup, o.Duration)
+	r.latency, err = measureLatency(ctx, p, []string{src.Addr}, []string{dst.Addr}, latTopic, remote(o, latTopic), r.latRate, o.latWarmup, o.Duration,
+		benchkit.Named{Name: "source broker", Pid: src.Pid()}, benchkit.Named{Name: "target broker", Pid: dst.Pid()},
+		benchkit.Named{Name: "mirror", Pid: m.Pid()}, benchkit.Named{Name: "this bench process (paced producer, latency consumer)", Pid: os.Getpid()})
 	if err != nil {
 		r.notef("latency phase: %v", err)
 	}
@@ -262,6 +275,31 @@ func mirrorPhase(ctx context.Context, o options, r *results, src, dst *benchkit.
 		r.mem.afterLatency = mem.RSS
 	}
 	return nil
+}
+
+// pipeLatency paces rate records/s through the pipe, in this process with
+// the mirror stopped, and times them as the mirror's were: the baseline for
+// the mirror's latency, on the same machine in the same run.
+func pipeLatency(ctx context.Context, o options, src, dst *benchkit.Process, srcAdm, dstAdm *kadm.Client, p benchkit.Producer, rate float64) (latencyRun, error) {
+	to := "pipe." + pipeLatTopic
+	if err := createTopic(ctx, srcAdm, pipeLatTopic, o.Partitions, "message.timestamp.type", "LogAppendTime"); err != nil {
+		return latencyRun{}, err
+	}
+	if err := createTopic(ctx, dstAdm, to, o.Partitions); err != nil {
+		return latencyRun{}, err
+	}
+	pctx, cancel := context.WithCancel(ctx)
+	piped := make(chan error, 1)
+	go func() { piped <- pipe(pctx, []string{src.Addr}, []string{dst.Addr}, pipeLatTopic, to) }()
+	logf("latency: %.0f records/s for %v through the pipe", rate, o.Duration)
+	run, err := measureLatency(ctx, p, []string{src.Addr}, []string{dst.Addr}, pipeLatTopic, to, rate, o.latWarmup, o.Duration,
+		benchkit.Named{Name: "source broker", Pid: src.Pid()}, benchkit.Named{Name: "target broker", Pid: dst.Pid()},
+		benchkit.Named{Name: "this bench process (pipe, paced producer, latency consumer)", Pid: os.Getpid()})
+	cancel()
+	if perr := <-piped; perr != nil && err == nil {
+		err = perr
+	}
+	return run, err
 }
 
 // profileMirror takes a CPU profile of the mirror from 1 s into the copy

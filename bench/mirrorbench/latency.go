@@ -28,6 +28,8 @@ type latencyRun struct {
 	// warmWorst is the worst latency of the records produced during the
 	// warm-up, which the percentiles leave out.
 	warmWorst time.Duration
+	// load is the host's and each process's CPU over the timed phase.
+	load benchkit.Load
 }
 
 // measureLatency produces rate records/s to srcTopic on the source for d
@@ -40,8 +42,9 @@ type latencyRun struct {
 // warmup before the records it sends are timed, so that the percentiles are
 // those of the steady stream rather than of its first seconds (every
 // process's buffers and heap growing from idle; the warm-up's worst is
-// reported on its own).
-func measureLatency(ctx context.Context, p benchkit.Producer, srcSeeds, dstSeeds []string, srcTopic, dstTopic string, rate float64, warmup, d time.Duration) (latencyRun, error) {
+// reported on its own). The run also holds the host's CPU load and each of
+// procs' over the timed phase.
+func measureLatency(ctx context.Context, p benchkit.Producer, srcSeeds, dstSeeds []string, srcTopic, dstTopic string, rate float64, warmup, d time.Duration, procs ...benchkit.Named) (latencyRun, error) {
 	var run latencyRun
 	cons, err := kgo.NewClient(kgo.SeedBrokers(dstSeeds...), kgo.ConsumeTopics(dstTopic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.MetadataMinAge(250*time.Millisecond))
@@ -112,7 +115,13 @@ func measureLatency(ctx context.Context, p benchkit.Producer, srcSeeds, dstSeeds
 	sctx, stopStalls := context.WithCancel(ctx)
 	stalls := make(chan []time.Duration, 1)
 	go func() { stalls <- ownStalls(sctx) }()
+	// The CPU figures cover the timed phase only, like the percentiles.
+	loadWindow := make(chan func() benchkit.Load, 1)
+	lt := time.AfterFunc(warmup, func() { loadWindow <- benchkit.MeasureLoad(procs...) })
 	run.produced, err = p.ProduceAtRate(ctx, prod, rate, warmup+d)
+	if !lt.Stop() {
+		run.load = (<-loadWindow)()
+	}
 	stopStalls()
 	run.stallBySecond = <-stalls
 	if n := int(warmup / time.Second); n <= len(run.stallBySecond) {

@@ -17,7 +17,13 @@
 //     record from its source append time to its arrival;
 //   - the pipe, in this process (consume from the start, produce each polled
 //     batch to the same partition with acks=all and idempotency, flush per
-//     poll), measured the same way, with this process's CPU.
+//     poll), measured the same way, with this process's CPU: first its
+//     latency at the mirror's paced rate (the mirror stopped), then its
+//     backlog copy.
+//
+// Each latency phase also reports how busy the machine's CPUs were and the
+// cores each process used: every process shares this machine, so a tail
+// latency is only meaningful next to the load it was measured under.
 //
 // It prints figures only: no run fails because a figure is low. `make bench`
 // runs it through scripts/bench.sh.
@@ -45,6 +51,7 @@ type options struct {
 	latWarmup   time.Duration // paced, untimed, before the paced phase's clock starts
 	liveFor     time.Duration // each step of the sustained maximum
 	naming      string        // the mirror's --naming
+	pipeLatency bool          // also pace the latency phase's rate through the pipe
 }
 
 // parseFlags defines mirrorbench's flags on fs and parses args with it.
@@ -63,6 +70,7 @@ func parseFlags(fs *flag.FlagSet, args []string) (options, error) {
 	fs.Float64Var(&o.latRate, "latency-rate", 0, "records/s of the paced latency phase (0: half the sustained maximum)")
 	fs.DurationVar(&o.latWarmup, "latency-warmup", 3*time.Second, "how long the paced producer runs at the rate before its records are timed (their worst is reported apart)")
 	fs.StringVar(&o.naming, "naming", "prefix", "the mirror's --naming: prefix or identity (identity rewrites each forwarded batch with the provenance hop)")
+	fs.BoolVar(&o.pipeLatency, "pipe-latency", true, "also pace the latency phase's rate through the franz-go pipe (mirror stopped) and time it the same way")
 	fs.DurationVar(&o.liveFor, "sustain-step", 5*time.Second, "how long each rate is tried for the sustained maximum")
 	if err := benchkit.Parse(fs, args); err != nil {
 		return o, err

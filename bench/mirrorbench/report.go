@@ -77,6 +77,14 @@ func writeReport(w io.Writer, o options, args []string, r results) {
 		fmt.Fprintf(w, "Worst latency during the warm-up: %v. Worst latency per second of the timed phase: %s; the bench "+
 			"process's own worst stall per second (its producer and consumer run in it): %s.  \n",
 			ms(l.warmWorst), msList(l.worstBySecond), msList(l.stallBySecond))
+		fmt.Fprintf(w, "CPU during the timed phase: %s.  \n", l.load)
+	}
+	if pl := r.pipeLat; pl.received > 0 {
+		fmt.Fprintf(w, "The same rate through the franz-go pipe (in this process, the mirror stopped), timed the same way: "+
+			"%d produced, %d seen on the target, p50 %v, p99 %v, max %v (mirror / pipe p99: %s); source produce p99 %v; "+
+			"worst per second %s; CPU: %s.  \n",
+			pl.produced.Produced.Records, pl.received, ms(pl.p50), ms(pl.p99), ms(pl.max),
+			ratio(l.p99.Seconds(), pl.p99.Seconds()), ms(pl.produced.P99), msList(pl.worstBySecond), pl.load)
 	}
 	fmt.Fprintf(w, "Mirror memory during the copy: VmRSS %s with %d records (%.2f GB) of lag at the first sample, "+
 		"peak sample %s (lag %d), VmHWM %s; after the paced phase %s. Goal < 256 MiB with 10 M records of lag — "+
