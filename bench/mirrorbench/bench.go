@@ -127,6 +127,7 @@ func bench(ctx context.Context, o options, args []string) error {
 	}
 
 	if o.pipeLatency && r.latRate >= 1 && r.latency.received > 0 {
+		syscall.Sync()
 		r.pipeLat, err = pipeLatency(ctx, o, src, dst, srcAdm, dstAdm, p, r.latRate)
 		if err != nil {
 			r.notef("pipe latency phase: %v", err)
@@ -251,6 +252,10 @@ func mirrorPhase(ctx context.Context, o options, r *results, src, dst *benchkit.
 		if err := createTopic(ctx, srcAdm, liveTopic, o.Partitions); err != nil {
 			return err
 		}
+		// Each paced phase starts with nothing dirty in the page cache,
+		// as the copies do: otherwise the kernel writes back what the
+		// phase before it wrote (gigabytes by now) on the same two CPUs.
+		syscall.Sync()
 		logf("sustained maximum: pacing %s at falling fractions of %.0f records/s, %v each", liveTopic, drain, o.liveFor)
 		r.sustain, err = measureSustained(ctx, p, []string{src.Addr}, srcAdm, dstAdm, liveTopic, remote(o, liveTopic), drain, o.liveFor)
 		if err != nil {
@@ -264,6 +269,7 @@ func mirrorPhase(ctx context.Context, o options, r *results, src, dst *benchkit.
 		r.notef("no latency phase: the mirror moved too little to pace at half its rate")
 		return nil
 	}
+	syscall.Sync()
 	logf("latency: %.0f records/s for %v through the mirror", r.latRate, o.Duration)
 	r.latency, err = measureLatency(ctx, p, []string{src.Addr}, []string{dst.Addr}, latTopic, remote(o, latTopic), r.latRate, o.latWarmup, o.Duration,
 		benchkit.Named{Name: "source broker", Pid: src.Pid()}, benchkit.Named{Name: "target broker", Pid: dst.Pid()},
