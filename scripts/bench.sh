@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make bench`: prints kdr's throughput next to a baseline measured in the
 # same run, as a ratio. Figures only; it never fails because a figure is low.
-#   1. storage: log append and read vs plain write(2)/pread(2) on one file;
+#   1. storage: log append and read vs plain write(2)/pread(2) on one file, and
+#      finding a tail fetch's range in memory vs from the batch headers;
 #   2. broker: kdr vs franz-go's kfake, both as separate processes, driven by
 #      the same franz-go workload (bench/kdrbench), with a raw-loopback ceiling;
 #   3. cluster: three replicated kdr brokers (bench/clusterbench): RF=3 acks=all
@@ -19,14 +20,17 @@ cd "$(dirname "$0")/.."
 KDR_BIN=${KDR_BIN:-bin/kdr}
 
 echo "== storage (go test -bench, page cache) =="
-go test -run '^$' -bench 'Append/plain$|Read$|Baseline' -benchtime "${BENCH_TIME:-2s}" ./broker/storage |
+go test -run '^$' -bench 'Append/plain$|Read$|Baseline|TailRead' -benchtime "${BENCH_TIME:-2s}" ./broker/storage |
 	awk '/^Benchmark/ {
-		name=$1; sub(/-[0-9]+$/, "", name); mbps[name]=$(NF-1) ; for (i=1;i<=NF;i++) if ($i=="MB/s") mbps[name]=$(i-1)
-		printf "%-28s %10s MB/s\n", name, mbps[name]
+		name=$1; sub(/-[0-9]+$/, "", name)
+		for (i=1;i<=NF;i++) { if ($i=="MB/s") mbps[name]=$(i-1); if ($i=="ns/op") ns[name]=$(i-1) }
+		if (name ~ /TailRead/) printf "%-28s %10s ns/op\n", name, ns[name]
+		else printf "%-28s %10s MB/s\n", name, mbps[name]
 	}
 	END {
 		if (mbps["BenchmarkBaselineWrite"] > 0) printf "append / raw write(2):  %.2f\n", mbps["BenchmarkAppend/plain"] / mbps["BenchmarkBaselineWrite"]
 		if (mbps["BenchmarkBaselineRead"] > 0)  printf "read   / raw pread(2):  %.2f\n", mbps["BenchmarkRead"] / mbps["BenchmarkBaselineRead"]
+		if (ns["BenchmarkTailRead/tail"] > 0)   printf "tail read range, memory vs headers: %.1f× faster\n", ns["BenchmarkTailRead/file"] / ns["BenchmarkTailRead/tail"]
 	}'
 
 echo

@@ -144,6 +144,56 @@ func BenchmarkRead(b *testing.B) {
 	}
 }
 
+// BenchmarkTailRead measures what a fetch at the log's tail costs before
+// any byte is sent: finding the range of whole 16 KiB batches within 1 MiB
+// from an offset among the last 64 batches, below a high watermark 4
+// batches short of the log end. "tail" is the in-memory answer a read now
+// gets, "file" the offset index and batch headers read back with pread,
+// which every read used before and reads older than the tail still use.
+func BenchmarkTailRead(b *testing.B) {
+	l, err := Open(b.TempDir(), benchConfig(), Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	batch := benchBatch(b, batchOpts{})
+	for range 1024 {
+		if _, err := l.AppendAsLeader(batch, 1); err != nil {
+			b.Fatal(err)
+		}
+	}
+	per := int64(parseHeader(batch).lastDelta) + 1
+	leo := l.LogEndOffset()
+	hw := leo - 4*per
+	offsets := make([]int64, 256)
+	rng := rand.New(rand.NewPCG(5, 6))
+	for i := range offsets {
+		offsets[i] = leo - 64*per + rng.Int64N(60*per)
+	}
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	s := l.active()
+	b.Run("tail", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := range b.N {
+			if _, _, ok := s.tail.span(offsets[i%len(offsets)], 1<<20, hw, true); !ok {
+				b.Fatal("the tail has no answer")
+			}
+		}
+	})
+	b.Run("file", func(b *testing.B) {
+		buf := make([]byte, 0, 4096)
+		b.ReportAllocs()
+		for i := range b.N {
+			r := newFileReader(s.f, s.size, 4096, buf)
+			if _, _, found, err := s.span(r, offsets[i%len(offsets)], 1<<20, hw, true); err != nil || !found {
+				b.Fatal(found, err)
+			}
+			buf = r.buf[:0]
+		}
+	})
+}
+
 // BenchmarkBaselineWrite is BenchmarkAppend's floor: the same 16 KiB batch
 // written with plain write(2) calls to one file in the page cache, with the
 // same 256 MiB truncation cadence. `make bench` prints Append/plain as a

@@ -73,6 +73,12 @@
 // rolls, when the log closes and when recovery rebuilds them; after a crash
 // the active segment's index is rebuilt from its batches.
 //
+// The active segment also remembers where its latest 128 batches sit
+// (tail.go), in memory only: a read starting among them, as consumers and
+// followers at the log end do, finds its range without reading batch
+// headers from the file. Older reads go through the offset index and the
+// headers.
+//
 // # Locking
 //
 // Three locks, always taken in this order: cleanMu → writeMu → mu.

@@ -109,33 +109,13 @@ func (l *Log) Read(offset int64, maxBytes int32, maxOffset int64, minOneBatch bo
 // readSegment is Read within one segment; it returns nil, nil when no
 // batch of s ends at or after offset.
 func (l *Log) readSegment(s *segment, r *fileReader, offset int64, maxBytes int32, maxOffset int64, minOneBatch bool) (*FileSlice, error) {
-	pos, h, found, err := s.locate(r, offset)
-	if err != nil || !found {
-		return nil, err
-	}
-	if h.lastOffset() >= maxOffset {
-		return &FileSlice{}, nil
-	}
-	end := s.size
-	if maxOffset < s.next {
-		// maxOffset is a batch boundary; the batch holding it starts
-		// where the readable part ends.
-		p, _, ok, err := s.locate(r, maxOffset)
-		if err != nil {
+	pos, stop, ok := s.tail.span(offset, maxBytes, maxOffset, minOneBatch)
+	if !ok {
+		var found bool
+		var err error
+		if pos, stop, found, err = s.span(r, offset, maxBytes, maxOffset, minOneBatch); err != nil || !found {
 			return nil, err
 		}
-		if ok {
-			end = p
-		}
-	}
-	stop := pos
-	if limit := min(pos+int64(maxBytes), end); limit > pos {
-		if stop, err = s.lastBoundary(r, pos, limit); err != nil {
-			return nil, err
-		}
-	}
-	if stop == pos && minOneBatch {
-		stop = pos + h.size()
 	}
 	if stop == pos {
 		return &FileSlice{}, nil
@@ -147,6 +127,41 @@ func (l *Log) readSegment(s *segment, r *fileReader, offset int64, maxBytes int3
 		return nil, fmt.Errorf("storage: %w", err)
 	}
 	return &FileSlice{f: f, pos: pos, size: stop - pos, rd: &s.rd, gen: gen}, nil
+}
+
+// span finds readSegment's byte range [start, stop) through the offset index
+// and the batch headers in the file; found is false when no batch of s ends
+// at or after offset.
+func (s *segment) span(r *fileReader, offset int64, maxBytes int32, maxOffset int64, minOneBatch bool) (start, stop int64, found bool, err error) {
+	pos, h, found, err := s.locate(r, offset)
+	if err != nil || !found {
+		return 0, 0, false, err
+	}
+	if h.lastOffset() >= maxOffset {
+		return pos, pos, true, nil
+	}
+	end := s.size
+	if maxOffset < s.next {
+		// maxOffset is a batch boundary; the batch holding it starts
+		// where the readable part ends.
+		p, _, ok, err := s.locate(r, maxOffset)
+		if err != nil {
+			return 0, 0, false, err
+		}
+		if ok {
+			end = p
+		}
+	}
+	stop = pos
+	if limit := min(pos+int64(maxBytes), end); limit > pos {
+		if stop, err = s.lastBoundary(r, pos, limit); err != nil {
+			return 0, 0, false, err
+		}
+	}
+	if stop == pos && minOneBatch {
+		stop = pos + h.size()
+	}
+	return pos, stop, true, nil
 }
 
 // segmentIndex returns the index of the segment holding offset: the last

@@ -22,8 +22,9 @@ type segment struct {
 	rollTs   int64 // ms the segment got its first batch, for segment.ms; -1 while empty
 	sinceIdx int64 // bytes appended since the last offset index entry
 
-	idx segIndex
-	rd  descriptors // read descriptors kept for FileSlices
+	idx  segIndex
+	rd   descriptors // read descriptors kept for FileSlices
+	tail batchTail   // the latest batches, while the segment is active
 }
 
 func (s *segment) logPath() string       { return offsetName(s.dir, s.base, logSuffix) }
@@ -76,6 +77,7 @@ func (s *segment) track(pos int64, h *header, interval int32, nowMs int64) {
 	s.sinceIdx += h.size()
 	s.next = h.lastOffset() + 1
 	s.size = pos + h.size()
+	s.tail.add(pos, h)
 }
 
 // seal adds the time index entry that records the segment's largest
@@ -84,6 +86,7 @@ func (s *segment) seal() {
 	if s.maxTs >= 0 {
 		s.idx.maybeAddTime(s.maxTs, s.maxTsOff-s.base)
 	}
+	s.tail = batchTail{} // reads of a sealed segment are rarely at its end
 }
 
 // fits reports whether a batch spanning [first, last] can go in this
@@ -149,6 +152,7 @@ func (s *segment) rescan(buf []byte, interval int32, validate bool, nowMs int64)
 	}
 	s.size, s.next, s.sinceIdx, s.rollTs = start, next, 0, -1
 	s.maxTs, s.maxTsOff = -1, s.base
+	s.tail.reset()
 	if n := len(s.idx.times); n > 0 {
 		s.maxTs, s.maxTsOff = s.idx.times[n-1].ts, s.base+int64(s.idx.times[n-1].rel)
 	}
