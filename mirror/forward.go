@@ -152,37 +152,55 @@ func (v *batchView) forwardable(from int64) (bool, string) {
 
 // toRaw makes the batch a rawBatch. A batch with the source's log append
 // time is rewritten as create time with every record at that time, which
-// is what the source's consumers see; the rewrite copies it.
+// is what the source's consumers see; the rewrite is made in the fetched
+// bytes, so the view is spent.
 func (v *batchView) toRaw() *rawBatch {
 	b := &rawBatch{data: v.data, base: v.base, last: v.last, count: v.count, epoch: v.epoch, timestamp: v.first}
 	if v.appendTime() {
-		b.data, b.timestamp, b.crcStale = withCreateTime(v.data, v.max), v.max, true
+		b.data, _ = withCreateTime(v.data, v.max)
+		b.timestamp, b.crcStale = v.max, true
 	}
 	return b
 }
 
-// withCreateTime copies an uncompressed batch with every record's
-// timestamp delta zero, the first timestamp ts and the create-time
-// attribute. A record is: length varint, attributes (1 byte), timestamp
-// delta varint, offset delta varint, then the rest, copied as it is.
-func withCreateTime(batch []byte, ts int64) []byte {
-	out := make([]byte, batchHeaderLen, len(batch))
-	copy(out, batch[:batchHeaderLen])
-	binary.BigEndian.PutUint16(out[offBatchAttrs:], binary.BigEndian.Uint16(batch[offBatchAttrs:])&^attrLogAppendTime)
-	binary.BigEndian.PutUint64(out[offBatchFirstTS:], uint64(ts))
+// withCreateTime rewrites an uncompressed batch in place with every
+// record's timestamp delta zero, the first timestamp ts and the create-time
+// attribute, and returns it (shorter when deltas lose bytes). A record is:
+// length varint, attributes (1 byte), timestamp delta varint, offset delta
+// varint, then the rest. No record grows, so each moves down over the bytes
+// the ones before it gave up; a record whose delta took one byte (within
+// 63 ms of the first, as most are) and that nothing before it shrank is
+// not moved at all. Records that do not parse leave the batch untouched,
+// for the target to judge, and ok false.
+func withCreateTime(batch []byte, ts int64) (out []byte, ok bool) {
 	count := int32(binary.BigEndian.Uint32(batch[offBatchCount:]))
-	ok := walkRecords(batch[batchHeaderLen:], count, func(r recordHead) bool {
-		out = binary.AppendVarint(out, int64(1+1+varintLen(r.offDelta)+len(r.rest)))
-		out = append(out, r.attrs, 0) // timestamp delta 0
-		out = binary.AppendVarint(out, r.offDelta)
-		out = append(out, r.rest...)
-		return true
-	})
-	if !ok {
-		return batch // malformed: forward unchanged and let the target judge
+	if !walkRecords(batch[batchHeaderLen:], count, func(recordHead) bool { return true }) {
+		return batch, false
 	}
-	binary.BigEndian.PutUint32(out[offBatchLength:], uint32(len(out)-batchLengthBase))
-	return out
+	binary.BigEndian.PutUint16(batch[offBatchAttrs:], binary.BigEndian.Uint16(batch[offBatchAttrs:])&^attrLogAppendTime)
+	binary.BigEndian.PutUint64(batch[offBatchFirstTS:], uint64(ts))
+	r, w := batchHeaderLen, batchHeaderLen // read and write positions, w <= r
+	for range count {
+		length, n := binary.Varint(batch[r:])
+		body := batch[r+n : r+n+int(length)]
+		_, tn := binary.Varint(body[1:])
+		next := r + n + int(length)
+		if tn == 1 && w == r {
+			body[1] = 0 // zigzag zero, in place
+			r, w = next, next
+			continue
+		}
+		// The new length varint and the two bytes after it end at or
+		// before the old record's offset delta, so writing them keeps
+		// what is still to be moved.
+		attrs, rest := body[0], body[1+tn:]
+		w += binary.PutVarint(batch[w:], length-int64(tn)+1)
+		batch[w], batch[w+1] = attrs, 0
+		w += 2 + copy(batch[w+2:], rest)
+		r = next
+	}
+	binary.BigEndian.PutUint32(batch[offBatchLength:], uint32(w-batchLengthBase))
+	return batch[:w], true
 }
 
 // stamp sets the batch's producer fields for the target and updates its
