@@ -3,6 +3,8 @@
 # same run, as a ratio. Figures only; it never fails because a figure is low.
 #   1. storage: log append and read vs plain write(2)/pread(2) on one file, and
 #      finding a tail fetch's range in memory vs from the batch headers;
+#   1b. mirror: rewriting fetched batches (log append time, identity hops) vs
+#      a plain copy of the batch;
 #   2. broker: kdr vs franz-go's kfake, both as separate processes, driven by
 #      the same franz-go workload (bench/kdrbench), with a raw-loopback ceiling;
 #   3. cluster: three replicated kdr brokers (bench/clusterbench): RF=3 acks=all
@@ -31,6 +33,19 @@ go test -run '^$' -bench 'Append/plain$|Read$|Baseline|TailRead' -benchtime "${B
 		if (mbps["BenchmarkBaselineWrite"] > 0) printf "append / raw write(2):  %.2f\n", mbps["BenchmarkAppend/plain"] / mbps["BenchmarkBaselineWrite"]
 		if (mbps["BenchmarkBaselineRead"] > 0)  printf "read   / raw pread(2):  %.2f\n", mbps["BenchmarkRead"] / mbps["BenchmarkBaselineRead"]
 		if (ns["BenchmarkTailRead/tail"] > 0)   printf "tail read range, memory vs headers: %.1f× faster\n", ns["BenchmarkTailRead/file"] / ns["BenchmarkTailRead/tail"]
+	}'
+
+echo
+echo "== mirror batch rewrites (go test -bench, in memory) =="
+go test -run '^$' -bench 'LogAppendTimeToRaw|WithHops' -benchtime "${BENCH_TIME:-2s}" ./mirror |
+	awk '/^Benchmark/ {
+		name=$1; sub(/-[0-9]+$/, "", name)
+		for (i=1;i<=NF;i++) if ($i=="MB/s") mbps[name]=$(i-1)
+		printf "%-40s %10s MB/s\n", name, mbps[name]
+	}
+	END {
+		r=mbps["BenchmarkLogAppendTimeToRaw/refetch"]
+		if (r > 0) printf "log-append-time rewrite / memcpy of the batch: %.3f\n", mbps["BenchmarkLogAppendTimeToRaw/toRaw"] / r
 	}'
 
 echo
