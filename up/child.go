@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -17,6 +18,9 @@ const (
 	backoffMax   = 30 * time.Second
 	backoffReset = time.Minute
 )
+
+// startMarker begins the line kdr up writes to a child's log at each start.
+const startMarker = "--- kdr up:"
 
 // child is one supervised process: started, restarted with backoff when it
 // exits while not stopping, and stopped with SIGTERM then SIGKILL.
@@ -73,8 +77,12 @@ func (c *child) run() {
 		n := c.restarts
 		c.mu.Unlock()
 		if err == nil {
+			// The log's last line usually says why (a port taken, a
+			// damaged data directory): show it rather than only where
+			// to look.
 			c.logger.Warn("child process exited unexpectedly; restarting", "child", c.name, "exit", exit,
-				"ran", time.Since(started).Round(time.Millisecond), "restart_in", backoff, "restarts", n, "log", c.logPath)
+				"ran", time.Since(started).Round(time.Millisecond), "restart_in", backoff, "restarts", n, "log", c.logPath,
+				"last_log_line", lastLogLine(c.logPath))
 		}
 		select {
 		case <-c.wake:
@@ -93,7 +101,7 @@ func (c *child) once() (string, error) {
 		return "", err
 	}
 	defer logf.Close()
-	fmt.Fprintf(logf, "--- kdr up: starting %s at %s\n", c.name, time.Now().Format(time.RFC3339))
+	fmt.Fprintf(logf, "%s starting %s at %s\n", startMarker, c.name, time.Now().Format(time.RFC3339))
 	cmd := exec.Command(c.bin, c.args()...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = childAttr()
@@ -123,6 +131,35 @@ func (c *child) once() (string, error) {
 		return werr.Error(), nil
 	}
 	return "exit status 0", nil
+}
+
+// lastLogLine is the last line a child wrote to its log (not kdr up's own
+// start marker), cut to 300 bytes; "" if there is none.
+func lastLogLine(path string) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	const window = 4096
+	buf := make([]byte, window)
+	st, err := f.Stat()
+	if err != nil {
+		return ""
+	}
+	n, _ := f.ReadAt(buf, max(st.Size()-window, 0))
+	lines := strings.Split(string(buf[:n]), "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		l := strings.TrimSpace(lines[i])
+		if l == "" || strings.HasPrefix(l, startMarker) {
+			continue
+		}
+		if len(l) > 300 {
+			l = l[:300] + "…"
+		}
+		return l
+	}
+	return ""
 }
 
 func (c *child) isStopping() bool {

@@ -3,8 +3,13 @@ package up
 import (
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/kdr-io/kdr/internal/kdrtest"
 )
 
 // TestStopAllChildNeverStarted: kdr up stopped while it still waited for
@@ -36,5 +41,44 @@ func TestStopAllChildNeverStarted(t *testing.T) {
 	}
 	if c.pid() != 0 || c.restartCount() != 0 {
 		t.Fatalf("a stopped child ran: pid %d, %d restarts", c.pid(), c.restartCount())
+	}
+}
+
+// TestChildExitShowsLastLogLine: a child that keeps exiting is reported
+// with the last line of its log, which usually says why.
+func TestChildExitShowsLastLogLine(t *testing.T) {
+	var out kdrtest.Output
+	logger := slog.New(slog.NewTextHandler(&out, nil))
+	why := "fatal: entry 1 is unreadable; move the wal directory away"
+	c := newChild("east broker 2", "/bin/sh", filepath.Join(t.TempDir(), "b.log"),
+		func() []string { return []string{"-c", "echo starting up; echo '" + why + "' >&2; exit 3"} }, logger, nil)
+	go c.run()
+	defer stopAll(logger, "brokers", []*child{c}, 5*time.Second)
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(out.String(), "child process exited unexpectedly") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no exit reported in 30 s; log:\n%s", out.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := out.String(); !strings.Contains(got, `last_log_line="`+why+`"`) || !strings.Contains(got, "exit=\"exit status 3\"") {
+		t.Fatalf("exit report lacks the log's last line or the exit status:\n%s", got)
+	}
+}
+
+func TestLastLogLine(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "x.log")
+	if got := lastLogLine(p); got != "" {
+		t.Fatalf("missing file: %q", got)
+	}
+	long := strings.Repeat("x", 5000)
+	os.WriteFile(p, []byte("a\n"+long+"\nthe reason\n\n"+startMarker+" starting b at now\n"), 0o644)
+	if got := lastLogLine(p); got != "the reason" {
+		t.Fatalf("got %q, want the last line before kdr up's marker", got)
+	}
+	os.WriteFile(p, []byte("a\n"+long+"\n"), 0o644)
+	if got := lastLogLine(p); len(got) != 300+len("…") || !strings.HasPrefix(got, "xxx") {
+		t.Fatalf("long line: %d bytes", len(got))
 	}
 }
