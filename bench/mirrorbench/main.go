@@ -71,7 +71,7 @@ func parseFlags(fs *flag.FlagSet, args []string) (options, error) {
 	fs.DurationVar(&o.latWarmup, "latency-warmup", 3*time.Second, "how long the paced producer runs at the rate before its records are timed (their worst is reported apart)")
 	fs.StringVar(&o.naming, "naming", "prefix", "the mirror's --naming: prefix or identity (identity rewrites each forwarded batch with the provenance hop)")
 	fs.BoolVar(&o.pipeLatency, "pipe-latency", true, "also pace the latency phase's rate through the franz-go pipe (mirror stopped) and time it the same way")
-	fs.DurationVar(&o.liveFor, "sustain-step", 5*time.Second, "how long each rate is tried for the sustained maximum")
+	fs.DurationVar(&o.liveFor, "sustain-step", 15*time.Second, "how long each rate is tried for the sustained maximum (as long as the latency phase: a shorter step passes rates the machine holds only until the kernel starts writing back what they wrote)")
 	if err := benchkit.Parse(fs, args); err != nil {
 		return o, err
 	}
