@@ -112,20 +112,26 @@ func BenchmarkAppend(b *testing.B) {
 	}
 }
 
-// BenchmarkRead measures a fetch: Read 1 MiB from a random offset and copy
-// it out with ReadAll, from a 128 MiB log in the page cache.
-func BenchmarkRead(b *testing.B) {
+// benchLog is a log holding n copies of batch, closed when b ends.
+func benchLog(b *testing.B, batch []byte, n int) *Log {
 	l, err := Open(b.TempDir(), benchConfig(), Options{})
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer l.Close()
-	batch := benchBatch(b, batchOpts{})
-	for range (128 << 20) / len(batch) {
+	b.Cleanup(func() { l.Close() })
+	for range n {
 		if _, err := l.AppendAsLeader(batch, 1); err != nil {
 			b.Fatal(err)
 		}
 	}
+	return l
+}
+
+// BenchmarkRead measures a fetch: Read 1 MiB from a random offset and copy
+// it out with ReadAll, from a 128 MiB log in the page cache.
+func BenchmarkRead(b *testing.B) {
+	batch := benchBatch(b, batchOpts{})
+	l := benchLog(b, batch, (128<<20)/len(batch))
 	leo := l.LogEndOffset()
 	buf := make([]byte, 0, 2<<20)
 	rng := rand.New(rand.NewPCG(1, 2))
@@ -151,17 +157,8 @@ func BenchmarkRead(b *testing.B) {
 // gets, "file" the offset index and batch headers read back with pread,
 // which every read used before and reads older than the tail still use.
 func BenchmarkTailRead(b *testing.B) {
-	l, err := Open(b.TempDir(), benchConfig(), Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer l.Close()
 	batch := benchBatch(b, batchOpts{})
-	for range 1024 {
-		if _, err := l.AppendAsLeader(batch, 1); err != nil {
-			b.Fatal(err)
-		}
-	}
+	l := benchLog(b, batch, 1024)
 	per := int64(parseHeader(batch).lastDelta) + 1
 	leo := l.LogEndOffset()
 	hw := leo - 4*per
