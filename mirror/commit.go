@@ -211,6 +211,7 @@ func (w *Worker) account(ps *partState, n, bytes int, latency time.Duration) {
 			records: w.m.records.WithLabelValues(lv...),
 			bytes:   w.m.bytes.WithLabelValues(lv...),
 			latency: w.m.latency.WithLabelValues(w.flow.Name(), ps.topic),
+			recent:  w.m.recentLatency.WithLabelValues(w.flow.Name()),
 			age:     w.m.recordAge.WithLabelValues(lv...),
 		}
 	}
@@ -221,6 +222,7 @@ func (w *Worker) account(ps *partState, n, bytes int, latency time.Duration) {
 	ps.m.records.Add(float64(n))
 	ps.m.bytes.Add(float64(bytes))
 	ps.m.latency.Observe(max(ps.lastLatency, 0).Seconds())
+	ps.m.recent.Observe(max(ps.lastLatency, 0).Seconds())
 	ps.m.age.Set(max(ps.lastLatency, 0).Seconds())
 }
 

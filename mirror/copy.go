@@ -66,9 +66,9 @@ type partState struct {
 
 // partMetrics are one partition's metric children.
 type partMetrics struct {
-	records, bytes prometheus.Counter
-	latency        prometheus.Observer
-	age            prometheus.Gauge
+	records, bytes  prometheus.Counter
+	latency, recent prometheus.Observer
+	age             prometheus.Gauge
 }
 
 // position is the next offset to copy, as far as lag is concerned: before

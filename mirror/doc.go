@@ -198,7 +198,10 @@
 // and, where per partition, topic (source-side name) and partition:
 // kdr_mirror_records_total, kdr_mirror_bytes_total,
 // kdr_mirror_replication_latency_seconds (histogram per topic: source
-// timestamp to target acknowledgement), kdr_mirror_record_age_seconds,
+// timestamp to target acknowledgement),
+// kdr_mirror_replication_latency_recent_seconds (the same over the last
+// minute, a summary per flow with quantiles 0.5 and 0.99, for kdr status),
+// kdr_mirror_record_age_seconds,
 // kdr_mirror_lag_records, kdr_mirror_lag_seconds,
 // kdr_mirror_offset_syncs_total, kdr_mirror_records_skipped_total{reason},
 // kdr_mirror_errors_total{kind}, kdr_mirror_assigned_partitions,

@@ -3,6 +3,7 @@ package mirror
 import (
 	"errors"
 	"strconv"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -27,21 +28,23 @@ const (
 // topic (the source topic), partition. The latency histogram is per topic
 // only, to keep the series count down.
 type metrics struct {
-	flow        string
-	records     *prometheus.CounterVec
-	forwarded   *prometheus.CounterVec
-	bytes       *prometheus.CounterVec
-	skipped     *prometheus.CounterVec
-	latency     *prometheus.HistogramVec
-	recordAge   *prometheus.GaugeVec
-	lagRecords  *prometheus.GaugeVec
-	lagSeconds  *prometheus.GaugeVec
-	offsetSyncs *prometheus.CounterVec
-	errors      *prometheus.CounterVec
-	assigned    *prometheus.GaugeVec
-	heartbeats  *prometheus.CounterVec
-	deleted     *prometheus.CounterVec
-	aclsCreated *prometheus.CounterVec
+	flow      string
+	records   *prometheus.CounterVec
+	forwarded *prometheus.CounterVec
+	bytes     *prometheus.CounterVec
+	skipped   *prometheus.CounterVec
+	latency   *prometheus.HistogramVec
+	// recentLatency is latency over a sliding minute, per flow.
+	recentLatency *prometheus.SummaryVec
+	recordAge     *prometheus.GaugeVec
+	lagRecords    *prometheus.GaugeVec
+	lagSeconds    *prometheus.GaugeVec
+	offsetSyncs   *prometheus.CounterVec
+	errors        *prometheus.CounterVec
+	assigned      *prometheus.GaugeVec
+	heartbeats    *prometheus.CounterVec
+	deleted       *prometheus.CounterVec
+	aclsCreated   *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer, flow string) *metrics {
@@ -65,6 +68,16 @@ func newMetrics(reg prometheus.Registerer, flow string) *metrics {
 			Help:    "Time from a record's source timestamp (create or append time) to the target's acknowledgement of its copy.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 18), // 1 ms to ~2 min
 		}, []string{"flow", "topic"})),
+		// The histogram holds everything since the worker started, so a
+		// start-up catch-up dominates its p99 for many minutes; kdr status
+		// shows this window instead.
+		recentLatency: register(reg, prometheus.NewSummaryVec(prometheus.SummaryOpts{
+			Name:       "kdr_mirror_replication_latency_recent_seconds",
+			Help:       "kdr_mirror_replication_latency_seconds over the last minute only (six 10 s age buckets), as its median and p99; NaN when nothing was copied in that minute.",
+			Objectives: map[float64]float64{0.5: 0.01, 0.99: 0.001},
+			MaxAge:     time.Minute,
+			AgeBuckets: 6,
+		}, []string{"flow"})),
 		recordAge:   gauge("kdr_mirror_record_age_seconds", "Age of the last record copied, at its acknowledgement.", tp...),
 		lagRecords:  gauge("kdr_mirror_lag_records", "Source high watermark minus the next offset to copy.", tp...),
 		lagSeconds:  gauge("kdr_mirror_lag_seconds", "Age of the oldest source record not yet copied; 0 when caught up.", tp...),
@@ -82,6 +95,7 @@ func newMetrics(reg prometheus.Registerer, flow string) *metrics {
 		m.errors.WithLabelValues(flow, k)
 	}
 	m.assigned.WithLabelValues(flow).Set(0)
+	m.recentLatency.WithLabelValues(flow)
 	m.heartbeats.WithLabelValues(flow)
 	m.deleted.WithLabelValues(flow)
 	m.aclsCreated.WithLabelValues(flow)

@@ -14,11 +14,18 @@ import (
 )
 
 // LatencyMetric is the mirror's replication latency histogram (see
-// mirror/metrics.go).
-const LatencyMetric = "kdr_mirror_replication_latency_seconds"
+// mirror/metrics.go), RecentLatencyMetric the same latency over the last
+// minute as a summary.
+const (
+	LatencyMetric       = "kdr_mirror_replication_latency_seconds"
+	RecentLatencyMetric = "kdr_mirror_replication_latency_recent_seconds"
+)
 
-// p99 fetches the flow's workers' metrics and returns the p99 of their
-// merged latency histogram, or nil when none answered with observations.
+// p99 fetches the flow's workers' metrics and returns their replication
+// latency p99 over the last minute: the highest of the workers' (a summary's
+// quantiles do not merge), or nil when none copied anything in that minute.
+// Workers without the summary (older binaries) give the p99 of their merged
+// histograms since they started. nil too when no worker answered.
 func p99(ctx context.Context, opts Options, flow string) *float64 {
 	urls := opts.WorkerMetrics[flow]
 	if len(urls) == 0 {
@@ -28,23 +35,39 @@ func p99(ctx context.Context, opts Options, flow string) *float64 {
 	if hc == nil {
 		hc = &http.Client{Timeout: opts.timeout()}
 	}
-	var mu sync.Mutex
-	merged := Histogram{}
+	var (
+		mu         sync.Mutex
+		merged     = Histogram{}
+		recent     *float64
+		haveRecent bool // some worker exposes the summary
+	)
 	var wg sync.WaitGroup
 	for _, u := range urls {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			h, err := fetchHistogram(ctx, hc, u, flow)
+			samples, err := fetchSamples(ctx, hc, u)
 			if err != nil {
 				return // a worker that is down has no latency to add
 			}
+			match := map[string]string{"flow": flow}
+			h, herr := histogramOf(samples, LatencyMetric, match)
+			q, present := recentQuantile(samples, flow, "0.99")
 			mu.Lock()
-			merged.Add(h)
-			mu.Unlock()
+			defer mu.Unlock()
+			if herr == nil {
+				merged.Add(h)
+			}
+			haveRecent = haveRecent || present
+			if present && !math.IsNaN(q) && (recent == nil || q > *recent) {
+				recent = &q
+			}
 		}()
 	}
 	wg.Wait()
+	if haveRecent {
+		return recent
+	}
 	q, ok := merged.Quantile(0.99)
 	if !ok {
 		return nil
@@ -52,7 +75,7 @@ func p99(ctx context.Context, opts Options, flow string) *float64 {
 	return &q
 }
 
-func fetchHistogram(ctx context.Context, hc *http.Client, url, flow string) (Histogram, error) {
+func fetchSamples(ctx context.Context, hc *http.Client, url string) ([]promtext.Sample, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return nil, err
@@ -65,7 +88,23 @@ func fetchHistogram(ctx context.Context, hc *http.Client, url, flow string) (His
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("%s: %s", url, resp.Status)
 	}
-	return ParseHistogram(resp.Body, LatencyMetric, map[string]string{"flow": flow})
+	samples, err := promtext.Parse(resp.Body)
+	if err != nil {
+		return nil, fmt.Errorf("status: %w", err)
+	}
+	return samples, nil
+}
+
+// recentQuantile is the flow's RecentLatencyMetric quantile q ("0.99"), and
+// whether the worker exposes it at all (NaN when it copied nothing in the
+// last minute).
+func recentQuantile(samples []promtext.Sample, flow, q string) (float64, bool) {
+	for _, s := range samples {
+		if s.Name == RecentLatencyMetric && s.Labels["flow"] == flow && s.Labels["quantile"] == q {
+			return s.Value, true
+		}
+	}
+	return math.NaN(), false
 }
 
 // Histogram is a cumulative Prometheus histogram: bucket upper bound (le,
@@ -125,6 +164,12 @@ func ParseHistogram(r io.Reader, name string, match map[string]string) (Histogra
 	if err != nil {
 		return nil, fmt.Errorf("status: %w", err)
 	}
+	return histogramOf(samples, name, match)
+}
+
+// histogramOf sums the buckets of histogram name over the samples whose
+// labels include match.
+func histogramOf(samples []promtext.Sample, name string, match map[string]string) (Histogram, error) {
 	h := Histogram{}
 	for _, s := range samples {
 		if s.Name != name+"_bucket" || !matches(s.Labels, match) {

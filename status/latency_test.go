@@ -1,9 +1,14 @@
 package status
 
 import (
+	"context"
+	"io"
 	"math"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 )
 
 const exposition = `# HELP kdr_mirror_replication_latency_seconds Time from ...
@@ -51,5 +56,43 @@ func TestStatusLatencyHistogram(t *testing.T) {
 	}
 	if _, ok := (Histogram{math.Inf(1): 0}).Quantile(0.99); ok {
 		t.Fatal("empty histogram has a quantile")
+	}
+}
+
+// TestStatusLatencyRecent: the p99 is the highest of the workers' last-minute
+// summaries, not their histograms since start; a worker that copied nothing
+// in that minute (NaN) adds nothing; without any summary the histogram
+// serves.
+func TestStatusLatencyRecent(t *testing.T) {
+	serve := func(body string) string {
+		s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, body) }))
+		t.Cleanup(s.Close)
+		return s.URL + "/metrics"
+	}
+	summary := func(p99 string) string {
+		return "# TYPE " + RecentLatencyMetric + " summary\n" +
+			RecentLatencyMetric + `{flow="east->west",quantile="0.5"} 0.001` + "\n" +
+			RecentLatencyMetric + `{flow="east->west",quantile="0.99"} ` + p99 + "\n" +
+			RecentLatencyMetric + `{flow="west->east",quantile="0.99"} 9` + "\n" +
+			RecentLatencyMetric + `_sum{flow="east->west"} 1` + "\n" +
+			RecentLatencyMetric + `_count{flow="east->west"} 10` + "\n"
+	}
+	// The histogram since start says seconds (a start-up catch-up).
+	slow := "# TYPE " + LatencyMetric + " histogram\n" +
+		LatencyMetric + `_bucket{flow="east->west",topic="t",le="4"} 0` + "\n" +
+		LatencyMetric + `_bucket{flow="east->west",topic="t",le="8"} 100` + "\n" +
+		LatencyMetric + `_bucket{flow="east->west",topic="t",le="+Inf"} 100` + "\n"
+	ctx := context.Background()
+	p := func(urls ...string) *float64 {
+		return p99(ctx, Options{Timeout: time.Second, WorkerMetrics: map[string][]string{"east->west": urls}}, "east->west")
+	}
+	if got := p(serve(slow+summary("0.012")), serve(summary("0.034")), serve(summary("NaN"))); got == nil || *got != 0.034 {
+		t.Fatalf("p99 %v, want the highest recent one, 0.034", got)
+	}
+	if got := p(serve(slow + summary("NaN"))); got != nil {
+		t.Fatalf("p99 %v for a flow that copied nothing in the last minute, want none", *got)
+	}
+	if got := p(serve(slow)); got == nil || *got < 4 || *got > 8 {
+		t.Fatalf("p99 %v without a summary, want the histogram's, in (4, 8]", got)
 	}
 }

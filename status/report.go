@@ -77,9 +77,12 @@ type Flow struct {
 	// watermark minus the workers' committed offset (or minus the log
 	// start when nothing is committed); -1 when unknown.
 	LagRecords int64 `json:"lag_records"`
-	// ReplicationLatencyP99Seconds is the p99 of the workers'
-	// kdr_mirror_replication_latency_seconds histogram since they started,
-	// when their metrics endpoints are known and have observations.
+	// ReplicationLatencyP99Seconds is the workers' replication latency
+	// p99 over the last minute (the highest of their
+	// kdr_mirror_replication_latency_recent_seconds), when their metrics
+	// endpoints are known and they copied something in that minute;
+	// workers without that summary give the p99 of their histogram since
+	// they started.
 	ReplicationLatencyP99Seconds *float64 `json:"replication_latency_p99_seconds,omitempty"`
 	Healthy                      bool     `json:"healthy"`
 	Error                        string   `json:"error,omitempty"`
