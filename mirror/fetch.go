@@ -53,8 +53,8 @@ func (w *Worker) fetchLoop(ctx context.Context) {
 	inflight := map[int32]bool{}
 	busy := map[int32]bool{} // the last fetch from the broker brought records
 	type fetched struct {
-		id    int32
-		bytes int
+		id      int32
+		batches int
 	}
 	done := make(chan fetched)
 	defer func() {
@@ -108,7 +108,7 @@ func (w *Worker) fetchLoop(ctx context.Context) {
 		case <-ctx.Done():
 		case f := <-done:
 			delete(inflight, f.id)
-			busy[f.id] = f.bytes > 0
+			busy[f.id] = f.batches > 0
 		case <-w.fetchWake:
 		case <-t.C:
 		}
@@ -184,7 +184,8 @@ func (w *Worker) startFetch(parts []*partState) []fetchPos {
 }
 
 // fetchFrom sends one fetch to broker id, answered once it has minBytes or
-// after wait, queues what it returns and says how many bytes that was.
+// after wait, queues what it returns and says how many record batches that
+// was.
 func (w *Worker) fetchFrom(ctx context.Context, id int32, parts []fetchPos, room, minBytes int32, wait time.Duration) int {
 	req := kmsg.NewPtrFetchRequest()
 	req.ReplicaID = -1

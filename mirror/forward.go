@@ -174,6 +174,8 @@ func (v *batchView) toRaw() *rawBatch {
 // for the target to judge, and ok false.
 func withCreateTime(batch []byte, ts int64) (out []byte, ok bool) {
 	count := int32(binary.BigEndian.Uint32(batch[offBatchCount:]))
+	// Every record is checked before any is moved: a rewrite stopped half
+	// way could not be undone.
 	if !walkRecords(batch[batchHeaderLen:], count, func(recordHead) bool { return true }) {
 		return batch, false
 	}

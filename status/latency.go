@@ -3,7 +3,6 @@ package status
 import (
 	"context"
 	"fmt"
-	"io"
 	"math"
 	"net/http"
 	"slices"
@@ -155,16 +154,6 @@ func (h Histogram) Quantile(q float64) (float64, bool) {
 		lower, below = le, n
 	}
 	return bounds[len(bounds)-1], true
-}
-
-// ParseHistogram reads Prometheus text exposition and sums the buckets of
-// histogram name over every series whose labels include match.
-func ParseHistogram(r io.Reader, name string, match map[string]string) (Histogram, error) {
-	samples, err := promtext.Parse(r)
-	if err != nil {
-		return nil, fmt.Errorf("status: %w", err)
-	}
-	return histogramOf(samples, name, match)
 }
 
 // histogramOf sums the buckets of histogram name over the samples whose

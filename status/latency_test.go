@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kdr-io/kdr/internal/promtext"
 )
 
 const exposition = `# HELP kdr_mirror_replication_latency_seconds Time from ...
@@ -29,7 +31,11 @@ kdr_mirror_replication_latency_seconds_bucket_other 3
 `
 
 func TestStatusLatencyHistogram(t *testing.T) {
-	h, err := ParseHistogram(strings.NewReader(exposition), LatencyMetric, map[string]string{"flow": "east->west"})
+	samples, err := promtext.Parse(strings.NewReader(exposition))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := histogramOf(samples, LatencyMetric, map[string]string{"flow": "east->west"})
 	if err != nil {
 		t.Fatal(err)
 	}

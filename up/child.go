@@ -141,12 +141,12 @@ func lastLogLine(path string) string {
 		return ""
 	}
 	defer f.Close()
-	const window = 4096
-	buf := make([]byte, window)
 	st, err := f.Stat()
 	if err != nil {
 		return ""
 	}
+	const window = 4096
+	buf := make([]byte, window)
 	n, _ := f.ReadAt(buf, max(st.Size()-window, 0))
 	lines := strings.Split(string(buf[:n]), "\n")
 	for i := len(lines) - 1; i >= 0; i-- {
@@ -155,7 +155,7 @@ func lastLogLine(path string) string {
 			continue
 		}
 		if len(l) > 300 {
-			l = l[:300] + "…"
+			l = strings.ToValidUTF8(l[:300], "") + "…" // the cut may split a character
 		}
 		return l
 	}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/kdr-io/kdr/internal/kdrtest"
 )
@@ -72,13 +73,24 @@ func TestLastLogLine(t *testing.T) {
 	if got := lastLogLine(p); got != "" {
 		t.Fatalf("missing file: %q", got)
 	}
+	write := func(s string) {
+		t.Helper()
+		if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	long := strings.Repeat("x", 5000)
-	os.WriteFile(p, []byte("a\n"+long+"\nthe reason\n\n"+startMarker+" starting b at now\n"), 0o644)
+	write("a\n" + long + "\nthe reason\n\n" + startMarker + " starting b at now\n")
 	if got := lastLogLine(p); got != "the reason" {
 		t.Fatalf("got %q, want the last line before kdr up's marker", got)
 	}
-	os.WriteFile(p, []byte("a\n"+long+"\n"), 0o644)
+	write("a\n" + long + "\n")
 	if got := lastLogLine(p); len(got) != 300+len("…") || !strings.HasPrefix(got, "xxx") {
 		t.Fatalf("long line: %d bytes", len(got))
+	}
+	// A cut through a character leaves no broken one behind.
+	write("x" + strings.Repeat("é", 200) + "\n") // byte 300 is the first of an é
+	if got := lastLogLine(p); !utf8.ValidString(got) || got != "x"+strings.Repeat("é", 149)+"…" {
+		t.Fatalf("cut inside a character: %q", got)
 	}
 }

@@ -173,8 +173,12 @@ func BenchmarkTailRead(b *testing.B) {
 	b.Run("tail", func(b *testing.B) {
 		b.ReportAllocs()
 		for i := range b.N {
-			if _, _, ok := s.tail.span(offsets[i%len(offsets)], 1<<20, hw, true); !ok {
-				b.Fatal("the tail has no answer")
+			off := offsets[i%len(offsets)]
+			if !s.tail.covers(off) {
+				b.Fatal("the tail does not cover", off)
+			}
+			if _, _, found, err := (batches{s: s, inTail: true}).span(off, 1<<20, hw, true); err != nil || !found {
+				b.Fatal(found, err)
 			}
 		}
 	})
@@ -183,7 +187,7 @@ func BenchmarkTailRead(b *testing.B) {
 		b.ReportAllocs()
 		for i := range b.N {
 			r := newFileReader(s.f, s.size, 4096, buf)
-			if _, _, found, err := s.span(r, offsets[i%len(offsets)], 1<<20, hw, true); err != nil || !found {
+			if _, _, found, err := (batches{s: s, r: r}).span(offsets[i%len(offsets)], 1<<20, hw, true); err != nil || !found {
 				b.Fatal(found, err)
 			}
 			buf = r.buf[:0]

@@ -109,13 +109,10 @@ func (l *Log) Read(offset int64, maxBytes int32, maxOffset int64, minOneBatch bo
 // readSegment is Read within one segment; it returns nil, nil when no
 // batch of s ends at or after offset.
 func (l *Log) readSegment(s *segment, r *fileReader, offset int64, maxBytes int32, maxOffset int64, minOneBatch bool) (*FileSlice, error) {
-	pos, stop, ok := s.tail.span(offset, maxBytes, maxOffset, minOneBatch)
-	if !ok {
-		var found bool
-		var err error
-		if pos, stop, found, err = s.span(r, offset, maxBytes, maxOffset, minOneBatch); err != nil || !found {
-			return nil, err
-		}
+	bs := batches{s: s, r: r, inTail: s.tail.covers(offset)}
+	pos, stop, found, err := bs.span(offset, maxBytes, maxOffset, minOneBatch)
+	if err != nil || !found {
+		return nil, err
 	}
 	if stop == pos {
 		return &FileSlice{}, nil
@@ -129,22 +126,51 @@ func (l *Log) readSegment(s *segment, r *fileReader, offset int64, maxBytes int3
 	return &FileSlice{f: f, pos: pos, size: stop - pos, rd: &s.rd, gen: gen}, nil
 }
 
-// span finds readSegment's byte range [start, stop) through the offset index
-// and the batch headers in the file; found is false when no batch of s ends
-// at or after offset.
-func (s *segment) span(r *fileReader, offset int64, maxBytes int32, maxOffset int64, minOneBatch bool) (start, stop int64, found bool, err error) {
-	pos, h, found, err := s.locate(r, offset)
+// batches locates a segment's batches for a read: from the active
+// segment's tail in memory when it covers the read (inTail), otherwise
+// through the offset index and the batch headers in the file, read with r.
+type batches struct {
+	s      *segment
+	r      *fileReader
+	inTail bool
+}
+
+// first returns the first batch whose last offset is >= off: its position,
+// size and last offset; ok is false when every batch ends before off.
+func (b batches) first(off int64) (pos, size, last int64, ok bool, err error) {
+	if b.inTail {
+		return b.s.tail.first(off)
+	}
+	pos, h, ok, err := b.s.locate(b.r, off)
+	return pos, h.size(), h.lastOffset(), ok, err
+}
+
+// boundary returns the end of the last whole batch in [from, limit], or
+// from when the batch at from does not end by limit.
+func (b batches) boundary(from, limit int64) (int64, error) {
+	if b.inTail {
+		return b.s.tail.boundary(from, limit), nil
+	}
+	return b.s.lastBoundary(b.r, from, limit)
+}
+
+// span is a read's byte range [start, stop): from the first batch ending at
+// or after offset, whole batches within maxBytes, none holding maxOffset or
+// beyond, and the first batch alone if nothing fits and minOneBatch is set.
+// found is false when no batch ends at or after offset.
+func (b batches) span(offset int64, maxBytes int32, maxOffset int64, minOneBatch bool) (start, stop int64, found bool, err error) {
+	pos, first, last, found, err := b.first(offset)
 	if err != nil || !found {
 		return 0, 0, false, err
 	}
-	if h.lastOffset() >= maxOffset {
+	if last >= maxOffset {
 		return pos, pos, true, nil
 	}
-	end := s.size
-	if maxOffset < s.next {
+	end := b.s.size
+	if maxOffset < b.s.next {
 		// maxOffset is a batch boundary; the batch holding it starts
 		// where the readable part ends.
-		p, _, ok, err := s.locate(r, maxOffset)
+		p, _, _, ok, err := b.first(maxOffset)
 		if err != nil {
 			return 0, 0, false, err
 		}
@@ -154,12 +180,12 @@ func (s *segment) span(r *fileReader, offset int64, maxBytes int32, maxOffset in
 	}
 	stop = pos
 	if limit := min(pos+int64(maxBytes), end); limit > pos {
-		if stop, err = s.lastBoundary(r, pos, limit); err != nil {
+		if stop, err = b.boundary(pos, limit); err != nil {
 			return 0, 0, false, err
 		}
 	}
 	if stop == pos && minOneBatch {
-		stop = pos + h.size()
+		stop = pos + first
 	}
 	return pos, stop, true, nil
 }

@@ -44,42 +44,34 @@ func (t *batchTail) add(pos int64, h *header) {
 	t.start = (t.start + 1) % len(t.b)
 }
 
-// span is readSegment's answer from memory: the byte range [start, stop)
-// to return for a read at offset, or ok false when offset is older than
-// the tail (or past it). Its rules are readSegment's: the first batch with
-// an offset at or after offset, nothing holding maxOffset or beyond, whole
-// batches within maxBytes, the first batch alone with minOneBatch.
-func (t *batchTail) span(offset int64, maxBytes int32, maxOffset int64, minOneBatch bool) (start, stop int64, ok bool) {
+// covers reports whether the tail holds the batch a read at offset starts
+// with, and so every batch it may return.
+func (t *batchTail) covers(offset int64) bool {
 	n := t.len()
-	if n == 0 || offset < t.at(0).base {
-		return 0, 0, false
-	}
-	// The first batch ending at or after offset.
-	i := sort.Search(n, func(i int) bool { return t.at(i).last >= offset })
+	return n > 0 && offset >= t.at(0).base && offset <= t.at(n-1).last
+}
+
+// first is batches.first from memory, for an offset the tail covers.
+func (t *batchTail) first(off int64) (pos, size, last int64, ok bool, err error) {
+	n := t.len()
+	i := sort.Search(n, func(i int) bool { return t.at(i).last >= off })
 	if i == n {
-		return 0, 0, false
+		return 0, 0, 0, false, nil
 	}
-	first := t.at(i)
-	if first.last >= maxOffset {
-		return first.pos, first.pos, true
-	}
-	// The batch holding maxOffset (if any) starts where the readable part
-	// ends.
-	end := t.at(n-1).pos + t.at(n-1).size
-	if j := sort.Search(n-i, func(k int) bool { return t.at(i+k).last >= maxOffset }); j < n-i {
-		end = t.at(i + j).pos
-	}
-	limit := min(first.pos+int64(maxBytes), end)
-	stop = first.pos
-	for k := i; k < n; k++ {
+	e := t.at(i)
+	return e.pos, e.size, e.last, true, nil
+}
+
+// boundary is batches.boundary from memory: from is a batch the tail holds.
+func (t *batchTail) boundary(from, limit int64) int64 {
+	n := t.len()
+	stop := from
+	for k := sort.Search(n, func(i int) bool { return t.at(i).pos >= from }); k < n; k++ {
 		e := t.at(k)
 		if e.pos+e.size > limit {
 			break
 		}
 		stop = e.pos + e.size
 	}
-	if stop == first.pos && minOneBatch {
-		stop = first.pos + first.size
-	}
-	return first.pos, stop, true
+	return stop
 }
