@@ -59,10 +59,15 @@ func measureLatency(ctx context.Context, p benchkit.Producer, srcSeeds, dstSeeds
 	defer prod.Close()
 
 	var (
-		mu       sync.Mutex
-		from     time.Time // records stamped before this are the warm-up record
-		timed    time.Time // records stamped before this (and from from) are the warm-up at the rate
-		lat      []time.Duration
+		mu    sync.Mutex
+		from  time.Time // records stamped before this are the warm-up record
+		timed time.Time // records stamped before this (and from from) are the warm-up at the rate
+		// lat holds every timed record's latency, sized up front: growing it
+		// while consuming copied tens of MB under mu, on fresh pages, and
+		// each copy stalled the consumer for up to 100 ms, which it then
+		// reported as the path's latency (at 1.25× the size each time, so
+		// at 13, 16, 20 and 25 s into the phase).
+		lat      = make([]time.Duration, 0, int(rate*d.Seconds())+1)
 		received int64
 		warm     = make(chan struct{})
 		warmOnce sync.Once
