@@ -110,6 +110,7 @@ func (b *Broker) brokerConfigEntries(names []string) []kmsg.DescribeConfigsRespo
 		{"socket.request.max.bytes", strconv.Itoa(int(c.Socket.MaxRequestBytes)), kmsg.ConfigTypeInt},
 		{"connections.max.idle.ms", ms(c.Socket.IdleTimeout), kmsg.ConfigTypeLong},
 		{"log.retention.check.interval.ms", ms(c.LogMaintenanceInterval), kmsg.ConfigTypeLong},
+		{"log.writeback.bytes", strconv.FormatInt(c.LogWritebackBytes, 10), kmsg.ConfigTypeLong},
 	}
 	for _, def := range topicConfigs {
 		all = append(all, struct {

@@ -17,6 +17,7 @@ import (
 	"github.com/kdr-io/kdr/broker/cluster/raftstore"
 	"github.com/kdr-io/kdr/broker/group"
 	"github.com/kdr-io/kdr/broker/replica"
+	"github.com/kdr-io/kdr/broker/storage"
 	"github.com/kdr-io/kdr/broker/wire"
 	"github.com/kdr-io/kdr/internal/obs"
 )
@@ -37,7 +38,8 @@ type Broker struct {
 	metrics *metrics
 
 	meta    cluster.Store
-	raft    *raftstore.Store // nil for a single broker
+	wb      *storage.Writeback // shared by the logs; nil when log.writeback.bytes is 0
+	raft    *raftstore.Store   // nil for a single broker
 	fetcher *replica.Fetcher
 	// epoch is the broker epoch of this broker's registration (0 until
 	// registered); stopHeartbeat ends its heartbeats.
@@ -103,6 +105,7 @@ func Start(cfg Config, opts Options) (_ *Broker, err error) {
 			b.Close()
 		}
 	}()
+	b.wb = storage.NewWriteback(cfg.LogWritebackBytes, b.log.With("component", "writeback"))
 	b.metrics = newMetrics(b)
 	if err := b.reg.Register(b.metrics); err != nil {
 		return nil, fmt.Errorf("registering metrics: %w", err)
@@ -305,6 +308,7 @@ func (b *Broker) Close() error {
 			delete(b.partitions, k)
 		}
 		b.mu.Unlock()
+		b.wb.Close()
 		b.closeErr = errors.Join(errs...)
 		b.log.Info("broker stopped")
 	})

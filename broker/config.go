@@ -46,6 +46,12 @@ type Config struct {
 	// LogMaintenanceInterval is log.retention.check.interval.ms: how often
 	// segments are rolled by age, retention applied, and compaction run.
 	LogMaintenanceInterval time.Duration
+	// LogWritebackBytes is log.writeback.bytes, kdr's own: after this many
+	// bytes are appended to a segment the broker asks the kernel to start
+	// writing them to disk, so that dirty pages do not pile up to the
+	// kernel's threshold and go out in one CPU-heavy burst (see
+	// storage.Writeback). 0 leaves it all to the kernel, as Kafka does.
+	LogWritebackBytes int64
 
 	// Replication and the metadata quorum.
 	Cluster ClusterConfig
@@ -81,6 +87,7 @@ func DefaultConfig() Config {
 		Log:                           storage.DefaultConfig(),
 		MinInsyncReplicas:             1,
 		LogMaintenanceInterval:        5 * time.Minute,
+		LogWritebackBytes:             1 << 20,
 		Cluster:                       DefaultClusterConfig(),
 		ReplicaLagTimeMax:             30 * time.Second,
 		ReplicaFetchWaitMax:           500 * time.Millisecond,
@@ -107,6 +114,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("min.insync.replicas=%d: must be at least 1", c.MinInsyncReplicas)
 	case c.LogMaintenanceInterval <= 0:
 		return fmt.Errorf("log.retention.check.interval.ms=%s: must be positive", c.LogMaintenanceInterval)
+	case c.LogWritebackBytes < 0:
+		return fmt.Errorf("log.writeback.bytes=%d: must be 0 (off) or more", c.LogWritebackBytes)
 	case c.ClusterID == "":
 		return fmt.Errorf("cluster id is empty: set --cluster-id")
 	case c.ReplicaLagTimeMax <= 0:

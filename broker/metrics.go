@@ -34,6 +34,9 @@ type metrics struct {
 	underMinISR     *prometheus.Desc
 	fetchLag        *prometheus.Desc
 	fetchLagTime    *prometheus.Desc
+	// Early writeback (log.writeback.bytes).
+	writebackBytes    *prometheus.Desc
+	writebackFailures *prometheus.Desc
 }
 
 func newMetrics(b *Broker) *metrics {
@@ -73,6 +76,10 @@ func newMetrics(b *Broker) *metrics {
 		leader:          prometheus.NewDesc("kdr_partition_is_leader", "1 when this broker leads the partition.", tp, nil),
 		partitions:      prometheus.NewDesc("kdr_broker_partitions", "Partition replicas hosted by this broker.", nil, nil),
 		topics:          prometheus.NewDesc("kdr_broker_topics", "Topics in the cluster metadata.", nil, nil),
+		writebackBytes: prometheus.NewDesc("kdr_broker_log_writeback_bytes_total",
+			"Appended log bytes handed to the kernel's writeback early (log.writeback.bytes).", nil, nil),
+		writebackFailures: prometheus.NewDesc("kdr_broker_log_writeback_failures_total",
+			"Early writeback ranges the kernel refused; those bytes are written back on the kernel's own schedule.", nil, nil),
 	}
 }
 
@@ -96,7 +103,7 @@ func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 	m.fencedRejections.Describe(ch)
 	m.fencedAllowed.Describe(ch)
 	for _, d := range []*prometheus.Desc{m.fenced, m.fenceEpoch, m.logEndOffset, m.logStartOffset, m.highWatermark, m.sizeBytes, m.leader, m.partitions, m.topics,
-		m.leaders, m.underReplicated, m.underMinISR, m.fetchLag, m.fetchLagTime} {
+		m.leaders, m.underReplicated, m.underMinISR, m.fetchLag, m.fetchLagTime, m.writebackBytes, m.writebackFailures} {
 		ch <- d
 	}
 }
@@ -109,6 +116,8 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	m.isrChanges.Collect(ch)
 	m.fencedRejections.Collect(ch)
 	m.fencedAllowed.Collect(ch)
+	ch <- prometheus.MustNewConstMetric(m.writebackBytes, prometheus.CounterValue, float64(m.b.wb.Bytes()))
+	ch <- prometheus.MustNewConstMetric(m.writebackFailures, prometheus.CounterValue, float64(m.b.wb.Failures()))
 	parts := m.b.allPartitions()
 	var leaders, under, underMin int
 	for _, p := range parts {

@@ -233,6 +233,7 @@ func (l *Log) write(buf []byte, first, last, leo, nowMs int64, follower bool) er
 		s.f.Truncate(pos)
 		return fmt.Errorf("storage: writing %s: %w", s.logPath(), err)
 	}
+	l.wb.offer(s, pos+int64(len(buf)))
 	epochBefore := l.epochs.latest()
 	l.mu.Lock()
 	interval := l.cfg.IndexIntervalBytes

@@ -21,6 +21,9 @@ type Options struct {
 	// Now is the clock for LogAppendTime, segment.ms, retention.ms and
 	// flush.ms; nil is time.Now. Tests inject a fake one.
 	Now func() time.Time
+	// Writeback, if set, starts the kernel's writeback of appended bytes
+	// early; shared by all of a broker's logs.
+	Writeback *Writeback
 }
 
 // Log is one partition's log. All methods are safe for concurrent use; the
@@ -30,7 +33,8 @@ type Log struct {
 	logger *slog.Logger
 	now    func() time.Time
 	dec    kgo.Decompressor
-	chunks sync.Pool // *[]byte, header-walk buffers for readers
+	wb     *Writeback // nil: the kernel alone decides when to write back
+	chunks sync.Pool  // *[]byte, header-walk buffers for readers
 
 	cleanMu sync.Mutex
 	writeMu sync.Mutex

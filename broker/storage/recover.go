@@ -29,7 +29,7 @@ func Open(dir string, cfg Config, opts Options) (*Log, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("storage: %w", err)
 	}
-	l := &Log{dir: dir, cfg: cfg, logger: opts.Logger, now: opts.Now, dec: kgo.DefaultDecompressor()}
+	l := &Log{dir: dir, cfg: cfg, logger: opts.Logger, now: opts.Now, dec: kgo.DefaultDecompressor(), wb: opts.Writeback}
 	if l.logger == nil {
 		l.logger = slog.New(slog.DiscardHandler)
 	}
@@ -60,6 +60,8 @@ func (l *Log) recover() error {
 	if err := l.openSegments(bases, clean, startCkpt, buf, nowMs); err != nil {
 		return err
 	}
+	// What the file held when it opened is the kernel's to write back.
+	l.active().handed = l.active().size
 	leo := l.leo()
 	l.logStart = l.segs[0].base
 	if hasStart && startCkpt > l.logStart {

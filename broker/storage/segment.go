@@ -25,6 +25,9 @@ type segment struct {
 	idx  segIndex
 	rd   descriptors // read descriptors kept for FileSlices
 	tail batchTail   // the latest batches, while the segment is active
+	// handed: bytes before it were handed to Writeback, or were in the file
+	// when it was opened.
+	handed int64
 }
 
 func (s *segment) logPath() string       { return offsetName(s.dir, s.base, logSuffix) }
@@ -215,6 +218,7 @@ func (s *segment) truncateAt(pos int64, buf []byte, interval int32, nowMs int64)
 		return fmt.Errorf("storage: truncating %s: %w", s.logPath(), err)
 	}
 	_, err := s.rescan(buf, interval, false, nowMs)
+	s.handed = min(s.handed, s.size)
 	return err
 }
 
