@@ -21,16 +21,47 @@ type LatencyResult struct {
 	Max            time.Duration
 }
 
-// ProduceAtRate produces rate records/s with cl for d and measures each
+// PacedRun is a paced produce run whose latencies are not summarised yet.
+// Sorting millions of them takes a core for most of a second: a caller
+// still timing what the records do next (the mirror bench waits for them
+// on the target) summarises only once that is over.
+type PacedRun struct {
+	Rate     float64 // target records/s
+	Produced ProduceResult
+	lat      []time.Duration // per acknowledged record, in no order
+}
+
+// Summary sorts the run's latencies into its percentiles.
+func (r PacedRun) Summary() LatencyResult {
+	res := LatencyResult{Rate: r.Rate, Produced: r.Produced}
+	slices.Sort(r.lat)
+	res.P50 = Percentile(r.lat, 0.50)
+	res.P99 = Percentile(r.lat, 0.99)
+	res.P999 = Percentile(r.lat, 0.999)
+	if len(r.lat) > 0 {
+		res.Max = r.lat[len(r.lat)-1]
+	}
+	return res
+}
+
+// ProduceAtRate is ProducePaced, summarised.
+func (p Producer) ProduceAtRate(ctx context.Context, cl *kgo.Client, rate float64, d time.Duration) (LatencyResult, error) {
+	run, err := p.ProducePaced(ctx, cl, rate, d)
+	return run.Summary(), err
+}
+
+// ProducePaced produces rate records/s with cl for d and measures each
 // record's latency from the Produce call to its promise. Every tick it
 // produces the records the schedule owes so far, so a slow tick is made up
 // for rather than lost; if the client falls behind, the achieved rate shows
 // it. cl should be warmed up (see WarmUp) and is left open.
-func (p Producer) ProduceAtRate(ctx context.Context, cl *kgo.Client, rate float64, d time.Duration) (LatencyResult, error) {
-	res := LatencyResult{Rate: rate}
+func (p Producer) ProducePaced(ctx context.Context, cl *kgo.Client, rate float64, d time.Duration) (PacedRun, error) {
+	run := PacedRun{Rate: rate}
 	var (
-		t   Tally
-		mu  sync.Mutex
+		t  Tally
+		mu sync.Mutex
+		// Sized up front: growing it would copy tens of MB inside a
+		// promise, stalling the client's acknowledgements.
 		lat = make([]time.Duration, 0, int(rate*d.Seconds())+1)
 	)
 	ticker := time.NewTicker(pacerTick)
@@ -61,16 +92,11 @@ func (p Producer) ProduceAtRate(ctx context.Context, cl *kgo.Client, rate float6
 		}
 	}
 	cl.Flush(ctx)
-	res.Produced = t.Result(time.Since(start))
-
-	slices.Sort(lat)
-	res.P50 = Percentile(lat, 0.50)
-	res.P99 = Percentile(lat, 0.99)
-	res.P999 = Percentile(lat, 0.999)
-	if len(lat) > 0 {
-		res.Max = lat[len(lat)-1]
-	}
-	return res, ctx.Err()
+	run.Produced = t.Result(time.Since(start))
+	mu.Lock()
+	run.lat = lat
+	mu.Unlock()
+	return run, ctx.Err()
 }
 
 // Percentile is the nearest-rank percentile p of sorted durations: always a
