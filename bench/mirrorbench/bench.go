@@ -27,6 +27,9 @@ const (
 	// pipeLatTopic is paced through the pipe for its latency, to
 	// pipe.<pipeLatTopic> on the target; the mirror does not copy it.
 	pipeLatTopic = "pipelat"
+	// hopTopic is paced on the source and read back from the source: one
+	// broker, no copy, the floor for the copies' latency.
+	hopTopic = "onehop"
 )
 
 // remote is topic's name on the target under the run's --naming.
@@ -46,6 +49,7 @@ type results struct {
 	mem      memSamples
 	latency  latencyRun
 	pipeLat  latencyRun // the same rate through the pipe, or zero
+	hopLat   latencyRun // the same rate into and out of the source alone, or zero
 	latRate  float64
 	sustain  sustainRun
 	profile  string // go tool pprof -top of the mirror, or ""
@@ -131,6 +135,13 @@ func bench(ctx context.Context, o options, args []string) error {
 		r.pipeLat, err = pipeLatency(ctx, o, src, dst, srcAdm, dstAdm, p, r.latRate)
 		if err != nil {
 			r.notef("pipe latency phase: %v", err)
+		}
+	}
+	if o.hopLatency && r.latRate >= 1 && r.latency.received > 0 {
+		syscall.Sync()
+		r.hopLat, err = hopLatency(ctx, o, src, srcAdm, p, r.latRate)
+		if err != nil {
+			r.notef("one-hop latency phase: %v", err)
 		}
 	}
 
@@ -306,6 +317,20 @@ func pipeLatency(ctx context.Context, o options, src, dst *benchkit.Process, src
 		err = perr
 	}
 	return run, err
+}
+
+// hopLatency paces rate records/s into the source and reads them back from
+// the source, with nothing copying: what one broker, the paced producer and
+// the latency consumer cost and take on this machine at that rate, without
+// the second broker and the copier of the other phases.
+func hopLatency(ctx context.Context, o options, src *benchkit.Process, srcAdm *kadm.Client, p benchkit.Producer, rate float64) (latencyRun, error) {
+	if err := createTopic(ctx, srcAdm, hopTopic, o.Partitions, "message.timestamp.type", "LogAppendTime"); err != nil {
+		return latencyRun{}, err
+	}
+	logf("latency: %.0f records/s for %v into and out of the source alone", rate, o.Duration)
+	return measureLatency(ctx, p, []string{src.Addr}, []string{src.Addr}, hopTopic, hopTopic, rate, o.latWarmup, o.Duration,
+		benchkit.Named{Name: "source broker", Pid: src.Pid()},
+		benchkit.Named{Name: "this bench process (paced producer, latency consumer)", Pid: os.Getpid()})
 }
 
 // profileMirror takes a CPU profile of the mirror from 1 s into the copy

@@ -19,7 +19,9 @@
 //     batch to the same partition with acks=all and idempotency, flush per
 //     poll), measured the same way, with this process's CPU: first its
 //     latency at the mirror's paced rate (the mirror stopped), then its
-//     backlog copy.
+//     backlog copy;
+//   - between the two, the floor: the same rate produced to the source and
+//     read back from it, nothing copied (--hop-latency).
 //
 // Each latency phase also reports how busy the machine's CPUs were and the
 // cores each process used: every process shares this machine, so a tail
@@ -52,6 +54,7 @@ type options struct {
 	liveFor     time.Duration // each step of the sustained maximum
 	naming      string        // the mirror's --naming
 	pipeLatency bool          // also pace the latency phase's rate through the pipe
+	hopLatency  bool          // also pace it into and out of the source alone
 }
 
 // parseFlags defines mirrorbench's flags on fs and parses args with it.
@@ -71,6 +74,7 @@ func parseFlags(fs *flag.FlagSet, args []string) (options, error) {
 	fs.DurationVar(&o.latWarmup, "latency-warmup", 3*time.Second, "how long the paced producer runs at the rate before its records are timed (their worst is reported apart)")
 	fs.StringVar(&o.naming, "naming", "prefix", "the mirror's --naming: prefix or identity (identity rewrites each forwarded batch with the provenance hop)")
 	fs.BoolVar(&o.pipeLatency, "pipe-latency", true, "also pace the latency phase's rate through the franz-go pipe (mirror stopped) and time it the same way")
+	fs.BoolVar(&o.hopLatency, "hop-latency", true, "also pace the latency phase's rate into the source and read it back from the source (one broker, nothing copied) and time it the same way: the floor for the copies")
 	fs.DurationVar(&o.liveFor, "sustain-step", 15*time.Second, "how long each rate is tried for the sustained maximum (as long as the latency phase: a shorter step passes rates the machine holds only until the kernel starts writing back what they wrote)")
 	if err := benchkit.Parse(fs, args); err != nil {
 		return o, err

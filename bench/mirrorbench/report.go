@@ -86,6 +86,12 @@ func writeReport(w io.Writer, o options, args []string, r results) {
 			pl.produced.Produced.Records, pl.received, ms(pl.p50), ms(pl.p99), ms(pl.max),
 			ratio(l.p99.Seconds(), pl.p99.Seconds()), ms(pl.produced.P99), msList(pl.worstBySecond), pl.load)
 	}
+	if hl := r.hopLat; hl.received > 0 {
+		fmt.Fprintf(w, "The same rate into the source and read back from it (one broker, nothing copied: the floor), timed the same way: "+
+			"%d produced, %d read, p50 %v, p99 %v, max %v (mirror / one hop p99: %s); worst per second %s; CPU: %s.  \n",
+			hl.produced.Produced.Records, hl.received, ms(hl.p50), ms(hl.p99), ms(hl.max),
+			ratio(l.p99.Seconds(), hl.p99.Seconds()), msList(hl.worstBySecond), hl.load)
+	}
 	fmt.Fprintf(w, "Mirror memory during the copy: VmRSS %s with %d records (%.2f GB) of lag at the first sample, "+
 		"peak sample %s (lag %d), VmHWM %s; after the paced phase %s. Goal < 256 MiB with 10 M records of lag — "+
 		"%s at %d records of lag (10 M is --records 10000000).\n",
