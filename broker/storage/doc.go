@@ -97,5 +97,7 @@
 // Compaction reads and rewrites inactive segments holding only cleanMu, and
 // takes writeMu and mu for the instant it swaps the cleaned files in, so
 // appends and reads continue while it runs. The Log starts no goroutines; the
-// broker drives time-based work by calling Maintain.
+// broker drives time-based work by calling Maintain, and may share one
+// Writeback among its logs, whose goroutine hands appended ranges to the
+// kernel's writeback (writeback.go).
 package storage

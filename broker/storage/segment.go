@@ -26,7 +26,7 @@ type segment struct {
 	rd   descriptors // read descriptors kept for FileSlices
 	tail batchTail   // the latest batches, while the segment is active
 	// handed: bytes before it were handed to Writeback, or were in the file
-	// when it was opened.
+	// when it was opened. Guarded by the log's writeMu alone.
 	handed int64
 }
 

@@ -92,15 +92,16 @@ func TestStorageWritebackOutlivesItsSegment(t *testing.T) {
 		t.Fatalf("%d ranges queued, want 1", len(w.jobs))
 	}
 	// The queue is full: the next range stays with the log.
-	l.mu.RLock()
+	l.writeMu.Lock()
 	handed := l.active().handed
-	l.mu.RUnlock()
+	l.writeMu.Unlock()
 	mustAppend(t, l, makeBatch(t, vals(3, "v"), batchOpts{}), 0)
-	l.mu.RLock()
-	if got := l.active().handed; got != handed {
+	l.writeMu.Lock()
+	got := l.active().handed
+	l.writeMu.Unlock()
+	if got != handed {
 		t.Fatalf("a range the full queue refused moved handed from %d to %d", handed, got)
 	}
-	l.mu.RUnlock()
 
 	j := <-w.jobs
 	w.jobs <- j
