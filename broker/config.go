@@ -115,7 +115,7 @@ func (c Config) Validate() error {
 	case c.LogMaintenanceInterval <= 0:
 		return fmt.Errorf("log.retention.check.interval.ms=%s: must be positive", c.LogMaintenanceInterval)
 	case c.LogWritebackBytes < 0:
-		return fmt.Errorf("log.writeback.bytes=%d: must be 0 (off) or more", c.LogWritebackBytes)
+		return fmt.Errorf("log.writeback.bytes=%d: must be a byte count such as 1048576, or 0 to leave writeback to the kernel (--log-writeback-bytes)", c.LogWritebackBytes)
 	case c.ClusterID == "":
 		return fmt.Errorf("cluster id is empty: set --cluster-id")
 	case c.ReplicaLagTimeMax <= 0:

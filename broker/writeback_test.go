@@ -2,8 +2,9 @@ package broker_test
 
 import (
 	"bytes"
-	"regexp"
+	"maps"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -12,17 +13,23 @@ import (
 
 	"github.com/kdr-io/kdr/broker"
 	"github.com/kdr-io/kdr/internal/kdrtest"
+	"github.com/kdr-io/kdr/internal/promtext"
 )
 
-// metricValue is the value of an unlabelled series in a /metrics text, or
-// -1 when it is absent.
-func metricValue(text, name string) float64 {
-	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + ` (\S+)$`).FindStringSubmatch(text)
-	if m == nil {
-		return -1
+// metricValue scrapes the /metrics at addr and returns the series name with
+// exactly labels, or -1 when it is absent.
+func metricValue(t *testing.T, addr, name string, labels map[string]string) float64 {
+	t.Helper()
+	samples, err := promtext.Parse(strings.NewReader(metricsText(t, addr)))
+	if err != nil {
+		t.Fatal(err)
 	}
-	v, _ := strconv.ParseFloat(m[1], 64)
-	return v
+	for _, s := range samples {
+		if s.Name == name && maps.Equal(s.Labels, labels) {
+			return s.Value
+		}
+	}
+	return -1
 }
 
 // TestBrokerWritebackHandsProducedBytes produces 2 MiB to a broker with
@@ -49,9 +56,8 @@ func TestBrokerWritebackHandsProducedBytes(t *testing.T) {
 	var handed, produced float64
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		text := metricsText(t, b.MetricsAddr())
-		handed = metricValue(text, "kdr_broker_log_writeback_bytes_total")
-		produced = metricValue(text, `kdr_topic_produced_bytes_total{topic="wb"}`)
+		handed = metricValue(t, b.MetricsAddr(), "kdr_broker_log_writeback_bytes_total", nil)
+		produced = metricValue(t, b.MetricsAddr(), "kdr_topic_produced_bytes_total", map[string]string{"topic": "wb"})
 		if produced >= records*16<<10 && handed > produced-every {
 			break
 		}
@@ -63,7 +69,7 @@ func TestBrokerWritebackHandsProducedBytes(t *testing.T) {
 	if handed > produced {
 		t.Fatalf("handed %.0f bytes, more than the %.0f produced", handed, produced)
 	}
-	if f := metricValue(metricsText(t, b.MetricsAddr()), "kdr_broker_log_writeback_failures_total"); f != 0 {
+	if f := metricValue(t, b.MetricsAddr(), "kdr_broker_log_writeback_failures_total", nil); f != 0 {
 		t.Fatalf("kdr_broker_log_writeback_failures_total %v", f)
 	}
 

@@ -136,7 +136,6 @@ func measureLatency(ctx context.Context, p benchkit.Producer, srcSeeds, dstSeeds
 		run.stallBySecond = run.stallBySecond[n:]
 	}
 	if err != nil {
-		run.produced = paced.Summary()
 		return run, err
 	}
 	// Wait for the tail, but not for records the source refused.
