@@ -337,17 +337,28 @@ func (w *Worker) commit(ctx context.Context, offs map[string]map[int32]kgo.Epoch
 		}
 	}
 	w.mu.Unlock()
+	if len(ok) > 0 {
+		w.m.commits.WithLabelValues(w.flow.Name()).Inc()
+	}
 	if failed != nil {
 		w.noteErr(KindCommit, fmt.Errorf("committing source positions of group %s: %w", w.flow.Group(), failed))
 	}
 }
 
-// commitLoop is the committer: it syncs and commits after every copy cycle
-// (the copy loop hands over through commitNow and goes on polling and
-// copying meanwhile) and retries every second while anything waits.
+// commitLoop is the committer: it syncs and commits what the copy cycles
+// settled (the copy loop hands over through commitNow and goes on polling
+// and copying meanwhile), at most once per CommitInterval, and retries every
+// second while anything waits.
+//
+// Each commit is two round trips to the source (the offset syncs, then the
+// positions) and, at 80 MB/s in cycles of a few hundred records, committing
+// after each of 160 cycles a second took a quarter of the mirror's CPU and
+// a fifth of the source broker's. Gathering them bounds that cost by time;
+// a crash re-copies at most what one interval copied, plus two cycles.
 func (w *Worker) commitLoop(ctx context.Context) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
+	var last time.Time
 	for {
 		select {
 		case <-ctx.Done():
@@ -355,6 +366,18 @@ func (w *Worker) commitLoop(ctx context.Context) {
 		case <-w.commitNow:
 		case <-t.C:
 		}
+		if wait := time.Until(last.Add(w.flow.CommitInterval)); wait > 0 {
+			// Cycles settled meanwhile join this commit. Run commits
+			// what is left when ctx ends.
+			pause := time.NewTimer(wait)
+			select {
+			case <-ctx.Done():
+				pause.Stop()
+				return
+			case <-pause.C:
+			}
+		}
+		last = time.Now()
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.flow.DeliveryTimeout)
 		w.syncAndCommit(cctx, nil)
 		cancel()

@@ -110,9 +110,17 @@ type Flow struct {
 
 	// BatchRecords bounds the records copied per cycle (default 10000). A
 	// cycle's records are produced and acknowledged together, then
-	// offset-synced and committed while the next cycle copies, so a crash
-	// re-copies at most twice this many records per worker.
+	// offset-synced and committed while the next cycle copies.
 	BatchRecords int
+	// CommitInterval is the shortest time between two commits of the
+	// workers' source positions, each preceded by the offset syncs of what
+	// it covers (MM2's offset.flush.interval.ms, 60 s there; default
+	// 100 ms). A crash re-copies at most what one interval copied plus two
+	// cycles. 0 commits after every cycle, holding the next cycle's
+	// hand-over while a commit is out, so that a crash re-copies at most
+	// two cycles (2 × BatchRecords records) per worker; each commit costs
+	// two round trips to the source.
+	CommitInterval time.Duration
 	// Compression of the batches sent to the target (compression.type of
 	// MM2's producer): "none" (default, as MM2), "gzip", "snappy", "lz4" or
 	// "zstd". Compressing spends the mirror's CPU to save bandwidth between
@@ -177,6 +185,7 @@ func DefaultFlow() Flow {
 		HeartbeatInterval:    time.Second,
 		SessionTimeout:       10 * time.Second,
 		BatchRecords:         10000,
+		CommitInterval:       100 * time.Millisecond,
 		Compression:          "none",
 		ForwardBatches:       true,
 		DeliveryTimeout:      30 * time.Second,
@@ -284,6 +293,9 @@ func (f Flow) Validate() error {
 	positive("CheckpointInterval", f.CheckpointInterval)
 	if f.HeartbeatInterval == 0 {
 		add(invalid("HeartbeatInterval", "0: must be positive, or negative to disable heartbeats"))
+	}
+	if f.CommitInterval < 0 {
+		add(invalid("CommitInterval", "%s: want 0 (after every cycle) or a positive duration", f.CommitInterval))
 	}
 	if f.ReplicationFactor < 0 {
 		add(invalid("ReplicationFactor", "%d: want 0 (the source's) or a positive count", f.ReplicationFactor))

@@ -264,9 +264,19 @@ func (w *Worker) cycle(ctx context.Context) {
 	}
 	// Hand the offset syncs and commit to the committer and go on copying:
 	// they cost two round trips to the source that the next cycle's records
-	// need not wait for. The hand-over blocks while the committer is busy,
-	// so at most one cycle's commit is outstanding (a crash re-copies at
-	// most two cycles).
+	// need not wait for.
+	if w.flow.CommitInterval > 0 {
+		// The committer gathers every cycle settled within an interval
+		// into one commit; the copy loop never waits for it.
+		select {
+		case w.commitNow <- struct{}{}:
+		default: // a hand-over is already pending
+		}
+		return
+	}
+	// Commits after every cycle: the hand-over blocks while the committer
+	// is busy, so at most one cycle's commit is outstanding (a crash
+	// re-copies at most two cycles).
 	select {
 	case w.commitNow <- struct{}{}:
 	case <-ctx.Done():

@@ -16,16 +16,22 @@
 //	    timestamp to the same partition of the remote topic
 //	  → flush the target producer (idempotent, acks=all, manual flushing)
 //	  → settle: the acknowledged prefix of each partition advances its position
-//	  → hand over to the committer, which, while the next cycle copies:
+//	  → hand over to the committer, which, while the next cycles copy, at
+//	    most once per CommitInterval (default 100 ms):
 //	      writes the offset syncs (mm2.OffsetSync, chosen by mirror/offsets)
-//	      to mm2-offset-syncs.<target>.internal, partition 0, on the source,
+//	      of every cycle settled since its last commit to
+//	      mm2-offset-syncs.<target>.internal, partition 0, on the source,
 //	      then commits the source positions they cover (the offset after
 //	      the last settled record)
 //	  → rebalances allowed (kgo.BlockRebalanceOnPoll)
 //
-// The hand-over waits while the committer is still busy with the previous
-// cycle, so at most one commit is outstanding; a revocation writes the
-// syncs and commits before letting go.
+// A commit is two round trips to the source; gathering the cycles of an
+// interval into one keeps that cost bounded by time rather than by the
+// number of cycles, which under a steady stream are many and small. With
+// CommitInterval 0 the committer commits after every cycle and the
+// hand-over waits while it is still busy with the previous one, so at most
+// one commit is outstanding. A revocation writes the syncs and commits
+// before letting go.
 //
 // The target producer sends uncompressed batches, as MM2's does by default:
 // the batch cap then matches the target's max.message.bytes check exactly,
@@ -82,9 +88,10 @@
 //
 // At least once. A position is committed only after the target acknowledged
 // every record before it and their offset syncs are written, so a crash
-// re-copies at most two cycles (the one whose commit was in flight and the
-// one settled after it, ≤ 2 × BatchRecords records): the target then holds those
-// records twice, never zero times. A restarted worker resumes exactly from
+// re-copies at most what the worker copied in one CommitInterval plus two
+// cycles (the one whose commit was in flight and the one settled after it,
+// ≤ 2 × BatchRecords records); with CommitInterval 0, at most those two
+// cycles. The target then holds those records twice, never zero times. A restarted worker resumes exactly from
 // the committed positions. Partitions are given up (revoked) only between
 // cycles, after a commit; partitions lost without one (the worker was
 // thrown out of the group) are re-copied by their next owner from the last

@@ -40,6 +40,7 @@ type metrics struct {
 	lagRecords    *prometheus.GaugeVec
 	lagSeconds    *prometheus.GaugeVec
 	offsetSyncs   *prometheus.CounterVec
+	commits       *prometheus.CounterVec
 	errors        *prometheus.CounterVec
 	assigned      *prometheus.GaugeVec
 	heartbeats    *prometheus.CounterVec
@@ -82,6 +83,7 @@ func newMetrics(reg prometheus.Registerer, flow string) *metrics {
 		lagRecords:  gauge("kdr_mirror_lag_records", "Source high watermark minus the next offset to copy.", tp...),
 		lagSeconds:  gauge("kdr_mirror_lag_seconds", "Age of the oldest source record not yet copied; 0 when caught up.", tp...),
 		offsetSyncs: counter("kdr_mirror_offset_syncs_total", "Offset syncs written to the source's mm2-offset-syncs topic.", tp...),
+		commits:     counter("kdr_mirror_commits_total", "Commits of the worker's source positions to its group, each after the offset syncs it covers (at most one per CommitInterval).", "flow"),
 		errors: counter("kdr_mirror_errors_total", "Errors by kind: source, target, too_large, topic, config, offset_sync, commit, heartbeat, topic_deleted, checkpoint, acl.",
 			"flow", "kind"),
 		assigned:    gauge("kdr_mirror_assigned_partitions", "Source partitions this worker copies.", "flow"),
@@ -97,6 +99,7 @@ func newMetrics(reg prometheus.Registerer, flow string) *metrics {
 	m.assigned.WithLabelValues(flow).Set(0)
 	m.recentLatency.WithLabelValues(flow)
 	m.heartbeats.WithLabelValues(flow)
+	m.commits.WithLabelValues(flow)
 	m.deleted.WithLabelValues(flow)
 	m.aclsCreated.WithLabelValues(flow)
 	return m

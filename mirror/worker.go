@@ -143,7 +143,7 @@ func New(flow Flow, opts Options) (*Worker, error) {
 		fetchWake:    make(chan struct{}, 1),
 		fetched:      make(chan struct{}, 1),
 		refreshNow:   make(chan struct{}, 1),
-		commitNow:    make(chan struct{}),
+		commitNow:    make(chan struct{}, 1),
 		parts:        map[topicPartition]*partState{},
 		topics:       map[string]*topicState{},
 		errs:         map[string]*ErrorStatus{},

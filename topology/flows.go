@@ -148,6 +148,9 @@ func (m MirrorSettings) apply(f *mirror.Flow) {
 	if m.BatchRecords != 0 {
 		f.BatchRecords = m.BatchRecords
 	}
+	if m.CommitInterval != 0 {
+		f.CommitInterval = m.CommitInterval
+	}
 	boolean := func(dst *bool, v *bool) {
 		if v != nil {
 			*dst = *v

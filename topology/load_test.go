@@ -130,6 +130,7 @@ replication:
       refreshInterval: 2s
       topics: "orders.*"
       workers: 3
+      commitInterval: 250ms
 mirror:
   refreshInterval: 1m
   heartbeatInterval: -1s
@@ -167,6 +168,7 @@ func TestTopologyParseDefaults(t *testing.T) {
 	want.Target.Brokers = []string{"kafka1.west:9092", "kafka2.west:9092"}
 	want.RefreshInterval = 2 * time.Second // the pattern's beats the topology's
 	want.HeartbeatInterval = -time.Second
+	want.CommitInterval = 250 * time.Millisecond
 	want.Naming, want.Topics, want.SyncTopicACLs = mirror.NamingIdentity, "orders.*", false
 	if !reflect.DeepEqual(flows[0].Flow, want) || flows[0].Workers != 3 {
 		t.Errorf("flow:\n got %+v (%d workers)\nwant %+v", flows[0].Flow, flows[0].Workers, want)

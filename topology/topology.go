@@ -164,6 +164,10 @@ type MirrorSettings struct {
 	DeliveryTimeout    time.Duration `mapstructure:"deliveryTimeout"`
 	ReplicationFactor  int16         `mapstructure:"replicationFactor"`
 	BatchRecords       int           `mapstructure:"batchRecords"`
+	// CommitInterval is mirror.Flow.CommitInterval; here only a positive
+	// value, as 0 inherits (`kdr mirror run --commit-interval 0` commits
+	// after every cycle).
+	CommitInterval time.Duration `mapstructure:"commitInterval"`
 
 	SyncGroupOffsets   *bool `mapstructure:"syncGroupOffsets"`
 	SyncTopicConfigs   *bool `mapstructure:"syncTopicConfigs"`

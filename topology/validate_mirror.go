@@ -165,6 +165,8 @@ func (c *checker) explicitZeros(path string, v reflect.Value) {
 		}
 		inherit := "or remove the key to inherit"
 		switch {
+		case sf.Type == durationType && sf.Name == "CommitInterval":
+			c.add(key, "0s: must be positive", `give a positive duration such as "100ms" (kdr mirror run --commit-interval 0 commits after every cycle), `+inherit)
 		case sf.Type == durationType && sf.Name == "HeartbeatInterval":
 			c.add(key, "0s: must not be zero", `give a positive duration such as "1s", a negative one to disable heartbeats, `+inherit)
 		case sf.Type == durationType:

@@ -110,6 +110,7 @@ func WorkerArgs(f mirror.Flow, instanceID, metricsListen string) []string {
 		str("instance-id", instanceID),
 		d("session-timeout", f.SessionTimeout),
 		str("batch-records", strconv.Itoa(f.BatchRecords)),
+		d("commit-interval", f.CommitInterval),
 		str("compression", f.Compression),
 		d("delivery-timeout", f.DeliveryTimeout),
 		d("offset-syncs-retention", f.OffsetSyncsRetention),
