@@ -66,8 +66,10 @@ func measureLatency(ctx context.Context, p benchkit.Producer, srcSeeds, dstSeeds
 		// while consuming copied tens of MB under mu, on fresh pages, and
 		// each copy stalled the consumer for up to 100 ms, which it then
 		// reported as the path's latency (at 1.25× the size each time, so
-		// at 13, 16, 20 and 25 s into the phase).
-		lat      = make([]time.Duration, 0, int(rate*d.Seconds())+1)
+		// at 13, 16, 20 and 25 s into the phase). The timed records can
+		// outnumber rate×d by the few the producer sends between from and
+		// its own start, so the capacity is everything it sends.
+		lat      = make([]time.Duration, 0, int(rate*(warmup+d).Seconds())+1)
 		received int64
 		warm     = make(chan struct{})
 		warmOnce sync.Once
