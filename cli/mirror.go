@@ -22,8 +22,9 @@ import (
 const defaultMirrorMetricsListen = "127.0.0.1:9645"
 
 // mirrorGCPercent is the worker's GOGC while a memory limit is set (and
-// GOGC is not): the limit, not the percentage, bounds its memory.
-const mirrorGCPercent = 400
+// GOGC is not): off, so the collector runs only as the heap nears the limit,
+// which bounds the worker's memory.
+const mirrorGCPercent = -1
 
 // NewCmdMirror builds `kdr mirror` and its subcommands.
 func NewCmdMirror(streams IO, g *globalOptions) *cobra.Command {
@@ -200,7 +201,7 @@ then a YAML file given with --config whose keys are the flag names, then default
 		s.def(&defaults, cmd, s.flag, s.usage)
 	}
 	cmd.Flags().String("metrics-listen", defaultMirrorMetricsListen, "host:port for /metrics and /healthz (port 0 picks a free port); empty disables")
-	cmd.Flags().Int("memory-limit-mib", mirror.DefaultMemoryLimitMiB, "soft memory limit of the worker process in MiB (the Go runtime's GOMEMLIMIT, which wins when set; under it the garbage collector runs at GOGC 400 unless GOGC is set); 0 for none")
+	cmd.Flags().Int("memory-limit-mib", mirror.DefaultMemoryLimitMiB, "soft memory limit of the worker process in MiB (the Go runtime's GOMEMLIMIT, which wins when set; under it the garbage collector runs only as the heap nears the limit, unless GOGC is set); 0 for none")
 	cmd.Flags().StringVar(&opts.ConfigFile, "config", "", "YAML file of settings (keys are flag names)")
 	return cmd
 }
@@ -229,11 +230,18 @@ func runMirror(cmd *cobra.Command, opts *MirrorRunOptions) error {
 		// letting the heap grow to twice that before collecting.
 		debug.SetMemoryLimit(int64(opts.MemoryLimitMiB) << 20)
 		if os.Getenv("GOGC") == "" {
-			// Under the limit, let the heap grow to five times the live
-			// data between collections (Go's default is twice): a
-			// steady stream churns through fetched bytes, and collecting
-			// that often took a quarter of the worker's CPU, most of it
-			// returning pages to the OS and taking them back.
+			// Collect only near the limit. A percentage ties the heap's
+			// goal to the live data, which is small while the worker
+			// keeps up and jumps when a fetch brings a backlog: at
+			// GOGC 400 the heap swung between 25 and 180 MB, the
+			// runtime returned the pages between two swings and
+			// faulted them back in at the next, and each swing took
+			// the worker to most of a core for a second or two (the
+			// mirror's latency spikes at 75,000 records/s,
+			// docs/benchmarks.md). At GOGC 100 the collector took a
+			// quarter of its CPU. The worker's live memory is bounded
+			// (fetched bytes, records per cycle), so near the limit
+			// there is room to collect.
 			debug.SetGCPercent(mirrorGCPercent)
 		}
 		logger.Info("memory limit set", "mib", opts.MemoryLimitMiB)

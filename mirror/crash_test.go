@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"os/exec"
@@ -19,6 +20,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kdr-io/kdr/internal/kdrtest"
+	"github.com/kdr-io/kdr/internal/promtext"
 )
 
 // mirrorProc is `kdr mirror run` as a separate process.
@@ -188,6 +190,44 @@ func TestMirrorCrashResume(t *testing.T) {
 }
 
 // assignedOf reads kdr_mirror_assigned_partitions from a worker's metrics.
+// checkWorkerGC checks that a `kdr mirror run` process collects only near
+// its default memory limit: a GOGC percentage made its heap swing with each
+// fetched backlog, and the page faults of each swing made latency spikes.
+func checkWorkerGC(t *testing.T, metricsURL string) {
+	t.Helper()
+	if os.Getenv("GOGC") != "" || os.Getenv("GOMEMLIMIT") != "" {
+		t.Skip("GOGC or GOMEMLIMIT set: they win over the worker's own settings")
+	}
+	resp, err := http.Get(metricsURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	samples, err := promtext.Parse(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := 0
+	for _, s := range samples {
+		switch s.Name {
+		case "go_gc_gogc_percent":
+			// runtime/metrics reports "off" as the largest uint64.
+			if s.Value < math.MaxUint64 {
+				t.Errorf("worker's GOGC is %v, want off", s.Value)
+			}
+			seen++
+		case "go_gc_gomemlimit_bytes":
+			if want := float64(DefaultMemoryLimitMiB << 20); s.Value != want {
+				t.Errorf("worker's memory limit is %v bytes, want %v", s.Value, want)
+			}
+			seen++
+		}
+	}
+	if seen != 2 {
+		t.Errorf("worker's metrics have %d of go_gc_gogc_percent and go_gc_gomemlimit_bytes", seen)
+	}
+}
+
 func assignedOf(t *testing.T, metricsURL string) int {
 	t.Helper()
 	resp, err := http.Get(metricsURL)
@@ -226,6 +266,7 @@ func TestMirrorWorkerKilledPartitionsMove(t *testing.T) {
 		na, nb := assignedOf(t, a.metrics), assignedOf(t, b.metrics)
 		return na > 0 && nb > 0 && na+nb == parts, fmt.Sprintf("worker a owns %d partitions, b %d", na, nb)
 	})
+	checkWorkerGC(t, a.metrics)
 	east.produce(seqRecords("orders", parts, 0, 1000)...)
 	waitCount(t, west, "east.orders", 1000, 30*time.Second)
 
