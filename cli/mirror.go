@@ -233,7 +233,7 @@ func runMirror(cmd *cobra.Command, opts *MirrorRunOptions) error {
 			// Collect only near the limit. A percentage ties the heap's
 			// goal to the live data, which is small while the worker
 			// keeps up and jumps when a fetch brings a backlog: at
-			// GOGC 400 the heap swung between 25 and 180 MB, the
+			// GOGC 400 the heap swung between 6 and 165 MB, the
 			// runtime returned the pages between two swings and
 			// faulted them back in at the next, and each swing took
 			// the worker to most of a core for a second or two (the

@@ -351,9 +351,9 @@ func (w *Worker) commit(ctx context.Context, offs map[string]map[int32]kgo.Epoch
 // second while anything waits.
 //
 // Each commit is two round trips to the source (the offset syncs, then the
-// positions) and, at 80 MB/s in cycles of a few hundred records, committing
+// positions) and, at 77 MB/s in cycles of a few hundred records, committing
 // after each of 160 cycles a second took a quarter of the mirror's CPU and
-// a fifth of the source broker's. Gathering them bounds that cost by time;
+// an eighth of the source broker's. Gathering them bounds that cost by time;
 // a crash re-copies at most what one interval copied, plus two cycles.
 func (w *Worker) commitLoop(ctx context.Context) {
 	t := time.NewTicker(time.Second)
