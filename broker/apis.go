@@ -12,7 +12,8 @@ import (
 // would need record down-conversion (Produce < 3, Fetch < 4).
 func (b *Broker) registry() (*wire.Registry, error) {
 	return wire.NewRegistry(
-		wire.API{Key: kmsg.Produce.Int16(), MinVersion: 3, MaxVersion: 11, Handle: b.handleProduce},
+		// The log appends a copy of the batches (storage.Log.AppendAsLeader).
+		wire.API{Key: kmsg.Produce.Int16(), MinVersion: 3, MaxVersion: 11, Handle: b.handleProduce, ReleasesBody: true},
 		wire.API{Key: kmsg.Fetch.Int16(), MinVersion: 4, MaxVersion: 16, Handle: b.handleFetch},
 		wire.API{Key: kmsg.ListOffsets.Int16(), MinVersion: 1, MaxVersion: 8, Handle: b.handleListOffsets},
 		wire.API{Key: kmsg.Metadata.Int16(), MinVersion: 0, MaxVersion: 12, Handle: b.handleMetadata},

@@ -53,9 +53,17 @@ func (s *Server) serve(nc net.Conn) {
 	}
 }
 
+// maxSpareBody bounds the buffer a connection keeps for its next request.
+const maxSpareBody = 16 << 20
+
 func (s *Server) readLoop(ctx context.Context, nc net.Conn, out chan<- outgoing) error {
 	br := bufio.NewReaderSize(nc, 64<<10)
 	var sizeBuf [4]byte
+	// spare is the buffer of the last request whose API releases it
+	// (Produce), free for the next one. A fresh buffer per produce request
+	// was a busy broker's largest allocation: zeroed, and faulted in anew
+	// after the collector returned the last ones' pages.
+	var spare []byte
 	for {
 		if err := nc.SetReadDeadline(time.Now().Add(s.cfg.IdleTimeout)); err != nil {
 			return err
@@ -70,10 +78,15 @@ func (s *Server) readLoop(ctx context.Context, nc net.Conn, out chan<- outgoing)
 		case size < minFrame:
 			return fmt.Errorf("%w: %d", ErrFrameInvalid, size)
 		}
-		// Each request gets its own buffer: kmsg decodes byte fields as
-		// sub-slices, and handlers (group member metadata, produce batches
-		// queued for replication) may keep them after returning.
-		body := make([]byte, size)
+		// A request gets its own buffer unless the last one released its
+		// own: kmsg decodes byte fields as sub-slices, and handlers (group
+		// member metadata) may keep them after returning.
+		var body []byte
+		if int(size) <= cap(spare) {
+			body, spare = spare[:size], nil
+		} else {
+			body = make([]byte, size)
+		}
 		if _, err := io.ReadFull(br, body); err != nil {
 			return fmt.Errorf("%w: %v", ErrHeaderTruncated, err)
 		}
@@ -105,6 +118,9 @@ func (s *Server) readLoop(ctx context.Context, nc net.Conn, out chan<- outgoing)
 		s.metrics.observe(h.key, received, err)
 		if err != nil {
 			return fmt.Errorf("%s v%d: %w", kmsg.NameForKey(h.key), h.version, err)
+		}
+		if api.ReleasesBody && cap(body) <= maxSpareBody && cap(body) > cap(spare) {
+			spare = body
 		}
 		if resp == nil {
 			continue // acks=0 produce: Kafka sends nothing back

@@ -22,6 +22,12 @@ type API struct {
 	MinVersion int16
 	MaxVersion int16
 	Handle     Handler
+	// ReleasesBody says the handler keeps no part of the request once it
+	// has returned, and neither does its response, so the connection may
+	// read its next request into the same buffer. Kafka's decoded byte
+	// fields are sub-slices of that buffer: an API whose handler keeps one
+	// (group member metadata) must leave this false.
+	ReleasesBody bool
 }
 
 // Registry maps API keys to their implementation. It is filled once at broker

@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -266,5 +267,65 @@ func TestWireHugeHeaderTagCountIsRejected(t *testing.T) {
 	}
 	if _, _, err := decode(h, body); !errors.Is(err, ErrHeaderTruncated) {
 		t.Fatalf("got %v, want ErrHeaderTruncated", err)
+	}
+}
+
+// TestWireReleasedBodyIsReusedOnlyWhenDeclared sends two produce requests of
+// one size on one connection to a handler that keeps each request's records
+// (what a handler must not do when its API releases the body). With
+// ReleasesBody the second request is read into the first one's buffer; without
+// it, each has its own and what the handler kept stays intact.
+func TestWireReleasedBodyIsReusedOnlyWhenDeclared(t *testing.T) {
+	for _, releases := range []bool{true, false} {
+		var kept [][]byte
+		reg, err := NewRegistry(API{Key: 0, MinVersion: 3, MaxVersion: 11, ReleasesBody: releases,
+			Handle: func(_ context.Context, r *Request) (kmsg.Response, error) {
+				kept = append(kept, r.Msg.(*kmsg.ProduceRequest).Topics[0].Partitions[0].Records)
+				return r.Msg.ResponseKind(), nil
+			}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv, err := NewServer(DefaultConfig(), reg, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		go srv.Serve(ln)
+		c := dial(t, ln.Addr().String())
+		for i, fill := range []byte{'a', 'b'} {
+			req := kmsg.NewPtrProduceRequest()
+			req.Version, req.Acks = 9, 1
+			rt := kmsg.NewProduceRequestTopic()
+			rt.Topic = "t"
+			rp := kmsg.NewProduceRequestTopicPartition()
+			rp.Records = bytes.Repeat([]byte{fill}, 4096)
+			rt.Partitions = append(rt.Partitions, rp)
+			req.Topics = append(req.Topics, rt)
+			if _, err := c.Write(frame(req, int32(i))); err != nil {
+				t.Fatal(err)
+			}
+			// The response comes after the handler returned: the next
+			// request is read only then.
+			if corr, _ := readResponse(t, c, true); corr != int32(i) {
+				t.Fatalf("correlation %d, want %d", corr, i)
+			}
+		}
+		srv.Close()
+		if len(kept) != 2 {
+			t.Fatalf("handler saw %d requests, want 2", len(kept))
+		}
+		shared := &kept[0][0] == &kept[1][0]
+		switch {
+		case releases && !shared:
+			t.Errorf("ReleasesBody: the second request got a new buffer, want the first one's")
+		case !releases && shared:
+			t.Errorf("without ReleasesBody the second request reused the first one's buffer")
+		case !releases && !bytes.Equal(kept[0], bytes.Repeat([]byte{'a'}, 4096)):
+			t.Errorf("without ReleasesBody the first request's records changed under its handler")
+		}
 	}
 }
