@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"sync"
 	"testing"
 	"time"
 
@@ -44,6 +45,12 @@ func testServer(t *testing.T, cfg Config) (addr string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return serve(t, cfg, reg)
+}
+
+// serve runs a Server for reg on a loopback port until the test ends.
+func serve(t *testing.T, cfg Config, reg *Registry) (addr string) {
+	t.Helper()
 	srv, err := NewServer(cfg, reg, nil, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -277,25 +284,21 @@ func TestWireHugeHeaderTagCountIsRejected(t *testing.T) {
 // it, each has its own and what the handler kept stays intact.
 func TestWireReleasedBodyIsReusedOnlyWhenDeclared(t *testing.T) {
 	for _, releases := range []bool{true, false} {
-		var kept [][]byte
+		var (
+			mu   sync.Mutex
+			kept [][]byte
+		)
 		reg, err := NewRegistry(API{Key: 0, MinVersion: 3, MaxVersion: 11, ReleasesBody: releases,
 			Handle: func(_ context.Context, r *Request) (kmsg.Response, error) {
+				mu.Lock()
+				defer mu.Unlock()
 				kept = append(kept, r.Msg.(*kmsg.ProduceRequest).Topics[0].Partitions[0].Records)
 				return r.Msg.ResponseKind(), nil
 			}})
 		if err != nil {
 			t.Fatal(err)
 		}
-		srv, err := NewServer(DefaultConfig(), reg, nil, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		go srv.Serve(ln)
-		c := dial(t, ln.Addr().String())
+		c := dial(t, serve(t, DefaultConfig(), reg))
 		for i, fill := range []byte{'a', 'b'} {
 			req := kmsg.NewPtrProduceRequest()
 			req.Version, req.Acks = 9, 1
@@ -314,17 +317,19 @@ func TestWireReleasedBodyIsReusedOnlyWhenDeclared(t *testing.T) {
 				t.Fatalf("correlation %d, want %d", corr, i)
 			}
 		}
-		srv.Close()
-		if len(kept) != 2 {
-			t.Fatalf("handler saw %d requests, want 2", len(kept))
+		mu.Lock()
+		got := kept
+		mu.Unlock()
+		if len(got) != 2 {
+			t.Fatalf("handler saw %d requests, want 2", len(got))
 		}
-		shared := &kept[0][0] == &kept[1][0]
+		shared := &got[0][0] == &got[1][0]
 		switch {
 		case releases && !shared:
 			t.Errorf("ReleasesBody: the second request got a new buffer, want the first one's")
 		case !releases && shared:
 			t.Errorf("without ReleasesBody the second request reused the first one's buffer")
-		case !releases && !bytes.Equal(kept[0], bytes.Repeat([]byte{'a'}, 4096)):
+		case !releases && !bytes.Equal(got[0], bytes.Repeat([]byte{'a'}, 4096)):
 			t.Errorf("without ReleasesBody the first request's records changed under its handler")
 		}
 	}
