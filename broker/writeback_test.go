@@ -2,6 +2,7 @@ package broker_test
 
 import (
 	"bytes"
+	"fmt"
 	"maps"
 	"strconv"
 	"strings"
@@ -54,18 +55,11 @@ func TestBrokerWritebackHandsProducedBytes(t *testing.T) {
 		}
 	}
 	var handed, produced float64
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	kdrtest.Eventually(t, 10*time.Second, func() (bool, string) {
 		handed = metricValue(t, b.MetricsAddr(), "kdr_broker_log_writeback_bytes_total", nil)
 		produced = metricValue(t, b.MetricsAddr(), "kdr_topic_produced_bytes_total", map[string]string{"topic": "wb"})
-		if produced >= records*16<<10 && handed > produced-every {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("handed %.0f of %.0f produced bytes to writeback", handed, produced)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return produced >= records*16<<10 && handed > produced-every, fmt.Sprintf("handed %.0f of %.0f produced bytes to writeback", handed, produced)
+	})
 	if handed > produced {
 		t.Fatalf("handed %.0f bytes, more than the %.0f produced", handed, produced)
 	}

@@ -226,8 +226,8 @@ func runMirror(cmd *cobra.Command, opts *MirrorRunOptions) error {
 	}
 	if opts.MemoryLimitMiB > 0 && os.Getenv("GOMEMLIMIT") == "" {
 		// The worker's live memory is bounded (fetched bytes per worker,
-		// records per cycle); the limit keeps the garbage collector from
-		// letting the heap grow to twice that before collecting.
+		// records per cycle), so a limit can bound its heap with room
+		// to collect below it.
 		debug.SetMemoryLimit(int64(opts.MemoryLimitMiB) << 20)
 		if os.Getenv("GOGC") == "" {
 			// Collect only near the limit. A percentage ties the heap's
@@ -239,9 +239,7 @@ func runMirror(cmd *cobra.Command, opts *MirrorRunOptions) error {
 			// the worker to most of a core for a second or two (the
 			// mirror's latency spikes at 75,000 records/s,
 			// docs/benchmarks.md). At GOGC 100 the collector took a
-			// quarter of its CPU. The worker's live memory is bounded
-			// (fetched bytes, records per cycle), so near the limit
-			// there is room to collect.
+			// quarter of its CPU.
 			debug.SetGCPercent(mirrorGCPercent)
 		}
 		logger.Info("memory limit set", "mib", opts.MemoryLimitMiB)

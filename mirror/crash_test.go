@@ -196,7 +196,8 @@ func TestMirrorCrashResume(t *testing.T) {
 func checkWorkerGC(t *testing.T, metricsURL string) {
 	t.Helper()
 	if os.Getenv("GOGC") != "" || os.Getenv("GOMEMLIMIT") != "" {
-		t.Skip("GOGC or GOMEMLIMIT set: they win over the worker's own settings")
+		t.Log("GOGC or GOMEMLIMIT set: they win over the worker's own settings, which are not checked")
+		return
 	}
 	resp, err := http.Get(metricsURL)
 	if err != nil {

@@ -119,7 +119,7 @@ func (s *Server) readLoop(ctx context.Context, nc net.Conn, out chan<- outgoing)
 		if err != nil {
 			return fmt.Errorf("%s v%d: %w", kmsg.NameForKey(h.key), h.version, err)
 		}
-		if api.ReleasesBody && cap(body) <= maxSpareBody && cap(body) > cap(spare) {
+		if api.ReleasesBody && cap(body) <= maxSpareBody {
 			spare = body
 		}
 		if resp == nil {
