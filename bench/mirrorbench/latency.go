@@ -25,12 +25,18 @@ type latencyRun struct {
 	// process, so a stall here shows up as latency there: the producer
 	// sends a burst after it, and the consumer reads late.
 	worstBySecond, stallBySecond []time.Duration
-	// warmWorst is the worst latency of the records produced during the
-	// warm-up, which the percentiles leave out.
-	warmWorst time.Duration
+	// warmBySlice is the worst latency of the records produced in each
+	// warmSlice of the warm-up, which the percentiles leave out: a stream
+	// starting from idle runs slow for its first seconds (on this VM's
+	// disk, once the brokers' early writeback starts), and this shows
+	// whether that reached the timed phase.
+	warmBySlice []time.Duration
 	// load is the host's and each process's CPU over the timed phase.
 	load benchkit.Load
 }
+
+// warmSlice is the unit of latencyRun.warmBySlice.
+const warmSlice = 500 * time.Millisecond
 
 // measureLatency produces rate records/s to srcTopic on the source for d
 // while the mirror runs, and reads dstTopic on the target from the start,
@@ -75,6 +81,7 @@ func measureLatency(ctx context.Context, p benchkit.Producer, srcSeeds, dstSeeds
 		warmOnce sync.Once
 		worst    = make([]time.Duration, int(d/time.Second)+1)
 	)
+	run.warmBySlice = make([]time.Duration, int((warmup+warmSlice-1)/warmSlice))
 	cctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	consumed := make(chan struct{})
@@ -92,7 +99,8 @@ func measureLatency(ctx context.Context, p benchkit.Producer, srcSeeds, dstSeeds
 				received++
 				l := now.Sub(r.Timestamp)
 				if r.Timestamp.Before(timed) {
-					run.warmWorst = max(run.warmWorst, l)
+					i := min(int(r.Timestamp.Sub(from)/warmSlice), len(run.warmBySlice)-1)
+					run.warmBySlice[i] = max(run.warmBySlice[i], l)
 					return
 				}
 				lat = append(lat, l)

@@ -74,9 +74,9 @@ func writeReport(w io.Writer, o options, args []string, r results) {
 			"p50 %v, p99 %v.  \n",
 			r.latRate, r.latRate*float64(o.RecordSize)/1e6, o.Duration, o.latWarmup, l.produced.Produced.Records, l.received,
 			ms(l.p50), ms(l.p99), ms(l.max), goalP99, metIf(l.p99 < goalP99), ms(l.produced.P50), ms(l.produced.P99))
-		fmt.Fprintf(w, "Worst latency during the warm-up: %v. Worst latency per second of the timed phase: %s; the bench "+
+		fmt.Fprintf(w, "Worst latency per %v of the warm-up: %s. Worst latency per second of the timed phase: %s; the bench "+
 			"process's own worst stall per second (its producer and consumer run in it): %s.  \n",
-			ms(l.warmWorst), msList(l.worstBySecond), msList(l.stallBySecond))
+			warmSlice, msList(l.warmBySlice), msList(l.worstBySecond), msList(l.stallBySecond))
 		fmt.Fprintf(w, "CPU during the timed phase: %s.  \n", l.load)
 	}
 	if pl := r.pipeLat; pl.received > 0 {
