@@ -54,8 +54,14 @@ type Broker struct {
 	host string // advertised
 	port int32
 
-	mu         sync.RWMutex // guards partitions
+	// mu guards partitions. It is held to read or swap entries, never
+	// across disk work: every produce and fetch takes it.
+	mu         sync.RWMutex
 	partitions map[tp]*partition
+	// reconcileMu serialises what creates, opens and removes partition
+	// directories (reconcile, cleanStrayDirs, Close), which do their disk
+	// work outside mu.
+	reconcileMu sync.Mutex
 
 	pids producerIDs
 	// fence is the write fence this broker enforces (fence.go).
@@ -302,12 +308,14 @@ func (b *Broker) Close() error {
 		if b.meta != nil {
 			errs = append(errs, b.meta.Close())
 		}
+		b.reconcileMu.Lock()
 		b.mu.Lock()
 		for k, p := range b.partitions {
 			errs = append(errs, p.log.Close())
 			delete(b.partitions, k)
 		}
 		b.mu.Unlock()
+		b.reconcileMu.Unlock()
 		b.wb.Close()
 		b.closeErr = errors.Join(errs...)
 		b.log.Info("broker stopped")

@@ -106,12 +106,32 @@ func (b *Broker) onMetadata(prev, next *cluster.State) {
 
 // reconcile opens the logs of partitions assigned to this broker, closes and
 // deletes the ones no longer assigned, and applies topic config changes.
+//
+// The disk work (creating, opening and deleting logs, each with fsyncs) is
+// done outside b.mu, which every produce and fetch takes: holding it there
+// stalled the whole broker while a topic was created. On a disk busy with
+// writeback an fsync took over 100 ms, and a mirror creating its checkpoints
+// topic held up the replication stream into the same broker for that long.
+// A partition is in the map only once its log is open, and out of it before
+// its log is deleted; meanwhile requests for it get the errors of a
+// partition this broker does not have, which clients retry.
 func (b *Broker) reconcile(prev, next *cluster.State) error {
+	b.reconcileMu.Lock()
+	defer b.reconcileMu.Unlock()
 	want := b.assigned(next)
 	now := time.Now()
+	settings := make(map[tp]topicSettings, len(want))
+	for key, t := range want {
+		settings[key] = b.settingsFor(t)
+	}
+
+	type removed struct {
+		key tp
+		p   *partition
+	}
+	var gone []removed
+	var missing []tp
 	b.mu.Lock()
-	var errs []error
-	var loaded []int32
 	for key, p := range b.partitions {
 		if t, ok := want[key]; ok && t.ID == p.id {
 			continue
@@ -121,36 +141,53 @@ func (b *Broker) reconcile(prev, next *cluster.State) error {
 		if key.topic == offsetsTopic {
 			b.coord.UnloadPartition(key.partition)
 		}
-		if err := p.log.Delete(); err != nil {
-			errs = append(errs, fmt.Errorf("deleting %s-%d: %w", key.topic, key.partition, err))
-		}
-		b.log.Info("partition removed", "topic", key.topic, "partition", key.partition)
+		gone = append(gone, removed{key, p})
 	}
-	for key, t := range want {
-		settings, err := b.cfg.topicSettingsFor(t.Configs)
-		if err != nil {
-			// Validated before proposing; a bad value here comes from
-			// an older or newer kdr. Keep serving with the defaults.
-			b.log.Warn("topic config not applied", "topic", t.Name, "err", err)
-			settings = topicSettings{log: b.cfg.Log, minInsyncReplicas: b.cfg.MinInsyncReplicas}
+	for key := range want {
+		if _, ok := b.partitions[key]; !ok {
+			missing = append(missing, key)
 		}
-		pa := t.Partitions[key.partition]
+	}
+	b.mu.Unlock()
+
+	var errs []error
+	// Deleted first: a topic re-created under the same name reuses the
+	// directories.
+	for _, r := range gone {
+		if err := r.p.log.Delete(); err != nil {
+			errs = append(errs, fmt.Errorf("deleting %s-%d: %w", r.key.topic, r.key.partition, err))
+		}
+		b.log.Info("partition removed", "topic", r.key.topic, "partition", r.key.partition)
+	}
+	opened := make(map[tp]*partition, len(missing))
+	for _, key := range missing {
+		p, err := b.openPartition(want[key], key.partition, settings[key])
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		opened[key] = p
+	}
+
+	var loaded []int32
+	b.mu.Lock()
+	for key, t := range want {
+		s := settings[key]
 		p, ok := b.partitions[key]
 		if !ok {
-			if p, err = b.openPartition(t, key.partition, settings); err != nil {
-				errs = append(errs, err)
-				continue
+			if p, ok = opened[key]; !ok {
+				continue // did not open; the error is in errs
 			}
 			b.partitions[key] = p
-		} else if p.log.Config() != settings.log {
-			if err := p.log.SetConfig(settings.log); err != nil {
+		} else if p.log.Config() != s.log {
+			if err := p.log.SetConfig(s.log); err != nil {
 				errs = append(errs, fmt.Errorf("%s-%d: %w", key.topic, key.partition, err))
 			}
 		}
 		p.mu.Lock()
-		p.settings = settings
+		p.settings = s
 		p.mu.Unlock()
-		gained, lost := b.replicaRole(next, p, pa, now)
+		gained, lost := b.replicaRole(next, p, t.Partitions[key.partition], now)
 		if key.topic == offsetsTopic {
 			if gained {
 				loaded = append(loaded, key.partition)
@@ -180,6 +217,19 @@ func (b *Broker) reconcile(prev, next *cluster.State) error {
 		b.removeStrayDirs(want)
 	}
 	return errors.Join(errs...)
+}
+
+// settingsFor is t's settings on this broker: its configs over the
+// broker's defaults.
+func (b *Broker) settingsFor(t *cluster.Topic) topicSettings {
+	settings, err := b.cfg.topicSettingsFor(t.Configs)
+	if err != nil {
+		// Validated before proposing; a bad value here comes from an
+		// older or newer kdr. Keep serving with the defaults.
+		b.log.Warn("topic config not applied", "topic", t.Name, "err", err)
+		settings = topicSettings{log: b.cfg.Log, minInsyncReplicas: b.cfg.MinInsyncReplicas}
+	}
+	return settings
 }
 
 // openPartition opens (or creates) a partition log, replacing a directory
@@ -227,8 +277,8 @@ func (b *Broker) assigned(st *cluster.State) map[tp]*cluster.Topic {
 // has caught up: registration is applied locally only after every command
 // before it, so after register returns the state is current.
 func (b *Broker) cleanStrayDirs() {
-	b.mu.Lock()
-	defer b.mu.Unlock()
+	b.reconcileMu.Lock()
+	defer b.reconcileMu.Unlock()
 	b.removeStrayDirs(b.assigned(b.meta.State()))
 }
 
