@@ -111,6 +111,7 @@ func (b *Broker) brokerConfigEntries(names []string) []kmsg.DescribeConfigsRespo
 		{"connections.max.idle.ms", ms(c.Socket.IdleTimeout), kmsg.ConfigTypeLong},
 		{"log.retention.check.interval.ms", ms(c.LogMaintenanceInterval), kmsg.ConfigTypeLong},
 		{"log.writeback.bytes", strconv.FormatInt(c.LogWritebackBytes, 10), kmsg.ConfigTypeLong},
+		{"log.drop.behind.bytes", strconv.FormatInt(c.LogDropBehindBytes, 10), kmsg.ConfigTypeLong},
 	}
 	for _, def := range topicConfigs {
 		all = append(all, struct {

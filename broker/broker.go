@@ -111,7 +111,7 @@ func Start(cfg Config, opts Options) (_ *Broker, err error) {
 			b.Close()
 		}
 	}()
-	b.wb = storage.NewWriteback(cfg.LogWritebackBytes, b.log.With("component", "writeback"))
+	b.wb = storage.NewWriteback(cfg.LogWritebackBytes, cfg.LogDropBehindBytes, b.log.With("component", "writeback"))
 	b.metrics = newMetrics(b)
 	if err := b.reg.Register(b.metrics); err != nil {
 		return nil, fmt.Errorf("registering metrics: %w", err)

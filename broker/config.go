@@ -52,6 +52,13 @@ type Config struct {
 	// kernel's threshold and go out in one CPU-heavy burst (see
 	// storage.Writeback). 0 leaves it all to the kernel, as Kafka does.
 	LogWritebackBytes int64
+	// LogDropBehindBytes is log.drop.behind.bytes, kdr's own: with early
+	// writeback, what lies more than this many bytes behind a segment's end
+	// is dropped from the page cache once on disk, so appends reuse the
+	// same pages (see storage.Writeback). 0, the default, keeps Kafka's
+	// behaviour: written data stays cached until the kernel needs the
+	// memory, and consumers minutes behind still read from memory.
+	LogDropBehindBytes int64
 
 	// Replication and the metadata quorum.
 	Cluster ClusterConfig
@@ -116,6 +123,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("log.retention.check.interval.ms=%s: must be positive", c.LogMaintenanceInterval)
 	case c.LogWritebackBytes < 0:
 		return fmt.Errorf("log.writeback.bytes=%d: must be a byte count such as 1048576, or 0 to leave writeback to the kernel (--log-writeback-bytes)", c.LogWritebackBytes)
+	case c.LogDropBehindBytes < 0:
+		return fmt.Errorf("log.drop.behind.bytes=%d: must be a byte count such as 67108864, or 0 to keep written data cached (--log-drop-behind-bytes)", c.LogDropBehindBytes)
+	case c.LogDropBehindBytes > 0 && c.LogWritebackBytes == 0:
+		return fmt.Errorf("log.drop.behind.bytes=%d needs early writeback: set log.writeback.bytes (--log-writeback-bytes) above 0, or drop-behind to 0", c.LogDropBehindBytes)
 	case c.ClusterID == "":
 		return fmt.Errorf("cluster id is empty: set --cluster-id")
 	case c.ReplicaLagTimeMax <= 0:

@@ -37,6 +37,7 @@ type metrics struct {
 	// Early writeback (log.writeback.bytes).
 	writebackBytes    *prometheus.Desc
 	writebackFailures *prometheus.Desc
+	droppedBytes      *prometheus.Desc // drop-behind (log.drop.behind.bytes)
 }
 
 func newMetrics(b *Broker) *metrics {
@@ -80,6 +81,8 @@ func newMetrics(b *Broker) *metrics {
 			"Appended log bytes handed to the kernel's writeback early (log.writeback.bytes).", nil, nil),
 		writebackFailures: prometheus.NewDesc("kdr_broker_log_writeback_failures_total",
 			"Early writeback ranges the kernel refused; those bytes are written back on the kernel's own schedule.", nil, nil),
+		droppedBytes: prometheus.NewDesc("kdr_broker_log_dropped_bytes_total",
+			"Written-back log bytes dropped from the page cache (log.drop.behind.bytes).", nil, nil),
 	}
 }
 
@@ -103,7 +106,7 @@ func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 	m.fencedRejections.Describe(ch)
 	m.fencedAllowed.Describe(ch)
 	for _, d := range []*prometheus.Desc{m.fenced, m.fenceEpoch, m.logEndOffset, m.logStartOffset, m.highWatermark, m.sizeBytes, m.leader, m.partitions, m.topics,
-		m.leaders, m.underReplicated, m.underMinISR, m.fetchLag, m.fetchLagTime, m.writebackBytes, m.writebackFailures} {
+		m.leaders, m.underReplicated, m.underMinISR, m.fetchLag, m.fetchLagTime, m.writebackBytes, m.writebackFailures, m.droppedBytes} {
 		ch <- d
 	}
 }
@@ -118,6 +121,7 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	m.fencedAllowed.Collect(ch)
 	ch <- prometheus.MustNewConstMetric(m.writebackBytes, prometheus.CounterValue, float64(m.b.wb.Bytes()))
 	ch <- prometheus.MustNewConstMetric(m.writebackFailures, prometheus.CounterValue, float64(m.b.wb.Failures()))
+	ch <- prometheus.MustNewConstMetric(m.droppedBytes, prometheus.CounterValue, float64(m.b.wb.Dropped()))
 	parts := m.b.allPartitions()
 	var leaders, under, underMin int
 	for _, p := range parts {

@@ -48,6 +48,7 @@ func brokerSettings() []brokerSetting {
 		int32Setting("min-insync-replicas", "min.insync.replicas default for topics", func(c *broker.Config) *int32 { return &c.MinInsyncReplicas }),
 		msSetting("log-retention-check-interval-ms", "log.retention.check.interval.ms: how often retention, rolling and compaction run", func(c *broker.Config) *time.Duration { return &c.LogMaintenanceInterval }),
 		int64Setting("log-writeback-bytes", "log.writeback.bytes: start writing each segment's appended bytes to disk every this many (0: when the kernel decides)", func(c *broker.Config) *int64 { return &c.LogWritebackBytes }),
+		int64Setting("log-drop-behind-bytes", "log.drop.behind.bytes: drop what is this many bytes behind a segment's end from the page cache once on disk (0: keep it cached, as Kafka does)", func(c *broker.Config) *int64 { return &c.LogDropBehindBytes }),
 		int64Setting("log-segment-bytes", "log.segment.bytes: segment size at which a log rolls", func(c *broker.Config) *int64 { return &c.Log.SegmentBytes }),
 		int64Setting("log-roll-ms", "log.roll.ms: age at which the active segment rolls", func(c *broker.Config) *int64 { return &c.Log.SegmentMs }),
 		int64Setting("log-retention-ms", "log.retention.ms: time to keep closed segments (-1: forever)", func(c *broker.Config) *int64 { return &c.Log.RetentionMs }),

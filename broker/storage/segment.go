@@ -26,8 +26,9 @@ type segment struct {
 	rd   descriptors // read descriptors kept for FileSlices
 	tail batchTail   // the latest batches, while the segment is active
 	// handed: bytes before it were handed to Writeback, or were in the file
-	// when it was opened. Guarded by the log's writeMu alone.
-	handed int64
+	// when it was opened. dropped: bytes before it were queued for
+	// drop-behind. Both guarded by the log's writeMu alone.
+	handed, dropped int64
 }
 
 func (s *segment) logPath() string       { return offsetName(s.dir, s.base, logSuffix) }
@@ -218,7 +219,7 @@ func (s *segment) truncateAt(pos int64, buf []byte, interval int32, nowMs int64)
 		return fmt.Errorf("storage: truncating %s: %w", s.logPath(), err)
 	}
 	_, err := s.rescan(buf, interval, false, nowMs)
-	s.handed = min(s.handed, s.size)
+	s.handed, s.dropped = min(s.handed, s.size), min(s.dropped, s.size)
 	return err
 }
 

@@ -25,16 +25,28 @@ import (
 // One worker goroutine makes the calls, because one can block while the
 // device is saturated; an append only queues a range, and when the queue is
 // full it leaves the range to the kernel's own thresholds.
+//
+// With drop-behind (log.drop.behind.bytes, off by default) the worker also
+// drops from the page cache what lies more than that many bytes behind a
+// segment's end, once the disk has it (SYNC_FILE_RANGE_WAIT_AFTER, then
+// POSIX_FADV_DONTNEED). Appends then keep reusing the pages drop-behind
+// freed. On a VM whose host reclaims guest memory the guest is not using,
+// filling fresh page-cache pages cost 2.5–3.5 CPU-s per GiB against 0.3–0.4
+// for recycled ones (docs/benchmarks.md). The price: a consumer further
+// behind than that reads from the disk, where Kafka would serve it from
+// memory.
 type Writeback struct {
-	every  int64
-	logger *slog.Logger
-	jobs   chan writebackJob
-	done   chan struct{}
+	every      int64
+	dropBehind int64 // 0: no drop-behind
+	logger     *slog.Logger
+	jobs       chan writebackJob
+	done       chan struct{}
 
 	mu     sync.RWMutex // offer holds it to send, Close to stop offers
 	closed bool
 
 	bytes    atomic.Int64
+	dropped  atomic.Int64
 	failures atomic.Int64
 }
 
@@ -46,23 +58,30 @@ type writebackJob struct {
 	gen    uint64
 	rd     *descriptors
 	off, n int64
+	// dropFrom..dropTo is dropped from the page cache after the range is
+	// handed to writeback; empty without drop-behind.
+	dropFrom, dropTo int64
 }
+
+// pageSize aligns drop-behind ranges.
+var pageSize = int64(os.Getpagesize())
 
 // writebackQueue bounds the ranges waiting for the worker.
 const writebackQueue = 256
 
 // NewWriteback starts a worker that hands every `every` bytes appended to a
-// segment to the kernel's writeback. It returns nil (appends leave writeback
-// to the kernel) when every is 0 or less, or where the platform has no
-// sync_file_range.
-func NewWriteback(every int64, logger *slog.Logger) *Writeback {
+// segment to the kernel's writeback, and, when dropBehind is positive, drops
+// what lies more than dropBehind bytes behind a segment's end from the page
+// cache. It returns nil (appends leave writeback to the kernel) when every is
+// 0 or less, or where the platform has no sync_file_range.
+func NewWriteback(every, dropBehind int64, logger *slog.Logger) *Writeback {
 	if every <= 0 || !writebackSupported {
 		return nil
 	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	w := &Writeback{every: every, logger: logger, jobs: make(chan writebackJob, writebackQueue), done: make(chan struct{})}
+	w := &Writeback{every: every, dropBehind: max(dropBehind, 0), logger: logger, jobs: make(chan writebackJob, writebackQueue), done: make(chan struct{})}
 	go w.run()
 	return w
 }
@@ -80,6 +99,16 @@ func (w *Writeback) run() {
 			}
 		} else {
 			w.bytes.Add(j.n)
+		}
+		if j.dropTo > j.dropFrom {
+			if err := dropCache(j.f, j.dropFrom, j.dropTo-j.dropFrom); err != nil {
+				if w.failures.Add(1) == 1 {
+					w.logger.Warn("drop-behind failed; the pages stay in the page cache until the kernel evicts them",
+						"file", j.f.Name(), "offset", j.dropFrom, "bytes", j.dropTo-j.dropFrom, "err", err)
+				}
+			} else {
+				w.dropped.Add(j.dropTo - j.dropFrom)
+			}
 		}
 		j.rd.put(j.f, j.gen)
 	}
@@ -99,15 +128,28 @@ func (w *Writeback) offer(s *segment, end int64) {
 	w.mu.RLock()
 	defer w.mu.RUnlock()
 	if !w.closed {
+		j := w.job(s, f, gen, end)
 		select {
-		case w.jobs <- writebackJob{f: f, gen: gen, rd: &s.rd, off: s.handed, n: end - s.handed}:
-			s.handed = end
+		case w.jobs <- j:
+			s.handed, s.dropped = end, max(s.dropped, j.dropTo)
 			return
 		default:
 			// The worker is behind: the device is saturated.
 		}
 	}
 	s.rd.put(f, gen)
+}
+
+// job is the range of s up to end not handed yet, and with drop-behind what
+// is now dropBehind bytes or more behind end and not dropped yet.
+func (w *Writeback) job(s *segment, f *os.File, gen uint64, end int64) writebackJob {
+	j := writebackJob{f: f, gen: gen, rd: &s.rd, off: s.handed, n: end - s.handed}
+	// Whole pages only: POSIX_FADV_DONTNEED leaves a page the range only
+	// partly covers, and the next range would start past it.
+	if to := (end - w.dropBehind) &^ (pageSize - 1); w.dropBehind > 0 && to > s.dropped {
+		j.dropFrom, j.dropTo = s.dropped, to
+	}
+	return j
 }
 
 // Close lets the worker finish the queued ranges and stops it. Offers after
@@ -132,6 +174,14 @@ func (w *Writeback) Bytes() int64 {
 		return 0
 	}
 	return w.bytes.Load()
+}
+
+// Dropped is how many bytes drop-behind dropped from the page cache so far.
+func (w *Writeback) Dropped() int64 {
+	if w == nil {
+		return 0
+	}
+	return w.dropped.Load()
 }
 
 // Failures is how many ranges the kernel refused.

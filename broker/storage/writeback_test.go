@@ -9,7 +9,7 @@ import (
 
 func TestStorageWritebackHandsAppendedBytes(t *testing.T) {
 	const every = 4096
-	w := NewWriteback(every, nil)
+	w := NewWriteback(every, 0, nil)
 	if w == nil {
 		t.Skip("no sync_file_range on this platform")
 	}
@@ -41,7 +41,7 @@ func TestStorageWritebackHandsAppendedBytes(t *testing.T) {
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
-	w = NewWriteback(every, nil)
+	w = NewWriteback(every, 0, nil)
 	l, err = Open(dir, cfg, Options{Writeback: w})
 	if err != nil {
 		t.Fatal(err)
@@ -110,7 +110,7 @@ func TestStorageWritebackOutlivesItsSegment(t *testing.T) {
 }
 
 func TestStorageWritebackOff(t *testing.T) {
-	if NewWriteback(0, nil) != nil {
+	if NewWriteback(0, 0, nil) != nil {
 		t.Fatal("log.writeback.bytes=0 should leave writeback to the kernel")
 	}
 	var w *Writeback
