@@ -81,12 +81,12 @@ func bench(ctx context.Context, o options, args []string) error {
 	}
 	defer os.RemoveAll(tmp)
 
-	src, err := startBroker(o.KdrBin, filepath.Join(tmp, "source"), filepath.Join(o.OutDir, "mirrorbench-source.log"))
+	src, err := startBroker(o.KdrBin, filepath.Join(tmp, "source"), filepath.Join(o.OutDir, "mirrorbench-source.log"), o.dropBehind)
 	if err != nil {
 		return fmt.Errorf("source: %w", err)
 	}
 	defer stop(src)
-	dst, err := startBroker(o.KdrBin, filepath.Join(tmp, "target"), filepath.Join(o.OutDir, "mirrorbench-target.log"))
+	dst, err := startBroker(o.KdrBin, filepath.Join(tmp, "target"), filepath.Join(o.OutDir, "mirrorbench-target.log"), o.dropBehind)
 	if err != nil {
 		return fmt.Errorf("target: %w", err)
 	}

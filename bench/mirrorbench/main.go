@@ -55,6 +55,7 @@ type options struct {
 	naming      string        // the mirror's --naming
 	pipeLatency bool          // also pace the latency phase's rate through the pipe
 	hopLatency  bool          // also pace it into and out of the source alone
+	dropBehind  int64         // the brokers' --log-drop-behind-bytes
 }
 
 // parseFlags defines mirrorbench's flags on fs and parses args with it.
@@ -75,6 +76,7 @@ func parseFlags(fs *flag.FlagSet, args []string) (options, error) {
 	fs.StringVar(&o.naming, "naming", "prefix", "the mirror's --naming: prefix or identity (identity rewrites each forwarded batch with the provenance hop)")
 	fs.BoolVar(&o.pipeLatency, "pipe-latency", true, "also pace the latency phase's rate through the franz-go pipe (mirror stopped) and time it the same way")
 	fs.BoolVar(&o.hopLatency, "hop-latency", true, "also pace the latency phase's rate into the source and read it back from the source (one broker, nothing copied) and time it the same way: the floor for the copies")
+	fs.Int64Var(&o.dropBehind, "broker-drop-behind-bytes", 64<<20, "the brokers' --log-drop-behind-bytes (0: keep written data cached, the broker's default). On a VM whose host reclaims the guest's unused memory, filling fresh page-cache pages made the brokers' appends several times dearer 15-30 s into a stream, for the mirror and the pipe alike (docs/benchmarks.md)")
 	fs.DurationVar(&o.liveFor, "sustain-step", 15*time.Second, "how long each rate is tried for the sustained maximum (as long as the latency phase: a shorter step passes rates the machine holds only until the kernel starts writing back what they wrote)")
 	if err := benchkit.Parse(fs, args); err != nil {
 		return o, err
@@ -96,6 +98,8 @@ func parseFlags(fs *flag.FlagSet, args []string) (options, error) {
 		return o, fmt.Errorf("--naming %q: want prefix or identity", o.naming)
 	case o.batch < 0:
 		return o, fmt.Errorf("--batch-records %d: must not be negative", o.batch)
+	case o.dropBehind < 0:
+		return o, fmt.Errorf("--broker-drop-behind-bytes %d: must not be negative", o.dropBehind)
 	}
 	return o, o.Check()
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"strconv"
 	"time"
 
 	"github.com/kdr-io/kdr/bench/internal/benchkit"
@@ -15,15 +16,17 @@ const startTimeout = 30 * time.Second
 // startBroker runs a single-broker kdr cluster on a fresh data dir, its
 // stderr in logPath. Group rebalances start at once: the mirror joins a
 // group and the pipe does not, and the broker's default 3 s wait for more
-// members would be charged to the mirror alone.
-func startBroker(bin, dataDir, logPath string) (*benchkit.Process, error) {
+// members would be charged to the mirror alone. dropBehind is the broker's
+// --log-drop-behind-bytes.
+func startBroker(bin, dataDir, logPath string, dropBehind int64) (*benchkit.Process, error) {
 	logs, err := os.Create(logPath)
 	if err != nil {
 		return nil, err
 	}
 	p, err := benchkit.Start(bin, []string{"broker",
 		"--data-dir", dataDir, "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0",
-		"--node-id", "1", "--group-initial-rebalance-delay-ms", "0", "--log-level", "warn"}, logs)
+		"--node-id", "1", "--group-initial-rebalance-delay-ms", "0", "--log-level", "warn",
+		"--log-drop-behind-bytes", strconv.FormatInt(dropBehind, 10)}, logs)
 	if err != nil {
 		return nil, fmt.Errorf("starting broker: %w", err)
 	}

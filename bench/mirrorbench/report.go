@@ -21,8 +21,8 @@ const (
 func writeReport(w io.Writer, o options, args []string, r results) {
 	benchkit.WriteRunHeader(w, "Mirror run", "mirrorbench", args)
 	fmt.Fprintf(w, "Backlog: %d records × %d B incompressible values (%.2f GB) in %d partitions on the source, "+
-		"preloaded with acks=all at %.1f MB/s; two single-broker kdr clusters as processes; mirror naming %s\n\n",
-		r.backlog, o.RecordSize, float64(r.mirror.bytes)/1e9, o.Partitions, r.preload.MBps(), o.naming)
+		"preloaded with acks=all at %.1f MB/s; two single-broker kdr clusters as processes (log.drop.behind.bytes=%d); mirror naming %s\n\n",
+		r.backlog, o.RecordSize, float64(r.mirror.bytes)/1e9, o.Partitions, r.preload.MBps(), o.dropBehind, o.naming)
 
 	m, p := r.mirror, r.pipe
 	fmt.Fprintln(w, "| backlog copy | kdr mirror (process) | franz-go pipe (in bench) | mirror / pipe |")
