@@ -1,17 +1,13 @@
 package broker_test
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"testing"
 	"time"
 	"unsafe"
 
-	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kgo"
 	"golang.org/x/sys/unix"
 
 	"github.com/kdr-io/kdr/broker"
@@ -29,22 +25,12 @@ func TestBrokerDropBehindKeepsOnlyTheTailCached(t *testing.T) {
 		c.LogWritebackBytes = every
 		c.LogDropBehindBytes = behind
 	}))
-	cl := client(t, b.Addr(), kgo.DefaultProduceTopic("db"), kgo.ProducerBatchCompression(kgo.NoCompression()))
-	adm := kadm.NewClient(cl)
-	createTopic(t, adm, "db", 1, nil)
-
-	value := bytes.Repeat([]byte("d"), 16<<10)
-	const records = 128
-	for i := range records {
-		if err := cl.ProduceSync(ctxT(t), &kgo.Record{Key: []byte(strconv.Itoa(i)), Value: value}).FirstErr(); err != nil {
-			t.Fatal(err)
-		}
-	}
+	_, value := produceKeyed(t, b.Addr(), "db", 'd')
 	var dropped, produced float64
 	kdrtest.Eventually(t, 10*time.Second, func() (bool, string) {
 		dropped = metricValue(t, b.MetricsAddr(), "kdr_broker_log_dropped_bytes_total", nil)
 		produced = metricValue(t, b.MetricsAddr(), "kdr_topic_produced_bytes_total", map[string]string{"topic": "db"})
-		return produced >= records*16<<10 && dropped > produced-behind-every,
+		return produced >= keyedRecords*16<<10 && dropped > produced-behind-every,
 			fmt.Sprintf("dropped %.0f of %.0f produced bytes", dropped, produced)
 	})
 	if dropped > produced-behind {
@@ -81,20 +67,7 @@ func TestBrokerDropBehindKeepsOnlyTheTailCached(t *testing.T) {
 		}
 	}
 
-	consumer := client(t, b.Addr(), kgo.ConsumeTopics("db"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	n := 0
-	for n < records {
-		fs := consumer.PollFetches(ctxT(t))
-		if err := fs.Err(); err != nil {
-			t.Fatal(err)
-		}
-		fs.EachRecord(func(r *kgo.Record) {
-			if string(r.Key) != strconv.Itoa(n) || !bytes.Equal(r.Value, value) || r.Offset != int64(n) {
-				t.Fatalf("record %d: key %q offset %d, %d value bytes", n, r.Key, r.Offset, len(r.Value))
-			}
-			n++
-		})
-	}
+	readKeyed(t, b.Addr(), "db", value)
 }
 
 // residentPages reports, page by page, whether path is in the page cache

@@ -43,22 +43,12 @@ func TestBrokerWritebackHandsProducedBytes(t *testing.T) {
 		c.MetricsListen = "127.0.0.1:0"
 		c.LogWritebackBytes = every
 	}))
-	cl := client(t, b.Addr(), kgo.DefaultProduceTopic("wb"), kgo.ProducerBatchCompression(kgo.NoCompression()))
-	adm := kadm.NewClient(cl)
-	createTopic(t, adm, "wb", 1, nil)
-
-	value := bytes.Repeat([]byte("w"), 16<<10)
-	const records = 128
-	for i := range records {
-		if err := cl.ProduceSync(ctxT(t), &kgo.Record{Key: []byte(strconv.Itoa(i)), Value: value}).FirstErr(); err != nil {
-			t.Fatal(err)
-		}
-	}
+	adm, value := produceKeyed(t, b.Addr(), "wb", 'w')
 	var handed, produced float64
 	kdrtest.Eventually(t, 10*time.Second, func() (bool, string) {
 		handed = metricValue(t, b.MetricsAddr(), "kdr_broker_log_writeback_bytes_total", nil)
 		produced = metricValue(t, b.MetricsAddr(), "kdr_topic_produced_bytes_total", map[string]string{"topic": "wb"})
-		return produced >= records*16<<10 && handed > produced-every, fmt.Sprintf("handed %.0f of %.0f produced bytes to writeback", handed, produced)
+		return produced >= keyedRecords*16<<10 && handed > produced-every, fmt.Sprintf("handed %.0f of %.0f produced bytes to writeback", handed, produced)
 	})
 	if handed > produced {
 		t.Fatalf("handed %.0f bytes, more than the %.0f produced", handed, produced)
@@ -85,16 +75,45 @@ func TestBrokerWritebackHandsProducedBytes(t *testing.T) {
 		t.Fatalf("DescribeConfigs log.writeback.bytes = %q, want %d", got, every)
 	}
 
-	consumer := client(t, b.Addr(), kgo.ConsumeTopics("wb"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	readKeyed(t, b.Addr(), "wb", value)
+}
+
+// keyedRecords records of 16 KiB each, keyed by their index, are what
+// produceKeyed writes and readKeyed expects: 2 MiB, enough for many
+// writeback ranges of the sizes these tests set.
+const keyedRecords = 128
+
+// produceKeyed creates topic with one partition and produces keyedRecords
+// records to it, one at a time, uncompressed; it returns an admin client
+// and the value every record carries (fill repeated).
+func produceKeyed(t *testing.T, addr, topic string, fill byte) (*kadm.Client, []byte) {
+	t.Helper()
+	cl := client(t, addr, kgo.DefaultProduceTopic(topic), kgo.ProducerBatchCompression(kgo.NoCompression()))
+	adm := kadm.NewClient(cl)
+	createTopic(t, adm, topic, 1, nil)
+	value := bytes.Repeat([]byte{fill}, 16<<10)
+	for i := range keyedRecords {
+		if err := cl.ProduceSync(ctxT(t), &kgo.Record{Key: []byte(strconv.Itoa(i)), Value: value}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return adm, value
+}
+
+// readKeyed reads topic from the start and checks it holds exactly what
+// produceKeyed wrote, in order.
+func readKeyed(t *testing.T, addr, topic string, value []byte) {
+	t.Helper()
+	consumer := client(t, addr, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	n := 0
-	for n < records {
+	for n < keyedRecords {
 		fs := consumer.PollFetches(ctxT(t))
 		if err := fs.Err(); err != nil {
 			t.Fatal(err)
 		}
 		fs.EachRecord(func(r *kgo.Record) {
-			if string(r.Key) != strconv.Itoa(n) || !bytes.Equal(r.Value, value) {
-				t.Fatalf("record %d: key %q", n, r.Key)
+			if string(r.Key) != strconv.Itoa(n) || !bytes.Equal(r.Value, value) || r.Offset != int64(n) {
+				t.Fatalf("record %d: key %q at offset %d, %d value bytes", n, r.Key, r.Offset, len(r.Value))
 			}
 			n++
 		})
