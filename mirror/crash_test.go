@@ -3,7 +3,6 @@ package mirror
 import (
 	"bufio"
 	"fmt"
-	"io"
 	"math"
 	"net/http"
 	"os"
@@ -129,9 +128,28 @@ func TestMirrorCrashResume(t *testing.T) {
 		})
 	}
 
+	// A worker is killed only once it has caught up and committed since:
+	// the bound below is what a worker copies at the producer's pace. A
+	// restarted worker first copies the backlog of its predecessor's
+	// downtime at full speed, and killed then it would leave more than an
+	// interval's worth to copy again.
+	settled := func(p *mirrorProc) {
+		t.Helper()
+		var commits float64
+		kdrtest.Eventually(t, 30*time.Second, func() (bool, string) {
+			lag := flowSum(p.metrics, "kdr_mirror_lag_records")
+			commits = flowSum(p.metrics, "kdr_mirror_commits_total")
+			return lag >= 0 && lag <= 2*batch && commits >= 0, fmt.Sprintf("worker lag %v records", lag)
+		})
+		kdrtest.Eventually(t, 30*time.Second, func() (bool, string) {
+			n := flowSum(p.metrics, "kdr_mirror_commits_total")
+			return n > commits, fmt.Sprintf("no commit since catching up (%v commits)", n)
+		})
+	}
 	p := startMirrorProc(t, bin, logDir, args...)
 	for k := 0; k < kills; k++ {
 		progress(west.count("east.orders"), 3*batch)
+		settled(p)
 		p.kill()
 		t.Logf("kill %d: target holds %d records", k+1, west.count("east.orders"))
 		p = startMirrorProc(t, bin, logDir, args...)
@@ -231,18 +249,31 @@ func checkWorkerGC(t *testing.T, metricsURL string) {
 
 func assignedOf(t *testing.T, metricsURL string) int {
 	t.Helper()
+	return int(flowSum(metricsURL, "kdr_mirror_assigned_partitions"))
+}
+
+// flowSum adds up a worker's series of name for the east->west flow; -1
+// when the worker does not answer or has no such series yet.
+func flowSum(metricsURL, name string) float64 {
 	resp, err := http.Get(metricsURL)
 	if err != nil {
 		return -1
 	}
 	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	m := regexp.MustCompile(`(?m)^kdr_mirror_assigned_partitions\{flow="east->west"\} (\d+)$`).FindSubmatch(b)
-	if m == nil {
+	samples, err := promtext.Parse(resp.Body)
+	if err != nil {
 		return -1
 	}
-	n, _ := strconv.Atoi(string(m[1]))
-	return n
+	sum, seen := 0.0, false
+	for _, s := range samples {
+		if s.Name == name && s.Labels["flow"] == "east->west" {
+			sum, seen = sum+s.Value, true
+		}
+	}
+	if !seen {
+		return -1
+	}
+	return sum
 }
 
 // TestMirrorWorkerKilledPartitionsMove runs two worker processes of one
