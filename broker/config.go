@@ -126,7 +126,7 @@ func (c Config) Validate() error {
 	case c.LogDropBehindBytes < 0:
 		return fmt.Errorf("log.drop.behind.bytes=%d: must be a byte count such as 67108864, or 0 to keep written data cached (--log-drop-behind-bytes)", c.LogDropBehindBytes)
 	case c.LogDropBehindBytes > 0 && c.LogWritebackBytes == 0:
-		return fmt.Errorf("log.drop.behind.bytes=%d needs early writeback: set log.writeback.bytes (--log-writeback-bytes) above 0, or drop-behind to 0", c.LogDropBehindBytes)
+		return fmt.Errorf("log.drop.behind.bytes=%d needs early writeback: set log.writeback.bytes (--log-writeback-bytes) above 0, or --log-drop-behind-bytes to 0", c.LogDropBehindBytes)
 	case c.ClusterID == "":
 		return fmt.Errorf("cluster id is empty: set --cluster-id")
 	case c.ReplicaLagTimeMax <= 0:

@@ -120,9 +120,11 @@ func (b *Broker) reconcile(prev, next *cluster.State) error {
 	defer b.reconcileMu.Unlock()
 	want := b.assigned(next)
 	now := time.Now()
-	settings := make(map[tp]topicSettings, len(want))
-	for key, t := range want {
-		settings[key] = b.settingsFor(t)
+	settings := map[string]topicSettings{} // by topic: one parse, one warning per topic
+	for _, t := range want {
+		if _, ok := settings[t.Name]; !ok {
+			settings[t.Name] = b.settingsFor(t)
+		}
 	}
 
 	type removed struct {
@@ -161,7 +163,7 @@ func (b *Broker) reconcile(prev, next *cluster.State) error {
 	}
 	opened := make(map[tp]*partition, len(missing))
 	for _, key := range missing {
-		p, err := b.openPartition(want[key], key.partition, settings[key])
+		p, err := b.openPartition(want[key], key.partition, settings[key.topic])
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -172,7 +174,7 @@ func (b *Broker) reconcile(prev, next *cluster.State) error {
 	var loaded []int32
 	b.mu.Lock()
 	for key, t := range want {
-		s := settings[key]
+		s := settings[key.topic]
 		p, ok := b.partitions[key]
 		if !ok {
 			if p, ok = opened[key]; !ok {
