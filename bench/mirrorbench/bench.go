@@ -268,7 +268,7 @@ func mirrorPhase(ctx context.Context, o options, r *results, src, dst *benchkit.
 		// phase before it wrote (gigabytes by now) on the same two CPUs.
 		syscall.Sync()
 		logf("sustained maximum: pacing %s at falling fractions of %.0f records/s, %v each", liveTopic, drain, o.liveFor)
-		r.sustain, err = measureSustained(ctx, p, []string{src.Addr}, srcAdm, dstAdm, liveTopic, remote(o, liveTopic), drain, o.liveFor)
+		r.sustain, err = measureSustained(ctx, p, []string{src.Addr}, []string{dst.Addr}, srcAdm, dstAdm, liveTopic, remote(o, liveTopic), drain, o.liveFor, o.sustainReader)
 		if err != nil {
 			r.notef("sustained maximum: %v", err)
 		}

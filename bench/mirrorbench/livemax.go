@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -29,20 +30,36 @@ type sustainStep struct {
 type sustainRun struct {
 	steps []sustainStep
 	rate  float64 // records/s of the highest step kept up with; 0 if none
+	// reader: a consumer read the target topic throughout, as the latency
+	// phase's does, and a step counted only once it had read everything.
+	reader bool
 }
 
 // measureSustained paces a producer on topic at falling fractions of
 // drainRate, stepFor each, and stops at the first rate the mirror keeps up
 // with: the source acknowledged ≥ 95 % of it and the target held every
-// record within sustainSlack of the producer stopping. After a step it
-// did not keep up with, it waits for the mirror to catch up.
-func measureSustained(ctx context.Context, p benchkit.Producer, srcSeeds []string, srcAdm, dstAdm *kadm.Client, topic, remote string, drainRate float64, stepFor time.Duration) (sustainRun, error) {
-	var run sustainRun
+// record within sustainSlack of the producer stopping. With withReader, a
+// consumer in this process reads remote on the target all along, as the
+// latency phase's consumer does, and the target's records count only once
+// it has read them: the maximum is then that of the load the latency phase
+// puts on this machine, so that half of it is half of what the machine
+// carries. After a step it did not keep up with, it waits for the mirror
+// to catch up.
+func measureSustained(ctx context.Context, p benchkit.Producer, srcSeeds, dstSeeds []string, srcAdm, dstAdm *kadm.Client, topic, remote string, drainRate float64, stepFor time.Duration, withReader bool) (sustainRun, error) {
+	run := sustainRun{reader: withReader}
 	prod, err := kgo.NewClient(p.Opts(srcSeeds, topic, kgo.AllISRAcks())...)
 	if err != nil {
 		return run, err
 	}
 	defer prod.Close()
+	var read atomic.Int64 // records the reader has polled; all of the target's with no reader
+	if withReader {
+		stop, err := readAll(ctx, dstSeeds, remote, &read)
+		if err != nil {
+			return run, err
+		}
+		defer stop()
+	}
 	if err := p.WarmUp(ctx, prod); err != nil {
 		return run, fmt.Errorf("warm-up record: %w", err)
 	}
@@ -54,6 +71,11 @@ func measureSustained(ctx context.Context, p benchkit.Producer, srcSeeds []strin
 		deadline := time.Now().Add(within)
 		for {
 			got, err := endOffsetSum(ctx, dstAdm, remote)
+			if withReader {
+				// The remote topic is new and only the mirror writes it,
+				// so its offsets count its records.
+				got = min(got, read.Load())
+			}
 			if err == nil && got >= want {
 				return 0, nil
 			}
@@ -93,4 +115,27 @@ func measureSustained(ctx context.Context, p benchkit.Producer, srcSeeds []strin
 		}
 	}
 	return run, nil
+}
+
+// readAll starts a consumer reading topic on the target from its start,
+// adding each poll's records to n, until the returned stop is called.
+func readAll(ctx context.Context, seeds []string, topic string, n *atomic.Int64) (stop func(), err error) {
+	cons, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.MetadataMinAge(250*time.Millisecond))
+	if err != nil {
+		return nil, err
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for cctx.Err() == nil {
+			n.Add(int64(cons.PollFetches(cctx).NumRecords()))
+		}
+	}()
+	return func() {
+		cancel()
+		<-done
+		cons.Close()
+	}, nil
 }

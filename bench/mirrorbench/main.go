@@ -11,6 +11,10 @@
 //     broker; its resident memory is sampled throughout, with the whole
 //     preload as lag at the start; a CPU profile is taken from its
 //     /debug/pprof endpoint;
+//   - the sustained maximum: the highest of falling rates that a paced
+//     producer on the source can hold while the mirror copies it and a
+//     consumer reads the target (--sustain-reader), so that its half is
+//     half of what this machine carries under the latency phase's load;
 //   - replication latency while the mirror runs: a producer on the source
 //     paced at half the sustained maximum (or --latency-rate), first for
 //     --latency-warmup untimed, and a consumer on the target timing each
@@ -46,16 +50,17 @@ import (
 type options struct {
 	benchkit.Common
 
-	records     int64         // preloaded on the source
-	copyTimeout time.Duration // longest a backlog copy may take before it is reported unfinished
-	batch       int           // the mirror's --batch-records
-	latRate     float64       // records/s of the paced phase; 0: half the sustained maximum
-	latWarmup   time.Duration // paced, untimed, before the paced phase's clock starts
-	liveFor     time.Duration // each step of the sustained maximum
-	naming      string        // the mirror's --naming
-	pipeLatency bool          // also pace the latency phase's rate through the pipe
-	hopLatency  bool          // also pace it into and out of the source alone
-	dropBehind  int64         // the brokers' --log-drop-behind-bytes
+	records       int64         // preloaded on the source
+	copyTimeout   time.Duration // longest a backlog copy may take before it is reported unfinished
+	batch         int           // the mirror's --batch-records
+	latRate       float64       // records/s of the paced phase; 0: half the sustained maximum
+	latWarmup     time.Duration // paced, untimed, before the paced phase's clock starts
+	liveFor       time.Duration // each step of the sustained maximum
+	sustainReader bool          // read the target during the sustained maximum's steps
+	naming        string        // the mirror's --naming
+	pipeLatency   bool          // also pace the latency phase's rate through the pipe
+	hopLatency    bool          // also pace it into and out of the source alone
+	dropBehind    int64         // the brokers' --log-drop-behind-bytes
 }
 
 // parseFlags defines mirrorbench's flags on fs and parses args with it.
@@ -78,6 +83,7 @@ func parseFlags(fs *flag.FlagSet, args []string) (options, error) {
 	fs.BoolVar(&o.hopLatency, "hop-latency", true, "also pace the latency phase's rate into the source and read it back from the source (one broker, nothing copied) and time it the same way: the floor for the copies")
 	fs.Int64Var(&o.dropBehind, "broker-drop-behind-bytes", 64<<20, "the brokers' --log-drop-behind-bytes (0: keep written data cached, the broker's default). On a VM whose host reclaims the guest's unused memory, filling fresh page-cache pages made the brokers' appends several times dearer 15-30 s into a stream, for the mirror and the pipe alike (docs/benchmarks.md)")
 	fs.DurationVar(&o.liveFor, "sustain-step", 15*time.Second, "how long each rate is tried for the sustained maximum (as long as the latency phase: a shorter step passes rates the machine holds only until the kernel starts writing back what they wrote)")
+	fs.BoolVar(&o.sustainReader, "sustain-reader", true, "read the target topic during the sustained maximum's steps, as the latency phase does, so that its half is half of the load that phase puts on this machine (false: a producer only, the reference of the runs before 2026-11-30)")
 	if err := benchkit.Parse(fs, args); err != nil {
 		return o, err
 	}

@@ -55,9 +55,13 @@ func writeReport(w io.Writer, o options, args []string, r results) {
 			tried = append(tried, fmt.Sprintf("%.1f MB/s asked, %.1f acknowledged by the source, %d records behind %v after",
 				st.rate*float64(o.RecordSize)/1e6, st.achieved*float64(o.RecordSize)/1e6, st.behind, sustainSlack))
 		}
-		fmt.Fprintf(w, "Sustained maximum (a paced producer on the source while the mirror copies, all on this machine; "+
+		load := "a paced producer on the source while the mirror copies"
+		if s.reader {
+			load += " and a consumer reads the target, as in the latency phase"
+		}
+		fmt.Fprintf(w, "Sustained maximum (%s, all on this machine; "+
 			"the highest rate the source took and the target kept up with to within %v; %v a step): %s; tried: %s.  \n",
-			sustainSlack, o.liveFor, mbpsOrNone(s.rate*float64(o.RecordSize)/1e6), strings.Join(tried, "; "))
+			load, sustainSlack, o.liveFor, mbpsOrNone(s.rate*float64(o.RecordSize)/1e6), strings.Join(tried, "; "))
 	}
 	l := r.latency
 	basis := "half the backlog drain rate"
