@@ -77,7 +77,7 @@ func parseFlags(fs *flag.FlagSet, args []string) (options, error) {
 	fs.DurationVar(&o.copyTimeout, "copy-timeout", 10*time.Minute, "longest a backlog copy may take; an unfinished copy is reported with what it moved")
 	fs.IntVar(&o.batch, "batch-records", 0, "the mirror's --batch-records (0: its default)")
 	fs.Float64Var(&o.latRate, "latency-rate", 0, "records/s of the paced latency phase (0: half the sustained maximum)")
-	fs.DurationVar(&o.latWarmup, "latency-warmup", 3*time.Second, "how long the paced producer runs at the rate before its records are timed (their worst is reported apart)")
+	fs.DurationVar(&o.latWarmup, "latency-warmup", 10*time.Second, "how long the paced producer runs at the rate before its records are timed (their worst is reported apart, per half second): a stream starting on an idle disk ran slow for up to 8 s on the bench VM (docs/benchmarks.md)")
 	fs.StringVar(&o.naming, "naming", "prefix", "the mirror's --naming: prefix or identity (identity rewrites each forwarded batch with the provenance hop)")
 	fs.BoolVar(&o.pipeLatency, "pipe-latency", true, "also pace the latency phase's rate through the franz-go pipe (mirror stopped) and time it the same way")
 	fs.BoolVar(&o.hopLatency, "hop-latency", true, "also pace the latency phase's rate into the source and read it back from the source (one broker, nothing copied) and time it the same way: the floor for the copies")
