@@ -282,7 +282,7 @@ func mirrorPhase(ctx context.Context, o options, r *results, src, dst *benchkit.
 	}
 	syscall.Sync()
 	logf("latency: %.0f records/s for %v through the mirror", r.latRate, o.Duration)
-	r.latency, err = measureLatency(ctx, p, []string{src.Addr}, []string{dst.Addr}, latTopic, remote(o, latTopic), r.latRate, o.latWarmup, o.Duration,
+	r.latency, err = measureLatency(ctx, p, []string{src.Addr}, []string{dst.Addr}, latTopic, remote(o, latTopic), r.latRate, o.warmupAt(r.latRate), o.Duration,
 		benchkit.Named{Name: "source broker", Pid: src.Pid()}, benchkit.Named{Name: "target broker", Pid: dst.Pid()},
 		benchkit.Named{Name: "mirror", Pid: m.Pid()}, benchkit.Named{Name: "this bench process (paced producer, latency consumer)", Pid: os.Getpid()})
 	if err != nil {
@@ -309,7 +309,7 @@ func pipeLatency(ctx context.Context, o options, src, dst *benchkit.Process, src
 	piped := make(chan error, 1)
 	go func() { piped <- pipe(pctx, []string{src.Addr}, []string{dst.Addr}, pipeLatTopic, to) }()
 	logf("latency: %.0f records/s for %v through the pipe", rate, o.Duration)
-	run, err := measureLatency(ctx, p, []string{src.Addr}, []string{dst.Addr}, pipeLatTopic, to, rate, o.latWarmup, o.Duration,
+	run, err := measureLatency(ctx, p, []string{src.Addr}, []string{dst.Addr}, pipeLatTopic, to, rate, o.warmupAt(rate), o.Duration,
 		benchkit.Named{Name: "source broker", Pid: src.Pid()}, benchkit.Named{Name: "target broker", Pid: dst.Pid()},
 		benchkit.Named{Name: "this bench process (pipe, paced producer, latency consumer)", Pid: os.Getpid()})
 	cancel()
@@ -328,7 +328,7 @@ func hopLatency(ctx context.Context, o options, src *benchkit.Process, srcAdm *k
 		return latencyRun{}, err
 	}
 	logf("latency: %.0f records/s for %v into and out of the source alone", rate, o.Duration)
-	return measureLatency(ctx, p, []string{src.Addr}, []string{src.Addr}, hopTopic, hopTopic, rate, o.latWarmup, o.Duration,
+	return measureLatency(ctx, p, []string{src.Addr}, []string{src.Addr}, hopTopic, hopTopic, rate, o.warmupAt(rate), o.Duration,
 		benchkit.Named{Name: "source broker", Pid: src.Pid()},
 		benchkit.Named{Name: "this bench process (paced producer, latency consumer)", Pid: os.Getpid()})
 }

@@ -16,9 +16,10 @@
 //     consumer reads the target (--sustain-reader), so that its half is
 //     half of what this machine carries under the latency phase's load;
 //   - replication latency while the mirror runs: a producer on the source
-//     paced at half the sustained maximum (or --latency-rate), first for
-//     --latency-warmup untimed, and a consumer on the target timing each
-//     record from its source append time to its arrival;
+//     paced at half the sustained maximum (or --latency-rate), first
+//     untimed until every partition is past the brokers' drop-behind
+//     distance and then for --latency-warmup, and a consumer on the target
+//     timing each record from its source append time to its arrival;
 //   - the pipe, in this process (consume from the start, produce each polled
 //     batch to the same partition with acks=all and idempotency, flush per
 //     poll), measured the same way, with this process's CPU: first its
@@ -77,7 +78,7 @@ func parseFlags(fs *flag.FlagSet, args []string) (options, error) {
 	fs.DurationVar(&o.copyTimeout, "copy-timeout", 10*time.Minute, "longest a backlog copy may take; an unfinished copy is reported with what it moved")
 	fs.IntVar(&o.batch, "batch-records", 0, "the mirror's --batch-records (0: its default)")
 	fs.Float64Var(&o.latRate, "latency-rate", 0, "records/s of the paced latency phase (0: half the sustained maximum)")
-	fs.DurationVar(&o.latWarmup, "latency-warmup", 10*time.Second, "how long the paced producer runs at the rate before its records are timed (their worst is reported apart, per half second): a stream starting on an idle disk ran slow for up to 8 s on the bench VM (docs/benchmarks.md)")
+	fs.DurationVar(&o.latWarmup, "latency-warmup", 10*time.Second, "how long the paced producer runs at the rate before its records are timed, after the time it takes to write each partition's first --broker-drop-behind-bytes (their worst is reported apart, per half second)")
 	fs.StringVar(&o.naming, "naming", "prefix", "the mirror's --naming: prefix or identity (identity rewrites each forwarded batch with the provenance hop)")
 	fs.BoolVar(&o.pipeLatency, "pipe-latency", true, "also pace the latency phase's rate through the franz-go pipe (mirror stopped) and time it the same way")
 	fs.BoolVar(&o.hopLatency, "hop-latency", true, "also pace the latency phase's rate into the source and read it back from the source (one broker, nothing copied) and time it the same way: the floor for the copies")
@@ -108,6 +109,22 @@ func parseFlags(fs *flag.FlagSet, args []string) (options, error) {
 		return o, fmt.Errorf("--broker-drop-behind-bytes %d: must not be negative", o.dropBehind)
 	}
 	return o, o.Check()
+}
+
+// warmupAt is how long a latency phase at rate records/s runs untimed:
+// the time the paced producer takes to write --broker-drop-behind-bytes to
+// every partition, then --latency-warmup. Until a partition's log passes
+// the drop-behind distance, each append fills fresh page-cache pages
+// rather than recycling dropped ones: on the bench VM that first fill of a
+// new topic (1 GiB on the two brokers at 64 MiB × 8 partitions) cost up to
+// a core and held latencies at 0.3–2.4 s for as long, where the stream
+// after it ran at 20–60 ms (docs/benchmarks.md).
+func (o options) warmupAt(rate float64) time.Duration {
+	if o.dropBehind <= 0 || rate <= 0 {
+		return o.latWarmup
+	}
+	fill := float64(o.dropBehind) * float64(o.Partitions) / (rate * float64(o.RecordSize))
+	return o.latWarmup + time.Duration(fill*float64(time.Second)).Round(100*time.Millisecond)
 }
 
 func main() {

@@ -73,10 +73,10 @@ func writeReport(w io.Writer, o options, args []string, r results) {
 	}
 	if l.received > 0 {
 		fmt.Fprintf(w, "Replication latency at "+basis+" (%.0f records/s = %.1f MB/s paced on the source for %v after %v of "+
-			"warm-up at that rate, %d produced, %d seen on the target; source append time (LogAppendTime) to the target consumer): "+
+			"warm-up at that rate%s, %d produced, %d seen on the target; source append time (LogAppendTime) to the target consumer): "+
 			"p50 %v, p99 %v, max %v — goal p99 < %v %s. Source acks=all produce latency for comparison (warm-up included): "+
 			"p50 %v, p99 %v.  \n",
-			r.latRate, r.latRate*float64(o.RecordSize)/1e6, o.Duration, o.latWarmup, l.produced.Produced.Records, l.received,
+			r.latRate, r.latRate*float64(o.RecordSize)/1e6, o.Duration, o.warmupAt(r.latRate), warmupParts(o, r.latRate), l.produced.Produced.Records, l.received,
 			ms(l.p50), ms(l.p99), ms(l.max), goalP99, metIf(l.p99 < goalP99), ms(l.produced.P50), ms(l.produced.P99))
 		fmt.Fprintf(w, "Worst latency per %v of the warm-up: %s. Worst latency per second of the timed phase: %s; the bench "+
 			"process's own worst stall per second (its producer and consumer run in it): %s.  \n",
@@ -107,6 +107,16 @@ func writeReport(w io.Writer, o options, args []string, r results) {
 			r.profSecs, trimTop(r.profile))
 	}
 	benchkit.WriteNotes(w, r.notes)
+}
+
+// warmupParts says what a warm-up at rate is made of, when it is more
+// than --latency-warmup.
+func warmupParts(o options, rate float64) string {
+	fill := o.warmupAt(rate) - o.latWarmup
+	if fill <= 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (%v to write the brokers' %s drop-behind distance to each partition, then %v)", fill, mib(o.dropBehind), o.latWarmup)
 }
 
 func ratio(a, b float64) string {
