@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -260,7 +261,12 @@ func mirrorPhase(ctx context.Context, o options, r *results, src, dst *benchkit.
 	if o.latRate > 0 {
 		r.latRate = o.latRate
 	} else if drain >= 1 {
-		if err := createTopic(ctx, srcAdm, liveTopic, o.Partitions); err != nil {
+		// Bounded: its steps write 10–15 GB to each broker, and a whole
+		// run without retention needed 41 GB of disk. 512 MiB a partition
+		// is well above the mirror's lag during the steps (under 1.6 M
+		// records over all eight), and the remote topic gets the same
+		// settings through the mirror's config sync.
+		if err := createTopic(ctx, srcAdm, liveTopic, o.Partitions, "retention.bytes", strconv.Itoa(512<<20), "segment.bytes", strconv.Itoa(128<<20)); err != nil {
 			return err
 		}
 		// Each paced phase starts with nothing dirty in the page cache,

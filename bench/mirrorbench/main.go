@@ -84,7 +84,7 @@ func parseFlags(fs *flag.FlagSet, args []string) (options, error) {
 	fs.BoolVar(&o.hopLatency, "hop-latency", true, "also pace the latency phase's rate into the source and read it back from the source (one broker, nothing copied) and time it the same way: the floor for the copies")
 	fs.Int64Var(&o.dropBehind, "broker-drop-behind-bytes", 64<<20, "the brokers' --log-drop-behind-bytes (0: keep written data cached, the broker's default). On a VM whose host reclaims the guest's unused memory, filling fresh page-cache pages made the brokers' appends several times dearer 15-30 s into a stream, for the mirror and the pipe alike (docs/benchmarks.md)")
 	fs.DurationVar(&o.liveFor, "sustain-step", 15*time.Second, "how long each rate is tried for the sustained maximum (as long as the latency phase: a shorter step passes rates the machine holds only until the kernel starts writing back what they wrote)")
-	fs.BoolVar(&o.sustainReader, "sustain-reader", true, "read the target topic during the sustained maximum's steps, as the latency phase does, so that its half is half of the load that phase puts on this machine (false: a producer only, the reference of the runs before 2026-11-30)")
+	fs.BoolVar(&o.sustainReader, "sustain-reader", true, "read the target topic during the sustained maximum's steps, as the latency phase does, so that its half is half of the load that phase puts on this machine (false: a producer only, as runs before the ninth session of docs/benchmarks.md measured it)")
 	if err := benchkit.Parse(fs, args); err != nil {
 		return o, err
 	}

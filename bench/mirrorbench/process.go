@@ -16,8 +16,9 @@ const startTimeout = 30 * time.Second
 // startBroker runs a single-broker kdr cluster on a fresh data dir, its
 // stderr in logPath. Group rebalances start at once: the mirror joins a
 // group and the pipe does not, and the broker's default 3 s wait for more
-// members would be charged to the mirror alone. dropBehind is the broker's
-// --log-drop-behind-bytes.
+// members would be charged to the mirror alone. Retention runs every 5 s,
+// so that the sustained maximum's topic stays within its retention.bytes.
+// dropBehind is the broker's --log-drop-behind-bytes.
 func startBroker(bin, dataDir, logPath string, dropBehind int64) (*benchkit.Process, error) {
 	logs, err := os.Create(logPath)
 	if err != nil {
@@ -26,6 +27,7 @@ func startBroker(bin, dataDir, logPath string, dropBehind int64) (*benchkit.Proc
 	p, err := benchkit.Start(bin, []string{"broker",
 		"--data-dir", dataDir, "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0",
 		"--node-id", "1", "--group-initial-rebalance-delay-ms", "0", "--log-level", "warn",
+		"--log-retention-check-interval-ms", "5000",
 		"--log-drop-behind-bytes", strconv.FormatInt(dropBehind, 10)}, logs)
 	if err != nil {
 		return nil, fmt.Errorf("starting broker: %w", err)
