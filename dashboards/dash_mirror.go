@@ -36,6 +36,12 @@ func Mirror() *Dashboard {
 						{Expr: `histogram_quantile(0.5, sum by (flow, le) (rate(kdr_mirror_replication_latency_seconds_bucket` + byFlow + `[$__rate_interval])))`, Legend: "{{flow}} p50"},
 						{Expr: latencyP99("flow"), Legend: "{{flow}} p99"},
 					}},
+				{Kind: TimeSeries, Title: "Fetch and copy cycle p99", Unit: "s",
+					Description: "Where a record's replication latency goes: a fetch from the source (kdr_mirror_fetch_seconds, forwarding flows) and a copy cycle until the target acknowledged it (kdr_mirror_cycle_seconds).",
+					Queries: []Query{
+						{Expr: `histogram_quantile(0.99, sum by (flow, le) (rate(kdr_mirror_fetch_seconds_bucket` + byFlow + `[$__rate_interval])))`, Legend: "{{flow}} fetch p99"},
+						{Expr: `histogram_quantile(0.99, sum by (flow, le) (rate(kdr_mirror_cycle_seconds_bucket` + byFlow + `[$__rate_interval])))`, Legend: "{{flow}} cycle p99"},
+					}},
 				{Kind: TimeSeries, Title: "Record age at copy", Unit: "s",
 					Description: "Age of the last record copied, at its acknowledgement, worst partition per topic.",
 					Queries:     []Query{{Expr: `max by (flow, topic) (kdr_mirror_record_age_seconds` + byFlow + `)`, Legend: "{{flow}} {{topic}}"}}},

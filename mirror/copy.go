@@ -241,12 +241,15 @@ func (w *Worker) cycle(ctx context.Context) {
 		// Manual flushing: nothing is sent before this point, so a refused
 		// batch fails every later record of its partition too, and what
 		// the target acknowledged is always a prefix of the queue.
-		w.setFlushing(time.Now())
+		start := time.Now()
+		w.setFlushing(start)
 		forwarded := make(chan struct{})
 		go func() {
 			defer close(forwarded)
 			if w.forward {
-				w.fwd.send(pctx, work)
+				if n := w.fwd.send(pctx, work); n > 0 {
+					w.m.rounds.Observe(float64(n))
+				}
 			}
 		}()
 		fctx, cancel := graceCtx(ctx, w.flow.DeliveryTimeout)
@@ -260,6 +263,7 @@ func (w *Worker) cycle(ctx context.Context) {
 			return
 		}
 		wg.Wait()
+		w.m.cycle.Observe(time.Since(start).Seconds())
 		w.settle(work)
 	}
 	// Hand the offset syncs and commit to the committer and go on copying:

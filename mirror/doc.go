@@ -213,5 +213,10 @@
 // kdr_mirror_offset_syncs_total, kdr_mirror_records_skipped_total{reason},
 // kdr_mirror_errors_total{kind}, kdr_mirror_assigned_partitions,
 // kdr_mirror_heartbeats_total, kdr_mirror_topics_deleted_total,
-// kdr_mirror_acls_created_total. Worker.Status gives the same as a snapshot.
+// kdr_mirror_acls_created_total; and, per flow, where a copy's time goes:
+// kdr_mirror_fetch_seconds (a fetch from a source broker, forwarding flows),
+// kdr_mirror_cycle_seconds (a copy cycle, from sending to the target's last
+// acknowledgement) and kdr_mirror_forward_rounds (Produce requests a
+// forwarding cycle sent one after the other). Worker.Status gives the
+// per-partition figures as a snapshot.
 package mirror

@@ -213,7 +213,9 @@ func (w *Worker) fetchFrom(ctx context.Context, id int32, parts []fetchPos, room
 	}
 	w.mu.Unlock()
 
+	sent := time.Now()
 	kresp, err := w.fetchCl.Broker(int(id)).Request(ctx, req)
+	w.m.fetch.Observe(time.Since(sent).Seconds())
 	if err == nil {
 		err = kerr.ErrorForCode(kresp.(*kmsg.FetchResponse).ErrorCode)
 	}

@@ -741,6 +741,15 @@ func TestForwardLogAppendTimeAndCompression(t *testing.T) {
 		}
 		return true, ""
 	})
+	// The time split: every forwarded batch went out in a cycle's round,
+	// after a fetch; a cycle sends at least one round when it forwards.
+	flow := map[string]string{"flow": "east->west"}
+	fetches := metricSum(t, w.reg, "kdr_mirror_fetch_seconds", flow)
+	cycles := metricSum(t, w.reg, "kdr_mirror_cycle_seconds", flow)
+	rounds := metricSum(t, w.reg, "kdr_mirror_forward_rounds", flow)
+	if fetches < 1 || cycles < 1 || rounds < 1 || rounds > cycles {
+		t.Errorf("fetches %v, cycles %v, cycles with forward rounds %v: want each at least 1, and no more forwarding cycles than cycles", fetches, cycles, rounds)
+	}
 	for kind, e := range w.Status().Errors {
 		t.Errorf("unexpected %s errors: %+v", kind, e)
 	}

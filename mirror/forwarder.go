@@ -62,8 +62,9 @@ func (l *lane) fail(err error) {
 }
 
 // send forwards the batches of work and fills each job's outcome: its
-// acknowledgement time and target base offset, or its error.
-func (f *forwarder) send(ctx context.Context, work map[*partState][]*job) {
+// acknowledgement time and target base offset, or its error. It returns
+// how many rounds of Produce requests that took.
+func (f *forwarder) send(ctx context.Context, work map[*partState][]*job) (rounds int) {
 	var lanes []*lane
 	for ps, jobs := range work {
 		var l *lane
@@ -79,7 +80,7 @@ func (f *forwarder) send(ctx context.Context, work map[*partState][]*job) {
 		}
 	}
 	if len(lanes) == 0 {
-		return
+		return 0
 	}
 	for {
 		var open []*lane
@@ -89,15 +90,16 @@ func (f *forwarder) send(ctx context.Context, work map[*partState][]*job) {
 			}
 		}
 		if len(open) == 0 {
-			return
+			return rounds
 		}
+		rounds++
 		// Again after a round reset the producer: a batch must never go
 		// out stamped with producer ID -1 (not idempotent).
 		if err := f.initProducer(ctx); err != nil {
 			for _, l := range open {
 				l.fail(err)
 			}
-			return
+			return rounds
 		}
 		tps := make([]topicPartition, len(open))
 		for i, l := range open {

@@ -46,6 +46,13 @@ type metrics struct {
 	heartbeats    *prometheus.CounterVec
 	deleted       *prometheus.CounterVec
 	aclsCreated   *prometheus.CounterVec
+	// fetch, cycle and rounds split a copy's time between the two sides:
+	// fetch is the source's, cycle the target's (the next cycle starts only
+	// when this one is acknowledged), and a forwarding cycle sends one
+	// batch per partition per Produce request.
+	fetch  prometheus.Observer
+	cycle  prometheus.Observer
+	rounds prometheus.Observer
 }
 
 func newMetrics(reg prometheus.Registerer, flow string) *metrics {
@@ -91,6 +98,21 @@ func newMetrics(reg prometheus.Registerer, flow string) *metrics {
 		deleted:     counter("kdr_mirror_topics_deleted_total", "Remote topics deleted on the target because their source topic was deleted (SyncTopicDeletions).", "flow"),
 		aclsCreated: counter("kdr_mirror_acls_created_total", "ACLs created on the target for remote topics (SyncTopicACLs).", "flow"),
 	}
+	m.fetch = register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "kdr_mirror_fetch_seconds",
+		Help:    "Time a fetch from a source broker took, from sending it to its answer (it may wait up to 500 ms for records, 5 ms while they stream); forwarding only, where the worker fetches for itself.",
+		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16), // 0.5 ms to ~16 s
+	}, []string{"flow"})).WithLabelValues(flow)
+	m.cycle = register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "kdr_mirror_cycle_seconds",
+		Help:    "Time a copy cycle took from sending its copies to the target's last acknowledgement of them; records fetched meanwhile wait for the next cycle.",
+		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16), // 0.5 ms to ~16 s
+	}, []string{"flow"})).WithLabelValues(flow)
+	m.rounds = register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "kdr_mirror_forward_rounds",
+		Help:    "Produce requests a forwarding cycle sent to a target leader one after the other: one batch of each partition per request, so a partition with n batches waiting takes n rounds.",
+		Buckets: prometheus.ExponentialBuckets(1, 2, 8), // 1 to 128
+	}, []string{"flow"})).WithLabelValues(flow)
 	// Every series without a topic exists from the start, so rate() and
 	// alerts see zeros.
 	for _, k := range []string{KindSource, KindTarget, KindTooLarge, KindTopic, KindConfig, KindOffsetSync, KindCommit, KindHeartbeat, KindTopicDeleted, KindCheckpoint, KindACL} {
