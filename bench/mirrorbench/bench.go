@@ -81,6 +81,9 @@ func bench(ctx context.Context, o options, args []string) error {
 		return err
 	}
 	defer os.RemoveAll(tmp)
+	if err := checkFree(tmp, o.minFreeGB); err != nil {
+		return err
+	}
 
 	src, err := startBroker(o.KdrBin, filepath.Join(tmp, "source"), filepath.Join(o.OutDir, "mirrorbench-source.log"), o.dropBehind)
 	if err != nil {
@@ -387,6 +390,25 @@ func createTopic(ctx context.Context, adm *kadm.Client, topic string, partitions
 	}
 	if err != nil {
 		return fmt.Errorf("creating %s: %w", topic, err)
+	}
+	return nil
+}
+
+// checkFree refuses to start when dir's file system has less than minGB
+// gigabytes free: a run that fills the disk stalls its brokers, and the
+// bench waits out its timeouts before it reports anything.
+func checkFree(dir string, minGB float64) error {
+	if minGB <= 0 {
+		return nil
+	}
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		return fmt.Errorf("checking free space under %s: %w", dir, err)
+	}
+	free := float64(int64(st.Bavail)*int64(st.Bsize)) / 1e9
+	if free < minGB {
+		return fmt.Errorf("%s has %.1f GB free, and a run needs about %.0f GB there for its brokers' data (--min-free-gb): "+
+			"point TMPDIR at a larger disk, or pass --min-free-gb 0 to run anyway", dir, free, minGB)
 	}
 	return nil
 }

@@ -58,6 +58,7 @@ type options struct {
 	latWarmup     time.Duration // paced, untimed, before the paced phase's clock starts
 	liveFor       time.Duration // each step of the sustained maximum
 	sustainReader bool          // read the target during the sustained maximum's steps
+	minFreeGB     float64       // refuse to start with less free disk under TMPDIR
 	naming        string        // the mirror's --naming
 	pipeLatency   bool          // also pace the latency phase's rate through the pipe
 	hopLatency    bool          // also pace it into and out of the source alone
@@ -85,6 +86,7 @@ func parseFlags(fs *flag.FlagSet, args []string) (options, error) {
 	fs.Int64Var(&o.dropBehind, "broker-drop-behind-bytes", 64<<20, "the brokers' --log-drop-behind-bytes (0: keep written data cached, the broker's default). On a VM whose host reclaims the guest's unused memory, filling fresh page-cache pages made the brokers' appends several times dearer 15-30 s into a stream, for the mirror and the pipe alike (docs/benchmarks.md)")
 	fs.DurationVar(&o.liveFor, "sustain-step", 15*time.Second, "how long each rate is tried for the sustained maximum (as long as the latency phase: a shorter step passes rates the machine holds only until the kernel starts writing back what they wrote)")
 	fs.BoolVar(&o.sustainReader, "sustain-reader", true, "read the target topic during the sustained maximum's steps, as the latency phase does, so that its half is half of the load that phase puts on this machine (false: a producer only, as runs before the ninth session of docs/benchmarks.md measured it)")
+	fs.Float64Var(&o.minFreeGB, "min-free-gb", 30, "refuse to start with less than this many GB free under TMPDIR, where the brokers keep their data (a default run peaked at ~27 GB on the bench VM); 0 skips the check")
 	if err := benchkit.Parse(fs, args); err != nil {
 		return o, err
 	}
@@ -105,6 +107,8 @@ func parseFlags(fs *flag.FlagSet, args []string) (options, error) {
 		return o, fmt.Errorf("--naming %q: want prefix or identity", o.naming)
 	case o.batch < 0:
 		return o, fmt.Errorf("--batch-records %d: must not be negative", o.batch)
+	case o.minFreeGB < 0:
+		return o, fmt.Errorf("--min-free-gb %v: must not be negative", o.minFreeGB)
 	case o.dropBehind < 0:
 		return o, fmt.Errorf("--broker-drop-behind-bytes %d: must not be negative", o.dropBehind)
 	}
