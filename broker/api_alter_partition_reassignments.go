@@ -57,7 +57,7 @@ func (b *Broker) reassignPartition(ctx context.Context, topic string, partition 
 	}
 	res, err := b.meta.Propose(ctx, &cluster.AlterPartitionReassignments{Topic: topic, Partition: partition, Replicas: replicas})
 	if err != nil {
-		if errorCode(err) == kerr.UnknownServerError.Code {
+		if logWorthy(errorCode(err)) {
 			b.log.Warn("partition reassignment failed", "topic", topic, "partition", partition, "err", err)
 		}
 		return err

@@ -72,7 +72,7 @@ func (b *Broker) handleElectLeaders(ctx context.Context, r *wire.Request) (kmsg.
 func (b *Broker) electLeaders(ctx context.Context, cmd *cluster.ElectLeaders) ([]cluster.ElectionResult, error) {
 	res, err := b.meta.Propose(ctx, cmd)
 	if err != nil {
-		if errorCode(err) == kerr.UnknownServerError.Code {
+		if logWorthy(errorCode(err)) {
 			b.log.Warn("leader election failed", "topic", cmd.Topic, "err", err)
 		}
 		return nil, err

@@ -93,8 +93,11 @@ func (b *Broker) producePartition(topic string, rp *kmsg.ProduceRequestTopicPart
 	if err != nil {
 		out.ErrorCode = errorCode(err)
 		out.ErrorMessage = errorMessage(err)
-		if out.ErrorCode == kerr.UnknownServerError.Code {
+		if logWorthy(out.ErrorCode) {
 			b.log.Error("append failed", "topic", topic, "partition", rp.Partition, "err", err)
+		}
+		if out.ErrorCode == kerr.KafkaStorageError.Code {
+			b.metrics.storageErrors.Inc()
 		}
 		return out, nil
 	}

@@ -21,6 +21,9 @@ type metrics struct {
 	fencedAllowed    *prometheus.CounterVec
 	fenced           *prometheus.Desc
 	fenceEpoch       *prometheus.Desc
+	// storageErrors counts partition appends and reads that failed in the
+	// log's files (KAFKA_STORAGE_ERROR).
+	storageErrors prometheus.Counter
 
 	logEndOffset    *prometheus.Desc
 	logStartOffset  *prometheus.Desc
@@ -58,6 +61,10 @@ func newMetrics(b *Broker) *metrics {
 		}, []string{"kind"}),
 		fencedRejections: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "kdr_broker_fenced_produce_rejections_total", Help: "Produce partitions refused because the cluster is fenced.",
+		}),
+		storageErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "kdr_broker_storage_errors_total",
+			Help: "Partition appends and fetch reads that failed in the log's files (disk full, I/O error), answered with KAFKA_STORAGE_ERROR.",
 		}),
 		fencedAllowed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "kdr_broker_fenced_produce_allowed_total",
@@ -105,6 +112,7 @@ func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 	m.isrChanges.Describe(ch)
 	m.fencedRejections.Describe(ch)
 	m.fencedAllowed.Describe(ch)
+	m.storageErrors.Describe(ch)
 	for _, d := range []*prometheus.Desc{m.fenced, m.fenceEpoch, m.logEndOffset, m.logStartOffset, m.highWatermark, m.sizeBytes, m.leader, m.partitions, m.topics,
 		m.leaders, m.underReplicated, m.underMinISR, m.fetchLag, m.fetchLagTime, m.writebackBytes, m.writebackFailures, m.droppedBytes} {
 		ch <- d
@@ -119,6 +127,7 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	m.isrChanges.Collect(ch)
 	m.fencedRejections.Collect(ch)
 	m.fencedAllowed.Collect(ch)
+	m.storageErrors.Collect(ch)
 	ch <- prometheus.MustNewConstMetric(m.writebackBytes, prometheus.CounterValue, float64(m.b.wb.Bytes()))
 	ch <- prometheus.MustNewConstMetric(m.writebackFailures, prometheus.CounterValue, float64(m.b.wb.Failures()))
 	ch <- prometheus.MustNewConstMetric(m.droppedBytes, prometheus.CounterValue, float64(m.b.wb.Dropped()))
