@@ -92,7 +92,6 @@ func (f *forwarder) send(ctx context.Context, work map[*partState][]*job) (round
 		if len(open) == 0 {
 			return rounds
 		}
-		rounds++
 		// Again after a round reset the producer: a batch must never go
 		// out stamped with producer ID -1 (not idempotent).
 		if err := f.initProducer(ctx); err != nil {
@@ -105,6 +104,7 @@ func (f *forwarder) send(ctx context.Context, work map[*partState][]*job) (round
 		for i, l := range open {
 			tps[i] = l.remote
 		}
+		rounds++
 		ids, err := f.leaders.lookup(ctx, tps)
 		byLeader := map[int32][]*lane{}
 		for _, l := range open {
