@@ -148,13 +148,7 @@ func (b *Broker) readFetch(parts []*fetchPart, maxBytes int32) (total int, anyEr
 		}
 		n, err := b.readPartition(fp, maxBytes-int32(total), total == 0)
 		if err != nil {
-			fp.out.ErrorCode = errorCode(err)
-			if logWorthy(fp.out.ErrorCode) {
-				b.log.Error("fetch read failed", "topic", fp.p.topic, "partition", fp.p.index, "err", err)
-			}
-			if fp.out.ErrorCode == kerr.KafkaStorageError.Code {
-				b.metrics.storageErrors.Inc()
-			}
+			fp.out.ErrorCode = b.partitionError("fetch read", fp.p.topic, fp.p.index, err)
 			anyErr = true
 			continue
 		}

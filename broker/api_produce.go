@@ -91,14 +91,8 @@ func (b *Broker) producePartition(topic string, rp *kmsg.ProduceRequestTopicPart
 	// An acks=all append is waited for in handleProduce.
 	info, err := b.appendAsLeader(p, rp.Records, acks == -1)
 	if err != nil {
-		out.ErrorCode = errorCode(err)
+		out.ErrorCode = b.partitionError("append", topic, rp.Partition, err)
 		out.ErrorMessage = errorMessage(err)
-		if logWorthy(out.ErrorCode) {
-			b.log.Error("append failed", "topic", topic, "partition", rp.Partition, "err", err)
-		}
-		if out.ErrorCode == kerr.KafkaStorageError.Code {
-			b.metrics.storageErrors.Inc()
-		}
 		return out, nil
 	}
 	out.BaseOffset, out.LogAppendTime, out.LogStartOffset = info.BaseOffset, info.LogAppendTime, info.LogStartOffset

@@ -40,6 +40,21 @@ func logWorthy(code int16) bool {
 	return code == kerr.UnknownServerError.Code || code == kerr.KafkaStorageError.Code
 }
 
+// partitionError is the code to answer for a partition whose append or
+// read failed (what: "append", "fetch read"): the broker's own failures are
+// logged, and its log files' failures counted in
+// kdr_broker_storage_errors_total.
+func (b *Broker) partitionError(what, topic string, partition int32, err error) int16 {
+	code := errorCode(err)
+	if logWorthy(code) {
+		b.log.Error(what+" failed", "topic", topic, "partition", partition, "err", err)
+	}
+	if code == kerr.KafkaStorageError.Code {
+		b.metrics.storageErrors.Inc()
+	}
+	return code
+}
+
 // errorMessage is the message for responses that carry one (v5+ of many
 // admin APIs), so a client sees why, not just a code.
 func errorMessage(err error) *string {

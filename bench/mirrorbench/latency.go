@@ -52,8 +52,7 @@ const warmSlice = 500 * time.Millisecond
 // procs' over the timed phase.
 func measureLatency(ctx context.Context, p benchkit.Producer, srcSeeds, dstSeeds []string, srcTopic, dstTopic string, rate float64, warmup, d time.Duration, procs ...benchkit.Named) (latencyRun, error) {
 	var run latencyRun
-	cons, err := kgo.NewClient(kgo.SeedBrokers(dstSeeds...), kgo.ConsumeTopics(dstTopic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.MetadataMinAge(250*time.Millisecond))
+	cons, err := targetReader(dstSeeds, dstTopic)
 	if err != nil {
 		return run, err
 	}
@@ -188,4 +187,12 @@ func ownStalls(ctx context.Context) []time.Duration {
 		}
 	}
 	return out
+}
+
+// targetReader is a consumer of topic from its start, with no group: the
+// latency phase's, and the sustained maximum's when it reads the target,
+// so that both put the same load on the machine.
+func targetReader(seeds []string, topic string) (*kgo.Client, error) {
+	return kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.MetadataMinAge(250*time.Millisecond))
 }

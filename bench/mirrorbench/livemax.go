@@ -30,9 +30,6 @@ type sustainStep struct {
 type sustainRun struct {
 	steps []sustainStep
 	rate  float64 // records/s of the highest step kept up with; 0 if none
-	// reader: a consumer read the target topic throughout, as the latency
-	// phase's does, and a step counted only once it had read everything.
-	reader bool
 }
 
 // measureSustained paces a producer on topic at falling fractions of
@@ -46,7 +43,7 @@ type sustainRun struct {
 // carries. After a step it did not keep up with, it waits for the mirror
 // to catch up.
 func measureSustained(ctx context.Context, p benchkit.Producer, srcSeeds, dstSeeds []string, srcAdm, dstAdm *kadm.Client, topic, remote string, drainRate float64, stepFor time.Duration, withReader bool) (sustainRun, error) {
-	run := sustainRun{reader: withReader}
+	var run sustainRun
 	prod, err := kgo.NewClient(p.Opts(srcSeeds, topic, kgo.AllISRAcks())...)
 	if err != nil {
 		return run, err
@@ -120,8 +117,7 @@ func measureSustained(ctx context.Context, p benchkit.Producer, srcSeeds, dstSee
 // readAll starts a consumer reading topic on the target from its start,
 // adding each poll's records to n, until the returned stop is called.
 func readAll(ctx context.Context, seeds []string, topic string, n *atomic.Int64) (stop func(), err error) {
-	cons, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.ConsumeTopics(topic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.MetadataMinAge(250*time.Millisecond))
+	cons, err := targetReader(seeds, topic)
 	if err != nil {
 		return nil, err
 	}

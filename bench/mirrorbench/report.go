@@ -56,7 +56,7 @@ func writeReport(w io.Writer, o options, args []string, r results) {
 				st.rate*float64(o.RecordSize)/1e6, st.achieved*float64(o.RecordSize)/1e6, st.behind, sustainSlack))
 		}
 		load := "a paced producer on the source while the mirror copies"
-		if s.reader {
+		if o.sustainReader {
 			load += " and a consumer reads the target, as in the latency phase"
 		}
 		fmt.Fprintf(w, "Sustained maximum (%s, all on this machine; "+
