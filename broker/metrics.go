@@ -2,6 +2,7 @@ package broker
 
 import (
 	"strconv"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -22,8 +23,12 @@ type metrics struct {
 	fenced           *prometheus.Desc
 	fenceEpoch       *prometheus.Desc
 	// storageErrors counts partition appends and reads that failed in the
-	// log's files (KAFKA_STORAGE_ERROR).
+	// log's files (KAFKA_STORAGE_ERROR), and failed flushes of rolled
+	// segments.
 	storageErrors prometheus.Counter
+	// logFlush times the flushes of rolled segments, which run beside
+	// the appends (storage/flush.go).
+	logFlush prometheus.Histogram
 
 	logEndOffset    *prometheus.Desc
 	logStartOffset  *prometheus.Desc
@@ -64,7 +69,12 @@ func newMetrics(b *Broker) *metrics {
 		}),
 		storageErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "kdr_broker_storage_errors_total",
-			Help: "Partition appends and fetch reads that failed in the log's files (disk full, I/O error), answered with KAFKA_STORAGE_ERROR.",
+			Help: "Partition appends and fetch reads that failed in the log's files (disk full, I/O error), answered with KAFKA_STORAGE_ERROR, and failed flushes of rolled segments.",
+		}),
+		logFlush: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "kdr_broker_log_flush_seconds",
+			Help:    "Time to fsync rolled segments, their indexes and producer snapshot and move the recovery point; done beside the appends.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
 		}),
 		fencedAllowed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "kdr_broker_fenced_produce_allowed_total",
@@ -98,6 +108,15 @@ func (m *metrics) produced(topic string, bytes, records int) {
 	m.producedRecords.WithLabelValues(topic).Add(float64(records))
 }
 
+// flushed records a flush of rolled segments (storage.Options.OnFlush); the
+// log has logged a failure.
+func (m *metrics) flushed(took time.Duration, err error) {
+	m.logFlush.Observe(took.Seconds())
+	if err != nil {
+		m.storageErrors.Inc()
+	}
+}
+
 func (m *metrics) isrChange(kind string) { m.isrChanges.WithLabelValues(kind).Inc() }
 
 func (m *metrics) fetched(topic string, bytes int) {
@@ -113,6 +132,7 @@ func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 	m.fencedRejections.Describe(ch)
 	m.fencedAllowed.Describe(ch)
 	m.storageErrors.Describe(ch)
+	m.logFlush.Describe(ch)
 	for _, d := range []*prometheus.Desc{m.fenced, m.fenceEpoch, m.logEndOffset, m.logStartOffset, m.highWatermark, m.sizeBytes, m.leader, m.partitions, m.topics,
 		m.leaders, m.underReplicated, m.underMinISR, m.fetchLag, m.fetchLagTime, m.writebackBytes, m.writebackFailures, m.droppedBytes} {
 		ch <- d
@@ -128,6 +148,7 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	m.fencedRejections.Collect(ch)
 	m.fencedAllowed.Collect(ch)
 	m.storageErrors.Collect(ch)
+	m.logFlush.Collect(ch)
 	ch <- prometheus.MustNewConstMetric(m.writebackBytes, prometheus.CounterValue, float64(m.b.wb.Bytes()))
 	ch <- prometheus.MustNewConstMetric(m.writebackFailures, prometheus.CounterValue, float64(m.b.wb.Failures()))
 	ch <- prometheus.MustNewConstMetric(m.droppedBytes, prometheus.CounterValue, float64(m.b.wb.Dropped()))

@@ -15,6 +15,7 @@
 //	leader-epoch-checkpoint         (epoch, start offset) pairs
 //	log-start-offset                the log start offset (DeleteRecords)
 //	cleaner-offset-checkpoint       first offset compaction has not seen
+//	recovery-point-offset           segments ending at or before it are on disk
 //	.kdr-clean-shutdown             present only between Close and Open
 //	*.cleaned                       compaction output before its rename
 //
@@ -70,8 +71,9 @@
 // timestamp. Timestamps strictly increase from entry to entry.
 //
 // Indexes live in memory and are written to their files when the segment
-// rolls, when the log closes and when recovery rebuilds them; after a crash
-// the active segment's index is rebuilt from its batches.
+// rolls (fsynced in the background with the segment), when the log closes
+// and when recovery rebuilds them; after a crash the index of every segment
+// past the recovery point is rebuilt from its batches.
 //
 // The active segment also remembers where its latest 128 batches sit
 // (tail.go), in memory only: a read starting among them, as consumers and
@@ -81,7 +83,7 @@
 //
 // # Locking
 //
-// Three locks, always taken in this order: cleanMu → writeMu → mu.
+// Four locks, always taken in this order: cleanMu → writeMu → flushMu → mu.
 //
 //   - cleanMu serializes Maintain (retention and compaction) with the
 //     operations that delete or replace whole segments: TruncateTo,
@@ -89,6 +91,10 @@
 //   - writeMu serializes everything that writes files: appends, rolls,
 //     flushes, truncation, retention. It is held across the write syscall so
 //     that appends stay ordered without blocking readers.
+//   - flushMu serializes the flushes of rolled segments and the recovery
+//     point (flush.go). The flushing goroutine takes it and mu, never
+//     writeMu, so a roll hands its segment over and appends go on while
+//     the disk syncs it.
 //   - mu (RWMutex) guards the in-memory state. Every field it guards is
 //     changed with writeMu held as well, so a goroutine holding writeMu may
 //     read that state without mu; readers (Read, LogEndOffset, …) take mu
@@ -96,8 +102,9 @@
 //
 // Compaction reads and rewrites inactive segments holding only cleanMu, and
 // takes writeMu and mu for the instant it swaps the cleaned files in, so
-// appends and reads continue while it runs. The Log starts no goroutines; the
-// broker drives time-based work by calling Maintain, and may share one
-// Writeback among its logs, whose goroutine hands appended ranges to the
-// kernel's writeback (writeback.go).
+// appends and reads continue while it runs. The only goroutine a Log starts
+// is the one that flushes rolled segments, at most one at a time, and Close
+// waits for it. The broker drives time-based work by calling Maintain, and
+// may share one Writeback among its logs, whose goroutine hands appended
+// ranges to the kernel's writeback (writeback.go).
 package storage

@@ -25,6 +25,7 @@ const (
 	logStartFile      = "log-start-offset"
 	epochFile         = "leader-epoch-checkpoint"
 	cleanerFile       = "cleaner-offset-checkpoint"
+	recoveryPointFile = "recovery-point-offset"
 )
 
 // offsetName is Kafka's file name for an offset: 20 zero-padded digits.
@@ -66,7 +67,7 @@ func removeLeftovers(dir string) error {
 	for _, e := range entries {
 		name := e.Name()
 		ours := strings.HasSuffix(name, cleanedSuffix)
-		for _, prefix := range []string{logStartFile, epochFile, cleanerFile, cleanShutdownFile} {
+		for _, prefix := range []string{logStartFile, epochFile, cleanerFile, cleanShutdownFile, recoveryPointFile} {
 			ours = ours || strings.HasPrefix(name, prefix+".tmp")
 		}
 		if strings.Contains(name, snapshotSuffix+".tmp") {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/kdr-io/kdr/internal/atomicfile"
@@ -24,6 +25,10 @@ type Options struct {
 	// Writeback, if set, starts the kernel's writeback of appended bytes
 	// early; shared by all of a broker's logs.
 	Writeback *Writeback
+	// OnFlush, if set, is called after each flush of rolled segments
+	// (in the background after a roll, or before Flush and Close) with
+	// how long it took and its error.
+	OnFlush func(took time.Duration, err error)
 }
 
 // Log is one partition's log. All methods are safe for concurrent use; the
@@ -57,6 +62,17 @@ type Log struct {
 
 	// Guarded by cleanMu.
 	cleanerOffset int64 // segments before it have been compacted
+
+	// Rolled segments are flushed in the background (flush.go). flushMu
+	// comes after writeMu and before mu in the lock order; the flushing
+	// goroutine never takes writeMu.
+	flushMu    sync.Mutex
+	flush      flushState   // guarded by flushMu
+	flushedTo  atomic.Int64 // flush.point, read without flushMu
+	flushReqMu sync.Mutex   // guards flushReq; held for no I/O
+	flushReq   flushRequest
+	flushing   sync.WaitGroup // the flushing goroutine, for Close
+	onFlush    func(time.Duration, error)
 }
 
 func (l *Log) active() *segment { return l.segs[len(l.segs)-1] }
@@ -164,10 +180,13 @@ func (l *Log) Flush() error {
 	return l.flushLocked(l.nowMs())
 }
 
-// flushLocked fsyncs the active segment; rolled segments were fsynced when
-// they rolled. The index is not written: after a crash the active segment's
-// index is rebuilt anyway.
+// flushLocked fsyncs the rolled segments the background has not flushed yet
+// and the active segment. The active segment's index is not written: after a
+// crash it is rebuilt anyway.
 func (l *Log) flushLocked(nowMs int64) error {
+	if err := l.flushAllRolled(); err != nil {
+		return err
+	}
 	if err := l.active().f.Sync(); err != nil {
 		return fmt.Errorf("storage: fsync %s: %w", l.active().logPath(), err)
 	}
@@ -198,12 +217,19 @@ func (l *Log) Close() error {
 	if l.closed {
 		return nil
 	}
+	// The flushing goroutine takes no lock Close holds.
+	l.flushing.Wait()
 	a := l.active()
 	l.mu.Lock()
 	a.seal()
 	l.mu.Unlock()
-	errs := []error{a.writeIndex(true), a.f.Sync()}
+	errs := []error{l.flushAllRolled(), a.writeIndex(true), a.f.Sync()}
 	errs = append(errs, writeSnapshot(l.dir, l.leo(), l.producers))
+	if errors.Join(errs...) == nil {
+		// Everything is on disk: after a later crash, recovery need
+		// not re-read any of it.
+		errs = append(errs, l.writeRecoveryPointAtClose())
+	}
 	if l.epochsDirty {
 		l.persistEpochs()
 	}
@@ -219,6 +245,21 @@ func (l *Log) Close() error {
 		err = errors.Join(err, s.close())
 	}
 	return err
+}
+
+// writeRecoveryPointAtClose records that the whole log, up to the log end
+// offset, is on disk; Close calls it after fsyncing everything.
+func (l *Log) writeRecoveryPointAtClose() error {
+	l.flushMu.Lock()
+	defer l.flushMu.Unlock()
+	if l.flush.onDisk == l.leo() {
+		return nil
+	}
+	if err := writeOffsetFile(l.path(recoveryPointFile), l.leo()); err != nil {
+		return fmt.Errorf("storage: %w", err)
+	}
+	l.flush.onDisk = l.leo()
+	return nil
 }
 
 // Delete closes the log and removes its directory (topic deletion).

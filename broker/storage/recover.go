@@ -15,10 +15,10 @@ import (
 // recovering an existing one.
 //
 // After a clean Close the indexes, producer snapshot and checkpoints are
-// trusted. Otherwise the last segment is re-read batch by batch, checking
-// lengths and CRCs, and cut at the first torn or corrupt batch; older
-// segments were fsynced when they rolled, so only the part after their last
-// index entry is checked. Any missing or inconsistent index is rebuilt. The
+// trusted. Otherwise every segment past the recovery point (the active one
+// at least) is re-read batch by batch, checking lengths and CRCs, and cut at
+// the first torn or corrupt batch; the segments before it are on disk, so
+// only the part after their last index entry is checked. Any missing or inconsistent index is rebuilt. The
 // producer table is the newest snapshot plus the batches after it, and the
 // leader epoch cache is the checkpoint plus any newer epochs in those
 // batches.
@@ -29,7 +29,7 @@ func Open(dir string, cfg Config, opts Options) (*Log, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("storage: %w", err)
 	}
-	l := &Log{dir: dir, cfg: cfg, logger: opts.Logger, now: opts.Now, dec: kgo.DefaultDecompressor(), wb: opts.Writeback}
+	l := &Log{dir: dir, cfg: cfg, logger: opts.Logger, now: opts.Now, dec: kgo.DefaultDecompressor(), wb: opts.Writeback, onFlush: opts.OnFlush}
 	if l.logger == nil {
 		l.logger = slog.New(slog.DiscardHandler)
 	}
@@ -55,10 +55,27 @@ func (l *Log) recover() error {
 		return err
 	}
 	startCkpt, hasStart := readOffsetFile(l.path(logStartFile))
+	l.flush.onDisk = -1
+	if rp, ok := readOffsetFile(l.path(recoveryPointFile)); ok {
+		l.flush.onDisk = rp
+	}
 	nowMs := l.nowMs()
 	buf := make([]byte, 0, 1<<20)
 	if err := l.openSegments(bases, clean, startCkpt, buf, nowMs); err != nil {
 		return err
+	}
+	// Every segment before the active one is on disk now: Close flushed
+	// them, or recovery re-read and fsynced the ones past the recovery
+	// point.
+	l.flush.point = l.active().base
+	l.flushedTo.Store(l.flush.point)
+	// With one segment nothing is trusted anyway: a new partition costs
+	// no fsync here.
+	if !clean && len(l.segs) > 1 && l.flush.onDisk < l.flush.point {
+		if err := writeOffsetFile(l.path(recoveryPointFile), l.flush.point); err != nil {
+			return fmt.Errorf("storage: %w", err)
+		}
+		l.flush.onDisk = l.flush.point
 	}
 	// What the file held when it opened is the kernel's to write back.
 	l.active().handed = l.active().size
@@ -114,9 +131,10 @@ func (l *Log) recover() error {
 	return nil
 }
 
-// openSegments opens and checks every segment. A segment cut short ends the
-// log: the ones after it are deleted, as are segments overlapping their
-// predecessor.
+// openSegments opens and checks every segment. After a crash, a segment is
+// trusted only if it ends at or before the recovery point; every other one is
+// re-read batch by batch. A segment cut short ends the log: the ones after it
+// are deleted, as are segments overlapping their predecessor.
 func (l *Log) openSegments(bases []int64, clean bool, startCkpt int64, buf []byte, nowMs int64) error {
 	if len(bases) == 0 {
 		s, err := createSegment(l.dir, startCkpt)
@@ -137,7 +155,8 @@ func (l *Log) openSegments(bases []int64, clean bool, startCkpt int64, buf []byt
 		}
 		l.segs = append(l.segs, s)
 		last := i == len(bases)-1
-		cut, err := l.recoverSegment(s, last, clean, buf, nowMs)
+		flushed := clean || (!last && bases[i+1] <= l.flush.onDisk)
+		cut, err := l.recoverSegment(s, last, clean, flushed, buf, nowMs)
 		if err != nil {
 			return err
 		}
@@ -152,9 +171,11 @@ func (l *Log) openSegments(bases []int64, clean bool, startCkpt int64, buf []byt
 }
 
 // recoverSegment loads or rebuilds one segment's index and re-reads what the
-// index does not cover. It returns how many bytes of the file were cut.
-func (l *Log) recoverSegment(s *segment, last, clean bool, buf []byte, nowMs int64) (int64, error) {
-	rebuild := last && !clean
+// index does not cover; a segment not known to be flushed is re-read whole,
+// and fsynced if it is not the last. It returns how many bytes of the file
+// were cut.
+func (l *Log) recoverSegment(s *segment, last, clean, flushed bool, buf []byte, nowMs int64) (int64, error) {
+	rebuild := !flushed
 	if !rebuild {
 		st, err := s.f.Stat()
 		if err != nil {
@@ -183,6 +204,11 @@ func (l *Log) recoverSegment(s *segment, last, clean bool, buf []byte, nowMs int
 		s.seal()
 		if err := s.writeIndex(true); err != nil {
 			return 0, err
+		}
+	}
+	if !last && !flushed {
+		if err := s.f.Sync(); err != nil {
+			return 0, fmt.Errorf("storage: fsync %s: %w", s.logPath(), err)
 		}
 	}
 	return cut, nil

@@ -195,6 +195,9 @@ func (l *Log) TruncateTo(offset int64) error {
 	if err != nil {
 		return err
 	}
+	if err := l.lowerRecoveryPoint(s.next); err != nil {
+		return err
+	}
 	if epochsChanged {
 		l.persistEpochs()
 	}
@@ -222,6 +225,9 @@ func (l *Log) TruncateFullyAndStartAt(offset int64) error {
 func (l *Log) truncateFully(offset int64) error {
 	if err := writeOffsetFile(l.path(logStartFile), offset); err != nil {
 		return fmt.Errorf("storage: %w", err)
+	}
+	if err := l.lowerRecoveryPoint(offset); err != nil {
+		return err
 	}
 	old := l.segs
 	for _, s := range old {

@@ -8,9 +8,10 @@ import (
 )
 
 // roll makes a new, empty active segment at base; callers hold writeMu.
-// The old segment is sealed, its index written and everything fsynced, and
-// the producer table is snapshotted, so that recovery after a crash needs to
-// re-read only the new segment.
+// The old segment is sealed and its index written, and a producer snapshot
+// is taken at its end. Making all that durable is left to the background
+// (flush.go): appends go on while the disk syncs, and recovery re-reads what
+// the recovery point does not cover yet.
 //
 // An empty active segment is replaced rather than kept (a follower whose
 // leader's log skips offsets).
@@ -32,27 +33,21 @@ func (l *Log) roll(base, nowMs int64) error {
 	l.mu.Lock()
 	old.seal()
 	l.mu.Unlock()
-	if err := old.writeIndex(true); err != nil {
+	// Written now, fsynced later: the index describes a file that no
+	// longer changes, and the flush may run after a truncation changed it.
+	if err := old.writeIndex(false); err != nil {
 		return err
 	}
-	if err := old.f.Sync(); err != nil {
-		return fmt.Errorf("storage: fsync %s: %w", old.logPath(), err)
-	}
-	if err := writeSnapshot(l.dir, old.next, l.producers); err != nil {
-		return err
-	}
+	snap := encodeSnapshot(old.next, l.producers)
 	s, err := createSegment(l.dir, base)
 	if err != nil {
-		return err
-	}
-	if err := atomicfile.SyncDir(l.dir); err != nil {
-		s.remove()
 		return err
 	}
 	l.mu.Lock()
 	l.segs = append(l.segs, s)
 	l.mu.Unlock()
 	l.unflushed, l.lastFlushMs = 0, nowMs
+	l.scheduleFlush(old.next, snap)
 	return nil
 }
 

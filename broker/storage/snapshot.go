@@ -104,7 +104,13 @@ func decodeSnapshot(b []byte) (int64, map[int64]producerEntry, error) {
 // writeSnapshot stores the table as of offset and deletes all but the
 // newest snapshotsKept snapshots.
 func writeSnapshot(dir string, offset int64, table map[int64]producerEntry) error {
-	if err := atomicfile.Write(offsetName(dir, offset, snapshotSuffix), encodeSnapshot(offset, table), 0o644); err != nil {
+	return writeSnapshotBytes(dir, offset, encodeSnapshot(offset, table))
+}
+
+// writeSnapshotBytes is writeSnapshot of a table encodeSnapshot encoded
+// earlier.
+func writeSnapshotBytes(dir string, offset int64, data []byte) error {
+	if err := atomicfile.Write(offsetName(dir, offset, snapshotSuffix), data, 0o644); err != nil {
 		return fmt.Errorf("storage: %w", err)
 	}
 	offs, err := listOffsets(dir, snapshotSuffix)
