@@ -252,7 +252,8 @@ func (l *Log) Close() error {
 func (l *Log) writeRecoveryPointAtClose() error {
 	l.flushMu.Lock()
 	defer l.flushMu.Unlock()
-	if l.flush.onDisk == l.leo() {
+	if l.flush.onDisk == l.leo() || len(l.segs) == 1 {
+		// Recovery re-reads the last segment anyway.
 		return nil
 	}
 	if err := writeOffsetFile(l.path(recoveryPointFile), l.leo()); err != nil {

@@ -23,36 +23,54 @@ func (l *Log) Maintain() error {
 }
 
 func (l *Log) maintainSegments(nowMs int64) (compact bool, err error) {
+	n, reason, err := l.maintainLocked(nowMs)
+	if err != nil || l.isClosed() {
+		return false, err
+	}
+	// Without writeMu: on a busy disk the deletion's fsyncs and unlinks
+	// held appends for 50-90 ms a segment (docs/benchmarks.md).
+	if err := l.deleteFront(n, reason); err != nil {
+		return false, err
+	}
+	return l.cfg.compacts(), nil
+}
+
+// maintainLocked does under writeMu what needs it: the time-based rolls and
+// flush, and choosing how many segments retention deletes.
+func (l *Log) maintainLocked(nowMs int64) (n int, reason string, err error) {
 	l.writeMu.Lock()
 	defer l.writeMu.Unlock()
 	if l.closed {
-		return false, nil
+		return 0, "", nil
 	}
 	if a := l.active(); a.size > 0 && nowMs-a.rollTs > l.cfg.SegmentMs {
 		if err := l.roll(l.leo(), nowMs); err != nil {
-			return false, err
+			return 0, "", err
 		}
 	}
 	n, reason, rollActive := l.deletable(nowMs)
 	if rollActive {
 		// Like Kafka: an idle topic's only segment must age out too.
 		if err := l.roll(l.leo(), nowMs); err != nil {
-			return false, err
+			return 0, "", err
 		}
 		n = len(l.segs) - 1
 	}
-	if err := l.deleteFront(n, reason); err != nil {
-		return false, err
-	}
 	if l.unflushed > 0 && nowMs-l.lastFlushMs >= l.cfg.FlushMs {
 		if err := l.flushLocked(nowMs); err != nil {
-			return false, err
+			return 0, "", err
 		}
 	}
 	if l.epochsDirty {
 		l.persistEpochs()
 	}
-	return l.cfg.compacts(), nil
+	return n, reason, nil
+}
+
+func (l *Log) isClosed() bool {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.closed
 }
 
 // deletable returns how many segments from the front may go and why. The
@@ -120,6 +138,20 @@ func segmentTime(s *segment) int64 {
 func (l *Log) DeleteRecordsBefore(offset int64) (logStartOffset int64, err error) {
 	l.cleanMu.Lock()
 	defer l.cleanMu.Unlock()
+	n, err := l.moveLogStart(offset)
+	if err != nil {
+		return -1, err
+	}
+	if n < 0 {
+		return l.LogStartOffset(), nil
+	}
+	return offset, l.deleteFront(n, "DeleteRecords")
+}
+
+// moveLogStart persists and sets the log start offset for
+// DeleteRecordsBefore and returns how many whole segments lie below it; -1
+// when the log start is already there.
+func (l *Log) moveLogStart(offset int64) (int, error) {
 	l.writeMu.Lock()
 	defer l.writeMu.Unlock()
 	if l.closed {
@@ -129,7 +161,7 @@ func (l *Log) DeleteRecordsBefore(offset int64) (logStartOffset int64, err error
 		return -1, fmt.Errorf("%w: cannot delete before %d, the log end offset is %d", ErrOffsetOutOfRange, offset, leo)
 	}
 	if offset <= l.logStart {
-		return l.logStart, nil
+		return -1, nil
 	}
 	if err := writeOffsetFile(l.path(logStartFile), offset); err != nil {
 		return -1, fmt.Errorf("storage: %w", err)
@@ -145,7 +177,7 @@ func (l *Log) DeleteRecordsBefore(offset int64) (logStartOffset int64, err error
 	for n < len(l.segs)-1 && l.segs[n+1].base <= offset {
 		n++
 	}
-	return offset, l.deleteFront(n, "DeleteRecords")
+	return n, nil
 }
 
 // TruncateTo removes every batch holding an offset >= offset, for a

@@ -52,22 +52,31 @@ func (l *Log) roll(base, nowMs int64) error {
 }
 
 // deleteFront removes the first n segments, never the active one, and
-// moves the log start offset up to the first offset left; callers hold
-// cleanMu and writeMu. Readers that already hold a FileSlice of a removed
-// segment keep reading it through their own descriptor.
+// moves the log start offset up to the first offset left. Callers hold
+// cleanMu, which keeps the front of the log still, and not writeMu: it is
+// taken only to swap the segment list, so appends do not wait for the
+// checkpoint's fsyncs or the unlinks. Readers that already hold a FileSlice
+// of a removed segment keep reading it through their own descriptor.
 func (l *Log) deleteFront(n int, reason string) error {
+	l.mu.RLock()
 	n = min(n, len(l.segs)-1)
+	newStart := l.logStart
+	if n > 0 {
+		newStart = max(l.logStart, l.segs[n].base)
+	}
+	changed := newStart != l.logStart
+	l.mu.RUnlock()
 	if n <= 0 {
 		return nil
 	}
-	newStart := max(l.logStart, l.segs[n].base)
-	if newStart != l.logStart {
+	if changed {
 		// Persist first: a crash must not bring deleted offsets back
 		// as readable.
 		if err := writeOffsetFile(l.path(logStartFile), newStart); err != nil {
 			return fmt.Errorf("storage: %w", err)
 		}
 	}
+	l.writeMu.Lock()
 	gone := l.segs[:n:n]
 	l.mu.Lock()
 	l.segs = append([]*segment(nil), l.segs[n:]...)
@@ -77,6 +86,7 @@ func (l *Log) deleteFront(n int, reason string) error {
 	if epochsChanged {
 		l.persistEpochs()
 	}
+	l.writeMu.Unlock()
 	var errs []error
 	for _, s := range gone {
 		l.logger.Info("deleting segment", "segment", s.base, "bytes", s.size, "reason", reason, "log_start_offset", newStart)
