@@ -10,12 +10,14 @@
 #   3. cluster: three replicated kdr brokers (bench/clusterbench): RF=3 acks=all
 #      vs RF=1 acks=1 throughput, acks=all latency, leader failover after
 #      SIGKILL, creating 1,000 partitions, broker RSS;
+#   3b. segment rolls: acks=all produce latency into a topic that rolls and
+#      deletes a segment every second vs one that does not (bench/rollbench);
 #   4. mirror: `kdr mirror run` vs a naive franz-go consume->produce pipe copying
 #      the same preloaded backlog between two kdr clusters (bench/mirrorbench):
 #      MB/s, CPU-s/GB, replication latency at half rate, mirror RSS under lag.
 # BENCH_ARGS passes flags to kdrbench (e.g. BENCH_ARGS="--duration 30s"),
 # CLUSTER_BENCH_ARGS to clusterbench (e.g. CLUSTER_BENCH_ARGS="--failovers 10"),
-# MIRROR_BENCH_ARGS to mirrorbench (e.g. MIRROR_BENCH_ARGS="--records 10000000");
+# ROLL_BENCH_ARGS to rollbench, MIRROR_BENCH_ARGS to mirrorbench (e.g. MIRROR_BENCH_ARGS="--records 10000000");
 # BENCH_OUT=docs/benchmarks.md appends the broker, cluster and mirror reports there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -61,6 +63,13 @@ cargs=(--kdr-bin "$KDR_BIN" --out-dir bench/out)
 if [ -n "${BENCH_OUT:-}" ]; then cargs+=(--out "$BENCH_OUT"); fi
 # shellcheck disable=SC2086
 go run ./bench/clusterbench "${cargs[@]}" ${CLUSTER_BENCH_ARGS:-}
+
+echo
+echo "== segment rolls: produce latency while segments roll and retention deletes them, vs not =="
+rargs=(--kdr-bin "$KDR_BIN" --out-dir bench/out)
+if [ -n "${BENCH_OUT:-}" ]; then rargs+=(--out "$BENCH_OUT"); fi
+# shellcheck disable=SC2086
+go run ./bench/rollbench "${rargs[@]}" ${ROLL_BENCH_ARGS:-}
 
 echo
 echo "== mirror: kdr mirror run vs a franz-go consume→produce pipe (two kdr clusters as processes) =="
