@@ -116,7 +116,9 @@ func TestStorageRecoverRereadsSegmentsPastTheRecoveryPoint(t *testing.T) {
 	// A crash after a roll but before its flush leaves the recovery point
 	// at the roll before. The segments past it may have lost writes, so
 	// recovery must re-read them whole, not only after their last index
-	// entry; the segments before it are trusted.
+	// entry. The segments before it are trusted: damage there before their
+	// last index entry goes unnoticed, which shows they were not re-read
+	// (as Kafka checks only from the recovery point).
 	for _, tc := range []struct {
 		name string
 		// point is the index into the segments of the recovery point

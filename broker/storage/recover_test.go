@@ -147,32 +147,6 @@ func TestStorageRecoverRebuildsDeletedIndexes(t *testing.T) {
 	}
 }
 
-func TestStorageRecoverDoesNotRescanIndexedOldSegments(t *testing.T) {
-	// Old segments were fsynced when they rolled; only the part after
-	// their last index entry is checked, as Kafka checks only from the
-	// recovery point. Damage before that entry goes unnoticed, which
-	// shows the segment was not re-read.
-	dir := t.TempDir()
-	cfg := testConfig()
-	cfg.SegmentBytes = 2000
-	l := openLog(t, dir, cfg, nil)
-	batches := appendN(t, l, 30, "old")
-	l.crash()
-	segs := segmentFiles(t, dir)
-	first := offsetName(dir, segs[0], logSuffix)
-	size0 := fileSize(t, first)
-	raw, _ := os.ReadFile(first)
-	raw[len(batches[0])+30] ^= 0xff // second batch of the first segment
-	os.WriteFile(first, raw, 0o644)
-	l = openLog(t, dir, cfg, nil)
-	if got := fileSize(t, first); got != size0 {
-		t.Fatalf("old segment was rescanned and cut to %d bytes (was %d)", got, size0)
-	}
-	if got := l.LogEndOffset(); got != 90 {
-		t.Fatalf("LEO = %d, want 90", got)
-	}
-}
-
 func TestStorageRecoverCorruptInactiveSegmentTail(t *testing.T) {
 	// Damage after an inactive segment's last index entry is found; the
 	// log ends there and later segments go.
