@@ -21,14 +21,29 @@ import (
 // process with SIGKILL while producers with acks=1 are mid-stream, restarts
 // it, and checks that every acknowledged record is there, that each
 // partition's offsets are contiguous (no half batch, no hole), and that new
-// appends continue after the old log end.
+// appends continue after the old log end. With 64 KiB segments each
+// partition rolls about every 300 records, so the kill also lands among
+// rolls whose background flush has not run: recovery must re-read the
+// segments past the recovery point.
 func TestBrokerKill9DuringAcks1ProduceLosesNothingAcknowledged(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a broker process")
 	}
+	for _, tc := range []struct {
+		name    string
+		configs map[string]*string
+	}{
+		{"default segments", nil},
+		{"a roll every 64 KiB", map[string]*string{"segment.bytes": str("65536")}},
+	} {
+		t.Run(tc.name, func(t *testing.T) { kill9DuringAcks1Produce(t, tc.configs) })
+	}
+}
+
+func kill9DuringAcks1Produce(t *testing.T, configs map[string]*string) {
 	proc := kdrtest.StartProcess(t, kdrtest.Binary(t))
 	adm := kadm.NewClient(client(t, proc.Addr()))
-	createTopic(t, adm, "crash", 4, nil)
+	createTopic(t, adm, "crash", 4, configs)
 
 	prod := client(t, proc.Addr(), kgo.DefaultProduceTopic("crash"), kgo.RequiredAcks(kgo.LeaderAck()), kgo.DisableIdempotentWrite(),
 		kgo.RecordRetries(0), kgo.ProducerLinger(time.Millisecond))
