@@ -23,7 +23,7 @@ func (l *Log) Maintain() error {
 }
 
 func (l *Log) maintainSegments(nowMs int64) (compact bool, err error) {
-	n, reason, err := l.maintainLocked(nowMs)
+	n, reason, compact, err := l.maintainLocked(nowMs)
 	if err != nil || l.isClosed() {
 		return false, err
 	}
@@ -32,39 +32,40 @@ func (l *Log) maintainSegments(nowMs int64) (compact bool, err error) {
 	if err := l.deleteFront(n, reason); err != nil {
 		return false, err
 	}
-	return l.cfg.compacts(), nil
+	return compact, nil
 }
 
 // maintainLocked does under writeMu what needs it: the time-based rolls and
-// flush, and choosing how many segments retention deletes.
-func (l *Log) maintainLocked(nowMs int64) (n int, reason string, err error) {
+// flush, choosing how many segments retention deletes, and reading whether
+// the log compacts.
+func (l *Log) maintainLocked(nowMs int64) (n int, reason string, compact bool, err error) {
 	l.writeMu.Lock()
 	defer l.writeMu.Unlock()
 	if l.closed {
-		return 0, "", nil
+		return 0, "", false, nil
 	}
 	if a := l.active(); a.size > 0 && nowMs-a.rollTs > l.cfg.SegmentMs {
 		if err := l.roll(l.leo(), nowMs); err != nil {
-			return 0, "", err
+			return 0, "", false, err
 		}
 	}
 	n, reason, rollActive := l.deletable(nowMs)
 	if rollActive {
 		// Like Kafka: an idle topic's only segment must age out too.
 		if err := l.roll(l.leo(), nowMs); err != nil {
-			return 0, "", err
+			return 0, "", false, err
 		}
 		n = len(l.segs) - 1
 	}
 	if l.unflushed > 0 && nowMs-l.lastFlushMs >= l.cfg.FlushMs {
 		if err := l.flushLocked(nowMs); err != nil {
-			return 0, "", err
+			return 0, "", false, err
 		}
 	}
 	if l.epochsDirty {
 		l.persistEpochs()
 	}
-	return n, reason, nil
+	return n, reason, l.cfg.compacts(), nil
 }
 
 func (l *Log) isClosed() bool {

@@ -33,8 +33,9 @@ func (l *Log) roll(base, nowMs int64) error {
 	l.mu.Lock()
 	old.seal()
 	l.mu.Unlock()
-	// Written now, fsynced later: the index describes a file that no
-	// longer changes, and the flush may run after a truncation changed it.
+	// Written here, fsynced by the flush, which goes by path: by then a
+	// truncation may have changed the index, so the flush must not write
+	// it from memory.
 	if err := old.writeIndex(false); err != nil {
 		return err
 	}
