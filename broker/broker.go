@@ -30,6 +30,11 @@ type Options struct {
 	Registry *prometheus.Registry
 }
 
+// concurrentFlushes bounds the rolled-segment flushes a broker runs at once,
+// as Kafka's background.threads bounds its background work: partitions that
+// roll together queue for a slot rather than each holding a thread in fsync.
+const concurrentFlushes = 8
+
 // Broker is one running kdr broker.
 type Broker struct {
 	cfg     Config
@@ -39,6 +44,7 @@ type Broker struct {
 
 	meta    cluster.Store
 	wb      *storage.Writeback // shared by the logs; nil when log.writeback.bytes is 0
+	flushes storage.FlushLimit // shared by the logs: rolled-segment flushes at once
 	raft    *raftstore.Store   // nil for a single broker
 	fetcher *replica.Fetcher
 	// epoch is the broker epoch of this broker's registration (0 until
@@ -112,6 +118,7 @@ func Start(cfg Config, opts Options) (_ *Broker, err error) {
 		}
 	}()
 	b.wb = storage.NewWriteback(cfg.LogWritebackBytes, cfg.LogDropBehindBytes, b.log.With("component", "writeback"))
+	b.flushes = storage.NewFlushLimit(concurrentFlushes)
 	b.metrics = newMetrics(b)
 	if err := b.reg.Register(b.metrics); err != nil {
 		return nil, fmt.Errorf("registering metrics: %w", err)

@@ -248,7 +248,7 @@ func (b *Broker) openPartition(t *cluster.Topic, idx int32, settings topicSettin
 			}
 		}
 	}
-	l, err := storage.Open(dir, settings.log, storage.Options{Logger: b.log.With("topic", t.Name, "partition", idx), Writeback: b.wb, OnFlush: b.metrics.flushed})
+	l, err := storage.Open(dir, settings.log, storage.Options{Logger: b.log.With("topic", t.Name, "partition", idx), Writeback: b.wb, OnFlush: b.metrics.flushed, FlushLimit: b.flushes})
 	if err != nil {
 		return nil, fmt.Errorf("opening %s-%d: %w", t.Name, idx, err)
 	}

@@ -23,6 +23,15 @@ import (
 // moves up once the segments below it are fsynced, and it moves down, on
 // disk first, when truncation removes offsets below it.
 
+// FlushLimit bounds how many logs flush rolled segments at once; a broker
+// shares one among its logs. Without it, partitions that roll together (as
+// segment.ms makes them) would each block a thread in fsync at the same time,
+// thousands on a large broker, where Go stops a program at 10,000 threads.
+type FlushLimit chan struct{}
+
+// NewFlushLimit allows n flushes at once.
+func NewFlushLimit(n int) FlushLimit { return make(FlushLimit, max(n, 1)) }
+
 // flushRequest is the newest roll not yet flushed: the end of the sealed
 // segments, and the producer snapshot taken at that offset.
 type flushRequest struct {
@@ -77,8 +86,14 @@ func (l *Log) flushLoop() {
 		}
 		done = req.seq
 		l.flushReqMu.Unlock()
+		if l.flushLimit != nil {
+			l.flushLimit <- struct{}{}
+		}
 		start := time.Now()
 		err := l.flushRolled(req.upTo, req.snap, req.upTo, req.gen)
+		if l.flushLimit != nil {
+			<-l.flushLimit
+		}
 		if l.onFlush != nil {
 			l.onFlush(time.Since(start), err)
 		}

@@ -201,3 +201,34 @@ func TestStorageTruncationLowersTheRecoveryPoint(t *testing.T) {
 		t.Fatalf("recovery point after restarting the log at 1 = %d", got)
 	}
 }
+
+func TestStorageFlushLimitQueuesFlushes(t *testing.T) {
+	// Logs sharing a FlushLimit of one: while another log holds the slot,
+	// a roll's flush waits for it instead of running beside it.
+	dir := t.TempDir()
+	cfg := testConfig()
+	cfg.SegmentBytes = 500
+	limit := NewFlushLimit(1)
+	l, err := Open(dir, cfg, Options{FlushLimit: limit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	limit <- struct{}{} // another log's flush
+	appendN(t, l, 30, "q")
+	segs := segmentFiles(t, dir)
+	if len(segs) < 2 {
+		t.Fatalf("%d segments; the test needs a roll", len(segs))
+	}
+	if got := recoveryPointFileOf(t, dir); got != -1 {
+		t.Fatalf("recovery point %d written while the only flush slot was taken", got)
+	}
+	<-limit
+	l.flushing.Wait()
+	if got := recoveryPointFileOf(t, dir); got != segs[len(segs)-1] {
+		t.Fatalf("recovery point = %d after the slot was freed, want %d", got, segs[len(segs)-1])
+	}
+	if len(limit) != 0 {
+		t.Fatal("the flush kept its slot")
+	}
+}

@@ -29,6 +29,9 @@ type Options struct {
 	// (in the background after a roll, or before Flush and Close) with
 	// how long it took and its error.
 	OnFlush func(took time.Duration, err error)
+	// FlushLimit, if set, bounds the background flushes of rolled
+	// segments running at once; shared by all of a broker's logs.
+	FlushLimit FlushLimit
 }
 
 // Log is one partition's log. All methods are safe for concurrent use; the
@@ -73,6 +76,7 @@ type Log struct {
 	flushReq   flushRequest
 	flushing   sync.WaitGroup // the flushing goroutine, for Close
 	onFlush    func(time.Duration, error)
+	flushLimit FlushLimit
 }
 
 func (l *Log) active() *segment { return l.segs[len(l.segs)-1] }

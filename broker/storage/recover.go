@@ -29,7 +29,7 @@ func Open(dir string, cfg Config, opts Options) (*Log, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("storage: %w", err)
 	}
-	l := &Log{dir: dir, cfg: cfg, logger: opts.Logger, now: opts.Now, dec: kgo.DefaultDecompressor(), wb: opts.Writeback, onFlush: opts.OnFlush}
+	l := &Log{dir: dir, cfg: cfg, logger: opts.Logger, now: opts.Now, dec: kgo.DefaultDecompressor(), wb: opts.Writeback, onFlush: opts.OnFlush, flushLimit: opts.FlushLimit}
 	if l.logger == nil {
 		l.logger = slog.New(slog.DiscardHandler)
 	}
