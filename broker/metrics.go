@@ -108,8 +108,9 @@ func (m *metrics) produced(topic string, bytes, records int) {
 	m.producedRecords.WithLabelValues(topic).Add(float64(records))
 }
 
-// flushed records a flush of rolled segments (storage.Options.OnFlush); the
-// log has logged a failure.
+// flushed records a flush of rolled segments (storage.Options.OnFlush). A
+// failure is logged where it surfaces: by the log for a background flush,
+// by the caller of Flush or Close otherwise.
 func (m *metrics) flushed(took time.Duration, err error) {
 	m.logFlush.Observe(took.Seconds())
 	if err != nil {

@@ -20,10 +20,8 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -90,12 +88,10 @@ func logf(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, time.Now().Format("15:04:05 ")+format+"\n", args...)
 }
 
-// phase is one paced run's latencies, each with when its record was sent.
+// phase is one paced run, summarised.
 type phase struct {
 	name string
-	lats []time.Duration
-	slow int // quarter seconds with a record over 50 ms
-	errs int
+	benchkit.LatencyResult
 }
 
 func run(ctx context.Context, o options, args []string) error {
@@ -145,21 +141,17 @@ func run(ctx context.Context, o options, args []string) error {
 	fmt.Fprintf(&r, "One partition, acks=all, linger 0, uncompressed %d B records at %d records/s (%.1f MB/s) for %v a phase after %v untimed; broker drop-behind %d MiB, retention checked every second. "+
 		"The rolling topic rolls a %d MiB segment about every %.1f s and, once it holds %d MiB, deletes one as often.\n\n",
 		o.recordSize, o.rate, mbps, o.duration, o.warmup, o.dropBehind>>20, o.segment>>20, float64(o.segment)/(mbps*1e6), o.retention>>20)
-	fmt.Fprintln(&r, "| phase | records | p50 | p99 | p99.9 | max | quarter seconds with a record over 50 ms |")
+	fmt.Fprintf(&r, "| phase | records | p50 | p99 | p99.9 | max | quarter seconds with a record over %v |\n", benchkit.SlowRecord)
 	fmt.Fprintln(&r, "|---|---:|---:|---:|---:|---:|---:|")
-	for _, p := range []phase{steady, rolling} {
-		s := p.lats
-		fmt.Fprintf(&r, "| %s | %d | %s | %s | %s | %s | %d |\n", p.name, len(s), ms(benchkit.Percentile(s, 0.5)), ms(benchkit.Percentile(s, 0.99)),
-			ms(benchkit.Percentile(s, 0.999)), ms(s[len(s)-1]), p.slow)
-	}
-	if base := benchkit.Percentile(steady.lats, 0.99); base > 0 {
-		fmt.Fprintf(&r, "\nRolling / steady p99: %.2f×\n", float64(benchkit.Percentile(rolling.lats, 0.99))/float64(base))
-	}
 	var notes []string
 	for _, p := range []phase{steady, rolling} {
-		if p.errs > 0 {
-			notes = append(notes, fmt.Sprintf("%s: %d records failed (not timed)", p.name, p.errs))
+		fmt.Fprintf(&r, "| %s | %d | %s | %s | %s | %s | %d |\n", p.name, p.Produced.Records, ms(p.P50), ms(p.P99), ms(p.P999), ms(p.Max), p.SlowWindows)
+		if p.Produced.Failed > 0 {
+			notes = append(notes, fmt.Sprintf("%s: %d records failed (not timed)", p.name, p.Produced.Failed))
 		}
+	}
+	if steady.P99 > 0 {
+		fmt.Fprintf(&r, "\nRolling / steady p99: %.2f×\n", float64(rolling.P99)/float64(steady.P99))
 	}
 	benchkit.WriteNotes(&r, notes)
 	return benchkit.Publish(r.String(), o.out, logf)
@@ -167,8 +159,9 @@ func run(ctx context.Context, o options, args []string) error {
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d)/1e6) }
 
-// pace creates topic with configs and produces o.rate records/s into it for
-// o.duration, timing each from its send to its acknowledgement.
+// pace creates topic with configs and produces o.rate records/s into it,
+// untimed for o.warmup and then timed for o.duration, each record from its
+// send to its acknowledgement.
 func pace(ctx context.Context, o options, addr, topic string, configs map[string]string) (phase, error) {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.DefaultProduceTopic(topic), kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.ProducerLinger(0), kgo.ProducerBatchCompression(kgo.NoCompression()), kgo.MaxBufferedRecords(1<<20))
@@ -190,46 +183,21 @@ func pace(ctx context.Context, o options, addr, topic string, configs map[string
 	logf("%s: %d records/s for %v, timed after %v", topic, o.rate, o.warmup+o.duration, o.warmup)
 	val := make([]byte, o.recordSize)
 	rand.Read(val)
-	type sample struct{ at, lat time.Duration }
-	var (
-		mu      sync.Mutex
-		samples = make([]sample, 0, int(float64(o.rate)*o.duration.Seconds())+1024)
-		errs    int
-		wg      sync.WaitGroup
-	)
-	interval := time.Second / time.Duration(o.rate)
-	start := time.Now()
-	for next := start; time.Since(start) < o.warmup+o.duration && ctx.Err() == nil; next = next.Add(interval) {
-		if d := time.Until(next); d > 0 {
-			time.Sleep(d)
-		}
-		sent := time.Now()
-		wg.Add(1)
-		cl.Produce(ctx, &kgo.Record{Value: val}, func(_ *kgo.Record, err error) {
-			lat := time.Since(sent)
-			mu.Lock()
-			if err != nil {
-				errs++
-			} else if at := sent.Sub(start); at >= o.warmup {
-				samples = append(samples, sample{at, lat})
-			}
-			mu.Unlock()
-			wg.Done()
-		})
+	p := benchkit.Producer{Value: val}
+	if err := p.WarmUp(ctx, cl); err != nil {
+		return phase{}, fmt.Errorf("%s: first record: %w", topic, err)
 	}
-	wg.Wait()
-	if len(samples) == 0 {
-		return phase{}, fmt.Errorf("%s: no record acknowledged (%d failed)", topic, errs)
-	}
-	p := phase{name: topic, errs: errs}
-	slow := map[time.Duration]bool{}
-	for _, s := range samples {
-		p.lats = append(p.lats, s.lat)
-		if s.lat > 50*time.Millisecond {
-			slow[s.at.Truncate(250*time.Millisecond)] = true
+	if o.warmup > 0 {
+		if _, err := p.ProducePaced(ctx, cl, float64(o.rate), o.warmup); err != nil {
+			return phase{}, err
 		}
 	}
-	p.slow = len(slow)
-	slices.Sort(p.lats)
-	return p, ctx.Err()
+	lat, err := p.ProduceAtRate(ctx, cl, float64(o.rate), o.duration)
+	if err != nil {
+		return phase{}, err
+	}
+	if lat.Produced.Records == 0 {
+		return phase{}, fmt.Errorf("%s: no record acknowledged (%d failed)", topic, lat.Produced.Failed)
+	}
+	return phase{name: topic, LatencyResult: lat}, nil
 }

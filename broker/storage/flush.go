@@ -32,6 +32,19 @@ type FlushLimit chan struct{}
 // NewFlushLimit allows n flushes at once.
 func NewFlushLimit(n int) FlushLimit { return make(FlushLimit, max(n, 1)) }
 
+// acquire waits for a slot; a nil FlushLimit has no bound.
+func (f FlushLimit) acquire() {
+	if f != nil {
+		f <- struct{}{}
+	}
+}
+
+func (f FlushLimit) release() {
+	if f != nil {
+		<-f
+	}
+}
+
 // flushRequest is the newest roll not yet flushed: the end of the sealed
 // segments, and the producer snapshot taken at that offset.
 type flushRequest struct {
@@ -86,37 +99,36 @@ func (l *Log) flushLoop() {
 		}
 		done = req.seq
 		l.flushReqMu.Unlock()
-		if l.flushLimit != nil {
-			l.flushLimit <- struct{}{}
-		}
-		start := time.Now()
-		err := l.flushRolled(req.upTo, req.snap, req.upTo, req.gen)
-		if l.flushLimit != nil {
-			<-l.flushLimit
-		}
-		if l.onFlush != nil {
-			l.onFlush(time.Since(start), err)
-		}
+		l.flushLimit.acquire()
+		err := l.flushRolled(req.upTo, req.snap, req.gen)
+		l.flushLimit.release()
 		if err != nil {
 			// The recovery point stays where it was, so recovery
 			// re-reads these segments; the next roll or Close tries
 			// again.
 			l.logger.Error("flushing rolled segments failed", "up_to", req.upTo, "err", err)
-			l.flushReqMu.Lock()
-			l.flushReq.running = false
-			l.flushReqMu.Unlock()
-			return
 		}
 	}
 }
 
 // flushRolled fsyncs every sealed segment between the recovery point and
-// upTo (no further than the active segment's base), writes snap if no
-// truncation voided it, and moves the recovery point up. It takes flushMu,
-// never writeMu, so appends go on meanwhile.
-func (l *Log) flushRolled(upTo int64, snap []byte, snapAt int64, gen uint64) error {
+// upTo (no further than the active segment's base), writes snap (the
+// producer table as of upTo) if no truncation voided it, moves the recovery
+// point up, and reports to OnFlush. It takes flushMu, never writeMu, so
+// appends go on meanwhile.
+func (l *Log) flushRolled(upTo int64, snap []byte, gen uint64) error {
+	start := time.Now()
+	err := l.flushRolledLocked(upTo, snap, gen)
+	if l.onFlush != nil {
+		l.onFlush(time.Since(start), err)
+	}
+	return err
+}
+
+func (l *Log) flushRolledLocked(upTo int64, snap []byte, gen uint64) error {
 	l.flushMu.Lock()
 	defer l.flushMu.Unlock()
+	snapAt := upTo
 	var todo []*segment
 	l.mu.RLock()
 	upTo = min(upTo, l.segs[len(l.segs)-1].base)
@@ -149,10 +161,9 @@ func (l *Log) flushRolled(upTo int64, snap []byte, snapAt int64, gen uint64) err
 		return nil
 	}
 	if upTo > l.flush.onDisk {
-		if err := writeOffsetFile(l.path(recoveryPointFile), upTo); err != nil {
-			return fmt.Errorf("storage: %w", err)
+		if err := l.writeRecoveryPoint(upTo); err != nil {
+			return err
 		}
-		l.flush.onDisk = upTo
 	}
 	l.flush.point = upTo
 	l.flushedTo.Store(upTo)
@@ -167,12 +178,17 @@ func (l *Log) flushAllRolled() error {
 	if l.flushedTo.Load() >= l.active().base {
 		return nil
 	}
-	start := time.Now()
-	err := l.flushRolled(l.active().base, nil, 0, l.flush.gen)
-	if l.onFlush != nil {
-		l.onFlush(time.Since(start), err)
+	return l.flushRolled(l.active().base, nil, l.flush.gen)
+}
+
+// writeRecoveryPoint writes the recovery-point file; callers hold flushMu
+// (or are Open, before anything else runs).
+func (l *Log) writeRecoveryPoint(offset int64) error {
+	if err := writeOffsetFile(l.path(recoveryPointFile), offset); err != nil {
+		return fmt.Errorf("storage: %w", err)
 	}
-	return err
+	l.flush.onDisk = offset
+	return nil
 }
 
 // lowerRecoveryPoint moves the recovery point down to offset, on disk
@@ -184,10 +200,9 @@ func (l *Log) lowerRecoveryPoint(offset int64) error {
 	defer l.flushMu.Unlock()
 	l.flush.gen++
 	if l.flush.onDisk > offset {
-		if err := writeOffsetFile(l.path(recoveryPointFile), offset); err != nil {
-			return fmt.Errorf("storage: %w", err)
+		if err := l.writeRecoveryPoint(offset); err != nil {
+			return err
 		}
-		l.flush.onDisk = offset
 	}
 	l.flush.point = min(l.flush.point, offset)
 	l.flushedTo.Store(l.flush.point)

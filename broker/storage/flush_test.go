@@ -27,16 +27,12 @@ func TestStorageRollDoesNotWaitForTheFlush(t *testing.T) {
 	cfg := testConfig()
 	cfg.SegmentBytes = 500
 	var flushes int
-	l, err := Open(dir, cfg, Options{OnFlush: func(_ time.Duration, err error) {
+	l := openLogWith(t, dir, cfg, Options{OnFlush: func(_ time.Duration, err error) {
 		if err != nil {
 			t.Errorf("flush: %v", err)
 		}
 		flushes++ // one goroutine at a time; read after flushing.Wait
 	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
 	l.flushMu.Lock()
 	held := true
 	release := func() {
@@ -209,11 +205,7 @@ func TestStorageFlushLimitQueuesFlushes(t *testing.T) {
 	cfg := testConfig()
 	cfg.SegmentBytes = 500
 	limit := NewFlushLimit(1)
-	l, err := Open(dir, cfg, Options{FlushLimit: limit})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
+	l := openLogWith(t, dir, cfg, Options{FlushLimit: limit})
 	limit <- struct{}{} // another log's flush
 	appendN(t, l, 30, "q")
 	segs := segmentFiles(t, dir)

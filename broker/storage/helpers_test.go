@@ -130,7 +130,13 @@ func (c *clock) advance(d time.Duration) {
 
 func openLog(t testing.TB, dir string, cfg Config, now func() time.Time) *Log {
 	t.Helper()
-	l, err := Open(dir, cfg, Options{Now: now})
+	return openLogWith(t, dir, cfg, Options{Now: now})
+}
+
+// openLogWith is openLog with the given Options.
+func openLogWith(t testing.TB, dir string, cfg Config, opts Options) *Log {
+	t.Helper()
+	l, err := Open(dir, cfg, opts)
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}

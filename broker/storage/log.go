@@ -260,11 +260,7 @@ func (l *Log) writeRecoveryPointAtClose() error {
 		// Recovery re-reads the last segment anyway.
 		return nil
 	}
-	if err := writeOffsetFile(l.path(recoveryPointFile), l.leo()); err != nil {
-		return fmt.Errorf("storage: %w", err)
-	}
-	l.flush.onDisk = l.leo()
-	return nil
+	return l.writeRecoveryPoint(l.leo())
 }
 
 // Delete closes the log and removes its directory (topic deletion).

@@ -18,10 +18,10 @@ import (
 // trusted. Otherwise every segment past the recovery point (the active one
 // at least) is re-read batch by batch, checking lengths and CRCs, and cut at
 // the first torn or corrupt batch; the segments before it are on disk, so
-// only the part after their last index entry is checked. Any missing or inconsistent index is rebuilt. The
-// producer table is the newest snapshot plus the batches after it, and the
-// leader epoch cache is the checkpoint plus any newer epochs in those
-// batches.
+// only the part after their last index entry is checked. Any missing or
+// inconsistent index is rebuilt. The producer table is the newest snapshot
+// plus the batches after it, and the leader epoch cache is the checkpoint
+// plus any newer epochs in those batches.
 func Open(dir string, cfg Config, opts Options) (*Log, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -72,10 +72,9 @@ func (l *Log) recover() error {
 	// With one segment nothing is trusted anyway: a new partition costs
 	// no fsync here.
 	if !clean && len(l.segs) > 1 && l.flush.onDisk < l.flush.point {
-		if err := writeOffsetFile(l.path(recoveryPointFile), l.flush.point); err != nil {
-			return fmt.Errorf("storage: %w", err)
+		if err := l.writeRecoveryPoint(l.flush.point); err != nil {
+			return err
 		}
-		l.flush.onDisk = l.flush.point
 	}
 	// What the file held when it opened is the kernel's to write back.
 	l.active().handed = l.active().size

@@ -13,12 +13,20 @@ import (
 // pacerTick is how often the paced producer tops up to its schedule.
 const pacerTick = time.Millisecond
 
+// A slow window is a SlowWindow of a paced run in which a record took over
+// SlowRecord: how many there were tells a steady tail from a few stalls.
+const (
+	SlowWindow = 250 * time.Millisecond
+	SlowRecord = 50 * time.Millisecond
+)
+
 // LatencyResult is a paced produce run and its per-record latencies.
 type LatencyResult struct {
 	Rate           float64 // target records/s
 	Produced       ProduceResult
 	P50, P99, P999 time.Duration
 	Max            time.Duration
+	SlowWindows    int // SlowWindows of the run with a record over SlowRecord
 }
 
 // PacedRun is a paced produce run whose latencies are not summarised yet.
@@ -29,11 +37,12 @@ type PacedRun struct {
 	Rate     float64 // target records/s
 	Produced ProduceResult
 	lat      []time.Duration // per acknowledged record, in no order
+	slow     int             // SlowWindows
 }
 
 // Summary sorts the run's latencies into its percentiles.
 func (r PacedRun) Summary() LatencyResult {
-	res := LatencyResult{Rate: r.Rate, Produced: r.Produced}
+	res := LatencyResult{Rate: r.Rate, Produced: r.Produced, SlowWindows: r.slow}
 	slices.Sort(r.lat)
 	res.P50 = Percentile(r.lat, 0.50)
 	res.P99 = Percentile(r.lat, 0.99)
@@ -62,7 +71,8 @@ func (p Producer) ProducePaced(ctx context.Context, cl *kgo.Client, rate float64
 		mu sync.Mutex
 		// Sized up front: growing it would copy tens of MB inside a
 		// promise, stalling the client's acknowledgements.
-		lat = make([]time.Duration, 0, int(rate*d.Seconds())+1)
+		lat  = make([]time.Duration, 0, int(rate*d.Seconds())+1)
+		slow = map[time.Duration]bool{}
 	)
 	ticker := time.NewTicker(pacerTick)
 	defer ticker.Stop()
@@ -82,6 +92,9 @@ func (p Producer) ProducePaced(ctx context.Context, cl *kgo.Client, rate float64
 				if err == nil {
 					mu.Lock()
 					lat = append(lat, took)
+					if took > SlowRecord {
+						slow[at.Sub(start).Truncate(SlowWindow)] = true
+					}
 					mu.Unlock()
 				}
 			})
@@ -94,7 +107,7 @@ func (p Producer) ProducePaced(ctx context.Context, cl *kgo.Client, rate float64
 	cl.Flush(ctx)
 	run.Produced = t.Result(time.Since(start))
 	mu.Lock()
-	run.lat = lat
+	run.lat, run.slow = lat, len(slow)
 	mu.Unlock()
 	return run, ctx.Err()
 }
