@@ -148,7 +148,7 @@ func startExporters(t *testing.T) (*exported, error) {
 	need := map[*prometheus.Registry][]string{
 		mirrorReg: {"kdr_mirror_records_total", "kdr_mirror_replication_latency_seconds", "kdr_mirror_checkpoint_age_seconds",
 			"kdr_mirror_offset_syncs_total", "kdr_mirror_commits_total", "kdr_mirror_lag_records",
-			"kdr_mirror_fetch_seconds", "kdr_mirror_cycle_seconds", "kdr_mirror_forward_rounds"},
+			"kdr_mirror_fetch_seconds", "kdr_mirror_cycle_seconds", "kdr_mirror_forward_inflight_cycles"},
 		brokerReg: {"kdr_broker_request_duration_seconds", "kdr_raft_commit_seconds", "kdr_topic_produced_bytes_total", "kdr_broker_storage_errors_total"},
 	}
 	if err := waitFor(ctx, func() error {

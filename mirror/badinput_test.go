@@ -9,7 +9,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 
 	"github.com/kdr-io/kdr/broker"
-	"github.com/kdr-io/kdr/internal/faultproxy"
 	"github.com/kdr-io/kdr/internal/kdrtest"
 )
 
@@ -82,16 +81,7 @@ func TestMirrorUnreachableTarget(t *testing.T) {
 func TestMirrorTargetBlackHoled(t *testing.T) {
 	east := startCluster(t)
 	east.createTopic("orders", 2)
-	proxy, err := faultproxy.New("127.0.0.1:1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { proxy.Close() })
-	b := kdrtest.StartBroker(t, kdrtest.WithConfig(func(c *broker.Config) { c.AdvertisedListen = proxy.Addr() }))
-	proxy.SetUpstream(b.ListenAddr())
-	west := &cluster{t: t, addr: b.ListenAddr()}
-	west.cl = startClient(t, b.ListenAddr())
-	west.adm = kadm.NewClient(west.cl)
+	west, proxy := startBehindProxy(t)
 
 	f := testFlow(east, west, "east", "west")
 	f.Target.Brokers = []string{proxy.Addr()}

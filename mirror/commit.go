@@ -68,7 +68,17 @@ func (w *Worker) settle(work map[*partState][]*job) {
 }
 
 // settlePartition walks one partition's jobs in order. Called with mu held.
+// After a failure, the partition drains: its jobs in cycles sent before the
+// failure was known come back unsettled (a forwarded one refused as out of
+// order, or landed behind the failed one, which the target will recognise
+// as a duplicate when sent again), and it is planned again from the failed
+// entry once none is in flight.
 func (w *Worker) settlePartition(ps *partState, jobs []*job) []noted {
+	ps.inflight -= len(jobs)
+	if ps.draining {
+		w.mendIfLanded(ps)
+		return nil
+	}
 	var notes []noted
 	var pairs []pair
 	var failure error
@@ -153,6 +163,8 @@ func (w *Worker) settlePartition(ps *partState, jobs []*job) []noted {
 		}
 	}
 	ps.lastErr = failure.Error()
+	ps.draining = true
+	w.mendIfLanded(ps)
 	if len(ps.queue) > 0 && ps.queue[0].raw != nil && (errors.Is(failure, kerr.MessageTooLarge) || errors.Is(failure, kerr.RecordListTooLarge)) {
 		// The target refused a forwarded batch as too large: copy its
 		// records one by one, the head first, alone.
@@ -175,6 +187,19 @@ func (w *Worker) settlePartition(ps *partState, jobs []*job) []noted {
 	w.triggerRefresh()
 	w.target.ForceMetadataRefresh()
 	return append(notes, noted{KindTarget, failure, []any{"topic", ps.topic, "partition", ps.partition, "retry_in", ps.backoff}})
+}
+
+// mendIfLanded ends a partition's draining once nothing of it is in
+// flight: the forwarder may send it again, from the failed batch's
+// sequence. Called with mu held.
+func (w *Worker) mendIfLanded(ps *partState) {
+	if ps.inflight > 0 {
+		return
+	}
+	ps.draining = false
+	if w.fwd != nil {
+		w.fwd.mend(topicPartition{ps.remote, ps.partition})
+	}
 }
 
 // copied accounts one acknowledged copy. Called with mu held.

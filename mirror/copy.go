@@ -36,6 +36,8 @@ type partState struct {
 
 	queue     []entry
 	queued    int   // bytes in queue (forwarding only)
+	inflight  int   // entries from the head in cycles not yet settled
+	draining  bool  // a job failed; later cycles still hold some of the partition
 	next      int64 // next source offset to copy; -1 until known
 	epoch     int32 // leader epoch of the record before next
 	committed int64 // last committed position; -1 none by this worker
@@ -91,6 +93,7 @@ type job struct {
 	out   *kgo.Record // nil when skipped
 	raw   *rawBatch
 	base  int64
+	seq   int32 // the forwarded batch's sequence, once stamped
 	skip  string
 	err   error
 	acked time.Time
@@ -141,33 +144,192 @@ func (w *Worker) copyLoop(ctx context.Context) {
 }
 
 // forwardLoop is the main loop when batches are forwarded: the fetch loop
-// fills the queues, and each cycle copies what they hold.
+// fills the queues, and cycles copy what they hold. Up to
+// maxInflightCycles cycles wait for the target at once, each taking every
+// partition's next batch not yet in flight, so a batch fetched while the
+// target answers the last one is sent at once rather than after it; they
+// are settled in the order they were sent. A cycle holding records (the
+// franz-go producer's) goes alone. cycleMu is held while any cycle is in
+// flight, and the group callbacks get it between them.
 func (w *Worker) forwardLoop(ctx context.Context) {
-	for ctx.Err() == nil {
-		d, ok := w.nextRetry(time.Now())
-		if !ok || d > 0 {
-			if !ok {
-				d = time.Hour
-			}
-			t := time.NewTimer(d)
-			select {
-			case <-ctx.Done():
-			case <-w.fetched:
-			case <-t.C:
-			}
-			t.Stop()
-			if ctx.Err() != nil {
+	var pipe []*flight
+	locked := false
+	hold := false // a record waits for the cycles in flight to settle
+	defer func() {
+		if locked {
+			w.cycleMu.Unlock()
+		}
+	}()
+	for {
+		for len(pipe) > 0 && pipe[0].landed() {
+			if !w.finish(ctx, pipe[0]) {
+				for _, f := range pipe[1:] {
+					<-f.done // bounded by DeliveryTimeout; nothing touches the target after return
+				}
 				return
 			}
+			pipe = pipe[1:]
+			if len(pipe) > 0 {
+				w.setFlushing(pipe[0].start)
+			}
 		}
-		w.cycleMu.Lock()
-		w.cycle(ctx)
-		w.cycleMu.Unlock()
+		if len(pipe) == 0 && locked {
+			w.cycleMu.Unlock()
+			locked = false
+		}
+		stopping := ctx.Err() != nil
+		if stopping && len(pipe) == 0 {
+			return
+		}
+		var (
+			landed, more <-chan struct{}
+			done         = ctx.Done()
+			wait         = time.Hour
+		)
+		if len(pipe) > 0 {
+			landed = pipe[0].done
+		}
+		switch {
+		case stopping:
+			done = nil // wait for the flights out
+		case w.cycleWanted.Load() > 0:
+			// A group callback waits for cycleMu: send nothing until it
+			// had it.
+			wait = 10 * time.Millisecond
+		case len(pipe) < maxInflightCycles && (len(pipe) == 0 || !pipe[len(pipe)-1].barrier && !hold):
+			more = w.fetched
+			d, ok := w.nextRetry(time.Now())
+			if ok && d <= 0 {
+				if !locked {
+					w.cycleMu.Lock()
+					locked = true
+				}
+				var prev *turn
+				if len(pipe) > 0 {
+					prev = pipe[len(pipe)-1].turn
+				}
+				var work map[*partState][]*job
+				work, hold = w.plan(time.Now(), len(pipe) == 0)
+				if f := w.launch(ctx, work, prev); f != nil {
+					w.m.depth.Observe(float64(len(pipe) + 1))
+					pipe = append(pipe, f)
+					continue
+				}
+				// Nothing could go now: what is left waits for a cycle in
+				// flight (records behind its batches).
+				d = 10 * time.Millisecond
+			}
+			if ok {
+				wait = d
+			}
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-done:
+		case <-landed:
+		case <-more:
+		case <-t.C:
+		}
+		t.Stop()
 	}
 }
 
-// nextRetry says how long the loop may block in poll: until the earliest
-// partition retry. (The committer retries syncs and commits on its own.)
+// flight is a cycle sent and not yet settled.
+type flight struct {
+	work    map[*partState][]*job
+	start   time.Time
+	turn    *turn
+	barrier bool          // holds records: no cycle goes with it
+	done    chan struct{} // every copy answered
+	err     error         // set before done: the producer's flush failed (shutting down)
+}
+
+func (f *flight) landed() bool {
+	select {
+	case <-f.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// launch sends work (nil when empty) and returns its flight, prev being
+// the flight before it that has not settled.
+func (w *Worker) launch(ctx context.Context, work map[*partState][]*job, prev *turn) *flight {
+	if len(work) == 0 {
+		return nil
+	}
+	f := &flight{work: work, start: time.Now(), turn: newTurn(), done: make(chan struct{})}
+	if prev == nil {
+		w.setFlushing(f.start)
+	}
+	var wg sync.WaitGroup
+	// A copy not acknowledged within DeliveryTimeout fails and is retried,
+	// but franz-go fails only copies it has not sent or got an answer for:
+	// one sent to a target that went silent is waited for, as giving up
+	// on it could break the idempotent sequence (Status.FlushWaiting shows
+	// the wait). franz-go's RecordDeliveryTimeout cannot serve: it counts
+	// from the record's timestamp, which is the source's.
+	pctx, pcancel := context.WithTimeout(context.WithoutCancel(ctx), w.flow.DeliveryTimeout)
+	for _, jobs := range work {
+		for _, j := range jobs {
+			if j.out == nil {
+				continue
+			}
+			f.barrier = true
+			wg.Add(1)
+			w.target.Produce(pctx, j.out, func(_ *kgo.Record, err error) {
+				j.err, j.acked = err, time.Now()
+				wg.Done()
+			})
+		}
+	}
+	go func() {
+		defer close(f.done)
+		defer pcancel()
+		forwarded := make(chan struct{})
+		go func() {
+			defer close(forwarded)
+			if w.forward {
+				w.fwd.send(pctx, work, prev, f.turn)
+			} else {
+				f.turn.finished()
+			}
+		}()
+		if f.barrier {
+			// Manual flushing: nothing is sent before this point, so a
+			// refused batch fails every later record of its partition too,
+			// and what the target acknowledged is always a prefix of the
+			// queue.
+			fctx, cancel := graceCtx(ctx, w.flow.DeliveryTimeout)
+			f.err = w.target.Flush(fctx)
+			cancel()
+		}
+		<-forwarded
+		if f.err == nil {
+			wg.Wait()
+			w.m.cycle.Observe(time.Since(f.start).Seconds())
+		}
+	}()
+	return f
+}
+
+// finish settles a landed flight and hands it to the committer. It
+// returns false if the flight's fate is unknown (shutting down with copies
+// in flight): nothing of it is committed, and a restart re-copies it.
+func (w *Worker) finish(ctx context.Context, f *flight) bool {
+	w.setFlushing(time.Time{})
+	if f.err != nil {
+		return false
+	}
+	w.settle(f.work)
+	w.handOver(ctx)
+	return true
+}
+
+// nextRetry says how long the loop may wait before a cycle: until the
+// earliest partition retry among those with entries not in flight. (The
+// committer retries syncs and commits on its own.)
 func (w *Worker) nextRetry(now time.Time) (time.Duration, bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -178,7 +340,7 @@ func (w *Worker) nextRetry(now time.Time) (time.Duration, bool) {
 		}
 	}
 	for _, ps := range w.parts {
-		if len(ps.queue) > 0 {
+		if len(ps.queue) > ps.inflight && !ps.draining {
 			wait(max(ps.retryAt.Sub(now), 0))
 		}
 	}
@@ -209,66 +371,24 @@ func (w *Worker) enqueue(fetches kgo.Fetches) {
 	})
 }
 
-// cycle copies what the queues hold: every record is produced, the
-// producer flushed, the acknowledged prefix of each partition settled; the
-// committer then writes the offset syncs and commits the positions while
-// the next cycle runs.
+// cycle copies what the queues hold (the record path, with franz-go's
+// consumer): every record is produced, the producer flushed, the
+// acknowledged prefix of each partition settled; the committer then writes
+// the offset syncs and commits the positions while the next cycle runs.
 func (w *Worker) cycle(ctx context.Context) {
-	work := w.plan(time.Now())
-	if len(work) > 0 {
-		var wg sync.WaitGroup
-		// A copy not acknowledged within DeliveryTimeout fails and is
-		// retried, but franz-go fails only copies it has not sent or got
-		// an answer for: one sent to a target that went silent is waited
-		// for, as giving up on it could break the idempotent sequence
-		// (Status.FlushWaiting shows the wait). franz-go's
-		// RecordDeliveryTimeout cannot serve: it counts from the record's
-		// timestamp, which is the source's.
-		pctx, pcancel := context.WithTimeout(context.WithoutCancel(ctx), w.flow.DeliveryTimeout)
-		defer pcancel()
-		for _, jobs := range work {
-			for _, j := range jobs {
-				if j.out == nil {
-					continue
-				}
-				wg.Add(1)
-				w.target.Produce(pctx, j.out, func(_ *kgo.Record, err error) {
-					j.err, j.acked = err, time.Now()
-					wg.Done()
-				})
-			}
-		}
-		// Manual flushing: nothing is sent before this point, so a refused
-		// batch fails every later record of its partition too, and what
-		// the target acknowledged is always a prefix of the queue.
-		start := time.Now()
-		w.setFlushing(start)
-		forwarded := make(chan struct{})
-		go func() {
-			defer close(forwarded)
-			if w.forward {
-				if n := w.fwd.send(pctx, work); n > 0 {
-					w.m.rounds.Observe(float64(n))
-				}
-			}
-		}()
-		fctx, cancel := graceCtx(ctx, w.flow.DeliveryTimeout)
-		err := w.target.Flush(fctx)
-		cancel()
-		<-forwarded
-		w.setFlushing(time.Time{})
-		if err != nil {
-			// Shutting down with copies in flight: their fate is unknown,
-			// so nothing of this cycle is committed; a restart re-copies.
-			return
-		}
-		wg.Wait()
-		w.m.cycle.Observe(time.Since(start).Seconds())
-		w.settle(work)
+	work, _ := w.plan(time.Now(), true)
+	if f := w.launch(ctx, work, nil); f != nil {
+		<-f.done
+		w.finish(ctx, f)
+		return
 	}
-	// Hand the offset syncs and commit to the committer and go on copying:
-	// they cost two round trips to the source that the next cycle's records
-	// need not wait for.
+	w.handOver(ctx)
+}
+
+// handOver gives the committer the offset syncs and positions of what was
+// settled, and goes on copying: they cost two round trips to the source
+// that the next cycle's records need not wait for.
+func (w *Worker) handOver(ctx context.Context) {
 	if w.flow.CommitInterval > 0 {
 		// The committer gathers every cycle settled within an interval
 		// into one commit; the copy loop never waits for it.
@@ -301,22 +421,28 @@ func graceCtx(ctx context.Context, grace time.Duration) (context.Context, contex
 	return gctx, func() { stop(); cancel() }
 }
 
-// plan picks the records of this cycle: for each partition not waiting for a
-// retry, its queue from the head, up to BatchRecords copies in all (one in
-// probe mode), each either skipped or turned into its copy. A partition's
-// jobs of one cycle are all records or all forwarded batches, as the two go
-// through different producers and must not overtake each other.
-func (w *Worker) plan(now time.Time) map[*partState][]*job {
+// plan picks the jobs of the next cycle: for each partition not waiting
+// for a retry, its queue from the first entry not in flight. A forwarded
+// batch goes alone, one per partition and cycle, so that a cycle is one
+// Produce request per target leader and cycles can overlap. Records are
+// taken, up to BatchRecords copies in all (one in probe mode), only when
+// records is true (no cycle in flight) and only from the head: they go
+// through franz-go's producer, which must not overtake forwarded batches,
+// nor they it.
+//
+// held says a partition's next entry is a record left for a cycle that
+// goes alone.
+func (w *Worker) plan(now time.Time, records bool) (work map[*partState][]*job, held bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	budget := w.flow.BatchRecords
-	work := map[*partState][]*job{}
+	work = map[*partState][]*job{}
 	for _, ps := range w.parts {
-		if len(ps.queue) == 0 || now.Before(ps.retryAt) {
+		if len(ps.queue) <= ps.inflight || ps.draining || now.Before(ps.retryAt) {
 			continue
 		}
 		var jobs []*job
-		for i := 0; i < len(ps.queue) && budget > 0; i++ {
+		for i := ps.inflight; i < len(ps.queue) && budget > 0; i++ {
 			e := ps.queue[i]
 			if e.raw != nil && e.raw.mergeable() {
 				w.mergeAt(ps, i)
@@ -326,10 +452,10 @@ func (w *Worker) plan(now time.Time) map[*partState][]*job {
 				w.unforward(ps, i)
 				e = ps.queue[i]
 			}
-			if len(jobs) > 0 && (e.raw != nil) != (jobs[0].raw != nil) {
-				break
-			}
 			if e.raw != nil {
+				if len(jobs) > 0 {
+					break
+				}
 				j := &job{raw: e.raw, base: -1}
 				if ts := w.topics[ps.topic]; ts == nil || ts.gone {
 					j.skip = skipFiltered
@@ -339,7 +465,11 @@ func (w *Worker) plan(now time.Time) map[*partState][]*job {
 					budget -= min(int(e.raw.count), budget)
 				}
 				jobs = append(jobs, j)
-				continue
+				break
+			}
+			if !records || ps.inflight > 0 {
+				held = true
+				break
 			}
 			j := w.prepare(ps, e.rec)
 			jobs = append(jobs, j)
@@ -352,9 +482,10 @@ func (w *Worker) plan(now time.Time) map[*partState][]*job {
 		}
 		if len(jobs) > 0 {
 			work[ps] = jobs
+			ps.inflight += len(jobs)
 		}
 	}
-	return work
+	return work, held
 }
 
 // prepare decides one record's fate: skip it, or copy key, value, headers

@@ -49,8 +49,14 @@
 // Key, value, headers, timestamps, compression and record order are the
 // source's bytes. That costs about half the CPU per GB of decoding and
 // re-encoding every record (docs/benchmarks.md). Kafka takes one batch per
-// partition per Produce request, so a cycle sends a partition's batches in
-// rounds, the partitions of one leader together.
+// partition per Produce request, so a forwarding cycle is one request per
+// target leader with the next batch of each of its partitions, and two
+// cycles may wait for the target at once, as Kafka's idempotent producer
+// keeps requests in flight: a batch fetched while the target answers goes
+// at once instead of after the answer (forwarder.go says why two). Their requests are written, and
+// their answers read, in the order the cycles were sent; after a failure a
+// partition sends nothing more until what it had in flight is back, then
+// starts again from the failed batch with its sequence.
 //
 // Under identity naming every record needs the hop in its provenance header,
 // so an uncompressed batch is rewritten rather than sent as it is
@@ -216,7 +222,7 @@
 // kdr_mirror_acls_created_total; and, per flow, where a copy's time goes:
 // kdr_mirror_fetch_seconds (a fetch from a source broker, forwarding flows),
 // kdr_mirror_cycle_seconds (a copy cycle, from sending to the target's last
-// acknowledgement) and kdr_mirror_forward_rounds (Produce requests a
-// forwarding cycle sent one after the other). Worker.Status gives the
+// acknowledgement) and kdr_mirror_forward_inflight_cycles (forwarding
+// cycles waiting for the target when one was sent). Worker.Status gives the
 // per-partition figures as a snapshot.
 package mirror

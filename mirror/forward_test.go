@@ -741,14 +741,14 @@ func TestForwardLogAppendTimeAndCompression(t *testing.T) {
 		}
 		return true, ""
 	})
-	// The time split: every forwarded batch went out in a cycle's round,
-	// after a fetch; a cycle sends at least one round when it forwards.
+	// The time split: every forwarded batch went out in a cycle, after a
+	// fetch; each forwarding cycle counts how many were in flight with it.
 	flow := map[string]string{"flow": "east->west"}
 	fetches := metricSum(t, w.reg, "kdr_mirror_fetch_seconds", flow)
 	cycles := metricSum(t, w.reg, "kdr_mirror_cycle_seconds", flow)
-	rounds := metricSum(t, w.reg, "kdr_mirror_forward_rounds", flow)
-	if fetches < 1 || cycles < 1 || rounds < 1 || rounds > cycles {
-		t.Errorf("fetches %v, cycles %v, cycles with forward rounds %v: want each at least 1, and no more forwarding cycles than cycles", fetches, cycles, rounds)
+	sent := metricSum(t, w.reg, "kdr_mirror_forward_inflight_cycles", flow)
+	if fetches < 1 || cycles < 1 || sent < 1 || sent > cycles {
+		t.Errorf("fetches %v, cycles %v, forwarding cycles sent %v: want each at least 1, and no more forwarding cycles than cycles", fetches, cycles, sent)
 	}
 	for kind, e := range w.Status().Errors {
 		t.Errorf("unexpected %s errors: %+v", kind, e)

@@ -3,11 +3,14 @@ package mirror
 import (
 	"context"
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/kdr-io/kdr/internal/kdrtest"
 )
 
 // TestForwarderSequences drives the forwarder's producer against a kdr
@@ -38,7 +41,7 @@ func TestForwarderSequences(t *testing.T) {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
-		f.send(ctx, map[*partState][]*job{ps: jobs})
+		f.send(ctx, map[*partState][]*job{ps: jobs}, nil, newTurn())
 		return jobs
 	}
 
@@ -65,7 +68,8 @@ func TestForwarderSequences(t *testing.T) {
 	}
 
 	// A gap in the sequence: refused, the batch after it not sent, and the
-	// producer starts over with a new ID.
+	// producer starts over with a new ID. The partition stays broken, its
+	// batches not sent, until the worker mends it.
 	f.seqs[tp] = 50
 	jobs = send(batch(7, 2), batch(9, 2))
 	if !errors.Is(jobs[0].err, kerr.OutOfOrderSequenceNumber) || !errors.Is(jobs[1].err, errNotSent) {
@@ -74,6 +78,10 @@ func TestForwarderSequences(t *testing.T) {
 	if f.producerID != -1 {
 		t.Fatalf("producer ID %d kept after an out of order sequence", f.producerID)
 	}
+	if j := send(batch(7, 2))[0]; !errors.Is(j.err, errNotSent) {
+		t.Fatalf("a broken partition's batch: %v, want not sent", j.err)
+	}
+	f.mend(tp)
 	jobs = send(batch(7, 2), batch(9, 2))
 	for i, want := range []int64{7, 9} {
 		if jobs[i].err != nil || jobs[i].base != want {
@@ -93,8 +101,108 @@ func TestForwarderSequences(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	j := &job{raw: batch(0, 1), base: -1}
-	f.send(ctx, map[*partState][]*job{ghost: {j}})
+	f.send(ctx, map[*partState][]*job{ghost: {j}}, nil, newTurn())
 	if !errors.Is(j.err, kerr.UnknownTopicOrPartition) {
 		t.Fatalf("a batch for a missing topic: %v, want UNKNOWN_TOPIC_OR_PARTITION", j.err)
+	}
+}
+
+// TestForwarderOverlapsCycles holds the target's link while two cycles
+// send a partition's next batches: the second writes its request before
+// the first is answered, and once the link heals both land in order. Then
+// a failure of the first (a sequence gap) with the second in flight: the
+// second comes back not sent, the partition stays broken until mended, and
+// sent again both land in order, nothing appended twice.
+func TestForwarderOverlapsCycles(t *testing.T) {
+	c, proxy := startBehindProxy(t)
+	c.createTopic("t", 1)
+	cl := startClient(t, proxy.Addr())
+	f := newForwarder(cl, 10*time.Second)
+	ps := &partState{topic: "t", partition: 0, remote: "t"}
+	tp := topicPartition{"t", 0}
+	batch := func(base int64, n int) *rawBatch {
+		return oneView(t, makeBatch(base, 0, 1_700_000_000_000, plainRecords(n), nil)).toRaw()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	// overlap sends one batch per cycle, each cycle after the one before,
+	// with the link held until every request is written.
+	overlap := func(bs ...*rawBatch) []*job {
+		t.Helper()
+		proxy.Cut()
+		jobs := make([]*job, len(bs))
+		turns := make([]*turn, len(bs))
+		var wg sync.WaitGroup
+		for i, bt := range bs {
+			jobs[i], turns[i] = &job{raw: bt, base: -1}, newTurn()
+			var prev *turn
+			if i > 0 {
+				prev = turns[i-1]
+			}
+			wg.Go(func() { f.send(ctx, map[*partState][]*job{ps: {jobs[i]}}, prev, turns[i]) })
+		}
+		kdrtest.Eventually(t, 10*time.Second, func() (bool, string) {
+			select {
+			case <-turns[len(turns)-1].written:
+				return true, ""
+			default:
+				return false, "the last cycle has not written its request"
+			}
+		})
+		select {
+		case <-turns[0].answered:
+			t.Fatal("the first cycle was answered through a held link")
+		default:
+		}
+		proxy.Heal()
+		wg.Wait()
+		return jobs
+	}
+
+	// A first batch gets the producer ID, the leader and the connection,
+	// through the open link.
+	first := &job{raw: batch(0, 2), base: -1}
+	f.send(ctx, map[*partState][]*job{ps: {first}}, nil, newTurn())
+	if first.err != nil || first.base != 0 {
+		t.Fatalf("first batch: base %d, %v", first.base, first.err)
+	}
+	jobs := overlap(batch(2, 3), batch(5, 4), batch(9, 1))
+	for i, want := range []int64{2, 5, 9} {
+		if jobs[i].err != nil || jobs[i].base != want {
+			t.Fatalf("overlapping batch %d: base %d, %v; want base %d", i, jobs[i].base, jobs[i].err, want)
+		}
+	}
+	if f.seqs[tp] != 10 || f.flying != 0 {
+		t.Fatalf("next sequence %d, %d in flight; want 10 and 0", f.seqs[tp], f.flying)
+	}
+
+	// The first of two overlapping batches is refused (a sequence gap):
+	// the second, sent behind it, is not taken either.
+	f.seqs[tp] = 50
+	jobs = overlap(batch(10, 2), batch(12, 3))
+	if !errors.Is(jobs[0].err, kerr.OutOfOrderSequenceNumber) || !errors.Is(jobs[1].err, errNotSent) {
+		t.Fatalf("errors %v and %v; want out of order, then not sent", jobs[0].err, jobs[1].err)
+	}
+	if _, ok := f.broken[tp]; !ok {
+		t.Fatal("the partition is not broken after a failed batch")
+	}
+	f.mend(tp)
+	if err := f.initProducer(ctx); err != nil { // the new ID, through the open link
+		t.Fatal(err)
+	}
+	jobs = overlap(batch(10, 2), batch(12, 3))
+	for i, want := range []int64{10, 12} {
+		if jobs[i].err != nil || jobs[i].base != want {
+			t.Fatalf("after mending, batch %d: base %d, %v; want base %d", i, jobs[i].base, jobs[i].err, want)
+		}
+	}
+	if got := c.ends("t")[0]; got != 15 {
+		t.Fatalf("log end offset %d, want 15 (every batch once)", got)
+	}
+	recs := c.readAll("t")[0]
+	for i, r := range recs {
+		if r.Offset != int64(i) {
+			t.Fatalf("record %d at offset %d", i, r.Offset)
+		}
 	}
 }

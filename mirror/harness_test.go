@@ -13,6 +13,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/kdr-io/kdr/broker"
+	"github.com/kdr-io/kdr/internal/faultproxy"
 	"github.com/kdr-io/kdr/internal/kdrtest"
 )
 
@@ -29,6 +31,22 @@ func startCluster(t *testing.T, opts ...kdrtest.Option) *cluster {
 	b := kdrtest.StartBroker(t, opts...)
 	cl := startClient(t, b.Addr())
 	return &cluster{t: t, addr: b.Addr(), cl: cl, adm: kadm.NewClient(cl)}
+}
+
+// startBehindProxy starts a one-broker cluster that clients reach through
+// a fault proxy: the broker advertises the proxy's address, so a client
+// seeded with it keeps to it. The cluster's own client goes direct.
+func startBehindProxy(t *testing.T) (*cluster, *faultproxy.Proxy) {
+	t.Helper()
+	proxy, err := faultproxy.New("127.0.0.1:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { proxy.Close() })
+	b := kdrtest.StartBroker(t, kdrtest.WithConfig(func(c *broker.Config) { c.AdvertisedListen = proxy.Addr() }))
+	proxy.SetUpstream(b.ListenAddr())
+	cl := startClient(t, b.ListenAddr())
+	return &cluster{t: t, addr: b.ListenAddr(), cl: cl, adm: kadm.NewClient(cl)}, proxy
 }
 
 // startClient is a client of addr that produces to the partition each

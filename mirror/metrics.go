@@ -46,13 +46,12 @@ type metrics struct {
 	heartbeats    *prometheus.CounterVec
 	deleted       *prometheus.CounterVec
 	aclsCreated   *prometheus.CounterVec
-	// fetch, cycle and rounds split a copy's time between the two sides:
-	// fetch is the source's, cycle the target's (the next cycle starts only
-	// when this one is acknowledged), and a forwarding cycle sends one
-	// batch per partition per Produce request.
-	fetch  prometheus.Observer
-	cycle  prometheus.Observer
-	rounds prometheus.Observer
+	// fetch and cycle split a copy's time between the two sides: fetch is
+	// the source's, cycle the target's. depth is how far forwarding cycles
+	// overlap: a batch fetched while the target answers goes at once.
+	fetch prometheus.Observer
+	cycle prometheus.Observer
+	depth prometheus.Observer
 }
 
 func newMetrics(reg prometheus.Registerer, flow string) *metrics {
@@ -105,13 +104,13 @@ func newMetrics(reg prometheus.Registerer, flow string) *metrics {
 	}, []string{"flow"})).WithLabelValues(flow)
 	m.cycle = register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "kdr_mirror_cycle_seconds",
-		Help:    "Time a copy cycle took from sending its copies to the target's last acknowledgement of them; records fetched meanwhile wait for the next cycle.",
+		Help:    "Time a copy cycle took from sending its copies to the target's last acknowledgement of them. Forwarding, two cycles overlap; copying records, the next cycle waits for this one.",
 		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16), // 0.5 ms to ~16 s
 	}, []string{"flow"})).WithLabelValues(flow)
-	m.rounds = register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Name:    "kdr_mirror_forward_rounds",
-		Help:    "Produce requests a forwarding cycle sent to a target leader one after the other: one batch of each partition per request, so a partition with n batches waiting takes n rounds.",
-		Buckets: prometheus.ExponentialBuckets(1, 2, 8), // 1 to 128
+	m.depth = register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "kdr_mirror_forward_inflight_cycles",
+		Help:    "Forwarding cycles waiting for the target when one was sent, itself included (at most 2): each cycle is one Produce request per target leader with the next batch of each partition.",
+		Buckets: prometheus.LinearBuckets(1, 1, 2), // 1 or 2
 	}, []string{"flow"})).WithLabelValues(flow)
 	// Every series without a topic exists from the start, so rate() and
 	// alerts see zeros.

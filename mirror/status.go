@@ -183,7 +183,7 @@ func (w *Worker) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[strin
 	if len(revoked) == 0 {
 		return
 	}
-	w.cycleMu.Lock()
+	w.lockCycles()
 	defer w.cycleMu.Unlock()
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.flow.DeliveryTimeout)
 	defer cancel()
@@ -198,10 +198,19 @@ func (w *Worker) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[strin
 // was thrown out of the group); their new owner re-copies from the last
 // commit.
 func (w *Worker) onLost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
-	w.cycleMu.Lock()
+	w.lockCycles()
 	defer w.cycleMu.Unlock()
 	w.drop(lost)
 	w.log.Warn("partitions lost", "lost", lost)
+}
+
+// lockCycles takes cycleMu for a group callback: the forwarding loop sends
+// no new cycle while one waits, so that the cycles in flight settle and it
+// lets go.
+func (w *Worker) lockCycles() {
+	w.cycleWanted.Add(1)
+	w.cycleMu.Lock()
+	w.cycleWanted.Add(-1)
 }
 
 // drop forgets partitions.
@@ -220,6 +229,9 @@ func (w *Worker) drop(tps map[string][]int32) {
 			}
 			delete(w.parts, key)
 			w.m.forget(t, p)
+			if w.fwd != nil {
+				w.fwd.mend(topicPartition{ps.remote, p})
+			}
 		}
 	}
 	n := len(w.parts)

@@ -86,7 +86,8 @@ type Worker struct {
 	// that partitions are never given up halfway through a cycle (franz-go
 	// lets a rebalance run after a poll that returned nothing). Lock order:
 	// cycleMu, then mu.
-	cycleMu sync.Mutex
+	cycleMu     sync.Mutex
+	cycleWanted atomic.Int32 // group callbacks waiting for cycleMu
 	// commitMu is held while offset syncs are written and positions
 	// committed (see syncAndCommit). Lock order: cycleMu, commitMu, mu.
 	commitMu  sync.Mutex
