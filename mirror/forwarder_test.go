@@ -3,10 +3,14 @@ package mirror
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -205,4 +209,110 @@ func TestForwarderOverlapsCycles(t *testing.T) {
 			t.Fatalf("record %d at offset %d", i, r.Offset)
 		}
 	}
+}
+
+// TestMirrorTargetResetWithCyclesInFlight resets the target's connections,
+// three times, while two forwarding cycles are out (the link's latency makes each wait,
+// so the next goes behind it) and records keep coming: every record
+// arrives exactly once, in order per partition. The batches in flight come
+// back failed or, if they landed, are sent again with their sequences and
+// recognised as duplicates.
+func TestMirrorTargetResetWithCyclesInFlight(t *testing.T) {
+	east := startCluster(t)
+	const parts = 4
+	east.createTopic("orders", parts)
+	west, proxy := startBehindProxy(t)
+	proxy.SetLatency(20 * time.Millisecond)
+	f := testFlow(east, west, "east", "west")
+	f.Target.Brokers = []string{proxy.Addr()}
+	w := startWorker(t, f)
+
+	var produced atomic.Int64
+	stop := make(chan struct{})
+	prodDone := make(chan struct{})
+	go func() {
+		defer close(prodDone)
+		for i := 0; ; i += parts {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if err := east.tryProduce(seqRecords("orders", parts, i, parts)...); err != nil {
+				t.Errorf("producing to the source: %v", err)
+				return
+			}
+			produced.Store(int64(i + parts))
+		}
+	}()
+	stopProducing := sync.OnceFunc(func() { close(stop); <-prodDone })
+	defer stopProducing()
+
+	// Three resets, each once ten more cycles went out behind another.
+	flow := map[string]string{"flow": "east->west"}
+	for round := range 3 {
+		overlapped := metricSum(t, w.reg, "kdr_mirror_forward_inflight_cycles", flow) - inflightBucket(t, w.reg, 1)
+		kdrtest.Eventually(t, 30*time.Second, func() (bool, string) {
+			n := metricSum(t, w.reg, "kdr_mirror_forward_inflight_cycles", flow) - inflightBucket(t, w.reg, 1)
+			return n >= overlapped+10, fmt.Sprintf("reset %d: %v cycles sent behind another, want %v", round, n, overlapped+10)
+		})
+		errs := w.Status().Errors[KindTarget].Count
+		proxy.Refuse()
+		kdrtest.Eventually(t, 30*time.Second, func() (bool, string) {
+			return w.Status().Errors[KindTarget].Count > errs, fmt.Sprintf("reset %d: no new target error", round)
+		})
+		proxy.Heal()
+	}
+	after := produced.Load() + 2000
+	kdrtest.Eventually(t, 60*time.Second, func() (bool, string) {
+		return produced.Load() >= after, fmt.Sprintf("%d records produced, want %d", produced.Load(), after)
+	})
+	stopProducing()
+	n := produced.Load()
+	waitCount(t, west, "east.orders", n, 60*time.Second)
+	got := west.readAll("east.orders")
+	if ids := ids(got); !slices.Equal(ids, sortedSeqIDs(int(n))) {
+		t.Fatalf("target holds %d records (%d distinct) for %d produced", len(ids), len(slices.Compact(slices.Clone(ids))), n)
+	}
+	for p, recs := range got {
+		for i := 1; i < len(recs); i++ {
+			if string(recs[i].Value) <= string(recs[i-1].Value) {
+				t.Fatalf("partition %d: %s after %s", p, recs[i].Value, recs[i-1].Value)
+			}
+		}
+	}
+}
+
+// inflightBucket is how many forwarding cycles were sent with at most le
+// cycles in flight, themselves included.
+func inflightBucket(t *testing.T, reg prometheus.Gatherer, le float64) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n float64
+	for _, mf := range mfs {
+		if mf.GetName() != "kdr_mirror_forward_inflight_cycles" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, b := range m.GetHistogram().GetBucket() {
+				if b.GetUpperBound() == le {
+					n += float64(b.GetCumulativeCount())
+				}
+			}
+		}
+	}
+	return n
+}
+
+// sortedSeqIDs is the sorted ids of seqRecords(_, _, 0, n).
+func sortedSeqIDs(n int) []string {
+	out := make([]string, n)
+	for i := range n {
+		out[i] = fmt.Sprintf("r-%06d", i)
+	}
+	slices.Sort(out)
+	return out
 }
