@@ -63,8 +63,9 @@ type forwarder struct {
 // a target slow to answer still gets what arrived meanwhile as one request
 // per partition. With five, the mirror sent a request per fetch however
 // slowly the target answered, and on the bench VM at 85-89 % CPU the
-// replication p99 was 51-97 ms where serialised cycles gave 31-35 ms
-// (docs/benchmarks.md).
+// replication p99 was 51-97 ms where serialised cycles gave 31-35 ms. Two
+// took 40-50 ms off the p99 with a 20 ms round trip to the target, as
+// between regions (docs/benchmarks.md).
 const maxInflightCycles = 2
 
 // rewind is where a broken partition's sequence starts again: the first

@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kdr-io/kdr/bench/internal/benchkit"
+	"github.com/kdr-io/kdr/internal/faultproxy"
 )
 
 // Topic names. The mirror copies srcTopic to the target (remote names it
@@ -85,12 +86,28 @@ func bench(ctx context.Context, o options, args []string) error {
 		return err
 	}
 
-	src, err := startBroker(o.KdrBin, filepath.Join(tmp, "source"), filepath.Join(o.OutDir, "mirrorbench-source.log"), o.dropBehind)
+	src, err := startBroker(o.KdrBin, filepath.Join(tmp, "source"), filepath.Join(o.OutDir, "mirrorbench-source.log"), o.dropBehind, "127.0.0.1:0", "")
 	if err != nil {
 		return fmt.Errorf("source: %w", err)
 	}
 	defer stop(src)
-	dst, err := startBroker(o.KdrBin, filepath.Join(tmp, "target"), filepath.Join(o.OutDir, "mirrorbench-target.log"), o.dropBehind)
+	listen, advertise := "127.0.0.1:0", ""
+	if o.targetLatency > 0 {
+		// The target advertises a proxy, so every client (the mirror, the
+		// pipe, the bench's readers) reaches it through the delay.
+		if listen, err = freeAddr(); err != nil {
+			return err
+		}
+		proxy, err := faultproxy.New(listen)
+		if err != nil {
+			return fmt.Errorf("target proxy: %w", err)
+		}
+		defer proxy.Close()
+		proxy.SetLatency(o.targetLatency)
+		advertise = proxy.Addr()
+		logf("target %s behind a proxy at %s adding %v each way", listen, advertise, o.targetLatency)
+	}
+	dst, err := startBroker(o.KdrBin, filepath.Join(tmp, "target"), filepath.Join(o.OutDir, "mirrorbench-target.log"), o.dropBehind, listen, advertise)
 	if err != nil {
 		return fmt.Errorf("target: %w", err)
 	}

@@ -63,6 +63,7 @@ type options struct {
 	pipeLatency   bool          // also pace the latency phase's rate through the pipe
 	hopLatency    bool          // also pace it into and out of the source alone
 	dropBehind    int64         // the brokers' --log-drop-behind-bytes
+	targetLatency time.Duration // each way, between everyone and the target broker
 }
 
 // parseFlags defines mirrorbench's flags on fs and parses args with it.
@@ -84,6 +85,7 @@ func parseFlags(fs *flag.FlagSet, args []string) (options, error) {
 	fs.BoolVar(&o.pipeLatency, "pipe-latency", true, "also pace the latency phase's rate through the franz-go pipe (mirror stopped) and time it the same way")
 	fs.BoolVar(&o.hopLatency, "hop-latency", true, "also pace the latency phase's rate into the source and read it back from the source (one broker, nothing copied) and time it the same way: the floor for the copies")
 	fs.Int64Var(&o.dropBehind, "broker-drop-behind-bytes", 64<<20, "the brokers' --log-drop-behind-bytes (0: keep written data cached, the broker's default). On a VM whose host reclaims the guest's unused memory, filling fresh page-cache pages made the brokers' appends several times dearer 15-30 s into a stream, for the mirror and the pipe alike (docs/benchmarks.md)")
+	fs.DurationVar(&o.targetLatency, "target-latency", 0, "delay each way between every client and the target broker (a fault proxy in this process that the target advertises), as between regions: the mirror waits a round trip of twice this for each answer. The proxy's CPU counts as this process's, so the pipe's CPU figures include it; 0: direct")
 	fs.DurationVar(&o.liveFor, "sustain-step", 15*time.Second, "how long each rate is tried for the sustained maximum (as long as the latency phase: a shorter step passes rates the machine holds only until the kernel starts writing back what they wrote)")
 	fs.BoolVar(&o.sustainReader, "sustain-reader", true, "read the target topic during the sustained maximum's steps, as the latency phase does, so that its half is half of the load that phase puts on this machine (false: a producer only, as runs before the ninth session of docs/benchmarks.md measured it)")
 	fs.Float64Var(&o.minFreeGB, "min-free-gb", 30, "refuse to start with less than this many GB free under TMPDIR, where the brokers keep their data (a default run peaked at ~27 GB on the bench VM); 0 skips the check")
@@ -111,6 +113,8 @@ func parseFlags(fs *flag.FlagSet, args []string) (options, error) {
 		return o, fmt.Errorf("--min-free-gb %v: must not be negative", o.minFreeGB)
 	case o.dropBehind < 0:
 		return o, fmt.Errorf("--broker-drop-behind-bytes %d: must not be negative", o.dropBehind)
+	case o.targetLatency < 0:
+		return o, fmt.Errorf("--target-latency %v: must not be negative", o.targetLatency)
 	}
 	return o, o.Check()
 }

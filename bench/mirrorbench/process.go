@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"strconv"
 	"time"
@@ -18,17 +19,22 @@ const startTimeout = 30 * time.Second
 // group and the pipe does not, and the broker's default 3 s wait for more
 // members would be charged to the mirror alone. Retention runs every 5 s,
 // so that the sustained maximum's topic stays within its retention.bytes.
-// dropBehind is the broker's --log-drop-behind-bytes.
-func startBroker(bin, dataDir, logPath string, dropBehind int64) (*benchkit.Process, error) {
+// dropBehind is the broker's --log-drop-behind-bytes; it listens on listen
+// and advertises advertise ("": the listen address).
+func startBroker(bin, dataDir, logPath string, dropBehind int64, listen, advertise string) (*benchkit.Process, error) {
 	logs, err := os.Create(logPath)
 	if err != nil {
 		return nil, err
 	}
-	p, err := benchkit.Start(bin, []string{"broker",
-		"--data-dir", dataDir, "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0",
+	args := []string{"broker",
+		"--data-dir", dataDir, "--listen", listen, "--metrics-listen", "127.0.0.1:0",
 		"--node-id", "1", "--group-initial-rebalance-delay-ms", "0", "--log-level", "warn",
 		"--log-retention-check-interval-ms", "5000",
-		"--log-drop-behind-bytes", strconv.FormatInt(dropBehind, 10)}, logs)
+		"--log-drop-behind-bytes", strconv.FormatInt(dropBehind, 10)}
+	if advertise != "" {
+		args = append(args, "--advertised-listen", advertise)
+	}
+	p, err := benchkit.Start(bin, args, logs)
 	if err != nil {
 		return nil, fmt.Errorf("starting broker: %w", err)
 	}
@@ -37,6 +43,16 @@ func startBroker(bin, dataDir, logPath string, dropBehind int64) (*benchkit.Proc
 		return nil, fmt.Errorf("broker printed %v; its log:\n%s", err, benchkit.Tail(logPath, 20))
 	}
 	return p, nil
+}
+
+// freeAddr is a loopback address with a port free a moment ago.
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
 }
 
 // stop sends SIGTERM, waits up to 15 s for a clean exit, then SIGKILLs.

@@ -21,8 +21,12 @@ const (
 func writeReport(w io.Writer, o options, args []string, r results) {
 	benchkit.WriteRunHeader(w, "Mirror run", "mirrorbench", args)
 	fmt.Fprintf(w, "Backlog: %d records × %d B incompressible values (%.2f GB) in %d partitions on the source, "+
-		"preloaded with acks=all at %.1f MB/s; two single-broker kdr clusters as processes (log.drop.behind.bytes=%d); mirror naming %s\n\n",
+		"preloaded with acks=all at %.1f MB/s; two single-broker kdr clusters as processes (log.drop.behind.bytes=%d); mirror naming %s",
 		r.backlog, o.RecordSize, float64(r.mirror.bytes)/1e9, o.Partitions, r.preload.MBps(), o.dropBehind, o.naming)
+	if o.targetLatency > 0 {
+		fmt.Fprintf(w, "; the target behind a proxy in the bench process adding %v each way (a round trip of %v, as between regions)", o.targetLatency, 2*o.targetLatency)
+	}
+	fmt.Fprint(w, "\n\n")
 
 	m, p := r.mirror, r.pipe
 	fmt.Fprintln(w, "| backlog copy | kdr mirror (process) | franz-go pipe (in bench) | mirror / pipe |")
