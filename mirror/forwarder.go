@@ -121,6 +121,14 @@ func (l *lane) fail(err error) {
 // and reading.
 func (f *forwarder) send(ctx context.Context, work map[*partState][]*job, prev, mine *turn) {
 	defer mine.finished()
+	var prevAnswered chan struct{}
+	if prev != nil {
+		// A cycle that sends nothing still keeps its turn, so that the
+		// one after it writes and reads after prev: the order is a chain.
+		<-prev.written
+		prevAnswered = prev.answered
+		defer func() { <-prev.answered }() // runs before mine.finished
+	}
 	var lanes []*lane
 	for ps, jobs := range work {
 		var l *lane
@@ -136,12 +144,8 @@ func (f *forwarder) send(ctx context.Context, work map[*partState][]*job, prev, 
 		}
 	}
 	if len(lanes) == 0 {
+		mine.wrote()
 		return
-	}
-	var prevAnswered chan struct{}
-	if prev != nil {
-		<-prev.written
-		prevAnswered = prev.answered
 	}
 	for {
 		var open []*lane

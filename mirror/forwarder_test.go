@@ -130,7 +130,8 @@ func TestForwarderOverlapsCycles(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	// overlap sends one batch per cycle, each cycle after the one before,
-	// with the link held until every request is written.
+	// with the link held until every request is written. A nil batch is a
+	// cycle whose only job is skipped (nothing to send): it keeps its turn.
 	overlap := func(bs ...*rawBatch) []*job {
 		t.Helper()
 		proxy.Cut()
@@ -139,6 +140,9 @@ func TestForwarderOverlapsCycles(t *testing.T) {
 		var wg sync.WaitGroup
 		for i, bt := range bs {
 			jobs[i], turns[i] = &job{raw: bt, base: -1}, newTurn()
+			if bt == nil {
+				jobs[i].skip = skipLoop
+			}
 			var prev *turn
 			if i > 0 {
 				prev = turns[i-1]
@@ -170,8 +174,8 @@ func TestForwarderOverlapsCycles(t *testing.T) {
 	if first.err != nil || first.base != 0 {
 		t.Fatalf("first batch: base %d, %v", first.base, first.err)
 	}
-	jobs := overlap(batch(2, 3), batch(5, 4), batch(9, 1))
-	for i, want := range []int64{2, 5, 9} {
+	jobs := overlap(batch(2, 3), batch(5, 4), nil, batch(9, 1))
+	for i, want := range []int64{2, 5, -1, 9} {
 		if jobs[i].err != nil || jobs[i].base != want {
 			t.Fatalf("overlapping batch %d: base %d, %v; want base %d", i, jobs[i].base, jobs[i].err, want)
 		}
