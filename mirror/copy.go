@@ -194,8 +194,14 @@ func (w *Worker) forwardLoop(ctx context.Context) {
 			done = nil // wait for the flights out
 		case w.cycleWanted.Load() > 0:
 			// A group callback waits for cycleMu: send nothing until it
-			// had it.
-			wait = 10 * time.Millisecond
+			// had it. With nothing in flight cycleMu is free, so wait for
+			// the callback to be done with it; otherwise for the flights
+			// to land.
+			if len(pipe) == 0 {
+				w.cycleMu.Lock()
+				w.cycleMu.Unlock() //nolint:staticcheck // an empty critical section: waiting for the callback
+				continue
+			}
 		case len(pipe) < maxInflightCycles && (len(pipe) == 0 || !pipe[len(pipe)-1].barrier && !hold):
 			more = w.fetched
 			d, ok := w.nextRetry(time.Now())
@@ -215,11 +221,9 @@ func (w *Worker) forwardLoop(ctx context.Context) {
 					pipe = append(pipe, f)
 					continue
 				}
-				// Nothing could go now: what is left waits for a cycle in
-				// flight (records behind its batches).
-				d = 10 * time.Millisecond
-			}
-			if ok {
+				// Nothing could go: a record waits for the cycles in
+				// flight (hold), and the first to land wakes the loop.
+			} else if ok {
 				wait = d
 			}
 		}

@@ -162,7 +162,7 @@ func (f *forwarder) send(ctx context.Context, work map[*partState][]*job, prev, 
 		// Again after a round reset the producer: a batch must never go
 		// out stamped with producer ID -1 (not idempotent).
 		if err := f.initProducer(ctx); err != nil {
-			f.failAll(open, err)
+			f.failUnsent(err, open...)
 			return
 		}
 		tps := make([]topicPartition, len(open))
@@ -171,16 +171,12 @@ func (f *forwarder) send(ctx context.Context, work map[*partState][]*job, prev, 
 		}
 		ids, err := f.leaders.lookup(ctx, tps)
 		byLeader := map[int32][]*lane{}
-		var lost []*lane
 		for _, l := range open {
-			if _, ok := ids[l.remote]; !ok {
-				lost = append(lost, l)
-				continue
+			if id, ok := ids[l.remote]; ok {
+				byLeader[id] = append(byLeader[id], l)
+			} else {
+				f.failUnsent(cmp.Or(err, f.leaders.why(l.remote)), l)
 			}
-			byLeader[ids[l.remote]] = append(byLeader[ids[l.remote]], l)
-		}
-		for _, l := range lost {
-			f.failAll([]*lane{l}, cmp.Or(err, f.leaders.why(l.remote)))
 		}
 		var wg, writing sync.WaitGroup
 		writing.Add(len(byLeader))
@@ -196,10 +192,10 @@ func (f *forwarder) send(ctx context.Context, work map[*partState][]*job, prev, 
 	}
 }
 
-// failAll fails lanes whose batches were not sent (no leader, no producer
-// ID), breaking their partitions: a later cycle's batch must not go before
-// them.
-func (f *forwarder) failAll(ls []*lane, err error) {
+// failUnsent fails lanes whose batches were not sent (no leader, no
+// producer ID), breaking their partitions: a later cycle's batch must not
+// go before them.
+func (f *forwarder) failUnsent(err error, ls ...*lane) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, l := range ls {

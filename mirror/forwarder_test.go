@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -255,9 +254,9 @@ func TestMirrorTargetResetWithCyclesInFlight(t *testing.T) {
 	// Three resets, each once ten more cycles went out behind another.
 	flow := map[string]string{"flow": "east->west"}
 	for round := range 3 {
-		overlapped := metricSum(t, w.reg, "kdr_mirror_forward_inflight_cycles", flow) - inflightBucket(t, w.reg, 1)
+		overlapped := metricSum(t, w.reg, "kdr_mirror_forward_inflight_cycles", flow) - bucketSum(t, w.reg, "kdr_mirror_forward_inflight_cycles", flow, 1)
 		kdrtest.Eventually(t, 30*time.Second, func() (bool, string) {
-			n := metricSum(t, w.reg, "kdr_mirror_forward_inflight_cycles", flow) - inflightBucket(t, w.reg, 1)
+			n := metricSum(t, w.reg, "kdr_mirror_forward_inflight_cycles", flow) - bucketSum(t, w.reg, "kdr_mirror_forward_inflight_cycles", flow, 1)
 			return n >= overlapped+10, fmt.Sprintf("reset %d: %v cycles sent behind another, want %v", round, n, overlapped+10)
 		})
 		errs := w.Status().Errors[KindTarget].Count
@@ -285,30 +284,6 @@ func TestMirrorTargetResetWithCyclesInFlight(t *testing.T) {
 			}
 		}
 	}
-}
-
-// inflightBucket is how many forwarding cycles were sent with at most le
-// cycles in flight, themselves included.
-func inflightBucket(t *testing.T, reg prometheus.Gatherer, le float64) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var n float64
-	for _, mf := range mfs {
-		if mf.GetName() != "kdr_mirror_forward_inflight_cycles" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, b := range m.GetHistogram().GetBucket() {
-				if b.GetUpperBound() == le {
-					n += float64(b.GetCumulativeCount())
-				}
-			}
-		}
-	}
-	return n
 }
 
 // sortedSeqIDs is the sorted ids of seqRecords(_, _, 0, n).

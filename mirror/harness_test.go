@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -250,37 +251,58 @@ func testLogger(t *testing.T) *slog.Logger {
 // metricSum sums a metric's samples whose labels include want.
 func metricSum(t *testing.T, reg prometheus.Gatherer, name string, want map[string]string) float64 {
 	t.Helper()
+	var sum float64
+	for _, m := range seriesOf(t, reg, name, want) {
+		switch {
+		case m.Counter != nil:
+			sum += m.Counter.GetValue()
+		case m.Gauge != nil:
+			sum += m.Gauge.GetValue()
+		case m.Histogram != nil:
+			sum += float64(m.Histogram.GetSampleCount())
+		}
+	}
+	return sum
+}
+
+// bucketSum is the cumulative count of histogram name's bucket le, summed
+// over the series whose labels include want.
+func bucketSum(t *testing.T, reg prometheus.Gatherer, name string, want map[string]string, le float64) float64 {
+	t.Helper()
+	var n float64
+	for _, m := range seriesOf(t, reg, name, want) {
+		for _, b := range m.GetHistogram().GetBucket() {
+			if b.GetUpperBound() == le {
+				n += float64(b.GetCumulativeCount())
+			}
+		}
+	}
+	return n
+}
+
+// seriesOf is the series of name whose labels include want.
+func seriesOf(t *testing.T, reg prometheus.Gatherer, name string, want map[string]string) []*dto.Metric {
+	t.Helper()
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
-	var sum float64
+	var out []*dto.Metric
 	for _, mf := range mfs {
 		if mf.GetName() != name {
 			continue
 		}
 	metric:
 		for _, m := range mf.GetMetric() {
-			labels := map[string]string{}
-			for _, l := range m.GetLabel() {
-				labels[l.GetName()] = l.GetValue()
-			}
 			for k, v := range want {
-				if labels[k] != v {
+				if !slices.ContainsFunc(m.GetLabel(), func(l *dto.LabelPair) bool { return l.GetName() == k && l.GetValue() == v }) {
 					continue metric
 				}
 			}
-			switch {
-			case m.Counter != nil:
-				sum += m.Counter.GetValue()
-			case m.Gauge != nil:
-				sum += m.Gauge.GetValue()
-			case m.Histogram != nil:
-				sum += float64(m.Histogram.GetSampleCount())
-			}
+			out = append(out, m)
 		}
 	}
-	return sum
+	return out
 }
 
 // checkFirstCopiesInOrder checks that, per partition, the first copy of
