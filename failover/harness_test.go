@@ -22,20 +22,30 @@ import (
 
 var (
 	binOnce sync.Once
+	binDir  string
 	binPath string
 	binErr  error
 )
+
+// TestMain removes the directory binary built kdr in: it outlives any one
+// test, so no test's TempDir can hold it.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
 
 // binary builds kdr once for the package's tests.
 func binary(t *testing.T) string {
 	t.Helper()
 	binOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "kdr-failover-test-")
-		if err != nil {
-			binErr = err
+		binDir, binErr = os.MkdirTemp("", "kdr-failover-test-")
+		if binErr != nil {
 			return
 		}
-		binPath, binErr = kdrtest.BuildBinary(dir)
+		binPath, binErr = kdrtest.BuildBinary(binDir)
 	})
 	if binErr != nil {
 		t.Fatal(binErr)
