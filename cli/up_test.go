@@ -63,7 +63,7 @@ func TestUpWorkerArgsCarryEveryFlowSetting(t *testing.T) {
 
 func TestUpBrokerArgsParse(t *testing.T) {
 	c := topology.Cluster{Name: "east", Local: &topology.LocalCluster{Brokers: 3, BasePort: 9092, Racks: []string{"a", "b", "c"},
-		ReplicationFactor: 2, Partitions: 6, MinInsyncReplicas: 1}}
+		ReplicationFactor: 2, Partitions: 6, MinInsyncReplicas: 1, GroupInitialRebalanceDelayMs: 1500}}
 	args := up.BrokerArgs(c, 2, "/data/east/broker-3")
 	var got *BrokerOptions
 	if err := parseTop(NewCmdBroker(IO{}, &globalOptions{}, func(o *BrokerOptions) error { got = o; return nil }), args[1:]...); err != nil {
@@ -77,7 +77,8 @@ func TestUpBrokerArgsParse(t *testing.T) {
 	if cfg.NodeID != 3 || cfg.ClusterID != "east" || cfg.Listen != "127.0.0.1:9094" || cfg.Cluster.RaftListen != "127.0.0.1:9194" ||
 		cfg.MetricsListen != "127.0.0.1:9294" || cfg.DataDir != "/data/east/broker-3" || cfg.Rack != "c" ||
 		cfg.DefaultReplicationFactor != 2 || cfg.NumPartitions != 6 || cfg.MinInsyncReplicas != 1 ||
-		cfg.OffsetsTopicReplicationFactor != 3 || !reflect.DeepEqual(cfg.Cluster.Quorum, want) {
+		cfg.OffsetsTopicReplicationFactor != 3 || cfg.Group.InitialRebalanceDelay != 1500*time.Millisecond ||
+		!reflect.DeepEqual(cfg.Cluster.Quorum, want) {
 		t.Fatalf("config from %q:\n%+v", args, cfg)
 	}
 }

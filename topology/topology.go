@@ -86,6 +86,13 @@ type LocalCluster struct {
 	Partitions        int `mapstructure:"partitions"`
 	// MinInsyncReplicas is min.insync.replicas (0: min(2, RF)).
 	MinInsyncReplicas int `mapstructure:"minInsyncReplicas"`
+	// GroupInitialRebalanceDelayMs is group.initial.rebalance.delay.ms:
+	// how long a group's first rebalance waits for more members. 0 by
+	// default, as in the server.properties Kafka ships for development:
+	// a mirror worker started by kdr up then owns its partitions at once
+	// instead of 3 s later (Kafka's broker default, the value for a
+	// production estate where many consumers start together).
+	GroupInitialRebalanceDelayMs int `mapstructure:"groupInitialRebalanceDelayMs"`
 }
 
 // ClientSecurity is how kdr's clients authenticate to a cluster. kdr's own

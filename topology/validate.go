@@ -180,6 +180,10 @@ func (c *checker) local(p string, l *LocalCluster) {
 		c.add(p+".minInsyncReplicas", fmt.Sprintf("%d exceeds the replication factor %d", l.MinInsyncReplicas, rf),
 			"no write could ever be acknowledged with acks=all: lower it")
 	}
+	if l.GroupInitialRebalanceDelayMs < 0 {
+		c.add(p+".groupInitialRebalanceDelayMs", fmt.Sprintf("%d: must not be negative", l.GroupInitialRebalanceDelayMs),
+			"0 starts a group's first rebalance at once; Kafka's broker default is 3000")
+	}
 }
 
 func (c *checker) security(p string, s ClientSecurity) {

@@ -33,6 +33,7 @@ var invalidCases = []struct {
 	{"bootstrap-and-local.yaml", 9, "clusters[1]", "neither bootstrap nor local is set", ""},
 	{"racks-mismatch.yaml", 10, "clusters[0].local.racks", "2 racks for 3 brokers", "one rack per broker"},
 	{"racks-mismatch.yaml", 11, "clusters[0].local.replicationFactor", "4 exceeds the 3 brokers", ""},
+	{"racks-mismatch.yaml", 12, "clusters[0].local.groupInitialRebalanceDelayMs", "-1: must not be negative", "Kafka's broker default is 3000"},
 	{"duplicate-flow.yaml", 11, "replication[1]", "flow east->west is also produced by replication[0]", ""},
 	{"bad-mirror.yaml", 9, "replication[0].type", `unknown pattern type "active-pasive"`, `did you mean "active-passive"?`},
 	{"bad-mirror.yaml", 14, "replication[1].mirror.naming", `"suffix": want "prefix" or "identity"`, ""},

@@ -72,6 +72,7 @@ func BrokerArgs(c topology.Cluster, i int, dataDir string) []string {
 		"--num-partitions", strconv.Itoa(l.Partitions),
 		"--min-insync-replicas", strconv.Itoa(l.MinInsyncReplicas),
 		"--offsets-topic-replication-factor", strconv.Itoa(min(3, l.Brokers)),
+		"--group-initial-rebalance-delay-ms", strconv.Itoa(l.GroupInitialRebalanceDelayMs),
 	}
 	if len(l.Racks) > i && l.Racks[i] != "" {
 		args = append(args, "--rack", l.Racks[i])

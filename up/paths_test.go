@@ -32,7 +32,8 @@ func TestUpBrokerArgsFollowTheLocalCluster(t *testing.T) {
 	want := []string{"broker", "--node-id", "2", "--cluster-id", "east", "--listen", "127.0.0.1:9093",
 		"--raft-listen", "127.0.0.1:9193", "--controller-quorum", "1@127.0.0.1:9192,2@127.0.0.1:9193,3@127.0.0.1:9194",
 		"--data-dir", "/d", "--metrics-listen", "127.0.0.1:9293", "--default-replication-factor", "3",
-		"--num-partitions", "3", "--min-insync-replicas", "2", "--offsets-topic-replication-factor", "3", "--rack", "r2"}
+		"--num-partitions", "3", "--min-insync-replicas", "2", "--offsets-topic-replication-factor", "3",
+		"--group-initial-rebalance-delay-ms", "0", "--rack", "r2"}
 	if len(got) != len(want) {
 		t.Fatalf("got %q\nwant %q", got, want)
 	}
