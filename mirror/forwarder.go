@@ -22,6 +22,11 @@ var errNotSent = errors.New("not sent: an earlier batch of the partition failed"
 // renewed.
 var errRenewing = errors.New("not sent: the producer ID for the target is being renewed")
 
+// errSecondBatch fails a partition's batch after its first in one cycle: a
+// Produce request takes one batch per partition, and sequences are stamped
+// in cycle order. plan never gives a cycle two.
+var errSecondBatch = errors.New("not sent: a forwarding cycle sends one batch per partition")
+
 // forwarder produces forwarded batches to the target as an idempotent
 // producer of its own (franz-go's producer only takes records): it owns a
 // producer ID and the sequence of every remote partition, and sends each
@@ -43,8 +48,8 @@ type forwarder struct {
 	timeout time.Duration
 	zeros   *crcZeros
 
-	// mu guards the producer state: the rounds of a send, one per target
-	// leader, and the sends of overlapping cycles run concurrently.
+	// mu guards the producer state: the requests of a send, one per
+	// target leader, and the sends of overlapping cycles run concurrently.
 	mu         sync.Mutex
 	producerID int64 // -1 until the target gave one
 	epoch      int16
@@ -98,24 +103,14 @@ func (t *turn) wrote()    { t.writtenOnce.Do(func() { close(t.written) }) }
 func (t *turn) answer()   { t.answeredOnce.Do(func() { close(t.answered) }) }
 func (t *turn) finished() { t.wrote(); t.answer() }
 
-// lane is one partition's forwarded jobs of a cycle.
+// lane is one partition's forwarded batch of a cycle.
 type lane struct {
 	remote topicPartition
-	jobs   []*job
-	next   int
+	job    *job
 }
 
-// fail ends the lane: its job at next fails with err, the ones after it are
-// not sent.
-func (l *lane) fail(err error) {
-	l.jobs[l.next].err = err
-	for _, j := range l.jobs[l.next+1:] {
-		j.err = errNotSent
-	}
-	l.next = len(l.jobs)
-}
-
-// send forwards the batches of work and fills each job's outcome: its
+// send forwards the batches of work, each partition's next one (plan gives
+// a cycle at most one per partition), and fills each job's outcome: its
 // acknowledgement time and target base offset, or its error. It takes its
 // turn after prev (nil: none in flight) and gives mine when done writing
 // and reading.
@@ -133,63 +128,48 @@ func (f *forwarder) send(ctx context.Context, work map[*partState][]*job, prev, 
 	for ps, jobs := range work {
 		var l *lane
 		for _, j := range jobs {
-			if j.raw == nil || j.skip != "" {
-				continue
-			}
-			if l == nil {
-				l = &lane{remote: topicPartition{ps.remote, ps.partition}}
+			switch {
+			case j.raw == nil || j.skip != "":
+			case l != nil:
+				j.err = errSecondBatch
+			default:
+				l = &lane{remote: topicPartition{ps.remote, ps.partition}, job: j}
 				lanes = append(lanes, l)
 			}
-			l.jobs = append(l.jobs, j)
 		}
 	}
 	if len(lanes) == 0 {
 		mine.wrote()
 		return
 	}
-	for {
-		var open []*lane
-		last := true // no lane has a batch after this round's: the next cycle may write once it is out
-		for _, l := range lanes {
-			if l.next < len(l.jobs) {
-				open = append(open, l)
-				last = last && l.next == len(l.jobs)-1
-			}
-		}
-		if len(open) == 0 {
-			return
-		}
-		// Again after a round reset the producer: a batch must never go
-		// out stamped with producer ID -1 (not idempotent).
-		if err := f.initProducer(ctx); err != nil {
-			f.failUnsent(err, open...)
-			return
-		}
-		tps := make([]topicPartition, len(open))
-		for i, l := range open {
-			tps[i] = l.remote
-		}
-		ids, err := f.leaders.lookup(ctx, tps)
-		byLeader := map[int32][]*lane{}
-		for _, l := range open {
-			if id, ok := ids[l.remote]; ok {
-				byLeader[id] = append(byLeader[id], l)
-			} else {
-				f.failUnsent(cmp.Or(err, f.leaders.why(l.remote)), l)
-			}
-		}
-		var wg, writing sync.WaitGroup
-		writing.Add(len(byLeader))
-		for id, ls := range byLeader {
-			wg.Go(func() { f.round(ctx, id, ls, writing.Done, prevAnswered) })
-		}
-		if last {
-			writing.Wait()
-			mine.wrote()
-		}
-		wg.Wait()
-		prevAnswered = nil
+	// A batch must never go out stamped with producer ID -1 (not
+	// idempotent).
+	if err := f.initProducer(ctx); err != nil {
+		f.failUnsent(err, lanes...)
+		return
 	}
+	tps := make([]topicPartition, len(lanes))
+	for i, l := range lanes {
+		tps[i] = l.remote
+	}
+	ids, err := f.leaders.lookup(ctx, tps)
+	byLeader := map[int32][]*lane{}
+	for _, l := range lanes {
+		if id, ok := ids[l.remote]; ok {
+			byLeader[id] = append(byLeader[id], l)
+		} else {
+			f.failUnsent(cmp.Or(err, f.leaders.why(l.remote)), l)
+		}
+	}
+	var wg, writing sync.WaitGroup
+	writing.Add(len(byLeader))
+	for id, ls := range byLeader {
+		wg.Go(func() { f.request(ctx, id, ls, writing.Done, prevAnswered) })
+	}
+	// The next cycle may write once every request of this one is out.
+	writing.Wait()
+	mine.wrote()
+	wg.Wait()
 }
 
 // failUnsent fails lanes whose batches were not sent (no leader, no
@@ -200,7 +180,7 @@ func (f *forwarder) failUnsent(err error, ls ...*lane) {
 	defer f.mu.Unlock()
 	for _, l := range ls {
 		f.breakLocked(l.remote, rewind{f.producerID, f.seqs[l.remote]})
-		l.fail(err)
+		l.job.err = err
 	}
 }
 
@@ -231,10 +211,10 @@ func (f *forwarder) mend(tp topicPartition) {
 	}
 }
 
-// round sends the next batch of each lane to leader id. wrote is called
-// once the request is written (or failed before it was); the answers are
-// read once prevAnswered (if not nil) is closed.
-func (f *forwarder) round(ctx context.Context, id int32, ls []*lane, wrote func(), prevAnswered chan struct{}) {
+// request sends the batch of each lane to leader id. wrote is called once
+// the request is written (or failed before it was); the answers are read
+// once prevAnswered (if not nil) is closed.
+func (f *forwarder) request(ctx context.Context, id int32, ls []*lane, wrote func(), prevAnswered chan struct{}) {
 	var once sync.Once
 	written := func() { once.Do(wrote) }
 	defer written()
@@ -250,14 +230,14 @@ func (f *forwarder) round(ctx context.Context, id int32, ls []*lane, wrote func(
 			// An overlapping cycle's answer reset the producer since this
 			// send took its ID.
 			f.breakLocked(l.remote, rewind{pid, 0})
-			l.fail(errRenewing)
+			l.job.err = errRenewing
 			continue
 		}
 		if _, ok := f.broken[l.remote]; ok {
-			l.fail(errNotSent)
+			l.job.err = errNotSent
 			continue
 		}
-		j := l.jobs[l.next]
+		j := l.job
 		j.seq = f.seqs[l.remote]
 		f.seqs[l.remote] = nextSequence(j.seq, j.raw.count)
 		f.flying++
@@ -305,7 +285,7 @@ func (f *forwarder) round(ctx context.Context, id int32, ls []*lane, wrote func(
 		f.landed.Broadcast()
 	}
 	for _, l := range sent {
-		j := l.jobs[l.next]
+		j := l.job
 		perr := err
 		if rp := got[l.remote]; perr == nil && rp == nil {
 			perr = fmt.Errorf("target broker %d did not answer for %s/%d", id, l.remote.topic, l.remote.partition)
@@ -325,14 +305,13 @@ func (f *forwarder) round(ctx context.Context, id int32, ls []*lane, wrote func(
 			// An earlier batch failed: this one was refused as out of
 			// order, or landed behind a batch that did too; either way
 			// it goes again after the failed one.
-			l.fail(errNotSent)
+			j.err = errNotSent
 		case perr != nil:
 			f.failed(l.remote, perr)
 			f.breakLocked(l.remote, rewind{pid, j.seq})
-			l.fail(perr)
+			j.err = perr
 		default:
 			j.acked = now
-			l.next++
 		}
 	}
 }

@@ -19,9 +19,9 @@ import (
 // TestForwarderSequences drives the forwarder's producer against a kdr
 // broker: a retry of an appended batch with its sequence is answered as a
 // duplicate with the original offsets (nothing appended twice); a sequence
-// the broker does not expect fails the batch, the ones after it in the
-// partition are not sent, and the next send starts a new producer ID whose
-// batches are taken.
+// the broker does not expect fails the batch, the partition's batches are
+// not sent until it is mended, and the next send starts a new producer ID
+// whose batches are taken.
 func TestForwarderSequences(t *testing.T) {
 	c := startCluster(t)
 	c.createTopic("t", 1)
@@ -36,23 +36,22 @@ func TestForwarderSequences(t *testing.T) {
 	batch := func(base int64, n int) *rawBatch {
 		return oneView(t, makeBatch(base, 0, 1_700_000_000_000, plainRecords(n), nil)).toRaw()
 	}
-	send := func(bs ...*rawBatch) []*job {
+	send := func(b *rawBatch) *job {
 		t.Helper()
-		jobs := make([]*job, len(bs))
-		for i, b := range bs {
-			jobs[i] = &job{raw: b, base: -1}
-		}
+		j := &job{raw: b, base: -1}
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
-		f.send(ctx, map[*partState][]*job{ps: jobs}, nil, newTurn())
-		return jobs
+		f.send(ctx, map[*partState][]*job{ps: {j}}, nil, newTurn())
+		return j
 	}
 
-	// Two batches in rounds, in order.
-	jobs := send(batch(0, 3), batch(3, 4))
-	for i, want := range []int64{0, 3} {
-		if jobs[i].err != nil || jobs[i].base != want {
-			t.Fatalf("batch %d: base %d, %v; want base %d", i, jobs[i].base, jobs[i].err, want)
+	// Two batches, one cycle each, in order.
+	for _, b := range []struct {
+		base int64
+		n    int
+	}{{0, 3}, {3, 4}} {
+		if j := send(batch(b.base, b.n)); j.err != nil || j.base != b.base {
+			t.Fatalf("batch: base %d, %v; want base %d", j.base, j.err, b.base)
 		}
 	}
 	pid := f.producerID
@@ -63,32 +62,31 @@ func TestForwarderSequences(t *testing.T) {
 	// The second batch again with its sequence (a retry after a lost
 	// answer): the broker recognises it.
 	f.seqs[tp] = 3
-	if j := send(batch(3, 4))[0]; j.err != nil || j.base != 3 {
+	if j := send(batch(3, 4)); j.err != nil || j.base != 3 {
 		t.Fatalf("retried batch: base %d, %v; want the original offset 3", j.base, j.err)
 	}
 	if got := c.ends("t")[0]; got != 7 {
 		t.Fatalf("log end offset %d after the retry, want 7 (nothing appended twice)", got)
 	}
 
-	// A gap in the sequence: refused, the batch after it not sent, and the
-	// producer starts over with a new ID. The partition stays broken, its
-	// batches not sent, until the worker mends it.
+	// A gap in the sequence: refused, and the producer starts over with a
+	// new ID. The partition stays broken, its batches not sent, until the
+	// worker mends it. (A batch behind the refused one in a cycle that
+	// overlaps it: TestForwarderOverlapsCycles.)
 	f.seqs[tp] = 50
-	jobs = send(batch(7, 2), batch(9, 2))
-	if !errors.Is(jobs[0].err, kerr.OutOfOrderSequenceNumber) || !errors.Is(jobs[1].err, errNotSent) {
-		t.Fatalf("errors %v and %v; want out of order, then not sent", jobs[0].err, jobs[1].err)
+	if j := send(batch(7, 2)); !errors.Is(j.err, kerr.OutOfOrderSequenceNumber) {
+		t.Fatalf("a batch after a sequence gap: %v, want out of order", j.err)
 	}
 	if f.producerID != -1 {
 		t.Fatalf("producer ID %d kept after an out of order sequence", f.producerID)
 	}
-	if j := send(batch(7, 2))[0]; !errors.Is(j.err, errNotSent) {
+	if j := send(batch(7, 2)); !errors.Is(j.err, errNotSent) {
 		t.Fatalf("a broken partition's batch: %v, want not sent", j.err)
 	}
 	f.mend(tp)
-	jobs = send(batch(7, 2), batch(9, 2))
-	for i, want := range []int64{7, 9} {
-		if jobs[i].err != nil || jobs[i].base != want {
-			t.Fatalf("after the reset, batch %d: base %d, %v; want base %d", i, jobs[i].base, jobs[i].err, want)
+	for _, base := range []int64{7, 9} {
+		if j := send(batch(base, 2)); j.err != nil || j.base != base {
+			t.Fatalf("after the reset: base %d, %v; want base %d", j.base, j.err, base)
 		}
 	}
 	if f.producerID == pid || f.seqs[tp] != 4 {
@@ -98,11 +96,19 @@ func TestForwarderSequences(t *testing.T) {
 		t.Fatalf("log end offset %d, want 11", got)
 	}
 
+	// Two batches of one partition in one cycle: the second is not sent
+	// (a Produce request takes one batch per partition).
+	two := []*job{{raw: batch(11, 1), base: -1}, {raw: batch(12, 1), base: -1}}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	f.send(ctx, map[*partState][]*job{ps: two}, nil, newTurn())
+	if two[0].err != nil || two[0].base != 11 || !errors.Is(two[1].err, errSecondBatch) {
+		t.Fatalf("two batches in a cycle: base %d, %v and %v; want 11, then not sent", two[0].base, two[0].err, two[1].err)
+	}
+
 	// A partition the target does not have: the leader lookup fails the
 	// batch without sending it.
 	ghost := &partState{topic: "t", partition: 0, remote: "missing"}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
 	j := &job{raw: batch(0, 1), base: -1}
 	f.send(ctx, map[*partState][]*job{ghost: {j}}, nil, newTurn())
 	if !errors.Is(j.err, kerr.UnknownTopicOrPartition) {
