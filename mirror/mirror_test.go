@@ -58,6 +58,7 @@ func sameRecord(a, b *kgo.Record) bool {
 }
 
 func TestMirrorActivePassive(t *testing.T) {
+	start := time.Now()
 	east, west := startCluster(t), startCluster(t)
 	east.createTopic("orders", 3)
 	const n = 600
@@ -134,6 +135,36 @@ func TestMirrorActivePassive(t *testing.T) {
 	if got := metricSum(t, w.reg, "kdr_mirror_assigned_partitions", nil); got != 3 {
 		t.Errorf("kdr_mirror_assigned_partitions = %v, want 3", got)
 	}
+	// Bytes: at least every record's key, value and headers, and at most
+	// that plus a record's framing in a batch (length, attributes, deltas,
+	// key and value lengths, header count: well under 32 bytes here).
+	payload := 0
+	for _, r := range recs {
+		payload += len(r.Key) + len(r.Value)
+		for _, h := range r.Headers {
+			payload += len(h.Key) + len(h.Value)
+		}
+	}
+	topicLabels := map[string]string{"flow": "east->west", "topic": "orders"}
+	if got := metricSum(t, w.reg, "kdr_mirror_bytes_total", topicLabels); got < float64(payload) || got > float64(payload+32*n) {
+		t.Errorf("kdr_mirror_bytes_total = %v, want between the %d bytes of keys, values and headers and %d", got, payload, payload+32*n)
+	}
+	// A partition's record age is its last record's, timestamped in 2023,
+	// at an acknowledgement during the test; once caught up nothing is
+	// behind.
+	for p := range int32(3) {
+		ts := src[p][len(src[p])-1].Timestamp
+		lo, hi := start.Sub(ts).Seconds(), time.Since(ts).Seconds()
+		age := metricSum(t, w.reg, "kdr_mirror_record_age_seconds", map[string]string{"topic": "orders", "partition": strconv.Itoa(int(p))})
+		if age < lo || age > hi {
+			t.Errorf("kdr_mirror_record_age_seconds{partition=%d} = %.3f s, want the age of its last record at a time in the test: %.3f..%.3f s",
+				p, age, lo, hi)
+		}
+	}
+	kdrtest.Eventually(t, 10*time.Second, func() (bool, string) {
+		lag, lagRecs := metricSum(t, w.reg, "kdr_mirror_lag_seconds", topicLabels), metricSum(t, w.reg, "kdr_mirror_lag_records", topicLabels)
+		return lag == 0 && lagRecs == 0, fmt.Sprintf("caught up, yet kdr_mirror_lag_seconds sums to %v and kdr_mirror_lag_records to %v", lag, lagRecs)
+	})
 	// Prefix naming forwards batches (the harness's producer compresses
 	// small batches, which are copied as records instead; forward_test.go
 	// counts forwarded batches).
