@@ -86,7 +86,7 @@ func mirrorSettings() []mirrorSetting {
 		mStr("compression", "compression of batches sent to the target: none (default, as MM2), gzip, snappy, lz4 or zstd", func(f *mirror.Flow) *string { return &f.Compression }),
 		mBool("forward-batches", "without --compression, forward the source's batches as they are (under identity naming, uncompressed ones rewritten with the provenance hop) instead of copying record by record (half the CPU)", func(f *mirror.Flow) *bool { return &f.ForwardBatches }),
 		mDur("delivery-timeout", "how long a copy may wait for the target before it is retried (delivery.timeout.ms)", func(f *mirror.Flow) *time.Duration { return &f.DeliveryTimeout }),
-		mDur("offset-syncs-retention", "retention of the offset-syncs topic created on the source", func(f *mirror.Flow) *time.Duration { return &f.OffsetSyncsRetention }),
+		mDur("offset-syncs-retention", "retention of the offset-syncs topic on the source (set on it at start); give the longest retention of the mirrored topics, or positions further behind cannot be translated once their syncs expire", func(f *mirror.Flow) *time.Duration { return &f.OffsetSyncsRetention }),
 		mDur("checkpoint-interval", "how often group offsets are translated and checkpointed (MM2 emit.checkpoints.interval.seconds)", func(f *mirror.Flow) *time.Duration { return &f.CheckpointInterval }),
 		mBool("sync-group-offsets", "commit translated offsets to groups with no members on the target (MM2 sync.group.offsets.enabled; default true: kdr translates exactly)", func(f *mirror.Flow) *bool { return &f.SyncGroupOffsets }),
 	}

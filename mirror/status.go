@@ -53,6 +53,11 @@ type TopicStatus struct {
 	Records         int64 // copies acknowledged
 	SkippedLoop     int64 // not copied: the target had them (identity naming)
 	SkippedTooLarge int64 // not copied: too large for the remote topic
+	// SyncsExpireFirst says why the source keeps the topic's records longer
+	// than the offset-syncs topic keeps syncs (Flow.OffsetSyncsRetention),
+	// so that positions further behind cannot be translated once their
+	// syncs expire; empty when it does not.
+	SyncsExpireFirst string
 }
 
 // PartitionStatus is one owned source partition.
@@ -102,6 +107,7 @@ func (w *Worker) Status() Status {
 		s.Topics = append(s.Topics, TopicStatus{
 			Topic: ts.name, RemoteTopic: ts.remote, Partitions: ts.partitions, Ready: ts.ready, Gone: ts.gone, RemoteDeleted: ts.remoteGone,
 			MaxMessageBytes: w.limit(ts.remote), Records: ts.records, SkippedLoop: ts.skippedLoop, SkippedTooLarge: ts.skippedTooLarge,
+			SyncsExpireFirst: ts.syncsExpireFirst,
 		})
 	}
 	slices.SortFunc(s.Topics, func(a, b TopicStatus) int { return cmp.Compare(a.Topic, b.Topic) })

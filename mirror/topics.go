@@ -7,6 +7,8 @@ import (
 	"maps"
 	"slices"
 	"sort"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -25,6 +27,10 @@ type topicState struct {
 	deletePend   bool              // gone, and its remote topic is to be deleted (SyncTopicDeletions)
 	remoteGone   bool              // its remote topic was deleted by this worker
 	cfgFailed    map[string]string // config → value the target refused; not retried until it changes
+	// syncsExpireFirst says why the source keeps the topic's records
+	// longer than the offset-syncs topic keeps syncs; empty when it does not
+	// or is not known.
+	syncsExpireFirst string
 
 	records, skippedLoop, skippedTooLarge int64
 }
@@ -330,8 +336,57 @@ func (w *Worker) ensureRemotes(ctx context.Context, wanted map[string]kadm.Topic
 	if len(added) > 0 {
 		w.log.Info("mirroring topics", "topics", added)
 		w.consumer.AddConsumeTopics(added...)
+		w.checkSyncRetention(ctx, added)
 	}
 	return nil
+}
+
+// checkSyncRetention warns, once per topic as it starts being mirrored,
+// when the source keeps its records longer than the offset-syncs topic
+// keeps syncs (OffsetSyncsRetention): a group further behind than that
+// cannot be translated once the syncs covering its position expire, which
+// a worker that restarts or `kdr mirror translate` then finds missing. The
+// check is advisory: if the configs cannot be read it is skipped.
+func (w *Worker) checkSyncRetention(ctx context.Context, topics []string) {
+	rcs, err := w.srcAdm.DescribeTopicConfigs(ctx, topics...)
+	if err != nil {
+		return
+	}
+	keep := w.flow.OffsetSyncsRetention.Milliseconds()
+	for _, rc := range rcs {
+		if rc.Err != nil {
+			continue
+		}
+		var policy, retention string
+		for _, c := range rc.Configs {
+			switch {
+			case c.Value == nil:
+			case c.Key == "cleanup.policy":
+				policy = *c.Value
+			case c.Key == "retention.ms":
+				retention = *c.Value
+			}
+		}
+		ms, perr := strconv.ParseInt(retention, 10, 64)
+		why := ""
+		switch {
+		case strings.Contains(policy, "compact"):
+			why = "cleanup.policy=" + policy + ": records are kept without a time limit"
+		case perr == nil && ms < 0:
+			why = "retention.ms=-1: records are kept without a time limit"
+		case perr == nil && ms > keep:
+			why = fmt.Sprintf("retention.ms=%d (%v)", ms, time.Duration(ms)*time.Millisecond)
+		default:
+			continue
+		}
+		w.log.Warn("offset syncs expire before the topic's records: positions further behind than the offset-syncs retention cannot be translated once their syncs expire; raise offset-syncs-retention (offsetSyncsRetention in a topology) to the topic's retention",
+			"topic", rc.Name, "source", why, "offset_syncs_retention", w.flow.OffsetSyncsRetention)
+		w.mu.Lock()
+		if ts := w.topics[rc.Name]; ts != nil {
+			ts.syncsExpireFirst = why
+		}
+		w.mu.Unlock()
+	}
 }
 
 // createRemote creates a remote topic with the source's partition count and

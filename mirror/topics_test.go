@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
 
@@ -151,5 +152,49 @@ func TestMirrorTopicConfigSync(t *testing.T) {
 	kdrtest.Eventually(t, 20*time.Second, func() (bool, string) {
 		got := dynamic()
 		return maps.Equal(got, want), fmt.Sprintf("east.cfg configs %v, want %v", got, want)
+	})
+}
+
+// TestMirrorWarnsWhenSyncsExpireFirst: a topic the source keeps longer than
+// the offset-syncs topic keeps syncs (unlimited retention, compaction, or
+// a longer retention.ms) is reported as it starts being mirrored; one kept
+// no longer than the syncs is not.
+func TestMirrorWarnsWhenSyncsExpireFirst(t *testing.T) {
+	east, west := startCluster(t), startCluster(t)
+	str := func(s string) *string { return &s }
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for name, configs := range map[string]map[string]*string{
+		"forever":   {"retention.ms": str("-1")},
+		"compacted": {"cleanup.policy": str("compact")},
+		"month":     {"retention.ms": str("2592000000")},
+		"week":      nil, // the broker's default, 7 days: as long as the syncs
+		"day":       {"retention.ms": str("86400000")},
+	} {
+		resp, err := east.adm.CreateTopic(ctx, 1, 1, configs, name)
+		if err == nil {
+			err = resp.Err
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	f := testFlow(east, west, "east", "west")
+	w := startWorker(t, f)
+	want := map[string]string{
+		"forever": "retention.ms=-1", "compacted": "cleanup.policy=compact", "month": "retention.ms=2592000000 (720h0m0s)",
+		"week": "", "day": "",
+	}
+	kdrtest.Eventually(t, 20*time.Second, func() (bool, string) {
+		for topic, why := range want {
+			ts, ok := w.Status().Topic(topic)
+			if !ok || !ts.Ready {
+				return false, topic + " not mirrored yet"
+			}
+			if why == "" && ts.SyncsExpireFirst != "" || !strings.Contains(ts.SyncsExpireFirst, why) {
+				return false, fmt.Sprintf("%s: SyncsExpireFirst %q, want %q", topic, ts.SyncsExpireFirst, why)
+			}
+		}
+		return true, ""
 	})
 }

@@ -151,6 +151,9 @@ func (m MirrorSettings) apply(f *mirror.Flow) {
 	if m.CommitInterval != 0 {
 		f.CommitInterval = m.CommitInterval
 	}
+	if m.OffsetSyncsRetention != 0 {
+		f.OffsetSyncsRetention = m.OffsetSyncsRetention
+	}
 	boolean := func(dst *bool, v *bool) {
 		if v != nil {
 			*dst = *v

@@ -136,6 +136,7 @@ mirror:
   heartbeatInterval: -1s
   naming: identity
   syncTopicACLs: false
+  offsetSyncsRetention: 720h
 failover:
   maxLag: 1m30s
   timeouts: {drain: 5m}
@@ -169,6 +170,7 @@ func TestTopologyParseDefaults(t *testing.T) {
 	want.RefreshInterval = 2 * time.Second // the pattern's beats the topology's
 	want.HeartbeatInterval = -time.Second
 	want.CommitInterval = 250 * time.Millisecond
+	want.OffsetSyncsRetention = 30 * 24 * time.Hour
 	want.Naming, want.Topics, want.SyncTopicACLs = mirror.NamingIdentity, "orders.*", false
 	if !reflect.DeepEqual(flows[0].Flow, want) || flows[0].Workers != 3 {
 		t.Errorf("flow:\n got %+v (%d workers)\nwant %+v", flows[0].Flow, flows[0].Workers, want)

@@ -175,6 +175,11 @@ type MirrorSettings struct {
 	// value, as 0 inherits (`kdr mirror run --commit-interval 0` commits
 	// after every cycle).
 	CommitInterval time.Duration `mapstructure:"commitInterval"`
+	// OffsetSyncsRetention is retention.ms of the offset-syncs topic (default
+	// 7 days, Kafka's default retention): set it to the longest retention
+	// of the mirrored topics, or positions further behind cannot be
+	// translated once their syncs expire.
+	OffsetSyncsRetention time.Duration `mapstructure:"offsetSyncsRetention"`
 
 	SyncGroupOffsets   *bool `mapstructure:"syncGroupOffsets"`
 	SyncTopicConfigs   *bool `mapstructure:"syncTopicConfigs"`

@@ -41,6 +41,7 @@ var invalidCases = []struct {
 	{"bad-mirror.yaml", 16, "replication[1].mirror.workers", "-1: want 1 or more", ""},
 	{"bad-mirror.yaml", 18, "mirror.batchRecords", "0: must be positive", ""},
 	{"bad-mirror.yaml", 19, "mirror.commitInterval", "0s: must be positive", "--commit-interval 0"},
+	{"bad-mirror.yaml", 20, "mirror.offsetSyncsRetention", "must be positive", ""},
 	{"bad-yaml.yaml", 3, "", "YAML syntax", ""},
 	{"bad-types.yaml", 8, "clusters[0].local.brokers", `want a whole number, got "three"`, ""},
 	{"bad-types.yaml", 10, "clusters[0].bootstrap", "want a list", ""},

@@ -27,6 +27,8 @@ var ErrSyncTopicCompacted = errors.New("offsets: offset-syncs topic is compacted
 // cleanup.policy=delete and retention.ms=retentionMs (-1 keeps syncs
 // forever). Give it at least the longest retention of the mirrored source
 // topics: a position older than the oldest sync kept cannot be translated.
+// An existing topic gets retentionMs too, so the flow's setting is the one
+// that holds (a value set on the topic by hand is replaced).
 //
 // MM2 compacts this topic, keeping only the newest sync per partition, so
 // after a restart it can translate only near the head (KAFKA-15905); kdr
@@ -60,10 +62,29 @@ func EnsureSyncTopic(ctx context.Context, adm *kadm.Client, name string, retenti
 	if err != nil {
 		return fmt.Errorf("offsets: describing offset-syncs topic %s: %w", name, err)
 	}
+	have := ""
 	for _, c := range rc.Configs {
 		if c.Key == "cleanup.policy" && c.Value != nil && strings.Contains(*c.Value, "compact") {
 			return fmt.Errorf("%w: %s has cleanup.policy=%s, so older syncs are compacted away and only positions near the head translate; set cleanup.policy=delete", ErrSyncTopicCompacted, name, *c.Value)
 		}
+		if c.Key == "retention.ms" && c.Value != nil {
+			have = *c.Value
+		}
+	}
+	if have == retention {
+		return nil
+	}
+	// The flow's retention is the one to keep: raising it for topics kept
+	// longer must reach a topic an earlier run created.
+	resps, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Op: kadm.SetConfig, Name: "retention.ms", Value: &retention}}, name)
+	if err == nil {
+		var r kadm.AlterConfigsResponse
+		if r, err = resps.On(name, nil); err == nil {
+			err = r.Err
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("offsets: setting retention.ms=%s on offset-syncs topic %s (it has %s): %w", retention, name, have, err)
 	}
 	return nil
 }

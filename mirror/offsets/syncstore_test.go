@@ -149,6 +149,11 @@ func TestMirrorOffsetsEnsureSyncTopicCompacted(t *testing.T) {
 		t.Fatalf("second EnsureSyncTopic: %v", err)
 	}
 	assertTopicConfig(t, src.adm, "mm2-offset-syncs.x.internal", "retention.ms", "-1")
+	// A later run with another retention sets it on the existing topic.
+	if err := EnsureSyncTopic(ctxT(t), src.adm, "mm2-offset-syncs.x.internal", 2592000000); err != nil {
+		t.Fatalf("EnsureSyncTopic with a new retention: %v", err)
+	}
+	assertTopicConfig(t, src.adm, "mm2-offset-syncs.x.internal", "retention.ms", "2592000000")
 }
 
 func assertTopicConfig(t *testing.T, adm *kadm.Client, topic, key, want string) {
