@@ -222,13 +222,23 @@ func (w *Worker) fetchFrom(ctx context.Context, id int32, parts []fetchPos, room
 	if err != nil {
 		w.srcLeaders.forgetBroker(id)
 		if ctx.Err() == nil {
-			w.noteErr(KindSource, fmt.Errorf("fetching from source broker %d: %w", id, err))
+			err = fmt.Errorf("fetching from source broker %d: %w", id, err)
+			w.noteErr(KindSource, err)
+			w.mu.Lock()
+			if w.fetchFailing.IsZero() {
+				w.fetchFailing = sent
+			}
+			w.fetchErr = err
+			w.mu.Unlock()
 		}
 		for _, fp := range parts {
 			w.fetchFailed(fp.ps)
 		}
 		return 0
 	}
+	w.mu.Lock()
+	w.fetchFailing, w.fetchErr = time.Time{}, nil
+	w.mu.Unlock()
 	resp := kresp.(*kmsg.FetchResponse)
 	got := map[topicPartition]*kmsg.FetchResponseTopicPartition{}
 	for i := range resp.Topics {

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"time"
 
@@ -141,15 +142,29 @@ func (s Status) Topic(name string) (TopicStatus, bool) {
 
 var errNotRunning = errors.New("mirror: worker not running")
 
-// Health is nil while the worker runs and its last topic refresh worked;
-// otherwise it says why not. It backs /healthz.
+// fetchFailingHealth is how long the worker's fetches from the source may
+// keep failing before Health says so: one failure is retried at once, and a
+// source that stopped answering (a dropped network) has already cost a
+// request timeout by the time the first failure is known.
+const fetchFailingHealth = 5 * time.Second
+
+// Health is nil while the worker runs, its last topic refresh worked and
+// its fetches from the source have not been failing for fetchFailingHealth;
+// otherwise it says why not. It backs /healthz. A refresh stuck on a
+// silent source gives up only after max(RefreshInterval, 30 s); the fetches
+// tell within a request timeout.
 func (w *Worker) Health() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if !w.running {
+	switch {
+	case !w.running:
 		return errNotRunning
+	case w.refreshErr != nil:
+		return w.refreshErr
+	case !w.fetchFailing.IsZero() && time.Since(w.fetchFailing) >= fetchFailingHealth:
+		return fmt.Errorf("fetches from the source have failed for %v: %w", time.Since(w.fetchFailing).Round(time.Second), w.fetchErr)
 	}
-	return w.refreshErr
+	return nil
 }
 
 // onAssigned starts the state of newly assigned partitions. A new emitter

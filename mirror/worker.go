@@ -101,6 +101,11 @@ type Worker struct {
 	lastLog      map[string]time.Time
 	running      bool
 	refreshErr   error // of the last topic refresh
+	// fetchFailing is when the fetches from the source that have failed
+	// since the last one that worked began (zero: the last one worked), and
+	// fetchErr the newest failure.
+	fetchFailing time.Time
+	fetchErr     error
 	refreshes    int64
 	flushSince   time.Time // when the cycle in flight began waiting for the target; zero when none
 	heartbeats   int64
