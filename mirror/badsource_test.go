@@ -40,7 +40,16 @@ const (
 // than the session timeout, so the worker keeps its partitions: each record
 // arrives exactly once, in order.
 func TestMirrorUnreachableSource(t *testing.T) {
-	testSourceOutage(t, false, 30*time.Second)
+	testSourceOutage(t, false, 30*time.Second, false)
+}
+
+// TestMirrorSourceOutageOutlastsSession refuses the source's connections
+// until its group coordinator has dropped the worker, then heals. The
+// worker's fetches work at once, before franz-go's heartbeat learns it was
+// dropped: copying then would copy the outage's records, and the
+// rebalance that follows would copy them again. Each must arrive once.
+func TestMirrorSourceOutageOutlastsSession(t *testing.T) {
+	testSourceOutage(t, false, 6*time.Second, true)
 }
 
 // TestMirrorSourceBlackHoled is TestMirrorUnreachableSource with the path
@@ -52,24 +61,20 @@ func TestMirrorUnreachableSource(t *testing.T) {
 // after max(RefreshInterval, 30 s)). Retries are paced by the timeouts, so
 // backoff is not checked.
 func TestMirrorSourceBlackHoled(t *testing.T) {
-	testSourceOutage(t, true, 6*time.Second)
+	testSourceOutage(t, true, 6*time.Second, false)
 }
 
 // testSourceOutage copies records, cuts the worker off its source (black
 // hole or refused connections) while more records are produced, checks
 // what the worker reports, heals the path and checks the copies.
 //
-// Duplicates: doc.go allows the target to hold twice only records copied
-// and not yet committed, which partitions lost without a commit (the worker
-// was thrown out of the group) are re-copied from. Every record produced
-// before the outage is committed before it, so none of those may repeat.
+// No record may repeat. Within session the worker keeps its partitions.
 // When the outage outlasts session, the group drops the worker; right
-// after the heal, before the group tells it so (a heartbeat or its commit
-// refused: UNKNOWN_MEMBER_ID), it copies what the source gained meanwhile,
-// then loses its partitions and copies again from the last commit: records
-// produced since the outage began may repeat. Within session it keeps its
-// partitions and nothing may repeat.
-func testSourceOutage(t *testing.T, blackHole bool, session time.Duration) {
+// after the heal, before franz-go's next heartbeat tells it so, it used to
+// copy what the source gained meanwhile, then lose its partitions and copy
+// it all again from the last commit. Now it copies nothing until the group
+// confirms its partitions (membership.go).
+func testSourceOutage(t *testing.T, blackHole bool, session time.Duration, outlast bool) {
 	east, proxy := startBehindProxy(t)
 	west := startCluster(t)
 	const parts = 3
@@ -138,6 +143,18 @@ func testSourceOutage(t *testing.T, blackHole bool, session time.Duration) {
 	if e := w.Status().Errors[KindTarget]; e.At.After(down) {
 		t.Errorf("the source outage was reported as a target error: %+v", e)
 	}
+	if outlast {
+		// The coordinator (reached directly) holds no member any more.
+		adm := kadm.NewClient(direct)
+		kdrtest.Eventually(t, 30*time.Second, func() (bool, string) {
+			gs, err := adm.DescribeGroups(context.Background(), f.Group())
+			if err != nil {
+				return false, err.Error()
+			}
+			g := gs[f.Group()]
+			return g.Err == nil && len(g.Members) == 0, fmt.Sprintf("group %s: state %s, %d members, %v", f.Group(), g.State, len(g.Members), g.Err)
+		})
+	}
 	outage := time.Since(down)
 	proxy.Heal()
 	t.Logf("source reachable again after %s", outage.Round(time.Millisecond))
@@ -151,12 +168,13 @@ func testSourceOutage(t *testing.T, blackHole bool, session time.Duration) {
 	// Once every position is committed nothing more arrives (a copy is
 	// sent before the commit that covers it).
 	waitCommitted(t, east, f.Group(), "orders", total, 30*time.Second)
-	var mayRepeat func(*kgo.Record) bool
-	if outage > session {
-		mayRepeat = func(r *kgo.Record) bool { return string(r.Value) >= fmt.Sprintf("r-%06d", before) }
-	}
 	got := west.readAll("east.orders")
-	checkCopies(t, got, seqRecords("orders", parts, 0, total), mayRepeat)
+	checkCopies(t, got, seqRecords("orders", parts, 0, total), nil)
+	// An outage of half the session timeout or more makes the worker wait
+	// for the group before copying again; a shorter one does not.
+	if d := w.Status().MembershipDoubts; (outage >= session/2) != (d > 0) {
+		t.Errorf("after an outage of %v with a session timeout of %v, copying waited for the group %d times", outage, session, d)
+	}
 	t.Logf("the target holds %d records for %d produced", len(flatten(got)), total)
 }
 

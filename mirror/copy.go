@@ -338,6 +338,9 @@ func (w *Worker) nextRetry(now time.Time) (time.Duration, bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	d, ok := time.Duration(0), false
+	if w.unsure {
+		return d, ok // nothing goes until the group confirms the partitions
+	}
 	wait := func(x time.Duration) {
 		if !ok || x < d {
 			d, ok = x, true

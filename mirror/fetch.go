@@ -75,7 +75,9 @@ func (w *Worker) fetchLoop(ctx context.Context) {
 			}
 			ids, err := w.srcLeaders.lookup(ctx, tps)
 			if err != nil {
-				w.noteErr(KindSource, fmt.Errorf("looking up source partition leaders: %w", err))
+				err = fmt.Errorf("looking up source partition leaders: %w", err)
+				w.noteErr(KindSource, err)
+				w.fetchFailure(now, err)
 			}
 			byLeader := map[int32][]*partState{}
 			for i, ps := range want {
@@ -114,6 +116,17 @@ func (w *Worker) fetchLoop(ctx context.Context) {
 		}
 		t.Stop()
 	}
+}
+
+// fetchFailure notes that fetching from the source failed, for Health and
+// the membership check: since is when the failed attempt began.
+func (w *Worker) fetchFailure(since time.Time, err error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.fetchFailing.IsZero() {
+		w.fetchFailing = since
+	}
+	w.fetchErr = err
 }
 
 // wakeFetcher tells the fetch loop that a queue drained or the partitions
@@ -224,12 +237,7 @@ func (w *Worker) fetchFrom(ctx context.Context, id int32, parts []fetchPos, room
 		if ctx.Err() == nil {
 			err = fmt.Errorf("fetching from source broker %d: %w", id, err)
 			w.noteErr(KindSource, err)
-			w.mu.Lock()
-			if w.fetchFailing.IsZero() {
-				w.fetchFailing = sent
-			}
-			w.fetchErr = err
-			w.mu.Unlock()
+			w.fetchFailure(sent, err)
 		}
 		for _, fp := range parts {
 			w.fetchFailed(fp.ps)
@@ -237,6 +245,11 @@ func (w *Worker) fetchFrom(ctx context.Context, id int32, parts []fetchPos, room
 		return 0
 	}
 	w.mu.Lock()
+	if !w.fetchFailing.IsZero() {
+		if outage := time.Since(w.fetchFailing); outage >= w.membershipDoubt() {
+			w.doubtMembership(ctx, outage)
+		}
+	}
 	w.fetchFailing, w.fetchErr = time.Time{}, nil
 	w.mu.Unlock()
 	resp := kresp.(*kmsg.FetchResponse)

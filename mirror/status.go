@@ -24,6 +24,9 @@ type Status struct {
 	Refreshes   int64
 	OffsetSyncs int64 // offset syncs written
 	Heartbeats  int64 // heartbeats written
+	// MembershipDoubts counts the times copying waited, after the source
+	// was unreachable, for the group to confirm the worker's partitions.
+	MembershipDoubts int64
 	// FlushWaiting is how long the cycle in flight has been waiting for
 	// the target to acknowledge its copies; 0 when none is.
 	FlushWaiting time.Duration
@@ -95,7 +98,7 @@ func (w *Worker) Status() Status {
 	defer w.mu.Unlock()
 	s := Status{
 		Flow: w.flow.Name(), Group: w.flow.Group(), Naming: w.flow.Naming, ForwardBatches: w.forward, Running: w.running,
-		Refreshes: w.refreshes, OffsetSyncs: w.syncs, Heartbeats: w.heartbeats,
+		Refreshes: w.refreshes, OffsetSyncs: w.syncs, Heartbeats: w.heartbeats, MembershipDoubts: w.doubts,
 		Errors: map[string]ErrorStatus{}, Checkpoint: w.checkpointStatus(), ACLs: w.acl,
 	}
 	if !w.flushSince.IsZero() {
@@ -183,6 +186,7 @@ func (w *Worker) onAssigned(_ context.Context, _ *kgo.Client, assigned map[strin
 	}
 	n := len(w.parts)
 	w.mu.Unlock()
+	w.trustMembership("rebalance")
 	if w.forward {
 		// Before franz-go starts fetching them: the worker fetches its
 		// partitions itself (fetch.go).
@@ -212,6 +216,7 @@ func (w *Worker) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[strin
 		w.syncAndCommit(cctx, revoked)
 	}
 	w.drop(revoked)
+	w.trustMembership("rebalance")
 	w.log.Info("partitions revoked", "revoked", revoked)
 }
 
@@ -222,6 +227,7 @@ func (w *Worker) onLost(_ context.Context, _ *kgo.Client, lost map[string][]int3
 	w.lockCycles()
 	defer w.cycleMu.Unlock()
 	w.drop(lost)
+	w.trustMembership("partitions lost")
 	w.log.Warn("partitions lost", "lost", lost)
 }
 

@@ -106,14 +106,18 @@ type Worker struct {
 	// fetchErr the newest failure.
 	fetchFailing time.Time
 	fetchErr     error
-	refreshes    int64
-	flushSince   time.Time // when the cycle in flight began waiting for the target; zero when none
-	heartbeats   int64
-	syncs        int64
-	syncReady    bool // the offset-syncs topic exists
-	hbReady      bool // the heartbeats topic exists
-	cp           checkpointState
-	acl          ACLStatus
+	// unsure: after the source was unreachable, the worker copies nothing
+	// until its group membership is confirmed (membership.go).
+	unsure     bool
+	doubts     int64 // times unsure was set
+	refreshes  int64
+	flushSince time.Time // when the cycle in flight began waiting for the target; zero when none
+	heartbeats int64
+	syncs      int64
+	syncReady  bool // the offset-syncs topic exists
+	hbReady    bool // the heartbeats topic exists
+	cp         checkpointState
+	acl        ACLStatus
 }
 
 type topicPartition struct {
