@@ -101,7 +101,11 @@
 // the committed positions. Partitions are given up (revoked) only between
 // cycles, after a commit; partitions lost without one (the worker was
 // thrown out of the group) are re-copied by their next owner from the last
-// commit.
+// commit. The group lives on the source: after the source was unreachable
+// for half the session timeout or more, the worker copies nothing until the
+// group confirms its partitions (membership.go), so that a worker the
+// coordinator dropped meanwhile does not copy the outage's records just
+// before learning it and giving them to the next owner to copy again.
 //
 // # Skipped records
 //
