@@ -93,9 +93,7 @@ func TestMirrorCrashResume(t *testing.T) {
 	const parts, batch, kills = 3, 100, 3
 	east.createTopic("orders", parts)
 	logDir := t.TempDir()
-	args := []string{"--source-alias", "east", "--source-brokers", east.addr, "--target-alias", "west", "--target-brokers", west.addr,
-		"--topics", "orders", "--metrics-listen", "127.0.0.1:0", "--instance-id", "w1", "--session-timeout", "6s",
-		"--batch-records", strconv.Itoa(batch), "--refresh-interval", "500ms", "--heartbeat-interval", "200ms"}
+	args := crashArgs(east, west, batch)
 
 	// A producer writes while the worker is killed under it.
 	var mu sync.Mutex
@@ -167,22 +165,7 @@ func TestMirrorCrashResume(t *testing.T) {
 	// interval; TestMirrorWorkerKilledPartitionsMove checks 0). Twice the
 	// interval's records leave room for the commit's own round trips.
 	perKill := 2*batch + int(2*DefaultFlow().CommitInterval.Seconds()*2000)
-	want := map[string]bool{}
-	for _, r := range seqRecords("orders", parts, 0, n) {
-		want[string(r.Value)] = true
-	}
-	var got map[int32][]*kgo.Record
-	kdrtest.Eventually(t, 60*time.Second, func() (bool, string) {
-		if west.count("east.orders") < int64(n) {
-			return false, fmt.Sprintf("target holds %d records, %d produced", west.count("east.orders"), n)
-		}
-		got = west.readAll("east.orders")
-		seen := map[string]bool{}
-		for _, r := range flatten(got) {
-			seen[string(r.Value)] = true
-		}
-		return len(seen) == len(want), fmt.Sprintf("target holds %d of the %d records produced", len(seen), len(want))
-	})
+	got := waitEveryRecord(t, west, "east.orders", parts, n)
 	total := len(flatten(got))
 	dups := total - n
 	t.Logf("%d produced, %d on the target: %d duplicates after %d kills (bound %d)", n, total, dups, kills, kills*perKill)
@@ -213,6 +196,39 @@ func TestMirrorCrashResume(t *testing.T) {
 			t.Logf("%s:\n%s", l, b)
 		}
 	}
+}
+
+// crashArgs are the `kdr mirror run` arguments of the crash tests: east to
+// west, topic orders, a static member, batchRecords records a cycle.
+func crashArgs(east, west *cluster, batchRecords int) []string {
+	return []string{"--source-alias", "east", "--source-brokers", east.addr, "--target-alias", "west", "--target-brokers", west.addr,
+		"--topics", "orders", "--metrics-listen", "127.0.0.1:0", "--instance-id", "w1", "--session-timeout", "6s",
+		"--batch-records", strconv.Itoa(batchRecords), "--refresh-interval", "500ms", "--heartbeat-interval", "200ms"}
+}
+
+// waitEveryRecord waits until topic on c holds each of the n records of
+// seqRecords(_, parts, 0, n) at least once and returns what it holds.
+func waitEveryRecord(t *testing.T, c *cluster, topic string, parts, n int) map[int32][]*kgo.Record {
+	t.Helper()
+	want := map[string]bool{}
+	for _, r := range seqRecords("orders", parts, 0, n) {
+		want[string(r.Value)] = true
+	}
+	var got map[int32][]*kgo.Record
+	kdrtest.Eventually(t, 60*time.Second, func() (bool, string) {
+		if c.count(topic) < int64(n) {
+			return false, fmt.Sprintf("%s holds %d records, %d produced", topic, c.count(topic), n)
+		}
+		got = c.readAll(topic)
+		seen := map[string]bool{}
+		for _, r := range flatten(got) {
+			if want[string(r.Value)] {
+				seen[string(r.Value)] = true
+			}
+		}
+		return len(seen) == n, fmt.Sprintf("%s holds %d of the %d records produced", topic, len(seen), n)
+	})
+	return got
 }
 
 // recopyWindows walks each partition's copies on the target (got) against
@@ -265,9 +281,7 @@ func TestMirrorCrashDuringCatchUp(t *testing.T) {
 		east.produce(seqRecords("orders", parts, i, 3000)...)
 	}
 	logDir := t.TempDir()
-	args := []string{"--source-alias", "east", "--source-brokers", east.addr, "--target-alias", "west", "--target-brokers", west.addr,
-		"--topics", "orders", "--metrics-listen", "127.0.0.1:0", "--instance-id", "w1", "--session-timeout", "6s",
-		"--batch-records", "500", "--refresh-interval", "500ms", "--heartbeat-interval", "200ms"}
+	args := crashArgs(east, west, 500)
 	p := startMirrorProc(t, bin, logDir, args...)
 	for k := 0; k < kills; k++ {
 		// Killed once it has copied something more, long before the end.
@@ -284,18 +298,7 @@ func TestMirrorCrashDuringCatchUp(t *testing.T) {
 		}
 		p = startMirrorProc(t, bin, logDir, args...)
 	}
-	var got map[int32][]*kgo.Record
-	kdrtest.Eventually(t, 60*time.Second, func() (bool, string) {
-		if west.count("east.orders") < n {
-			return false, fmt.Sprintf("target holds %d records, %d produced", west.count("east.orders"), n)
-		}
-		got = west.readAll("east.orders")
-		seen := map[string]bool{}
-		for _, r := range flatten(got) {
-			seen[string(r.Value)] = true
-		}
-		return len(seen) == n, fmt.Sprintf("target holds %d of the %d records produced", len(seen), n)
-	})
+	got := waitEveryRecord(t, west, "east.orders", parts, n)
 	dups := len(flatten(got)) - n
 	windows, inWindows := recopyWindows(t, east.readAll("orders"), got, n)
 	t.Logf("%d duplicates after %d kills during the catch-up, in %d windows", dups, kills, windows)
