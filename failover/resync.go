@@ -113,7 +113,7 @@ func (o *opRun) resync(ctx context.Context) (stepOut, error) {
 			return stepOut{}, err
 		}
 	}
-	if err := offsets.EnsureSyncTopic(ctx, yAdm, ySyncs, rev.OffsetSyncsRetention.Milliseconds()); err != nil && !errors.Is(err, offsets.ErrSyncTopicCompacted) {
+	if err := offsets.EnsureSyncTopic(ctx, yAdm, ySyncs, rev.OffsetSyncsRetention.Milliseconds()); !offsets.SyncTopicUsable(err) {
 		return stepOut{}, err
 	}
 	starts, err := yAdm.ListStartOffsets(ctx, topics...)

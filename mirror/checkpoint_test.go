@@ -98,30 +98,7 @@ func TestMirrorGroupOffsetsFollowToTarget(t *testing.T) {
 
 	// A consumer of the group on the target reads exactly what the group
 	// had not consumed on the source.
-	cl, err := kgo.NewClient(kgo.SeedBrokers(west.addr), kgo.ConsumerGroup(group), kgo.ConsumeTopics("east.orders"),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtEnd()), kgo.DisableAutoCommit())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	ends := west.ends("east.orders")
-	var got []string
-	reached := map[int32]bool{0: committed[0] == ends[0], 1: committed[1] == ends[1], 2: committed[2] == ends[2]}
-	pctx, pcancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer pcancel()
-	for !reached[0] || !reached[1] || !reached[2] {
-		fs := cl.PollFetches(pctx)
-		if pctx.Err() != nil {
-			t.Fatalf("reading the group on the target: got %d records, want %d; partitions at their end: %v", len(got), len(want), reached)
-		}
-		fs.EachRecord(func(r *kgo.Record) {
-			got = append(got, string(r.Value))
-			if r.Offset == ends[r.Partition]-1 {
-				reached[r.Partition] = true
-			}
-		})
-	}
-	slices.Sort(got)
+	got := readGroup(t, west, group, "east.orders", committed)
 	if !slices.Equal(got, want) {
 		dups := len(got) - len(slices.Compact(slices.Clone(got)))
 		t.Fatalf("the group read %d records on the target (%d duplicates), want the %d after its source offsets", len(got), dups, len(want))

@@ -85,13 +85,8 @@ func (p *mirrorProc) kill() {
 }
 
 func TestMirrorCrashResume(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the kdr binary")
-	}
-	bin := kdrtest.Binary(t)
-	east, west := startCluster(t), startCluster(t)
 	const parts, batch, kills = 3, 100, 3
-	east.createTopic("orders", parts)
+	bin, east, west := startCrashClusters(t, parts)
 	logDir := t.TempDir()
 	args := crashArgs(east, west, batch)
 
@@ -198,6 +193,19 @@ func TestMirrorCrashResume(t *testing.T) {
 	}
 }
 
+// startCrashClusters builds kdr for the mirror processes the crash tests
+// kill, and starts east, with topic orders of parts partitions, and west.
+func startCrashClusters(t *testing.T, parts int32) (bin string, east, west *cluster) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds and runs the kdr binary")
+	}
+	bin = kdrtest.Binary(t)
+	east, west = startCluster(t), startCluster(t)
+	east.createTopic("orders", parts)
+	return bin, east, west
+}
+
 // crashArgs are the `kdr mirror run` arguments of the crash tests: east to
 // west, topic orders, a static member, batchRecords records a cycle.
 func crashArgs(east, west *cluster, batchRecords int) []string {
@@ -270,13 +278,8 @@ func recopyWindows(t *testing.T, src, got map[int32][]*kgo.Record, max int) (win
 // duplicate in one contiguous window per kill and partition, starting where
 // the successor resumed.
 func TestMirrorCrashDuringCatchUp(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the kdr binary")
-	}
-	bin := kdrtest.Binary(t)
-	east, west := startCluster(t), startCluster(t)
 	const parts, n, kills = 3, 30000, 2
-	east.createTopic("orders", parts)
+	bin, east, west := startCrashClusters(t, parts)
 	for i := 0; i < n; i += 3000 {
 		east.produce(seqRecords("orders", parts, i, 3000)...)
 	}

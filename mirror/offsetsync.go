@@ -2,7 +2,6 @@ package mirror
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -27,12 +26,13 @@ func newEmitter() *emitter { return &emitter{e: offsets.NewEmitter()} }
 // returns those to write as offset syncs.
 func (e *emitter) batch(pairs []pair) []pair { return e.e.Batch(pairs) }
 
-// ensureSyncTopic creates the offset-syncs topic on the source if needed. A
-// compacted topic (as MM2 makes it) is usable, with a warning: it keeps
-// only the newest syncs, so old positions cannot be translated.
+// ensureSyncTopic creates the offset-syncs topic on the source if needed.
+// A topic that keeps less than it should (compacted, as MM2 makes it, or
+// with a retention the cluster would not change) is usable, with a warning:
+// old positions cannot be translated.
 func ensureSyncTopic(ctx context.Context, adm *kadm.Client, name string, retention time.Duration) (warning, err error) {
 	err = offsets.EnsureSyncTopic(ctx, adm, name, retention.Milliseconds())
-	if errors.Is(err, offsets.ErrSyncTopicCompacted) {
+	if err != nil && offsets.SyncTopicUsable(err) {
 		return err, nil
 	}
 	return nil, err

@@ -380,7 +380,7 @@ func (w *Worker) checkSyncRetention(ctx context.Context, topics []string) {
 			continue
 		}
 		w.log.Warn("offset syncs expire before the topic's records: positions further behind than the offset-syncs retention cannot be translated once their syncs expire; raise offset-syncs-retention (offsetSyncsRetention in a topology) to the topic's retention",
-			"topic", rc.Name, "source", why, "offset_syncs_retention", w.flow.OffsetSyncsRetention)
+			"topic", rc.Name, "kept", why, "offset_syncs_retention", w.flow.OffsetSyncsRetention)
 		w.mu.Lock()
 		if ts := w.topics[rc.Name]; ts != nil {
 			ts.syncsExpireFirst = why

@@ -101,23 +101,24 @@ type Worker struct {
 	lastLog      map[string]time.Time
 	running      bool
 	refreshErr   error // of the last topic refresh
-	// fetchFailing is when the fetches from the source that have failed
-	// since the last one that worked began (zero: the last one worked), and
-	// fetchErr the newest failure.
+	refreshes    int64
+	flushSince   time.Time // when the cycle in flight began waiting for the target; zero when none
+	heartbeats   int64
+	syncs        int64
+	syncReady    bool // the offset-syncs topic exists
+	hbReady      bool // the heartbeats topic exists
+	cp           checkpointState
+	acl          ACLStatus
+
+	// Under mu too: fetchFailing is when the fetches from the source that
+	// have failed since the last one that worked began (zero: the last one
+	// worked), and fetchErr the newest failure.
 	fetchFailing time.Time
 	fetchErr     error
 	// unsure: after the source was unreachable, the worker copies nothing
 	// until its group membership is confirmed (membership.go).
-	unsure     bool
-	doubts     int64 // times unsure was set
-	refreshes  int64
-	flushSince time.Time // when the cycle in flight began waiting for the target; zero when none
-	heartbeats int64
-	syncs      int64
-	syncReady  bool // the offset-syncs topic exists
-	hbReady    bool // the heartbeats topic exists
-	cp         checkpointState
-	acl        ACLStatus
+	unsure bool
+	doubts int64 // times unsure was set
 }
 
 type topicPartition struct {

@@ -22,13 +22,26 @@ import (
 // offset-syncs topic exists with cleanup.policy=compact (as MM2 creates it).
 var ErrSyncTopicCompacted = errors.New("offsets: offset-syncs topic is compacted")
 
+// ErrSyncTopicRetention is wrapped by EnsureSyncTopic's error when the
+// offset-syncs topic exists and the cluster refused to set its retention.ms.
+var ErrSyncTopicRetention = errors.New("offsets: offset-syncs topic keeps its retention")
+
+// SyncTopicUsable reports whether EnsureSyncTopic's err leaves the topic
+// usable: nil, or a warning (ErrSyncTopicCompacted, ErrSyncTopicRetention)
+// about what it keeps.
+func SyncTopicUsable(err error) bool {
+	return err == nil || errors.Is(err, ErrSyncTopicCompacted) || errors.Is(err, ErrSyncTopicRetention)
+}
+
 // EnsureSyncTopic creates the offset-syncs topic name (on the source
 // cluster) with one partition, the broker's default replication factor,
 // cleanup.policy=delete and retention.ms=retentionMs (-1 keeps syncs
 // forever). Give it at least the longest retention of the mirrored source
 // topics: a position older than the oldest sync kept cannot be translated.
 // An existing topic gets retentionMs too, so the flow's setting is the one
-// that holds (a value set on the topic by hand is replaced).
+// that holds (a value set on the topic by hand is replaced); if the cluster
+// refuses, the error wraps ErrSyncTopicRetention and the topic is used as
+// it is.
 //
 // MM2 compacts this topic, keeping only the newest sync per partition, so
 // after a restart it can translate only near the head (KAFKA-15905); kdr
@@ -84,7 +97,8 @@ func EnsureSyncTopic(ctx context.Context, adm *kadm.Client, name string, retenti
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("offsets: setting retention.ms=%s on offset-syncs topic %s (it has %s): %w", retention, name, have, err)
+		return fmt.Errorf("%w: setting retention.ms=%s on %s (it has %s) failed: %w; syncs older than its retention cannot be translated: grant the mirror's principal ALTER_CONFIGS on the topic or set retention.ms on it by hand",
+			ErrSyncTopicRetention, retention, name, have, err)
 	}
 	return nil
 }
