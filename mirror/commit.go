@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/kdr-io/kdr/mirror/mm2"
+	"github.com/kdr-io/kdr/mirror/offsets"
 )
 
 // pendingSync is an offset sync waiting to be written to the source.
@@ -142,18 +143,16 @@ func (w *Worker) settlePartition(ps *partState, jobs []*job) []noted {
 	ps.queue = ps.queue[done:]
 	if len(pairs) > 0 {
 		for _, s := range ps.em.batch(pairs) {
-			os := mm2.OffsetSync{Topic: ps.topic, Partition: ps.partition, UpstreamOffset: s.Upstream, DownstreamOffset: s.Downstream}
-			w.pendingSyncs = append(w.pendingSyncs, pendingSync{
-				rec:   &kgo.Record{Topic: w.syncTopic, Partition: 0, Key: os.Key(), Value: os.Value()},
-				topic: ps.topic, partition: ps.partition,
-			})
+			w.addSync(ps, s, false)
 		}
 	}
-	w.updateLag(ps, time.Now())
 	if failure == nil {
 		ps.backoff, ps.lastErr = 0, ""
+		w.passEmpty(ps)
+		w.updateLag(ps, time.Now())
 		return notes
 	}
+	w.updateLag(ps, time.Now())
 	for _, j := range jobs[done:] {
 		if j.out != nil && j.err == nil && j.acked != (time.Time{}) {
 			// Manual flushing makes acknowledgements a prefix; if that ever
@@ -187,6 +186,41 @@ func (w *Worker) settlePartition(ps *partState, jobs []*job) []noted {
 	w.triggerRefresh()
 	w.target.ForceMetadataRefresh()
 	return append(notes, noted{KindTarget, failure, []any{"topic", ps.topic, "partition", ps.partition, "retry_in", ps.backoff}})
+}
+
+// addSync queues an offset sync of ps; a position (offsets.PositionHeader)
+// marks where the copy stands rather than a copied record. Called with mu
+// held.
+func (w *Worker) addSync(ps *partState, s pair, position bool) {
+	os := mm2.OffsetSync{Topic: ps.topic, Partition: ps.partition, UpstreamOffset: s.Upstream, DownstreamOffset: s.Downstream}
+	rec := &kgo.Record{Topic: w.syncTopic, Partition: 0, Key: os.Key(), Value: os.Value()}
+	if position {
+		rec.Headers = []kgo.RecordHeader{{Key: offsets.PositionHeader}}
+	}
+	w.pendingSyncs = append(w.pendingSyncs, pendingSync{rec: rec, topic: ps.topic, partition: ps.partition})
+}
+
+// passEmpty moves a partition's copy position over source offsets that
+// hold nothing to copy, once a fetch went past them and every record
+// fetched before them is settled: the markers that close transactions,
+// aborted records (the worker reads committed), records deleted before
+// they were read. Without it a transactional topic's committed position
+// and lag stay one marker behind its end until the next record, and a
+// group at the end (every consumer that read the last transaction) is
+// not translated: the position sync says where such a group resumes on the
+// target. Only the worker's own fetching knows the position (franz-go's
+// consumer does not tell it), so this applies when batches are forwarded.
+// Called with mu held.
+func (w *Worker) passEmpty(ps *partState) {
+	if !w.forward || len(ps.queue) > 0 || ps.inflight > 0 || ps.draining || ps.fetchAt <= max(ps.next, ps.start) {
+		return
+	}
+	if p, ok := ps.em.position(ps.fetchAt); ok {
+		w.addSync(ps, p, true)
+	}
+	// The leader epoch of the offsets passed is not known; -1 leaves a
+	// consumer resuming from the commit without an epoch to check.
+	ps.next, ps.epoch = ps.fetchAt, -1
 }
 
 // mendIfLanded ends a partition's draining once nothing of it is in

@@ -90,6 +90,15 @@
 // did not acknowledge stay queued, their partition's fetching paused, and
 // are retried with backoff (200 ms doubling to 10 s).
 //
+// The worker reads committed. Once every record fetched is acknowledged,
+// its position passes the offsets after them that hold nothing to copy
+// (transaction markers, aborted records): the committed position reaches
+// the source's end, lag reads 0, and a position sync (offsets.PositionHeader)
+// lets groups that read the last transaction translate. Only the worker's
+// own fetching knows that position, so with forwarding off (compression,
+// --forward-batches=false) a transactional partition stays one marker
+// behind until its next record, and groups at its end translate then.
+//
 // # Delivery guarantee
 //
 // At least once. A position is committed only after the target acknowledged

@@ -324,6 +324,7 @@ func (w *Worker) fetchDone(fp fetchPos, entries []entry, next int64, err error) 
 			ps.queue = append(ps.queue, e)
 			ps.queued += e.size()
 		}
+		w.passEmpty(ps)
 		w.updateLag(ps, time.Now())
 	}
 	w.mu.Unlock()

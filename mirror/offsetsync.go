@@ -9,8 +9,8 @@ import (
 	"github.com/kdr-io/kdr/mirror/offsets"
 )
 
-// This file is the only one that uses package offsets, which decides when a
-// sync is worth writing and owns the offset-syncs topic's settings.
+// This file and addSync are the only users of package offsets, which decides
+// when a sync is worth writing and owns the offset-syncs topic's settings.
 
 // pair is one copied record: its source offset and its offset on the target.
 type pair = offsets.Pair
@@ -25,6 +25,10 @@ func newEmitter() *emitter { return &emitter{e: offsets.NewEmitter()} }
 // batch takes the pairs of one acknowledged batch, in offset order, and
 // returns those to write as offset syncs.
 func (e *emitter) batch(pairs []pair) []pair { return e.e.Batch(pairs) }
+
+// position takes the copy position once everything before it is
+// acknowledged and returns the position sync to write, if any.
+func (e *emitter) position(upstream int64) (pair, bool) { return e.e.Position(upstream) }
 
 // ensureSyncTopic creates the offset-syncs topic on the source if needed.
 // A topic that keeps less than it should (compacted, as MM2 makes it, or

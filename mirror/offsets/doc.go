@@ -21,6 +21,14 @@
 // answers "the sync's downstream + 1", re-delivering up to ~100 records per
 // partition at the head and many more behind it.
 //
+// A copier whose position passes source offsets with nothing to copy after
+// its last record (the markers that close transactions, aborted records)
+// also writes a position (Emitter.Position): a sync of that position and
+// the target offset where the next record will land, marked by
+// PositionHeader. Without it, a group that read a transaction to its end
+// stands past the newest sync's head and is not translated until another
+// record is copied; on a transactional topic that is nearly every group.
+//
 // # Translation
 //
 // With syncs sorted by upstream offset and u between syncs lo and hi:
@@ -28,7 +36,8 @@
 //	u == a sync's upstream               → its downstream
 //	lo, hi one contiguous run            → lo.Downstream + (u - lo.Upstream)
 //	lo, hi the two sides of a gap        → hi.Downstream (the first record after the gap)
-//	u == newest.Upstream + 1             → newest.Downstream + 1 (the head: where the next record lands)
+//	u == newest.Upstream + 1             → newest.Downstream + 1 (the head: where the next record lands),
+//	                                       unless the newest sync is a position (the offset after it is unknown)
 //	u beyond that                        → NotMirrored (the consumer is ahead of the mirror)
 //	u below the oldest sync              → BeforeHistory
 //

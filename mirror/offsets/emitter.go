@@ -25,8 +25,9 @@ func (p Pair) delta() int64 { return p.Downstream - p.Upstream }
 // most records gets a sync for most records; that is the price of exact
 // translation there.
 type Emitter struct {
-	last    Pair
-	started bool
+	last     Pair
+	started  bool
+	position Pair // the last position returned
 }
 
 // NewEmitter returns an Emitter for one partition, as after a (re)start.
@@ -62,4 +63,23 @@ func (e *Emitter) Batch(pairs []Pair) []Pair {
 	}
 	emit(e.last)
 	return out
+}
+
+// Position takes the copier's position once every pair before it was
+// acknowledged and returned by Batch: the source offsets from the last
+// pair's up to upstream hold nothing to copy (transaction markers, aborted
+// records, records removed by compaction or retention). When that skips
+// offsets, it returns the sync to write as a position (Index.AddPosition):
+// upstream and the target offset where the next record will land. Without
+// it a group committed past the last copied record, as every consumer of a
+// transactional topic at its head is, would not be translated until the
+// next record is copied. It returns false before the first pair, when
+// nothing is skipped, and for a position already returned.
+func (e *Emitter) Position(upstream int64) (Pair, bool) {
+	p := Pair{Upstream: upstream, Downstream: e.last.Downstream + 1}
+	if !e.started || upstream <= e.last.Upstream+1 || p == e.position {
+		return Pair{}, false
+	}
+	e.position = p
+	return p, true
 }

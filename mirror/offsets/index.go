@@ -55,6 +55,10 @@ type Index struct {
 	mu    sync.Mutex
 	syncs []Pair // sorted by Downstream, one per Downstream
 	parts []part // the timeline built from syncs; nil when syncs changed
+	// position, when set, is the newest sync and a copier's position
+	// rather than a copied record (AddPosition).
+	position    Pair
+	hasPosition bool
 }
 
 // NewIndex returns an empty Index.
@@ -86,6 +90,10 @@ func (ix *Index) Add(p Pair) {
 	}
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
+	if ix.hasPosition && p.Downstream >= ix.position.Downstream {
+		// A record copied at or past the position: the position is history.
+		ix.hasPosition = false
+	}
 	n := len(ix.syncs)
 	if n == 0 || p.Downstream > ix.syncs[n-1].Downstream {
 		switch {
@@ -115,6 +123,37 @@ func (ix *Index) Add(p Pair) {
 		ix.syncs = slices.Insert(ix.syncs, i, p)
 	}
 	ix.parts = nil
+}
+
+// AddPosition records a sync that is a copier's position (Emitter.Position)
+// rather than a copied record: the source offsets below p.Upstream that
+// follow the previous sync hold nothing to copy, and the next record copied
+// lands at p.Downstream. It translates the offsets up to p.Upstream like a
+// sync on the far side of a gap. Unlike a record's sync it says nothing of
+// p.Upstream+1, which may yet turn out to be a marker or an aborted record:
+// while it is the newest sync, offsets past it are NotMirrored rather than
+// the head. A position behind the newest sync is ignored (what it says is
+// known from the syncs after it); a newer position replaces an older one.
+func (ix *Index) AddPosition(p Pair) {
+	if !valid(p) {
+		return
+	}
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	n := len(ix.syncs)
+	switch {
+	case n == 0 || p.Downstream > ix.syncs[n-1].Downstream:
+		ix.syncs = append(ix.syncs, p)
+		if ix.parts != nil || n == 0 {
+			ix.parts = extendParts(ix.parts, ix.syncs, n)
+		}
+	case ix.hasPosition && ix.syncs[n-1] == ix.position && p.Downstream == ix.position.Downstream:
+		ix.syncs[n-1] = p
+		ix.parts = nil
+	default:
+		return
+	}
+	ix.position, ix.hasPosition = p, true
 }
 
 // Len is the number of syncs held.
@@ -171,5 +210,5 @@ func (ix *Index) Lookup(upstream int64) (int64, Status) {
 	if ix.parts == nil {
 		ix.parts = buildParts(ix.syncs)
 	}
-	return lookup(ix.syncs, ix.parts, upstream)
+	return lookup(ix.syncs, ix.parts, upstream, !ix.hasPosition)
 }

@@ -174,3 +174,60 @@ func TestOffsetsIndexIgnoresInvalid(t *testing.T) {
 		t.Fatalf("conflict: %v", got)
 	}
 }
+
+// TestOffsetsPositions: a transactional source partition whose last copied
+// record (12 at 2) is followed by markers and aborted records. The
+// Emitter's position syncs say where a group past them resumes; the Index
+// translates up to a position and no further (the offset after it may yet
+// be aborted), and a record copied there makes the position history.
+func TestOffsetsPositions(t *testing.T) {
+	e := NewEmitter()
+	if _, ok := e.Position(5); ok {
+		t.Fatal("a position before any pair")
+	}
+	e.Batch(pairs(10, 0, 11, 1, 12, 2))
+	for _, s := range []struct {
+		upstream int64
+		want     Pair
+		ok       bool
+	}{
+		{13, Pair{}, false}, // nothing skipped: the head rule covers 13
+		{15, Pair{15, 3}, true},
+		{15, Pair{}, false}, // already returned
+		{17, Pair{17, 3}, true},
+	} {
+		if got, ok := e.Position(s.upstream); got != s.want || ok != s.ok {
+			t.Fatalf("Position(%d) = %v, %v; want %v, %v", s.upstream, got, ok, s.want, s.ok)
+		}
+	}
+	if got := e.Batch(pairs(20, 3, 21, 4)); !slices.Equal(got, pairs(20, 3, 21, 4)) {
+		t.Fatalf("the first record after a position: Batch = %v, want both sides", got)
+	}
+
+	ix := NewIndex()
+	ix.Add(Pair{10, 0})
+	ix.Add(Pair{12, 2})
+	check := func(when string, cases ...[3]int64) {
+		t.Helper()
+		for _, c := range cases {
+			u, want, st := c[0], c[1], Status(c[2])
+			if d, got := ix.Lookup(u); got != st || st == Translated && d != want {
+				t.Errorf("%s: Lookup(%d) = %d, %v; want %d, %v", when, u, d, got, want, st)
+			}
+		}
+	}
+	ok, no := int64(Translated), int64(NotMirrored)
+	ix.AddPosition(Pair{15, 3})
+	check("at position 15", [3]int64{12, 2, ok}, [3]int64{13, 3, ok}, [3]int64{15, 3, ok}, [3]int64{16, 0, no})
+	ix.AddPosition(Pair{17, 3})
+	check("at position 17", [3]int64{16, 3, ok}, [3]int64{17, 3, ok}, [3]int64{18, 0, no})
+	ix.AddPosition(Pair{14, 2})
+	check("a position behind the newest sync is ignored", [3]int64{13, 3, ok}, [3]int64{12, 2, ok})
+	ix.Add(Pair{20, 3})
+	check("a record copied at the position", [3]int64{18, 3, ok}, [3]int64{20, 3, ok}, [3]int64{21, 4, ok}, [3]int64{22, 0, no})
+	ix.AddPosition(Pair{17, 3})
+	check("a stale position does not replace a record", [3]int64{19, 3, ok}, [3]int64{21, 4, ok})
+	if n := ix.Len(); n != 3 {
+		t.Errorf("%d syncs held, want 3: %v", n, ix.Syncs())
+	}
+}

@@ -268,7 +268,29 @@ func (s *SyncStore) apply(r *kgo.Record) {
 		return
 	}
 	s.m.read.Inc()
-	s.Add(sync.Topic, sync.Partition, Pair{Upstream: sync.UpstreamOffset, Downstream: sync.DownstreamOffset})
+	p := Pair{Upstream: sync.UpstreamOffset, Downstream: sync.DownstreamOffset}
+	if IsPosition(r) {
+		s.index(sync.Topic, sync.Partition, true).AddPosition(p)
+		return
+	}
+	s.Add(sync.Topic, sync.Partition, p)
+}
+
+// PositionHeader marks an offset sync that is a copier's position
+// (Emitter.Position) rather than a copied record. The record is otherwise
+// an ordinary MM2 offset sync: MM2's readers ignore headers, and the pair
+// translates correctly for them (its upstream offset to where the next
+// record lands).
+const PositionHeader = "kdr-position"
+
+// IsPosition reports whether an offset-sync record carries PositionHeader.
+func IsPosition(r *kgo.Record) bool {
+	for _, h := range r.Headers {
+		if h.Key == PositionHeader {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *SyncStore) markReady() { s.readyOnce.Do(func() { close(s.ready) }) }

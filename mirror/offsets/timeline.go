@@ -70,8 +70,9 @@ func extendParts(parts []part, s []Pair, i int) []part {
 // its range to what later parts cover; the earliest part holding an offset
 // ≥ u that no later stretch covers is where to resume. If that part is a
 // hole, the answer is unknown. Without re-copies this is simply the first
-// mirrored record at or after u.
-func lookup(s []Pair, parts []part, u int64) (int64, Status) {
+// mirrored record at or after u. head says whether the newest sync is a
+// copied record, so that the offset right after it is the head.
+func lookup(s []Pair, parts []part, u int64, head bool) (int64, Status) {
 	cov := make(cover, 0, len(parts))
 	best := -1
 	var pos int64
@@ -101,7 +102,7 @@ func lookup(s []Pair, parts []part, u int64) (int64, Status) {
 		// Nothing mirrored at or after u. Just past the newest sync is the
 		// head: the next record mirrored lands right after it.
 		last := s[len(s)-1]
-		if u > last.Upstream && u-1 == last.Upstream {
+		if head && u > last.Upstream && u-1 == last.Upstream {
 			return last.Downstream + 1, Translated
 		}
 		return 0, NotMirrored
