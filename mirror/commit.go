@@ -124,6 +124,7 @@ func (w *Worker) settlePartition(ps *partState, jobs []*job) []noted {
 				"topic", ps.topic, "partition", ps.partition, "offset", j.src.Offset,
 				"remote_topic", ps.remote, "max_message_bytes", w.limit(ps.remote), "record_batch_bytes", batchSize(j.src))
 			notes = append(notes, noted{KindTooLarge, fmt.Errorf("%s/%d@%d: record too large for %s", ps.topic, ps.partition, j.src.Offset, ps.remote), nil})
+		case j.skip == skipControl:
 		case j.skip != "":
 			ps.skipped++
 			w.topicCount(ps.topic, j.skip, 1)
@@ -201,26 +202,28 @@ func (w *Worker) addSync(ps *partState, s pair, position bool) {
 }
 
 // passEmpty moves a partition's copy position over source offsets that
-// hold nothing to copy, once a fetch went past them and every record
-// fetched before them is settled: the markers that close transactions,
-// aborted records (the worker reads committed), records deleted before
-// they were read. Without it a transactional topic's committed position
-// and lag stay one marker behind its end until the next record, and a
-// group at the end (every consumer that read the last transaction) is
-// not translated: the position sync says where such a group resumes on the
-// target. Only the worker's own fetching knows the position (franz-go's
-// consumer does not tell it), so this applies when batches are forwarded.
+// hold nothing to copy, once every record fetched before them is settled:
+// the markers that close transactions, aborted records (the worker reads
+// committed), records deleted before they were read, records skipped.
+// Without it a transactional topic's committed position and lag stay one
+// marker behind its end until the next record, and a group at the end
+// (every consumer that read the last transaction) is not translated: the
+// position sync says where such a group resumes on the target. The
+// worker's own fetching knows how far it read (fetchAt); on the record
+// path franz-go hands over the markers, which settle like skipped records.
 // Called with mu held.
 func (w *Worker) passEmpty(ps *partState) {
-	if !w.forward || len(ps.queue) > 0 || ps.inflight > 0 || ps.draining || ps.fetchAt <= max(ps.next, ps.start) {
+	if len(ps.queue) > 0 || ps.inflight > 0 || ps.draining || ps.next < 0 && ps.fetchAt <= ps.start {
 		return
 	}
-	if p, ok := ps.em.position(ps.fetchAt); ok {
+	if w.forward && ps.fetchAt > ps.next {
+		// The leader epoch of the offsets passed is not known; -1 leaves a
+		// consumer resuming from the commit without an epoch to check.
+		ps.next, ps.epoch = ps.fetchAt, -1
+	}
+	if p, ok := ps.em.position(ps.next); ok {
 		w.addSync(ps, p, true)
 	}
-	// The leader epoch of the offsets passed is not known; -1 leaves a
-	// consumer resuming from the commit without an epoch to check.
-	ps.next, ps.epoch = ps.fetchAt, -1
 }
 
 // mendIfLanded ends a partition's draining once nothing of it is in

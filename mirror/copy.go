@@ -18,6 +18,9 @@ const (
 	skipLoop     = "loop"      // the provenance header says the target had the record (identity naming)
 	skipTooLarge = "too_large" // larger than the remote topic's max.message.bytes
 	skipFiltered = "filtered"  // the topic is no longer mirrored
+	// A transaction marker (a control record), passed on the record path;
+	// not a record, so not counted as skipped.
+	skipControl = "control"
 )
 
 // Backoff after the target refused or did not acknowledge a partition's copy.
@@ -499,6 +502,10 @@ func (w *Worker) plan(now time.Time, records bool) (work map[*partState][]*job, 
 // and timestamp to the same partition of the remote topic.
 func (w *Worker) prepare(ps *partState, r *kgo.Record) *job {
 	j := &job{src: r}
+	if r.Attrs.IsControl() {
+		j.skip = skipControl
+		return j
+	}
 	ts := w.topics[ps.topic]
 	if ts == nil || ts.gone {
 		j.skip = skipFiltered

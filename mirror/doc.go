@@ -92,12 +92,12 @@
 //
 // The worker reads committed. Once every record fetched is acknowledged,
 // its position passes the offsets after them that hold nothing to copy
-// (transaction markers, aborted records): the committed position reaches
-// the source's end, lag reads 0, and a position sync (offsets.PositionHeader)
-// lets groups that read the last transaction translate. Only the worker's
-// own fetching knows that position, so with forwarding off (compression,
-// --forward-batches=false) a transactional partition stays one marker
-// behind until its next record, and groups at its end translate then.
+// (transaction markers, aborted records, records skipped): the committed
+// position reaches the source's end, lag reads 0, and a position sync
+// (offsets.PositionHeader) lets groups that read the last transaction
+// translate. The worker's own fetching knows how far it read; on the
+// record path (compression, --forward-batches=false) franz-go hands over
+// the transaction markers, which are passed, never copied.
 //
 // # Delivery guarantee
 //

@@ -10,6 +10,7 @@ import (
 
 	"github.com/kdr-io/kdr/internal/kdrtest"
 	"github.com/kdr-io/kdr/mirror/mm2"
+	"github.com/kdr-io/kdr/mirror/offsets"
 )
 
 // TestForwardIdentityActiveActive is active-active under identity naming
@@ -48,6 +49,20 @@ func TestForwardIdentityActiveActive(t *testing.T) {
 			}
 			if s.Topic != "orders" {
 				continue // heartbeats are mirrored too
+			}
+			if offsets.IsPosition(r) {
+				// The worker passed west-made records after its last copy:
+				// the next east-made record lands at the position.
+				src, dst, u, d := src[s.Partition], dst[s.Partition], s.UpstreamOffset, s.DownstreamOffset
+				next := u
+				for next < int64(len(src)) && !strings.HasPrefix(header(src[next], "id"), "east-") {
+					next++
+				}
+				if u < 1 || u > int64(len(src)) || strings.HasPrefix(header(src[u-1], "id"), "east-") || d > int64(len(dst)) ||
+					next < int64(len(src)) && d < int64(len(dst)) && header(src[next], "id") != header(dst[d], "id") {
+					t.Fatalf("position %+v: the record before it is not a west-made one, or the next east-made record does not land there", s)
+				}
+				continue
 			}
 			if s.UpstreamOffset >= int64(len(src[s.Partition])) || s.DownstreamOffset >= int64(len(dst[s.Partition])) ||
 				header(src[s.Partition][s.UpstreamOffset], "id") != header(dst[s.Partition][s.DownstreamOffset], "id") {

@@ -26,6 +26,14 @@ import (
 // the target reads exactly the committed records it had not consumed. The
 // worker's own position passes the last marker, so its lag ends at 0.
 func TestMirrorTranslatesAcrossTransactions(t *testing.T) {
+	// Forwarding, the worker fetches itself and knows how far it read; on
+	// the record path franz-go hands over the markers.
+	for _, forward := range []bool{true, false} {
+		t.Run(fmt.Sprintf("forward=%v", forward), func(t *testing.T) { translatesAcrossTransactions(t, forward) })
+	}
+}
+
+func translatesAcrossTransactions(t *testing.T, forward bool) {
 	east := fakeCluster(t)
 	west := startCluster(t)
 	const topic, group = "payments", "settle"
@@ -124,6 +132,7 @@ func TestMirrorTranslatesAcrossTransactions(t *testing.T) {
 
 	f := testFlow(east, west, "east", "west")
 	f.CheckpointInterval = 200 * time.Millisecond
+	f.ForwardBatches = forward
 	w := startWorker(t, f)
 	remote := "east." + topic
 	waitCount(t, west, remote, int64(len(committed[0])+len(committed[1])), 30*time.Second)

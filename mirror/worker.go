@@ -190,6 +190,10 @@ func (w *Worker) newClients(extra []kgo.Opt) error {
 		// assigned while a fetch waits is only read once it returns.
 		kgo.FetchMaxWait(500*time.Millisecond),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		// A transaction's marker tells the record path that its position
+		// may pass the transaction's end (passEmpty); markers are never
+		// copied.
+		kgo.KeepControlRecords(),
 		kgo.OnPartitionsAssigned(w.onAssigned),
 		kgo.OnPartitionsRevoked(w.onRevoked),
 		kgo.OnPartitionsLost(w.onLost),

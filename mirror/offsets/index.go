@@ -91,8 +91,14 @@ func (ix *Index) Add(p Pair) {
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
 	if ix.hasPosition && p.Downstream >= ix.position.Downstream {
-		// A record copied at or past the position: the position is history.
 		ix.hasPosition = false
+		if p.Downstream > ix.position.Downstream {
+			// A record copied past the position, whose own place's sync
+			// has not arrived (or was lost): the position is no record, and
+			// kept it would link to p as if it were one. Without it the
+			// stretch between is a hole, refused rather than guessed.
+			ix.dropPosition()
+		}
 	}
 	n := len(ix.syncs)
 	if n == 0 || p.Downstream > ix.syncs[n-1].Downstream {
@@ -134,12 +140,17 @@ func (ix *Index) Add(p Pair) {
 // while it is the newest sync, offsets past it are NotMirrored rather than
 // the head. A position behind the newest sync is ignored (what it says is
 // known from the syncs after it); a newer position replaces an older one.
+// The sync of the record copied at p.Downstream replaces it; a sync
+// further on removes it, as it is no record to link to.
 func (ix *Index) AddPosition(p Pair) {
 	if !valid(p) {
 		return
 	}
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
+	if ix.hasPosition && p.Downstream > ix.position.Downstream {
+		ix.dropPosition() // an older position is no record either
+	}
 	n := len(ix.syncs)
 	switch {
 	case n == 0 || p.Downstream > ix.syncs[n-1].Downstream:
@@ -154,6 +165,17 @@ func (ix *Index) AddPosition(p Pair) {
 		return
 	}
 	ix.position, ix.hasPosition = p, true
+}
+
+// dropPosition removes the position from the syncs. Called with mu held.
+func (ix *Index) dropPosition() {
+	i, found := slices.BinarySearchFunc(ix.syncs, ix.position.Downstream, func(s Pair, d int64) int {
+		return cmp.Compare(s.Downstream, d)
+	})
+	if found && ix.syncs[i] == ix.position {
+		ix.syncs = slices.Delete(ix.syncs, i, i+1)
+		ix.parts = nil
+	}
 }
 
 // Len is the number of syncs held.

@@ -36,12 +36,16 @@ type simOpts struct {
 // sim is one partition copied by a simulated copier: the source's offsets
 // (with gaps, as compaction, transaction markers and retention leave them),
 // the target log it produced, and every sync its Emitters returned and it
-// managed to write.
+// managed to write. After a batch followed by a gap the copier may pass
+// some of the gap and write a position (Emitter.Position), as a worker does
+// when a fetch went past transaction markers.
 type sim struct {
 	source []int64
 	log    []Pair
 	syncs  []Pair
-	lost   bool // some syncs were lost
+	pos    []bool // syncs[i] is a position
+	endPos int64  // the position written after the last record, if any
+	lost   bool   // some syncs were lost
 	// truth's precomputed answers
 	ups, sufMin []int64
 }
@@ -81,7 +85,23 @@ func runSim(c chooser, o simOpts, nrec int) *sim {
 			continue
 		}
 		s.syncs = append(s.syncs, syncs...)
+		s.pos = append(s.pos, make([]bool, len(syncs))...)
+		s.endPos = 0 // a position is only the head while no record follows it
 		cur += n
+		last := pairs[n-1].Upstream
+		next := last + 7 // past the end: the offsets after the last record hold markers
+		if cur < len(s.source) {
+			next = s.source[cur]
+		}
+		if next > last+1 && c.IntN(2) == 0 {
+			// The copier read past the gap up to at most the next record.
+			if p, ok := e.Position(last + 2 + int64(c.IntN(int(next-last-1)))); ok {
+				s.syncs, s.pos = append(s.syncs, p), append(s.pos, true)
+				if cur == len(s.source) {
+					s.endPos = p.Upstream
+				}
+			}
+		}
 		if o.restarts && c.IntN(5) == 0 {
 			e = NewEmitter()
 			if o.recopy && rewinds > 0 {
@@ -104,10 +124,19 @@ func (s *sim) truth(u int64) (int64, bool) {
 	if i := sort.Search(len(s.ups), func(i int) bool { return s.ups[i] >= u }); i < len(s.ups) {
 		return s.sufMin[i], true
 	}
-	if last := s.log[len(s.log)-1]; u == last.Upstream+1 {
+	if last := s.log[len(s.log)-1]; u == last.Upstream+1 || u > last.Upstream && u <= s.endPos {
 		return last.Downstream + 1, true
 	}
 	return 0, false
+}
+
+// add gives ix the i-th sync, as the SyncStore would.
+func (s *sim) add(ix *Index, i int) {
+	if s.pos[i] {
+		ix.AddPosition(s.syncs[i])
+		return
+	}
+	ix.Add(s.syncs[i])
 }
 
 // sufMinLastPos lists the distinct upstream offsets of log, ascending, and
@@ -135,7 +164,10 @@ func sufMinLastPos(log []Pair) (ups, sufMin []int64) {
 // checking the index every so often on the way (check receives whether all
 // syncs are in).
 func (s *sim) deliver(c chooser, ix *Index, check func(all bool)) {
-	order := append([]Pair(nil), s.syncs...)
+	order := make([]int, len(s.syncs))
+	for i := range order {
+		order[i] = i
+	}
 	for range c.IntN(len(order) + 1) {
 		order = append(order, order[c.IntN(len(order))])
 	}
@@ -144,8 +176,8 @@ func (s *sim) deliver(c chooser, ix *Index, check func(all bool)) {
 		order[i], order[j] = order[j], order[i]
 	}
 	step := max(1, len(order)/4)
-	for i, p := range order {
-		ix.Add(p)
+	for i, k := range order {
+		s.add(ix, k)
 		if (i+1)%step == 0 && i+1 < len(order) {
 			check(false)
 		}
@@ -253,8 +285,8 @@ func TestOffsetsSimulatedInOrder(t *testing.T) {
 		r := rand.New(rand.NewPCG(seed, 11))
 		s := runSim(r, simOpts{restarts: true, recopy: seed%2 == 0, lose: seed%4 == 0}, 1+r.IntN(150))
 		ix := NewIndex()
-		for i, p := range s.syncs {
-			ix.Add(p)
+		for i := range s.syncs {
+			s.add(ix, i)
 			checkSim(t, s, ix, i == len(s.syncs)-1, true)
 		}
 		if built := buildParts(ix.syncs); !slices.Equal(ix.parts, built) {
@@ -290,8 +322,8 @@ func FuzzTranslate(f *testing.F) {
 			return
 		}
 		in := NewIndex()
-		for i, p := range s.syncs {
-			in.Add(p)
+		for i := range s.syncs {
+			s.add(in, i)
 			checkSim(t, s, in, i == len(s.syncs)-1, true)
 		}
 	})
