@@ -25,6 +25,10 @@ type latencyRun struct {
 	// process, so a stall here shows up as latency there: the producer
 	// sends a burst after it, and the consumer reads late.
 	worstBySecond, stallBySecond []time.Duration
+	// The host's iowait and steal shares per second of the phase, 0..1:
+	// a slow second with the disk or the hypervisor holding the CPUs is
+	// the machine's, not the copy's.
+	iowaitBySecond, stealBySecond []float64
 	// warmBySlice is the worst latency of the records produced in each
 	// warmSlice of the warm-up, which the percentiles leave out: a stream
 	// starting from idle runs slow for its first seconds (on this VM's
@@ -127,7 +131,7 @@ func measureLatency(ctx context.Context, p benchkit.Producer, srcSeeds, dstSeeds
 	mu.Unlock()
 
 	sctx, stopStalls := context.WithCancel(ctx)
-	stalls := make(chan []time.Duration, 1)
+	stalls := make(chan []second, 1)
 	go func() { stalls <- ownStalls(sctx) }()
 	// The CPU figures cover the timed phase only, like the percentiles.
 	loadWindow := make(chan func() benchkit.Load, 1)
@@ -140,9 +144,14 @@ func measureLatency(ctx context.Context, p benchkit.Producer, srcSeeds, dstSeeds
 		run.load = (<-loadWindow)()
 	}
 	stopStalls()
-	run.stallBySecond = <-stalls
-	if n := int(warmup / time.Second); n <= len(run.stallBySecond) {
-		run.stallBySecond = run.stallBySecond[n:]
+	seconds := <-stalls
+	if n := int(warmup / time.Second); n <= len(seconds) {
+		seconds = seconds[n:]
+	}
+	for _, s := range seconds {
+		run.stallBySecond = append(run.stallBySecond, s.stall)
+		run.iowaitBySecond = append(run.iowaitBySecond, s.iowait)
+		run.stealBySecond = append(run.stealBySecond, s.steal)
 	}
 	if err != nil {
 		return run, err
@@ -171,19 +180,32 @@ func measureLatency(ctx context.Context, p benchkit.Producer, srcSeeds, dstSeeds
 	return run, nil
 }
 
-// ownStalls samples this process's scheduling stalls until ctx ends: each
-// second, the worst overshoot of a 1 ms sleep.
-func ownStalls(ctx context.Context) []time.Duration {
-	var out []time.Duration
+// second is one second of a latency phase, as ownStalls sees it.
+type second struct {
+	stall         time.Duration
+	iowait, steal float64 // the host's shares, 0..1
+}
+
+// ownStalls samples until ctx ends, each second: this process's worst
+// scheduling stall (the overshoot of a 1 ms sleep) and the host's iowait
+// and steal shares (0 where /proc/stat cannot be read).
+func ownStalls(ctx context.Context) []second {
+	var out []second
 	var worst time.Duration
-	second := time.Now()
+	start := time.Now()
+	h0, _ := benchkit.ReadHostTimes()
 	for ctx.Err() == nil {
 		t0 := time.Now()
 		time.Sleep(time.Millisecond)
 		worst = max(worst, time.Since(t0)-time.Millisecond)
-		if time.Since(second) >= time.Second {
-			out = append(out, worst)
-			worst, second = 0, time.Now()
+		if time.Since(start) >= time.Second {
+			s := second{stall: worst}
+			if h, err := benchkit.ReadHostTimes(); err == nil {
+				s.iowait, s.steal = h.Shares(h0)
+				h0 = h
+			}
+			out = append(out, s)
+			worst, start = 0, time.Now()
 		}
 	}
 	return out

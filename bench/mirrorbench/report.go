@@ -83,16 +83,19 @@ func writeReport(w io.Writer, o options, args []string, r results) {
 			r.latRate, r.latRate*float64(o.RecordSize)/1e6, o.Duration, o.warmupAt(r.latRate), warmupParts(o, r.latRate), l.produced.Produced.Records, l.received,
 			ms(l.p50), ms(l.p99), ms(l.max), goalP99, metIf(l.p99 < goalP99), ms(l.produced.P50), ms(l.produced.P99))
 		fmt.Fprintf(w, "Worst latency per %v of the warm-up: %s. Worst latency per second of the timed phase: %s; the bench "+
-			"process's own worst stall per second (its producer and consumer run in it): %s.  \n",
-			warmSlice, msList(l.warmBySlice), msList(l.worstBySecond), msList(l.stallBySecond))
+			"process's own worst stall per second (its producer and consumer run in it): %s; the host's iowait per second: %s; "+
+			"steal (the hypervisor's) per second: %s.  \n",
+			warmSlice, msList(l.warmBySlice), msList(l.worstBySecond), msList(l.stallBySecond),
+			pctList(l.iowaitBySecond), pctList(l.stealBySecond))
 		fmt.Fprintf(w, "CPU during the timed phase: %s.  \n", l.load)
 	}
 	if pl := r.pipeLat; pl.received > 0 {
 		fmt.Fprintf(w, "The same rate through the franz-go pipe (in this process, the mirror stopped), timed the same way: "+
 			"%d produced, %d seen on the target, p50 %v, p99 %v, max %v (mirror / pipe p99: %s); source produce p99 %v; "+
-			"worst per second %s; CPU: %s.  \n",
+			"worst per second %s; iowait per second %s; steal per second %s; CPU: %s.  \n",
 			pl.produced.Produced.Records, pl.received, ms(pl.p50), ms(pl.p99), ms(pl.max),
-			ratio(l.p99.Seconds(), pl.p99.Seconds()), ms(pl.produced.P99), msList(pl.worstBySecond), pl.load)
+			ratio(l.p99.Seconds(), pl.p99.Seconds()), ms(pl.produced.P99), msList(pl.worstBySecond),
+			pctList(pl.iowaitBySecond), pctList(pl.stealBySecond), pl.load)
 	}
 	if hl := r.hopLat; hl.received > 0 {
 		fmt.Fprintf(w, "The same rate into the source and read back from it (one broker, nothing copied: the floor), timed the same way: "+
@@ -153,6 +156,15 @@ func msList(ds []time.Duration) string {
 		parts[i] = fmt.Sprint(d.Round(time.Millisecond).Milliseconds())
 	}
 	return strings.Join(parts, " / ") + " ms"
+}
+
+// pctList reads "0 / 12 / 3 %": shares 0..1 as whole percents.
+func pctList(fs []float64) string {
+	parts := make([]string, len(fs))
+	for i, f := range fs {
+		parts[i] = fmt.Sprintf("%.0f", f*100)
+	}
+	return strings.Join(parts, " / ") + " %"
 }
 
 func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }

@@ -12,29 +12,64 @@ import (
 // HostCPU reads the first line of /proc/stat: the CPU time all CPUs spent
 // busy (everything but idle and iowait) and in all, since boot.
 func HostCPU() (busy, total time.Duration, err error) {
+	h, err := ReadHostTimes()
+	return h.Busy(), h.Total, err
+}
+
+// HostTimes is the CPU time all CPUs spent, since boot, from the first line
+// of /proc/stat.
+type HostTimes struct {
+	Total  time.Duration
+	Idle   time.Duration // idle and iowait
+	IOWait time.Duration // idle with a disk request outstanding
+	Steal  time.Duration // taken by the hypervisor while this guest wanted to run
+}
+
+// Busy is everything but idle and iowait; steal counts as busy.
+func (h HostTimes) Busy() time.Duration { return h.Total - h.Idle }
+
+// Shares returns the iowait and steal shares of the time between h0 and h,
+// 0..1; zero when no time passed.
+func (h HostTimes) Shares(h0 HostTimes) (iowait, steal float64) {
+	total := h.Total - h0.Total
+	if total <= 0 {
+		return 0, 0
+	}
+	return float64(h.IOWait-h0.IOWait) / float64(total), float64(h.Steal-h0.Steal) / float64(total)
+}
+
+// ReadHostTimes reads HostTimes.
+func ReadHostTimes() (HostTimes, error) {
+	var h HostTimes
 	b, err := os.ReadFile("/proc/stat")
 	if err != nil {
-		return 0, 0, err
+		return h, err
 	}
 	line, _, _ := strings.Cut(string(b), "\n")
 	f := strings.Fields(line)
 	if len(f) < 6 || f[0] != "cpu" {
-		return 0, 0, fmt.Errorf("/proc/stat: unexpected first line %q", line)
+		return h, fmt.Errorf("/proc/stat: unexpected first line %q", line)
 	}
 	// user nice system idle iowait irq softirq steal (guest time is
 	// already inside user and nice, so it is left out).
-	var idle uint64
 	for i, s := range f[1:min(len(f), 9)] {
 		v, err := strconv.ParseUint(s, 10, 64)
 		if err != nil {
-			return 0, 0, fmt.Errorf("/proc/stat: field %d: %w", i+1, err)
+			return HostTimes{}, fmt.Errorf("/proc/stat: field %d: %w", i+1, err)
 		}
-		if i == 3 || i == 4 {
-			idle += v
+		d := time.Duration(v) * clockTick
+		switch i {
+		case 3:
+			h.Idle += d
+		case 4:
+			h.Idle += d
+			h.IOWait = d
+		case 7:
+			h.Steal = d
 		}
-		total += time.Duration(v) * clockTick
+		h.Total += d
 	}
-	return total - time.Duration(idle)*clockTick, total, nil
+	return h, nil
 }
 
 // Load is what the machine did during a window: the busy share of all its

@@ -52,6 +52,32 @@ func TestMeasureLoad(t *testing.T) {
 	t.Logf("%s over %.2f s", l, wall)
 }
 
+// TestHostTimes: the parts of /proc/stat's first line fit in each other,
+// and shares over a short spin are fractions.
+func TestHostTimes(t *testing.T) {
+	h0, err := ReadHostTimes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for end := time.Now().Add(50 * time.Millisecond); time.Now().Before(end); {
+	}
+	h, err := ReadHostTimes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, x := range []HostTimes{h0, h} {
+		if x.Total <= 0 || x.IOWait > x.Idle || x.Idle > x.Total || x.Steal > x.Busy() {
+			t.Fatalf("inconsistent %+v", x)
+		}
+	}
+	if io, st := h.Shares(h0); io < 0 || io > 1 || st < 0 || st > 1 {
+		t.Fatalf("shares iowait %v, steal %v", io, st)
+	}
+	if io, st := h.Shares(h); io != 0 || st != 0 {
+		t.Fatalf("no time passed: shares %v, %v", io, st)
+	}
+}
+
 func TestHostCPU(t *testing.T) {
 	busy, total, err := HostCPU()
 	if err != nil {
