@@ -25,10 +25,12 @@ type latencyRun struct {
 	// process, so a stall here shows up as latency there: the producer
 	// sends a burst after it, and the consumer reads late.
 	worstBySecond, stallBySecond []time.Duration
-	// The host's iowait and steal shares per second of the phase, 0..1:
-	// a slow second with the disk or the hypervisor holding the CPUs is
-	// the machine's, not the copy's.
-	iowaitBySecond, stealBySecond []float64
+	// Per second of the phase, 0..1: the share during which some task of
+	// the host waited for a CPU, and for the disk (Linux's pressure stall
+	// information), and the hypervisor's steal. A slow second with tasks
+	// queued for the CPUs or the disk, or the CPUs taken away, is the
+	// machine's rather than the copy's.
+	cpuWaitBySecond, ioWaitBySecond, stealBySecond []float64
 	// warmBySlice is the worst latency of the records produced in each
 	// warmSlice of the warm-up, which the percentiles leave out: a stream
 	// starting from idle runs slow for its first seconds (on this VM's
@@ -150,7 +152,8 @@ func measureLatency(ctx context.Context, p benchkit.Producer, srcSeeds, dstSeeds
 	}
 	for _, s := range seconds {
 		run.stallBySecond = append(run.stallBySecond, s.stall)
-		run.iowaitBySecond = append(run.iowaitBySecond, s.iowait)
+		run.cpuWaitBySecond = append(run.cpuWaitBySecond, s.cpuWait)
+		run.ioWaitBySecond = append(run.ioWaitBySecond, s.ioWait)
 		run.stealBySecond = append(run.stealBySecond, s.steal)
 	}
 	if err != nil {
@@ -182,27 +185,35 @@ func measureLatency(ctx context.Context, p benchkit.Producer, srcSeeds, dstSeeds
 
 // second is one second of a latency phase, as ownStalls sees it.
 type second struct {
-	stall         time.Duration
-	iowait, steal float64 // the host's shares, 0..1
+	stall                  time.Duration
+	cpuWait, ioWait, steal float64 // the host's shares, 0..1
 }
 
 // ownStalls samples until ctx ends, each second: this process's worst
-// scheduling stall (the overshoot of a 1 ms sleep) and the host's iowait
-// and steal shares (0 where /proc/stat cannot be read).
+// scheduling stall (the overshoot of a 1 ms sleep), and the host's CPU and
+// disk pressure and steal (0 where /proc cannot tell).
 func ownStalls(ctx context.Context) []second {
 	var out []second
 	var worst time.Duration
 	start := time.Now()
 	h0, _ := benchkit.ReadHostTimes()
+	cpu0, _ := benchkit.Pressure("cpu")
+	io0, _ := benchkit.Pressure("io")
 	for ctx.Err() == nil {
 		t0 := time.Now()
 		time.Sleep(time.Millisecond)
 		worst = max(worst, time.Since(t0)-time.Millisecond)
-		if time.Since(start) >= time.Second {
+		if el := time.Since(start); el >= time.Second {
 			s := second{stall: worst}
 			if h, err := benchkit.ReadHostTimes(); err == nil {
-				s.iowait, s.steal = h.Shares(h0)
+				s.steal = h.StealShare(h0)
 				h0 = h
+			}
+			if c, err := benchkit.Pressure("cpu"); err == nil {
+				s.cpuWait, cpu0 = min(float64(c-cpu0)/float64(el), 1), c
+			}
+			if i, err := benchkit.Pressure("io"); err == nil {
+				s.ioWait, io0 = min(float64(i-io0)/float64(el), 1), i
 			}
 			out = append(out, s)
 			worst, start = 0, time.Now()

@@ -83,19 +83,19 @@ func writeReport(w io.Writer, o options, args []string, r results) {
 			r.latRate, r.latRate*float64(o.RecordSize)/1e6, o.Duration, o.warmupAt(r.latRate), warmupParts(o, r.latRate), l.produced.Produced.Records, l.received,
 			ms(l.p50), ms(l.p99), ms(l.max), goalP99, metIf(l.p99 < goalP99), ms(l.produced.P50), ms(l.produced.P99))
 		fmt.Fprintf(w, "Worst latency per %v of the warm-up: %s. Worst latency per second of the timed phase: %s; the bench "+
-			"process's own worst stall per second (its producer and consumer run in it): %s; the host's iowait per second: %s; "+
-			"steal (the hypervisor's) per second: %s.  \n",
+			"process's own worst stall per second (its producer and consumer run in it): %s. The host, per second: "+
+			"some task waiting for a CPU %s, for the disk %s (/proc/pressure), CPUs stolen by the hypervisor %s.  \n",
 			warmSlice, msList(l.warmBySlice), msList(l.worstBySecond), msList(l.stallBySecond),
-			pctList(l.iowaitBySecond), pctList(l.stealBySecond))
+			pctList(l.cpuWaitBySecond), pctList(l.ioWaitBySecond), pctList(l.stealBySecond))
 		fmt.Fprintf(w, "CPU during the timed phase: %s.  \n", l.load)
 	}
 	if pl := r.pipeLat; pl.received > 0 {
 		fmt.Fprintf(w, "The same rate through the franz-go pipe (in this process, the mirror stopped), timed the same way: "+
 			"%d produced, %d seen on the target, p50 %v, p99 %v, max %v (mirror / pipe p99: %s); source produce p99 %v; "+
-			"worst per second %s; iowait per second %s; steal per second %s; CPU: %s.  \n",
+			"worst per second %s; per second, some task waiting for a CPU %s, for the disk %s, stolen %s; CPU: %s.  \n",
 			pl.produced.Produced.Records, pl.received, ms(pl.p50), ms(pl.p99), ms(pl.max),
 			ratio(l.p99.Seconds(), pl.p99.Seconds()), ms(pl.produced.P99), msList(pl.worstBySecond),
-			pctList(pl.iowaitBySecond), pctList(pl.stealBySecond), pl.load)
+			pctList(pl.cpuWaitBySecond), pctList(pl.ioWaitBySecond), pctList(pl.stealBySecond), pl.load)
 	}
 	if hl := r.hopLat; hl.received > 0 {
 		fmt.Fprintf(w, "The same rate into the source and read back from it (one broker, nothing copied: the floor), timed the same way: "+

@@ -19,23 +19,22 @@ func HostCPU() (busy, total time.Duration, err error) {
 // HostTimes is the CPU time all CPUs spent, since boot, from the first line
 // of /proc/stat.
 type HostTimes struct {
-	Total  time.Duration
-	Idle   time.Duration // idle and iowait
-	IOWait time.Duration // idle with a disk request outstanding
-	Steal  time.Duration // taken by the hypervisor while this guest wanted to run
+	Total time.Duration
+	Idle  time.Duration // idle and iowait
+	Steal time.Duration // taken by the hypervisor while this guest wanted to run
 }
 
 // Busy is everything but idle and iowait; steal counts as busy.
 func (h HostTimes) Busy() time.Duration { return h.Total - h.Idle }
 
-// Shares returns the iowait and steal shares of the time between h0 and h,
-// 0..1; zero when no time passed.
-func (h HostTimes) Shares(h0 HostTimes) (iowait, steal float64) {
+// StealShare returns the share of the time between h0 and h that the
+// hypervisor took, 0..1; zero when no time passed.
+func (h HostTimes) StealShare(h0 HostTimes) float64 {
 	total := h.Total - h0.Total
 	if total <= 0 {
-		return 0, 0
+		return 0
 	}
-	return float64(h.IOWait-h0.IOWait) / float64(total), float64(h.Steal-h0.Steal) / float64(total)
+	return float64(h.Steal-h0.Steal) / float64(total)
 }
 
 // ReadHostTimes reads HostTimes.
@@ -59,17 +58,35 @@ func ReadHostTimes() (HostTimes, error) {
 		}
 		d := time.Duration(v) * clockTick
 		switch i {
-		case 3:
+		case 3, 4:
 			h.Idle += d
-		case 4:
-			h.Idle += d
-			h.IOWait = d
 		case 7:
 			h.Steal = d
 		}
 		h.Total += d
 	}
 	return h, nil
+}
+
+// Pressure reads the "some" line of /proc/pressure/<resource> (cpu, io or
+// memory; Linux's pressure stall information): the total time, since boot,
+// during which at least one task was stalled waiting for the resource.
+func Pressure(resource string) (time.Duration, error) {
+	b, err := os.ReadFile("/proc/pressure/" + resource)
+	if err != nil {
+		return 0, err
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	for _, f := range strings.Fields(line) {
+		if v, ok := strings.CutPrefix(f, "total="); ok {
+			us, err := strconv.ParseUint(v, 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("/proc/pressure/%s: %w", resource, err)
+			}
+			return time.Duration(us) * time.Microsecond, nil
+		}
+	}
+	return 0, fmt.Errorf("/proc/pressure/%s: no total in %q", resource, line)
 }
 
 // Load is what the machine did during a window: the busy share of all its

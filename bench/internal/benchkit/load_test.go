@@ -1,6 +1,8 @@
 package benchkit
 
 import (
+	"errors"
+	"io/fs"
 	"os"
 	"testing"
 	"time"
@@ -53,7 +55,7 @@ func TestMeasureLoad(t *testing.T) {
 }
 
 // TestHostTimes: the parts of /proc/stat's first line fit in each other,
-// and shares over a short spin are fractions.
+// and the steal share over a short spin is a fraction.
 func TestHostTimes(t *testing.T) {
 	h0, err := ReadHostTimes()
 	if err != nil {
@@ -66,15 +68,32 @@ func TestHostTimes(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, x := range []HostTimes{h0, h} {
-		if x.Total <= 0 || x.IOWait > x.Idle || x.Idle > x.Total || x.Steal > x.Busy() {
+		if x.Total <= 0 || x.Idle > x.Total || x.Steal > x.Busy() {
 			t.Fatalf("inconsistent %+v", x)
 		}
 	}
-	if io, st := h.Shares(h0); io < 0 || io > 1 || st < 0 || st > 1 {
-		t.Fatalf("shares iowait %v, steal %v", io, st)
+	if st := h.StealShare(h0); st < 0 || st > 1 {
+		t.Fatalf("steal share %v", st)
 	}
-	if io, st := h.Shares(h); io != 0 || st != 0 {
-		t.Fatalf("no time passed: shares %v, %v", io, st)
+	if st := h.StealShare(h); st != 0 {
+		t.Fatalf("no time passed: steal share %v", st)
+	}
+}
+
+// TestPressure: where the kernel has pressure stall information, the
+// totals read and never go back.
+func TestPressure(t *testing.T) {
+	for _, r := range []string{"cpu", "io"} {
+		a, err := Pressure(r)
+		if errors.Is(err, fs.ErrNotExist) {
+			t.Skipf("no /proc/pressure/%s on this kernel", r)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b, err := Pressure(r); err != nil || b < a {
+			t.Fatalf("%s: %v then %v (%v)", r, a, b, err)
+		}
 	}
 }
 
