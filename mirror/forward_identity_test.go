@@ -53,7 +53,8 @@ func TestForwardIdentityActiveActive(t *testing.T) {
 			if offsets.IsPosition(r) {
 				// The worker passed west-made records after its last copy:
 				// the next east-made record lands at the position.
-				src, dst, u, d := src[s.Partition], dst[s.Partition], s.UpstreamOffset, s.DownstreamOffset
+				pos := offsets.PositionFromWire(offsets.Pair{Upstream: s.UpstreamOffset, Downstream: s.DownstreamOffset})
+				src, dst, u, d := src[s.Partition], dst[s.Partition], pos.Upstream, pos.Downstream
 				next := u
 				for next < int64(len(src)) && !strings.HasPrefix(header(src[next], "id"), "east-") {
 					next++

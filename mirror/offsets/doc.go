@@ -28,6 +28,10 @@
 // PositionHeader. Without it, a group that read a transaction to its end
 // stands past the newest sync's head and is not translated until another
 // record is copied; on a transactional topic that is nearly every group.
+// A position holds only while it is the newest sync: the record copied at
+// its place replaces it, a newer position or any sync further on removes
+// it. It is written one below its target offset, so that MM2's readers,
+// which do not know it, re-deliver rather than skip (PositionHeader).
 //
 // # Translation
 //
@@ -63,7 +67,7 @@
 // Syncs may reach an Index in any order and repeated. For a copier that
 // never re-copies, the answers once all syncs are in do not depend on the
 // order, and before that no answer skips a record (a randomized simulator
-// and a fuzz target check both). With re-copies the same holds for syncs
+// and a fuzz target check both, positions included). With re-copies the same holds for syncs
 // added in the order they were written, which is how the SyncStore reads
 // them; added out of order, a sync can hide a re-copy whose syncs have not
 // arrived yet. An Index fed in order keeps only the ends of runs: a

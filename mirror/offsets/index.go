@@ -139,9 +139,11 @@ func (ix *Index) Add(p Pair) {
 // p.Upstream+1, which may yet turn out to be a marker or an aborted record:
 // while it is the newest sync, offsets past it are NotMirrored rather than
 // the head. A position behind the newest sync is ignored (what it says is
-// known from the syncs after it); a newer position replaces an older one.
-// The sync of the record copied at p.Downstream replaces it; a sync
-// further on removes it, as it is no record to link to.
+// known from the syncs after it, unless the sync of the record copied at
+// its place was lost, which leaves a hole refused as MissingSyncs); a
+// position further on replaces an older one, whatever the order they
+// arrive in. The sync of the record copied at p.Downstream replaces it; a
+// sync further on removes it, as it is no record to link to.
 func (ix *Index) AddPosition(p Pair) {
 	if !valid(p) {
 		return
@@ -158,7 +160,7 @@ func (ix *Index) AddPosition(p Pair) {
 		if ix.parts != nil || n == 0 {
 			ix.parts = extendParts(ix.parts, ix.syncs, n)
 		}
-	case ix.hasPosition && ix.syncs[n-1] == ix.position && p.Downstream == ix.position.Downstream:
+	case ix.hasPosition && ix.syncs[n-1] == ix.position && p.Downstream == ix.position.Downstream && p.Upstream > ix.position.Upstream:
 		ix.syncs[n-1] = p
 		ix.parts = nil
 	default:

@@ -221,6 +221,8 @@ func TestOffsetsPositions(t *testing.T) {
 	check("at position 15", [3]int64{12, 2, ok}, [3]int64{13, 3, ok}, [3]int64{15, 3, ok}, [3]int64{16, 0, no})
 	ix.AddPosition(Pair{17, 3})
 	check("at position 17", [3]int64{16, 3, ok}, [3]int64{17, 3, ok}, [3]int64{18, 0, no})
+	ix.AddPosition(Pair{15, 3})
+	check("an older position arriving again is ignored", [3]int64{16, 3, ok}, [3]int64{17, 3, ok}, [3]int64{18, 0, no})
 	ix.AddPosition(Pair{14, 2})
 	check("a position behind the newest sync is ignored", [3]int64{13, 3, ok}, [3]int64{12, 2, ok})
 	ix.Add(Pair{20, 3})
@@ -229,5 +231,52 @@ func TestOffsetsPositions(t *testing.T) {
 	check("a stale position does not replace a record", [3]int64{19, 3, ok}, [3]int64{21, 4, ok})
 	if n := ix.Len(); n != 3 {
 		t.Errorf("%d syncs held, want 3: %v", n, ix.Syncs())
+	}
+	if w := PositionToWire(Pair{15, 3}); w != (Pair{15, 2}) || PositionFromWire(w) != (Pair{15, 3}) {
+		t.Errorf("a position on the wire: %v, back %v", w, PositionFromWire(w))
+	}
+}
+
+// TestOffsetsPositionsReadByMM2: MM2's checkpoint connector reads kdr's
+// offset syncs without knowing positions, and answers an offset u with the
+// newest sync s at or below it: s.Downstream when u is s.Upstream, else
+// s.Downstream+1. Written as PositionToWire gives them, positions make it
+// read a record again at worst, never skip one.
+func TestOffsetsPositionsReadByMM2(t *testing.T) {
+	mm2 := func(syncs []Pair, u int64) (int64, bool) {
+		var best Pair
+		found := false
+		for _, s := range syncs {
+			if s.Upstream <= u && (!found || s.Upstream >= best.Upstream) {
+				best, found = s, true
+			}
+		}
+		if !found {
+			return 0, false
+		}
+		if best.Upstream == u {
+			return best.Downstream, true
+		}
+		return best.Downstream + 1, true
+	}
+	// Records 10..12 land at 0..2; 13 is a commit marker, 14..16 aborted
+	// records and 17 their marker, passed in two fetches; 18 lands at 3.
+	e := NewEmitter()
+	var wire []Pair
+	wire = append(wire, e.Batch(pairs(10, 0, 11, 1, 12, 2))...)
+	for _, at := range []int64{14, 18} {
+		if p, ok := e.Position(at); ok {
+			wire = append(wire, PositionToWire(p))
+		}
+	}
+	wire = append(wire, e.Batch(pairs(18, 3))...)
+	for u := int64(10); u <= 19; u++ {
+		truth := min(u-10, 3) // the first record at or after u
+		if u == 19 {
+			truth = 4
+		}
+		if d, ok := mm2(wire, u); !ok || d > truth {
+			t.Errorf("MM2 reading %v translates %d to %d (ok %v); the first record at or after it is at %d", wire, u, d, ok, truth)
+		}
 	}
 }

@@ -94,11 +94,16 @@ func runSim(c chooser, o simOpts, nrec int) *sim {
 			next = s.source[cur]
 		}
 		if next > last+1 && c.IntN(2) == 0 {
-			// The copier read past the gap up to at most the next record.
-			if p, ok := e.Position(last + 2 + int64(c.IntN(int(next-last-1)))); ok {
-				s.syncs, s.pos = append(s.syncs, p), append(s.pos, true)
-				if cur == len(s.source) {
-					s.endPos = p.Upstream
+			// The copier read past the gap, in one to three fetches, up to
+			// at most the next record.
+			at := last + 1
+			for range 1 + c.IntN(3) {
+				at = min(at+1+int64(c.IntN(int(next-last-1))), next)
+				if p, ok := e.Position(at); ok {
+					s.syncs, s.pos = append(s.syncs, p), append(s.pos, true)
+					if cur == len(s.source) {
+						s.endPos = p.Upstream
+					}
 				}
 			}
 		}
@@ -241,13 +246,16 @@ func checkSim(t *testing.T, s *sim, ix *Index, all, partial bool) {
 func (s *sim) offsetsToCheck(all bool) []int64 {
 	var us []int64
 	if all {
-		for u := s.source[0] - 2; u <= s.source[len(s.source)-1]+2; u++ {
+		for u := s.source[0] - 2; u <= max(s.source[len(s.source)-1], s.endPos)+2; u++ {
 			us = append(us, u)
 		}
 		return us
 	}
 	for _, o := range s.source {
 		us = append(us, o-1, o, o+1)
+	}
+	if s.endPos > 0 {
+		us = append(us, s.endPos, s.endPos+1)
 	}
 	return append(us, s.source[len(s.source)-1]+2)
 }

@@ -270,17 +270,19 @@ func (s *SyncStore) apply(r *kgo.Record) {
 	s.m.read.Inc()
 	p := Pair{Upstream: sync.UpstreamOffset, Downstream: sync.DownstreamOffset}
 	if IsPosition(r) {
-		s.index(sync.Topic, sync.Partition, true).AddPosition(p)
+		s.index(sync.Topic, sync.Partition, true).AddPosition(PositionFromWire(p))
 		return
 	}
 	s.Add(sync.Topic, sync.Partition, p)
 }
 
 // PositionHeader marks an offset sync that is a copier's position
-// (Emitter.Position) rather than a copied record. The record is otherwise
-// an ordinary MM2 offset sync: MM2's readers ignore headers, and the pair
-// translates correctly for them (its upstream offset to where the next
-// record lands).
+// (Emitter.Position) rather than a copied record. On the wire a position
+// (P, D) is written as (P, D-1): the last copied record's target offset.
+// MM2's readers ignore headers and answer an offset u past a sync s with
+// s.Downstream+1; read as written, a position gives them D-1 for u = P
+// (one record read again) and D for any u after it, which skips nothing,
+// where (P, D) would give D+1 and skip the record copied to D.
 const PositionHeader = "kdr-position"
 
 // IsPosition reports whether an offset-sync record carries PositionHeader.
@@ -292,6 +294,13 @@ func IsPosition(r *kgo.Record) bool {
 	}
 	return false
 }
+
+// PositionToWire is the pair written for position p (see PositionHeader).
+func PositionToWire(p Pair) Pair { return Pair{Upstream: p.Upstream, Downstream: p.Downstream - 1} }
+
+// PositionFromWire is the position a pair written by PositionToWire stands
+// for.
+func PositionFromWire(w Pair) Pair { return Pair{Upstream: w.Upstream, Downstream: w.Downstream + 1} }
 
 func (s *SyncStore) markReady() { s.readyOnce.Do(func() { close(s.ready) }) }
 
