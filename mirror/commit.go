@@ -84,6 +84,7 @@ func (w *Worker) settlePartition(ps *partState, jobs []*job) []noted {
 	var pairs []pair
 	var failure error
 	done := 0
+	unpaired := false // copies after the last pair whose target offsets are unknown
 	for _, j := range jobs {
 		if j.raw != nil {
 			if j.err != nil && j.skip == "" {
@@ -101,6 +102,9 @@ func (w *Worker) settlePartition(ps *partState, jobs []*job) []noted {
 			w.skippedRaw(ps, skipLoop, j.raw.loops)
 			if j.base >= 0 { // a duplicate's offsets may be unknown (DUPLICATE_SEQUENCE_NUMBER)
 				pairs = append(pairs, j.raw.pairs(j.base)...)
+				unpaired = false
+			} else if j.raw.count > 0 {
+				unpaired = true
 			}
 			continue
 		}
@@ -133,6 +137,7 @@ func (w *Worker) settlePartition(ps *partState, jobs []*job) []noted {
 			ps.probe = false
 			w.copied(ps, j)
 			pairs = append(pairs, pair{Upstream: j.src.Offset, Downstream: j.out.Offset})
+			unpaired = false
 		}
 	}
 	for _, e := range ps.queue[:done] {
@@ -146,6 +151,9 @@ func (w *Worker) settlePartition(ps *partState, jobs []*job) []noted {
 		for _, s := range ps.em.batch(pairs) {
 			w.addSync(ps, s, false)
 		}
+	}
+	if unpaired {
+		ps.em.unpaired()
 	}
 	if failure == nil {
 		ps.backoff, ps.lastErr = 0, ""
@@ -193,6 +201,9 @@ func (w *Worker) settlePartition(ps *partState, jobs []*job) []noted {
 // marks where the copy stands rather than a copied record. Called with mu
 // held.
 func (w *Worker) addSync(ps *partState, s pair, position bool) {
+	if position {
+		s = offsets.PositionToWire(s)
+	}
 	os := mm2.OffsetSync{Topic: ps.topic, Partition: ps.partition, UpstreamOffset: s.Upstream, DownstreamOffset: s.Downstream}
 	rec := &kgo.Record{Topic: w.syncTopic, Partition: 0, Key: os.Key(), Value: os.Value()}
 	if position {

@@ -92,10 +92,10 @@
 //
 // The worker reads committed. Once every record fetched is acknowledged,
 // its position passes the offsets after them that hold nothing to copy
-// (transaction markers, aborted records, records skipped): the committed
-// position reaches the source's end, lag reads 0, and a position sync
-// (offsets.PositionHeader) lets groups that read the last transaction
-// translate. The worker's own fetching knows how far it read; on the
+// (transaction markers, aborted records): the committed position reaches
+// the source's end, lag reads 0, and a position sync
+// (offsets.PositionHeader; also after records skipped, which the position
+// already passed) lets groups that read the last transaction translate. The worker's own fetching knows how far it read; on the
 // record path (compression, --forward-batches=false) franz-go hands over
 // the transaction markers, which are passed, never copied.
 //
@@ -231,6 +231,8 @@
 // kdr_mirror_lag_records, kdr_mirror_lag_seconds,
 // kdr_mirror_offset_syncs_total, kdr_mirror_records_skipped_total{reason},
 // kdr_mirror_errors_total{kind}, kdr_mirror_assigned_partitions,
+// kdr_mirror_fetch_failing_partitions (owned partitions whose fetches have
+// failed for 5 s or more, forwarding flows; Health names the oldest),
 // kdr_mirror_heartbeats_total, kdr_mirror_topics_deleted_total,
 // kdr_mirror_acls_created_total; and, per flow, where a copy's time goes:
 // kdr_mirror_fetch_seconds (a fetch from a source broker, forwarding flows),

@@ -64,8 +64,17 @@ func (w *Worker) fetchLoop(ctx context.Context) {
 			<-done
 		}
 	}()
+	var counted time.Time
 	for ctx.Err() == nil {
 		now := time.Now()
+		if now.Sub(counted) >= time.Second {
+			// A scan of the owned partitions: at most once a second.
+			w.mu.Lock()
+			n, _ := w.fetchFailingParts(now)
+			w.mu.Unlock()
+			w.m.fetchFailing.Set(float64(n))
+			counted = now
+		}
 		w.resolvePositions(ctx, w.unpositioned(now))
 		want, room, wake := w.fetchable(now)
 		if len(want) > 0 {
@@ -84,8 +93,9 @@ func (w *Worker) fetchLoop(ctx context.Context) {
 				id, ok := ids[tps[i]]
 				switch {
 				case !ok:
-					w.noteErr(KindSource, fmt.Errorf("fetching %s/%d: %w", ps.topic, ps.partition, w.srcLeaders.why(tps[i])))
-					w.fetchFailed(ps)
+					err := fmt.Errorf("fetching %s/%d: %w", ps.topic, ps.partition, w.srcLeaders.why(tps[i]))
+					w.noteErr(KindSource, err)
+					w.fetchFailed(ps, err)
 				case !inflight[id]:
 					byLeader[id] = append(byLeader[id], ps)
 				}
@@ -240,7 +250,7 @@ func (w *Worker) fetchFrom(ctx context.Context, id int32, parts []fetchPos, room
 			w.fetchFailure(sent, err)
 		}
 		for _, fp := range parts {
-			w.fetchFailed(fp.ps)
+			w.fetchFailed(fp.ps, err)
 		}
 		return 0
 	}
@@ -288,8 +298,9 @@ func (w *Worker) takeFetched(ctx context.Context, id int32, fp fetchPos, rp *kms
 		if errors.Is(err, kerr.UnknownTopicOrPartition) || errors.Is(err, kerr.UnknownTopicID) {
 			w.triggerRefresh()
 		}
-		w.noteErr(KindSource, fmt.Errorf("fetching %s/%d from source broker %d: %w", ps.topic, ps.partition, id, err))
-		w.fetchFailed(ps)
+		err = fmt.Errorf("fetching %s/%d from source broker %d: %w", ps.topic, ps.partition, id, err)
+		w.noteErr(KindSource, err)
+		w.fetchFailed(ps, err)
 		return
 	}
 	entries, next, err := w.entries(ps, fp.from, rp)
@@ -314,8 +325,10 @@ func (w *Worker) fetchDone(fp fetchPos, entries []entry, next int64, err error) 
 	ps.fetching = false
 	if err != nil {
 		ps.backOffFetch()
+		ps.noteFetchFailure(err)
 	} else {
 		ps.fetchBackoff = 0
+		ps.fetchFailing, ps.fetchErr = time.Time{}, nil
 	}
 	owned := w.parts[topicPartition{ps.topic, ps.partition}] == ps && ps.fetchAt == fp.from
 	if owned {
@@ -337,12 +350,22 @@ func (w *Worker) fetchDone(fp fetchPos, entries []entry, next int64, err error) 
 }
 
 // fetchFailed backs a partition off after a failed fetch, or none (no
-// leader or position known); the caller reported why.
-func (w *Worker) fetchFailed(ps *partState) {
+// leader or position known); the caller reported err.
+func (w *Worker) fetchFailed(ps *partState, err error) {
 	w.mu.Lock()
 	ps.fetching = false
 	ps.backOffFetch()
+	ps.noteFetchFailure(err)
 	w.mu.Unlock()
+}
+
+// noteFetchFailure keeps when the partition's fetches began to fail and
+// why they fail now. Called with mu held.
+func (ps *partState) noteFetchFailure(err error) {
+	if ps.fetchFailing.IsZero() {
+		ps.fetchFailing = time.Now()
+	}
+	ps.fetchErr = err
 }
 
 // backOffFetch doubles the partition's fetch backoff. Called with mu held.
@@ -497,9 +520,10 @@ func (w *Worker) resolvePositions(ctx context.Context, parts []*partState) {
 		return
 	}
 	fail := func(err error) {
-		w.noteErr(KindSource, fmt.Errorf("reading the committed positions of group %s: %w", w.flow.Group(), err))
+		err = fmt.Errorf("reading the committed positions of group %s: %w", w.flow.Group(), err)
+		w.noteErr(KindSource, err)
 		for _, ps := range parts {
-			w.fetchFailed(ps)
+			w.fetchFailed(ps, err)
 		}
 	}
 	committed, err := w.srcAdm.FetchOffsets(ctx, w.flow.Group())

@@ -43,6 +43,7 @@ type metrics struct {
 	commits       *prometheus.CounterVec
 	errors        *prometheus.CounterVec
 	assigned      *prometheus.GaugeVec
+	fetchFailing  prometheus.Gauge
 	heartbeats    *prometheus.CounterVec
 	deleted       *prometheus.CounterVec
 	aclsCreated   *prometheus.CounterVec
@@ -97,6 +98,9 @@ func newMetrics(reg prometheus.Registerer, flow string) *metrics {
 		deleted:     counter("kdr_mirror_topics_deleted_total", "Remote topics deleted on the target because their source topic was deleted (SyncTopicDeletions).", "flow"),
 		aclsCreated: counter("kdr_mirror_acls_created_total", "ACLs created on the target for remote topics (SyncTopicACLs).", "flow"),
 	}
+	m.fetchFailing = gauge("kdr_mirror_fetch_failing_partitions",
+		"Owned source partitions whose fetches have failed for 5 s or more (a source broker down while others serve); forwarding only, where the worker fetches for itself.",
+		"flow").WithLabelValues(flow)
 	m.fetch = register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "kdr_mirror_fetch_seconds",
 		Help:    "Time a fetch from a source broker took, from sending it to its answer (it may wait up to 500 ms for records, 5 ms while they stream); forwarding only, where the worker fetches for itself.",

@@ -82,7 +82,8 @@ type PartitionStatus struct {
 	Skipped       int64
 	LastLatency   time.Duration // source timestamp to target ack, last copy
 	Paused        bool          // waiting to retry after the target refused
-	LastError     string
+	LastError     string        // the target's last refusal, until a copy works
+	FetchError    string        // why fetching from the source fails now (the worker's own fetching); "" while it works
 }
 
 // ErrorStatus counts one kind of error.
@@ -124,7 +125,7 @@ func (w *Worker) Status() Status {
 			Topic: ps.topic, Partition: ps.partition, RemoteTopic: ps.remote,
 			NextOffset: ps.next, Committed: ps.committed, HighWatermark: ps.hwm, Lag: lag, Queued: queuedRecords(ps.queue),
 			Records: ps.records, Forwarded: ps.forwarded, Bytes: ps.bytes, Skipped: ps.skipped, LastLatency: ps.lastLatency,
-			Paused: ps.paused || w.forward && ps.backoff > 0, LastError: ps.lastErr,
+			Paused: ps.paused || w.forward && ps.backoff > 0, LastError: ps.lastErr, FetchError: errString(ps.fetchErr),
 		})
 	}
 	slices.SortFunc(s.Partitions, func(a, b PartitionStatus) int {
@@ -145,6 +146,13 @@ func (s Status) Topic(name string) (TopicStatus, bool) {
 
 var errNotRunning = errors.New("mirror: worker not running")
 
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
 // fetchFailingHealth is how long the worker's fetches from the source may
 // keep failing before Health says so: one failure is retried at once, and a
 // source that stopped answering (a dropped network) has already cost a
@@ -152,10 +160,12 @@ var errNotRunning = errors.New("mirror: worker not running")
 const fetchFailingHealth = 5 * time.Second
 
 // Health is nil while the worker runs, its last topic refresh worked and
-// its fetches from the source have not been failing for fetchFailingHealth;
-// otherwise it says why not. It backs /healthz. A refresh stuck on a
-// silent source gives up only after max(RefreshInterval, 30 s); the fetches
-// tell within a request timeout.
+// neither its fetches from the source nor those of any partition it owns
+// have been failing for fetchFailingHealth; otherwise it says why not. It
+// backs /healthz. A refresh stuck on a silent source gives up only after
+// max(RefreshInterval, 30 s); the fetches tell within a request timeout.
+// Per partition, a source broker that is down while others serve (the
+// leader of some partitions only, with no replica to take over) shows too.
 func (w *Worker) Health() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -167,7 +177,29 @@ func (w *Worker) Health() error {
 	case !w.fetchFailing.IsZero() && time.Since(w.fetchFailing) >= fetchFailingHealth:
 		return fmt.Errorf("fetches from the source have failed for %v: %w", time.Since(w.fetchFailing).Round(time.Second), w.fetchErr)
 	}
+	if failing, worst := w.fetchFailingParts(time.Now()); worst != nil {
+		return fmt.Errorf("%d of the %d partitions owned have not been fetched for %v or more: %s/%d since %v: %w",
+			failing, len(w.parts), fetchFailingHealth, worst.topic, worst.partition, time.Since(worst.fetchFailing).Round(time.Second), worst.fetchErr)
+	}
 	return nil
+}
+
+// fetchFailingParts counts the owned partitions whose fetches have failed
+// for fetchFailingHealth or more, and returns the one failing longest.
+// Called with mu held.
+func (w *Worker) fetchFailingParts(now time.Time) (int, *partState) {
+	var worst *partState
+	failing := 0
+	for _, ps := range w.parts {
+		if ps.fetchFailing.IsZero() || now.Sub(ps.fetchFailing) < fetchFailingHealth {
+			continue
+		}
+		failing++
+		if worst == nil || ps.fetchFailing.Before(worst.fetchFailing) {
+			worst = ps
+		}
+	}
+	return failing, worst
 }
 
 // onAssigned starts the state of newly assigned partitions. A new emitter

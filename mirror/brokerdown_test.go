@@ -1,0 +1,130 @@
+package mirror
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/kdr-io/kdr/internal/kdrtest"
+)
+
+// TestMirrorSourceBrokerDown kills one broker of a three-broker source whose
+// topic has one replica per partition: the partitions it led have no one to
+// serve them, the others still flow. The worker goes on copying the others,
+// and says which partitions it cannot fetch (Health, Status.FetchError,
+// kdr_mirror_fetch_failing_partitions) while the whole source is not down,
+// which a check of the source as a whole misses. Once the broker is back
+// every record arrives exactly once and the worker is healthy again.
+func TestMirrorSourceBrokerDown(t *testing.T) {
+	east := startProcCluster(t, kdrtest.Binary(t), "east")
+	west := startCluster(t)
+	const topic, parts = "orders", 3
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	resp, err := east.adm.CreateTopic(ctx, parts, 1, nil, topic)
+	if err == nil {
+		err = resp.Err
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	victim := east.Leader(topic, 0)
+	var down, up []int32 // partitions on the broker killed, and on the others
+	for p := range int32(parts) {
+		if east.Leader(topic, p) == victim {
+			down = append(down, p)
+		} else {
+			up = append(up, p)
+		}
+	}
+	if len(up) == 0 {
+		t.Fatalf("every partition of %s is on broker %d; want some on the others", topic, victim)
+	}
+	prod, err := kgo.NewClient(kgo.SeedBrokers(east.Bootstrap()...), kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		kgo.MetadataMinAge(100*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prod.Close()
+	produced := map[int32]int{}
+	produce := func(ps []int32, n int) {
+		t.Helper()
+		var recs []*kgo.Record
+		for _, p := range ps {
+			for range n {
+				recs = append(recs, &kgo.Record{Topic: topic, Partition: p, Value: []byte(fmt.Sprintf("p%d-%d", p, produced[p]))})
+				produced[p]++
+			}
+		}
+		if err := prod.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	total := func() int64 {
+		var n int
+		for _, c := range produced {
+			n += c
+		}
+		return int64(n)
+	}
+
+	f := testFlow(&cluster{addr: east.Bootstrap()[0]}, west, "east", "west")
+	f.Source.Brokers = east.Bootstrap()
+	w := startWorker(t, f)
+	remote := "east." + topic
+	all := make([]int32, parts)
+	for p := range all {
+		all[p] = int32(p)
+	}
+	produce(all, 50)
+	waitCount(t, west, remote, total(), 30*time.Second)
+
+	east.Kill(victim)
+	produce(up, 50)
+	waitCount(t, west, remote, total(), 30*time.Second)
+	flow := map[string]string{"flow": "east->west"}
+	kdrtest.Eventually(t, 30*time.Second, func() (bool, string) {
+		err := w.Health()
+		want := fmt.Sprintf("%d of the %d partitions owned have not been fetched", len(down), parts)
+		names := func(p int32) bool { return strings.Contains(err.Error(), fmt.Sprintf(": %s/%d since", topic, p)) }
+		if err == nil || !strings.Contains(err.Error(), want) || !slices.ContainsFunc(down, names) {
+			return false, fmt.Sprintf("health %v; want %q naming a partition of broker %d %v", err, want, victim, down)
+		}
+		if g := metricSum(t, w.reg, "kdr_mirror_fetch_failing_partitions", flow); g != float64(len(down)) {
+			return false, fmt.Sprintf("kdr_mirror_fetch_failing_partitions %v, want %d", g, len(down))
+		}
+		var failing []int32
+		for _, ps := range w.Status().Partitions {
+			if ps.FetchError != "" {
+				failing = append(failing, ps.Partition)
+			}
+		}
+		return slices.Equal(failing, down), fmt.Sprintf("partitions with a fetch error %v, want %v", failing, down)
+	})
+	t.Logf("while broker %d is down: %v", victim, w.Health())
+
+	east.Restart(victim)
+	produce(all, 50)
+	waitCount(t, west, remote, total(), 60*time.Second)
+	kdrtest.Eventually(t, 30*time.Second, func() (bool, string) {
+		err := w.Health()
+		g := metricSum(t, w.reg, "kdr_mirror_fetch_failing_partitions", flow)
+		return err == nil && g == 0, fmt.Sprintf("health %v, kdr_mirror_fetch_failing_partitions %v after broker %d came back", err, g, victim)
+	})
+	got := west.readAll(remote)
+	for p := range int32(parts) {
+		if len(got[p]) != produced[p] {
+			t.Fatalf("partition %d: %d records on the target, %d produced", p, len(got[p]), produced[p])
+		}
+		for i, r := range got[p] {
+			if want := fmt.Sprintf("p%d-%d", p, i); string(r.Value) != want {
+				t.Fatalf("partition %d offset %d holds %s, want %s", p, i, r.Value, want)
+			}
+		}
+	}
+}
