@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"testing"
@@ -349,5 +350,56 @@ func checkCopies(t *testing.T, got map[int32][]*kgo.Record, want []*kgo.Record, 
 		if repeats > 0 {
 			t.Logf("partition %d: %d repeated copies (allowed)", p, repeats)
 		}
+	}
+}
+
+// TestMirrorStopsWhileSourceDown stops a worker whose source went silent
+// (black hole) or refuses connections. It must stop well within kdr up's
+// grace before it kills a worker (up.WorkerStopGrace, 15 s): franz-go waits
+// for the coordinator's answer to the leave from the group without a
+// deadline, and stops took 67 s and 18 s before the leave was bounded.
+func TestMirrorStopsWhileSourceDown(t *testing.T) {
+	for _, c := range []struct {
+		blackHole, uncommitted bool
+	}{{true, false}, {false, false}, {true, true}} {
+		t.Run(fmt.Sprintf("blackhole=%v,uncommitted=%v", c.blackHole, c.uncommitted), func(t *testing.T) {
+			blackHole := c.blackHole
+			east, proxy := startBehindProxy(t)
+			west := startCluster(t)
+			east.createTopic("orders", 3)
+			f := testFlow(east, west, "east", "west")
+			f.Source.Brokers = []string{proxy.Addr()}
+			if c.uncommitted {
+				// The copies' syncs and positions are still to write when the
+				// source goes down.
+				f.CommitInterval = time.Hour
+			}
+			w := startWorker(t, f)
+			east.produce(seqRecords("orders", 3, 0, 300)...)
+			waitCount(t, west, "east.orders", 300, 30*time.Second)
+			if !c.uncommitted {
+				waitCommitted(t, east, f.Group(), "orders", 300, 30*time.Second)
+			}
+			if blackHole {
+				proxy.Cut()
+			} else {
+				proxy.Refuse()
+			}
+			// Until the worker has noticed: its fetches fail.
+			kdrtest.Eventually(t, 30*time.Second, func() (bool, string) {
+				e := w.Status().Errors[KindSource]
+				return e.Count > 0, fmt.Sprintf("source errors %+v", e)
+			})
+			start := time.Now()
+			w.cancel()
+			select {
+			case <-w.done:
+				t.Logf("stopped in %v", time.Since(start).Round(time.Millisecond))
+			case <-time.After(10 * time.Second):
+				var stacks strings.Builder
+				_ = pprof.Lookup("goroutine").WriteTo(&stacks, 1)
+				t.Fatalf("the worker did not stop within 10 s of its source going down; goroutines:\n%s", stacks.String())
+			}
+		})
 	}
 }

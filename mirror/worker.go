@@ -306,6 +306,10 @@ func (h dialHook) OnBrokerConnect(meta kgo.BrokerMetadata, _ time.Duration, _ ne
 	}
 }
 
+// leaveTimeout bounds how long a stopping worker waits for the source to
+// answer its leave from the group.
+const leaveTimeout = 3 * time.Second
+
 // ErrAlreadyRun is returned by a second call of Run.
 var ErrAlreadyRun = errors.New("mirror: a Worker runs only once")
 
@@ -344,9 +348,24 @@ func (w *Worker) Run(ctx context.Context) error {
 	cancel()
 
 	// Leaving the group runs onRevoked, which commits through srcCl: close
-	// the consumer first.
+	// the consumer first. Close waits for the coordinator's answer to the
+	// leave, and franz-go waits for the answer to a request it has sent
+	// until the connection's read timeout, whatever the context: from a
+	// source that went silent a stop took a minute. After leaveTimeout the
+	// worker stops without the answer (the group drops it after its
+	// session timeout), and the consumer finishes closing in the
+	// background; its callbacks have run by then.
 	w.consumer.AllowRebalance()
-	w.consumer.Close()
+	lctx, lcancel := context.WithTimeout(context.WithoutCancel(ctx), leaveTimeout)
+	err := w.consumer.LeaveGroupContext(lctx)
+	lcancel()
+	if err != nil {
+		w.log.Warn("leaving the group: no answer from the source; it drops this worker after the session timeout",
+			"group", w.flow.Group(), "waited", leaveTimeout, "err", err)
+		go w.consumer.Close()
+	} else {
+		w.consumer.Close()
+	}
 	w.target.Close()
 	w.srcCl.Close()
 	w.tgtCl.Close()
