@@ -315,7 +315,7 @@ var ErrAlreadyRun = errors.New("mirror: a Worker runs only once")
 
 // Run copies records until ctx ends, then finishes the cycle in progress
 // (waiting up to DeliveryTimeout for the target), commits, leaves the group
-// and closes its clients. Unreachable clusters are retried with backoff,
+// (waiting up to 3 s for the source to answer) and closes its clients. Unreachable clusters are retried with backoff,
 // never returned as errors; Run returns nil after ctx ends.
 func (w *Worker) Run(ctx context.Context) error {
 	if !w.ran.CompareAndSwap(false, true) {
