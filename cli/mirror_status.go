@@ -70,8 +70,11 @@ last copied record and the average replication latency of the topic; then the wo
 
 // mirrorStatus is the result of `kdr mirror status`.
 type mirrorStatus struct {
-	URL        string               `json:"url"`
-	Assigned   map[string]int64     `json:"assigned_partitions"` // by flow
+	URL      string           `json:"url"`
+	Assigned map[string]int64 `json:"assigned_partitions"` // by flow
+	// NotFetched counts, by flow, the owned partitions whose fetches have
+	// failed for 5 s or more (a source broker down while others serve).
+	NotFetched map[string]int64     `json:"fetch_failing_partitions"`
 	Partitions []mirrorPartitionRow `json:"partitions"`
 	Errors     []mirrorErrorRow     `json:"errors"`
 	// Checkpoints are the consumer groups this worker checkpoints (only
@@ -133,7 +136,7 @@ func runMirrorStatus(ctx context.Context, opts *MirrorStatusOptions) error {
 // tabulateMirror groups the kdr_mirror_* samples by flow, topic and
 // partition.
 func tabulateMirror(url string, samples []promtext.Sample) mirrorStatus {
-	st := mirrorStatus{URL: url, Assigned: map[string]int64{}, Partitions: []mirrorPartitionRow{}, Errors: []mirrorErrorRow{},
+	st := mirrorStatus{URL: url, Assigned: map[string]int64{}, NotFetched: map[string]int64{}, Partitions: []mirrorPartitionRow{}, Errors: []mirrorErrorRow{},
 		Checkpoints: []mirrorCheckpointRow{}}
 	type key struct {
 		flow, topic string
@@ -189,6 +192,8 @@ func tabulateMirror(url string, samples []promtext.Sample) mirrorStatus {
 			st.Errors = append(st.Errors, mirrorErrorRow{Flow: l["flow"], Kind: l["kind"], Count: int64(v)})
 		case "kdr_mirror_assigned_partitions":
 			st.Assigned[l["flow"]] = int64(v)
+		case "kdr_mirror_fetch_failing_partitions":
+			st.NotFetched[l["flow"]] = int64(v)
 		case "kdr_mirror_checkpoint_age_seconds":
 			c := mirrorCheckpointRow{Flow: l["flow"], Group: l["group"]}
 			if v >= 0 {
@@ -247,7 +252,11 @@ func printMirrorStatus(w io.Writer, st mirrorStatus) error {
 		if len(errs) > 0 {
 			summary = strings.Join(errs, " ")
 		}
-		fmt.Fprintf(w, "%s: %d partitions assigned; errors: %s\n", flow, st.Assigned[flow], summary)
+		notFetched := ""
+		if n := st.NotFetched[flow]; n > 0 {
+			notFetched = fmt.Sprintf(", %d not fetched for 5s or more (see the worker's /healthz)", n)
+		}
+		fmt.Fprintf(w, "%s: %d partitions assigned%s; errors: %s\n", flow, st.Assigned[flow], notFetched, summary)
 		var cps []string
 		for _, c := range st.Checkpoints {
 			if c.Flow == flow {

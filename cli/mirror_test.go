@@ -116,6 +116,9 @@ kdr_mirror_replication_latency_seconds_count{flow="east->west",topic="orders"} 4
 kdr_mirror_errors_total{flow="east->west",kind="target"} 2
 kdr_mirror_errors_total{flow="east->west",kind="source"} 0
 kdr_mirror_assigned_partitions{flow="east->west"} 1
+kdr_mirror_fetch_failing_partitions{flow="east->west"} 0
+kdr_mirror_assigned_partitions{flow="west->east"} 2
+kdr_mirror_fetch_failing_partitions{flow="west->east"} 1
 kdr_mirror_checkpoint_age_seconds{flow="east->west",group="billing"} 2.5
 kdr_mirror_checkpoint_age_seconds{flow="east->west",group="new"} -1
 kdr_mirror_records_total{flow="odd \"quoted\"\\flow",partition="0",topic="t"} 1
@@ -132,6 +135,7 @@ kdr_mirror_records_total{flow="odd \"quoted\"\\flow",partition="0",topic="t"} 1
 		`east->west orders 1 12 0 0 - - - 50ms`,
 		`odd "quoted"\flow t 0 1 0 0 - - - -`,
 		"east->west: 1 partitions assigned; errors: target=2",
+		"west->east: 2 partitions assigned, 1 not fetched for 5s or more (see the worker's /healthz); errors: none",
 		"east->west: checkpoint age by group: billing=2.5s new=-",
 	} {
 		if !strings.Contains(squash(out.String()), want) {
@@ -146,6 +150,9 @@ kdr_mirror_records_total{flow="odd \"quoted\"\\flow",partition="0",topic="t"} 1
 	st := decodeJSON[mirrorStatus](t, out.String())
 	if len(st.Checkpoints) != 2 || st.Checkpoints[0].Group != "billing" || *st.Checkpoints[0].AgeSeconds != 2.5 || st.Checkpoints[1].AgeSeconds != nil {
 		t.Errorf("json checkpoints %+v", st.Checkpoints)
+	}
+	if st.NotFetched["west->east"] != 1 || st.NotFetched["east->west"] != 0 {
+		t.Errorf("json fetch_failing_partitions %v", st.NotFetched)
 	}
 	if len(st.Partitions) != 3 || st.Partitions[0].Records != 30 || *st.Partitions[0].LagRecords != 5 || st.Assigned["east->west"] != 1 {
 		t.Errorf("json status %+v", st)
