@@ -113,29 +113,42 @@ func TestMirrorTranslatesAcrossCompactionGaps(t *testing.T) {
 		}
 	}
 
+	checkGroupsFollow(t, east, west, topic, remote, group, src, positions)
+}
+
+// checkGroupsFollow commits a group on src for each of positions (source
+// topic's partition → offset) and checks that the mirror commits it on tgt
+// at the target offset of the first copied record at or after each offset,
+// and that a consumer of the group on tgt reads exactly the copied records
+// from there. copied holds, per partition, the source records the mirror
+// copies, in order: the record at index i is at target offset i.
+func checkGroupsFollow(t *testing.T, src, tgt *cluster, topic, remote, group string, copied map[int32][]*kgo.Record, positions []map[int32]int64) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
 	for i, committed := range positions {
 		g := fmt.Sprintf("%s-%d", group, i)
 		commit := kadm.Offsets{}
-		want := map[int32]int64{} // the target offset of the first survivor at or after the committed offset
+		want := map[int32]int64{} // the target offset of the first copied record at or after the committed offset
 		var rest []string         // what the group had not consumed
 		for p, o := range committed {
 			commit.Add(kadm.Offset{Topic: topic, Partition: p, At: o, LeaderEpoch: -1})
-			want[p] = int64(len(src[p]))
-			for j, r := range src[p] {
+			want[p] = int64(len(copied[p]))
+			for j, r := range copied[p] {
 				if r.Offset >= o {
 					want[p] = int64(j)
 					break
 				}
 			}
-			for _, r := range src[p][want[p]:] {
+			for _, r := range copied[p][want[p]:] {
 				rest = append(rest, string(r.Value))
 			}
 		}
-		if err := east.adm.CommitAllOffsets(ctx, g, commit); err != nil {
+		if err := src.adm.CommitAllOffsets(ctx, g, commit); err != nil {
 			t.Fatal(err)
 		}
 		kdrtest.Eventually(t, 30*time.Second, func() (bool, string) {
-			got, err := west.adm.FetchOffsets(ctx, g)
+			got, err := tgt.adm.FetchOffsets(ctx, g)
 			if err != nil {
 				return false, err.Error()
 			}
@@ -147,9 +160,9 @@ func TestMirrorTranslatesAcrossCompactionGaps(t *testing.T) {
 			}
 			return true, ""
 		})
-		if got := readGroup(t, west, g, remote, want); !slices.Equal(got, sorted(rest)) {
-			t.Fatalf("group %s read %d records on the target, want the %d survivors after its source offsets %v",
-				g, len(got), len(rest), committed)
+		if got := readGroup(t, tgt, g, remote, want); !slices.Equal(got, sorted(rest)) {
+			t.Fatalf("group %s read %v on the target, want the %d copied records after its source offsets %v: %v",
+				g, got, len(rest), committed, sorted(rest))
 		}
 	}
 }

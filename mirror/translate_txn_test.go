@@ -3,11 +3,9 @@ package mirror
 import (
 	"context"
 	"fmt"
-	"slices"
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kdr-io/kdr/internal/kdrtest"
@@ -170,43 +168,5 @@ func translatesAcrossTransactions(t *testing.T, forward bool) {
 		{0: 0, 1: ends[1]},                                   // the start; the head
 		{0: aborted[0][len(aborted[0])-1], 1: markers[1][3]}, // the last aborted record; the marker after it
 	}
-	for i, at := range positions {
-		g := fmt.Sprintf("%s-%d", group, i)
-		commit := kadm.Offsets{}
-		want := map[int32]int64{} // the target offset of the first committed record at or after the group's offset
-		var rest []string
-		for p, o := range at {
-			commit.Add(kadm.Offset{Topic: topic, Partition: p, At: o, LeaderEpoch: -1})
-			want[p] = int64(len(committed[p]))
-			for j, r := range committed[p] {
-				if r.Offset >= o {
-					want[p] = int64(j)
-					break
-				}
-			}
-			for _, r := range committed[p][want[p]:] {
-				rest = append(rest, string(r.Value))
-			}
-		}
-		if err := east.adm.CommitAllOffsets(ctx, g, commit); err != nil {
-			t.Fatal(err)
-		}
-		kdrtest.Eventually(t, 30*time.Second, func() (bool, string) {
-			got, err := west.adm.FetchOffsets(ctx, g)
-			if err != nil {
-				return false, err.Error()
-			}
-			for p, o := range want {
-				if r, ok := got.Lookup(remote, p); !ok || r.Err != nil || r.At != o {
-					return false, fmt.Sprintf("group %s, partition %d committed at %d on the source: %+v on the target, want %d",
-						g, p, at[p], r, o)
-				}
-			}
-			return true, ""
-		})
-		if got := readGroup(t, west, g, remote, want); !slices.Equal(got, sorted(rest)) {
-			t.Fatalf("group %s read %v on the target, want the %d committed records after its source offsets %v: %v",
-				g, got, len(rest), at, sorted(rest))
-		}
-	}
+	checkGroupsFollow(t, east, west, topic, remote, group, committed, positions)
 }
