@@ -99,21 +99,33 @@ func TestMirrorTranslatesAcrossCompactionGaps(t *testing.T) {
 	f.SyncTopicConfigs = false
 	startWorker(t, f)
 	remote := "east." + topic
-	waitCount(t, west, remote, int64(len(src[0])+len(src[1])), 30*time.Second)
-	tgt := west.readAll(remote)
-	for p, rs := range src {
-		if len(tgt[p]) != len(rs) {
-			t.Fatalf("partition %d: %d records on the target, %d survivors on the source", p, len(tgt[p]), len(rs))
+	checkTargetHolds(t, west, remote, src)
+
+	checkGroupsFollow(t, east, west, topic, remote, group, src, positions)
+}
+
+// checkTargetHolds waits until remote on tgt holds the records of copied
+// (per partition, the source records the mirror copies, in order) and
+// checks that it holds exactly them, at offsets 0, 1, 2...
+func checkTargetHolds(t *testing.T, tgt *cluster, remote string, copied map[int32][]*kgo.Record) {
+	t.Helper()
+	var n int
+	for _, rs := range copied {
+		n += len(rs)
+	}
+	waitCount(t, tgt, remote, int64(n), 30*time.Second)
+	got := tgt.readAll(remote)
+	for p, rs := range copied {
+		if len(got[p]) != len(rs) {
+			t.Fatalf("partition %d: %d records on the target, %d copied from the source", p, len(got[p]), len(rs))
 		}
 		for i, r := range rs {
-			if g := tgt[p][i]; string(g.Key) != string(r.Key) || string(g.Value) != string(r.Value) || g.Offset != int64(i) {
+			if g := got[p][i]; !sameRecord(g, r) || g.Offset != int64(i) {
 				t.Fatalf("partition %d: target offset %d holds %s=%s, want source offset %d's %s=%s",
 					p, g.Offset, g.Key, g.Value, r.Offset, r.Key, r.Value)
 			}
 		}
 	}
-
-	checkGroupsFollow(t, east, west, topic, remote, group, src, positions)
 }
 
 // checkGroupsFollow commits a group on src for each of positions (source

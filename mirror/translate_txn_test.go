@@ -133,19 +133,7 @@ func translatesAcrossTransactions(t *testing.T, forward bool) {
 	f.ForwardBatches = forward
 	w := startWorker(t, f)
 	remote := "east." + topic
-	waitCount(t, west, remote, int64(len(committed[0])+len(committed[1])), 30*time.Second)
-	tgt := west.readAll(remote)
-	for p, rs := range committed {
-		if len(tgt[p]) != len(rs) {
-			t.Fatalf("partition %d: %d records on the target, %d committed on the source", p, len(tgt[p]), len(rs))
-		}
-		for i, r := range rs {
-			if g := tgt[p][i]; !sameRecord(g, r) || g.Offset != int64(i) {
-				t.Fatalf("partition %d: target offset %d holds %s=%s, want source offset %d's %s=%s",
-					p, g.Offset, g.Key, g.Value, r.Offset, r.Key, r.Value)
-			}
-		}
-	}
+	checkTargetHolds(t, west, remote, committed)
 
 	// The worker passes the last marker: its position is the source's end,
 	// it commits that, and no lag remains.
