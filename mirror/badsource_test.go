@@ -354,10 +354,12 @@ func checkCopies(t *testing.T, got map[int32][]*kgo.Record, want []*kgo.Record, 
 }
 
 // TestMirrorStopsWhileSourceDown stops a worker whose source went silent
-// (black hole) or refuses connections. It must stop well within kdr up's
-// grace before it kills a worker (up.WorkerStopGrace, 15 s): franz-go waits
-// for the coordinator's answer to the leave from the group without a
-// deadline, and stops took 67 s and 18 s before the leave was bounded.
+// (black hole) or refuses connections, and one with offset syncs and
+// positions still to write. It must stop within kdr up's grace before it
+// kills a worker (up.WorkerStopGrace, 15 s): franz-go waits for the answer
+// to a request it has sent whatever the context, and stops took 67 s and
+// 18 s before the leave was bounded (leaveTimeout), 30 s and more with
+// syncs to write before the last commit was (stopCommitGrace).
 func TestMirrorStopsWhileSourceDown(t *testing.T) {
 	for _, c := range []struct {
 		blackHole, uncommitted bool
@@ -371,14 +373,33 @@ func TestMirrorStopsWhileSourceDown(t *testing.T) {
 			f.Source.Brokers = []string{proxy.Addr()}
 			if c.uncommitted {
 				// The copies' syncs and positions are still to write when the
-				// source goes down.
+				// source goes down, and writing them would wait for the
+				// default delivery timeout.
 				f.CommitInterval = time.Hour
+				f.DeliveryTimeout = 30 * time.Second
 			}
 			w := startWorker(t, f)
 			east.produce(seqRecords("orders", 3, 0, 300)...)
 			waitCount(t, west, "east.orders", 300, 30*time.Second)
 			if !c.uncommitted {
 				waitCommitted(t, east, f.Group(), "orders", 300, 30*time.Second)
+			} else {
+				// The first commit comes at once, the next in an hour, and
+				// a rebalance commits too: produce until copies wait.
+				n := 300
+				kdrtest.Eventually(t, 30*time.Second, func() (bool, string) {
+					var behind int64
+					for _, ps := range w.Status().Partitions {
+						behind += ps.NextOffset - max(ps.Committed, 0)
+					}
+					if behind > 0 {
+						return true, ""
+					}
+					east.produce(seqRecords("orders", 3, n, 30)...)
+					n += 30
+					waitCount(t, west, "east.orders", int64(n), 30*time.Second)
+					return false, "every copy committed"
+				})
 			}
 			if blackHole {
 				proxy.Cut()
@@ -395,10 +416,10 @@ func TestMirrorStopsWhileSourceDown(t *testing.T) {
 			select {
 			case <-w.done:
 				t.Logf("stopped in %v", time.Since(start).Round(time.Millisecond))
-			case <-time.After(10 * time.Second):
+			case <-time.After(12 * time.Second):
 				var stacks strings.Builder
 				_ = pprof.Lookup("goroutine").WriteTo(&stacks, 1)
-				t.Fatalf("the worker did not stop within 10 s of its source going down; goroutines:\n%s", stacks.String())
+				t.Fatalf("the worker did not stop within 12 s of its source going down; goroutines:\n%s", stacks.String())
 			}
 		})
 	}

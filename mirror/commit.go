@@ -344,12 +344,29 @@ func (w *Worker) writeSyncs(ctx context.Context, batch []pendingSync, ready bool
 	if !ready {
 		return false // the topic manager has not created the topic yet
 	}
-	recs := make([]*kgo.Record, len(batch))
-	for i, s := range batch {
-		recs[i] = s.rec
+	// Not ProduceSync: franz-go waits for the answer to a request it has
+	// sent whatever the context, so a silent source would hold the caller
+	// (a stopping worker) for the request timeout. Syncs given up on here
+	// and written later anyway are written again: repeats are harmless.
+	results := make(chan error, len(batch))
+	for _, s := range batch {
+		w.srcCl.Produce(ctx, s.rec, func(_ *kgo.Record, err error) { results <- err })
 	}
-	if err := w.srcCl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
-		w.noteErr(KindOffsetSync, fmt.Errorf("writing %d offset syncs to %s: %w", len(recs), w.syncTopic, err))
+	var err error
+wait:
+	for range batch {
+		select {
+		case e := <-results:
+			if err == nil {
+				err = e
+			}
+		case <-ctx.Done():
+			err = ctx.Err()
+			break wait
+		}
+	}
+	if err != nil {
+		w.noteErr(KindOffsetSync, fmt.Errorf("writing %d offset syncs to %s: %w", len(batch), w.syncTopic, err))
 		return false
 	}
 	w.mu.Lock()
@@ -386,23 +403,36 @@ func (w *Worker) commit(ctx context.Context, offs map[string]map[int32]kgo.Epoch
 	if len(offs) == 0 {
 		return
 	}
-	var failed error
-	ok := map[topicPartition]bool{}
-	w.consumer.CommitOffsetsSync(ctx, offs, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
-		if err != nil {
-			failed = err
-			return
-		}
-		for _, t := range resp.Topics {
-			for _, p := range t.Partitions {
-				if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
-					failed = fmt.Errorf("%s/%d: %w", t.Topic, p.Partition, err)
-					continue
+	type result struct {
+		ok     map[topicPartition]bool
+		failed error
+	}
+	// Waited for here, not in franz-go: it waits for the answer to a sent
+	// request whatever the context (see writeSyncs). A commit given up on
+	// may still land; the positions it carries are right either way.
+	done := make(chan result, 1)
+	go w.consumer.CommitOffsetsSync(ctx, offs, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+		r := result{ok: map[topicPartition]bool{}, failed: err}
+		if err == nil {
+			for _, t := range resp.Topics {
+				for _, p := range t.Partitions {
+					if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
+						r.failed = fmt.Errorf("%s/%d: %w", t.Topic, p.Partition, err)
+						continue
+					}
+					r.ok[topicPartition{t.Topic, p.Partition}] = true
 				}
-				ok[topicPartition{t.Topic, p.Partition}] = true
 			}
 		}
+		done <- r
 	})
+	var r result
+	select {
+	case r = <-done:
+	case <-ctx.Done():
+		r.failed = ctx.Err()
+	}
+	failed, ok := r.failed, r.ok
 	w.mu.Lock()
 	for tp := range ok {
 		if ps := w.parts[tp]; ps != nil {
@@ -451,7 +481,7 @@ func (w *Worker) commitLoop(ctx context.Context) {
 			}
 		}
 		last = time.Now()
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.flow.DeliveryTimeout)
+		cctx, cancel := context.WithTimeout(w.commits, w.flow.DeliveryTimeout)
 		w.syncAndCommit(cctx, nil)
 		cancel()
 	}

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -95,7 +96,7 @@ func (w *Worker) fetchLoop(ctx context.Context) {
 				case !ok:
 					err := fmt.Errorf("fetching %s/%d: %w", ps.topic, ps.partition, w.srcLeaders.why(tps[i]))
 					w.noteErr(KindSource, err)
-					w.fetchFailed(ps, err)
+					w.fetchFailed(ps, time.Now(), err)
 				case !inflight[id]:
 					byLeader[id] = append(byLeader[id], ps)
 				}
@@ -168,7 +169,8 @@ func (w *Worker) fetchable(now time.Time) (want []*partState, room int32, wake t
 	for _, ps := range w.parts {
 		total += ps.queued
 	}
-	if total >= fetchBudget || len(w.parts) == 0 {
+	w.fetchHeld = total >= fetchBudget
+	if w.fetchHeld || len(w.parts) == 0 {
 		return nil, 0, wake
 	}
 	room = int32(min(max(fetchBudget-total, fetchPartitionBytes), fetchMaxBytes))
@@ -188,6 +190,7 @@ func (w *Worker) fetchable(now time.Time) (want []*partState, room int32, wake t
 		}
 		want = append(want, ps)
 	}
+	w.fetchHeld = hold
 	if hold {
 		return nil, 0, wake
 	}
@@ -250,7 +253,7 @@ func (w *Worker) fetchFrom(ctx context.Context, id int32, parts []fetchPos, room
 			w.fetchFailure(sent, err)
 		}
 		for _, fp := range parts {
-			w.fetchFailed(fp.ps, err)
+			w.fetchFailed(fp.ps, sent, err)
 		}
 		return 0
 	}
@@ -300,7 +303,7 @@ func (w *Worker) takeFetched(ctx context.Context, id int32, fp fetchPos, rp *kms
 		}
 		err = fmt.Errorf("fetching %s/%d from source broker %d: %w", ps.topic, ps.partition, id, err)
 		w.noteErr(KindSource, err)
-		w.fetchFailed(ps, err)
+		w.fetchFailed(ps, time.Now(), err)
 		return
 	}
 	entries, next, err := w.entries(ps, fp.from, rp)
@@ -325,7 +328,7 @@ func (w *Worker) fetchDone(fp fetchPos, entries []entry, next int64, err error) 
 	ps.fetching = false
 	if err != nil {
 		ps.backOffFetch()
-		ps.noteFetchFailure(err)
+		ps.noteFetchFailure(time.Now(), err)
 	} else {
 		ps.fetchBackoff = 0
 		ps.fetchFailing, ps.fetchErr = time.Time{}, nil
@@ -350,20 +353,21 @@ func (w *Worker) fetchDone(fp fetchPos, entries []entry, next int64, err error) 
 }
 
 // fetchFailed backs a partition off after a failed fetch, or none (no
-// leader or position known); the caller reported err.
-func (w *Worker) fetchFailed(ps *partState, err error) {
+// leader or position known), tried at since; the caller reported err.
+func (w *Worker) fetchFailed(ps *partState, since time.Time, err error) {
 	w.mu.Lock()
 	ps.fetching = false
 	ps.backOffFetch()
-	ps.noteFetchFailure(err)
+	ps.noteFetchFailure(since, err)
 	w.mu.Unlock()
 }
 
-// noteFetchFailure keeps when the partition's fetches began to fail and
-// why they fail now. Called with mu held.
-func (ps *partState) noteFetchFailure(err error) {
+// noteFetchFailure keeps when the partition's fetches began to fail (the
+// first failed attempt's start: a silent broker fails a fetch only after a
+// request timeout) and why they fail now. Called with mu held.
+func (ps *partState) noteFetchFailure(since time.Time, err error) {
 	if ps.fetchFailing.IsZero() {
-		ps.fetchFailing = time.Now()
+		ps.fetchFailing = since
 	}
 	ps.fetchErr = err
 }
@@ -523,7 +527,7 @@ func (w *Worker) resolvePositions(ctx context.Context, parts []*partState) {
 		err = fmt.Errorf("reading the committed positions of group %s: %w", w.flow.Group(), err)
 		w.noteErr(KindSource, err)
 		for _, ps := range parts {
-			w.fetchFailed(ps, err)
+			w.fetchFailed(ps, time.Now(), err)
 		}
 	}
 	committed, err := w.srcAdm.FetchOffsets(ctx, w.flow.Group())
@@ -542,16 +546,29 @@ func (w *Worker) resolvePositions(ctx context.Context, parts []*partState) {
 	}
 	if len(need) > 0 {
 		starts, err := w.srcAdm.ListStartOffsets(ctx, need...)
-		if err != nil {
+		var shards *kadm.ShardErrors
+		if err != nil && !errors.As(err, &shards) {
 			fail(err)
 			return
 		}
+		// With some brokers failing (shard errors), the partitions the
+		// others answered for start anyway.
 		for _, ps := range parts {
 			if _, ok := at[ps]; ok {
 				continue
 			}
-			if o, ok := starts.Lookup(ps.topic, ps.partition); ok && o.Err == nil {
+			o, ok := starts.Lookup(ps.topic, ps.partition)
+			switch {
+			case ok && o.Err == nil:
 				at[ps] = o.Offset
+			default:
+				err := cmp.Or(o.Err, err)
+				if err == nil {
+					err = kerr.UnknownTopicOrPartition
+				}
+				err = fmt.Errorf("%s/%d: no committed position, and its log start is unknown: %w", ps.topic, ps.partition, err)
+				w.noteErr(KindSource, err)
+				w.fetchFailed(ps, time.Now(), err)
 			}
 		}
 	}

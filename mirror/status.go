@@ -188,6 +188,9 @@ func (w *Worker) Health() error {
 // for fetchFailingHealth or more, and returns the one failing longest.
 // Called with mu held.
 func (w *Worker) fetchFailingParts(now time.Time) (int, *partState) {
+	if w.fetchHeld {
+		return 0, nil
+	}
 	var worst *partState
 	failing := 0
 	for _, ps := range w.parts {
@@ -236,13 +239,16 @@ func (w *Worker) onAssigned(_ context.Context, _ *kgo.Client, assigned map[strin
 // onRevoked gives partitions up: BlockRebalanceOnPoll runs it between
 // cycles, when every copy made has been acknowledged and settled, so it
 // writes the pending offset syncs and commits before letting go.
-func (w *Worker) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[string][]int32) {
+func (w *Worker) onRevoked(_ context.Context, _ *kgo.Client, revoked map[string][]int32) {
 	if len(revoked) == 0 {
 		return
 	}
 	w.lockCycles()
 	defer w.cycleMu.Unlock()
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.flow.DeliveryTimeout)
+	// w.commits, not the callback's context: a revocation still commits
+	// when the group is left, unless the worker stops with its source
+	// unreachable (abandonCommits).
+	cctx, cancel := context.WithTimeout(w.commits, w.flow.DeliveryTimeout)
 	defer cancel()
 	if err := w.target.Flush(cctx); err == nil {
 		w.syncAndCommit(cctx, revoked)

@@ -93,6 +93,13 @@ type Worker struct {
 	commitMu  sync.Mutex
 	commitNow chan struct{} // the copy loop hands a settled cycle to the committer
 
+	// commits bounds every write of offset syncs and commit of positions,
+	// besides DeliveryTimeout: a stopping worker abandons them after
+	// stopCommitGrace, as waiting longer for a source that does not answer
+	// only delays the stop (a restart copies the uncommitted again).
+	commits        context.Context
+	abandonCommits context.CancelFunc
+
 	mu           sync.Mutex
 	parts        map[topicPartition]*partState
 	topics       map[string]*topicState // by source topic
@@ -115,6 +122,11 @@ type Worker struct {
 	// worked), and fetchErr the newest failure.
 	fetchFailing time.Time
 	fetchErr     error
+	// fetchHeld: the fetch loop holds every fetch back (the fetched,
+	// uncopied bytes fill the budget, or a full partition waits for the
+	// target), so partitions that failed before are not being retried and
+	// their failure says nothing about the source now.
+	fetchHeld bool
 	// unsure: after the source was unreachable, the worker copies nothing
 	// until its group membership is confirmed (membership.go).
 	unsure bool
@@ -161,7 +173,9 @@ func New(flow Flow, opts Options) (*Worker, error) {
 		lastLog:      map[string]time.Time{},
 		reg:          opts.Registerer,
 	}
+	w.commits, w.abandonCommits = context.WithCancel(context.Background())
 	if err := w.newClients(opts.ClientOpts); err != nil {
+		w.abandonCommits()
 		return nil, err
 	}
 	return w, nil
@@ -310,6 +324,12 @@ func (h dialHook) OnBrokerConnect(meta kgo.BrokerMetadata, _ time.Duration, _ ne
 // answer its leave from the group.
 const leaveTimeout = 3 * time.Second
 
+// stopCommitGrace bounds how long a stopping worker waits to write its
+// last offset syncs and commit its positions: a commit to a healthy source
+// takes milliseconds, and with leaveTimeout a worker whose source went
+// silent stops within kdr up's grace (up.WorkerStopGrace, 15 s).
+const stopCommitGrace = 5 * time.Second
+
 // ErrAlreadyRun is returned by a second call of Run.
 var ErrAlreadyRun = errors.New("mirror: a Worker runs only once")
 
@@ -335,17 +355,24 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	wg.Go(func() { w.checkpoint(bg) })
 	wg.Go(func() { w.commitLoop(bg) })
+	defer w.abandonCommits()
 	if w.forward {
 		wg.Go(func() { w.fetchLoop(bg) })
 	}
 	w.copyLoop(ctx)
+	grace := time.AfterFunc(stopCommitGrace, func() {
+		w.log.Warn("stopping: the source has not taken the last offset syncs and commit; not waiting longer, a restart copies again what was copied since the last commit",
+			"waited", stopCommitGrace)
+		w.abandonCommits()
+	})
 	stop()
 	wg.Wait()
 	// The last cycle's syncs and commit, which the committer, stopped with
 	// the copy loop, may not have made.
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.flow.DeliveryTimeout)
+	cctx, cancel := context.WithTimeout(w.commits, w.flow.DeliveryTimeout)
 	w.syncAndCommit(cctx, nil)
 	cancel()
+	grace.Stop()
 
 	// Leaving the group runs onRevoked, which commits through srcCl: close
 	// the consumer first. Close waits for the coordinator's answer to the
@@ -354,7 +381,9 @@ func (w *Worker) Run(ctx context.Context) error {
 	// source that went silent a stop took a minute. After leaveTimeout the
 	// worker stops without the answer (the group drops it after its
 	// session timeout), and the consumer finishes closing in the
-	// background; its callbacks have run by then.
+	// background. A revocation still running then (its commit waits for
+	// a silent source) finds the clients closed and only drops its
+	// partitions: Run committed before the leave.
 	w.consumer.AllowRebalance()
 	lctx, lcancel := context.WithTimeout(context.WithoutCancel(ctx), leaveTimeout)
 	err := w.consumer.LeaveGroupContext(lctx)
@@ -377,6 +406,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	w.mu.Lock()
 	w.running = false
 	w.mu.Unlock()
+	w.m.fetchFailing.Set(0) // owns nothing now
 	w.log.Info("mirror stopped")
 	return nil
 }
