@@ -350,7 +350,10 @@ func (w *Worker) writeSyncs(ctx context.Context, batch []pendingSync, ready bool
 	// and written later anyway are written again: repeats are harmless.
 	results := make(chan error, len(batch))
 	for _, s := range batch {
-		w.srcCl.Produce(ctx, s.rec, func(_ *kgo.Record, err error) { results <- err })
+		// A copy each time: franz-go sets a record's fields as it sends it,
+		// and a write given up on may still be sending the last one.
+		rec := *s.rec
+		w.srcCl.Produce(ctx, &rec, func(_ *kgo.Record, err error) { results <- err })
 	}
 	var err error
 wait:
