@@ -67,11 +67,9 @@ type partState struct {
 	fetchMax     int32 // partition max bytes
 	fetchRetryAt time.Time
 	fetchBackoff time.Duration
-	// fetchFailing is when the partition's fetches began to fail (zero
-	// while they work), fetchErr the newest failure: Health names a
-	// partition the source stopped serving while others still flow.
-	fetchFailing time.Time
-	fetchErr     error
+	// fetchFails: Health names a partition the source stopped serving
+	// while others still flow.
+	fetchFails failing
 }
 
 // partMetrics are one partition's metric children.

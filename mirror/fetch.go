@@ -134,10 +134,37 @@ func (w *Worker) fetchLoop(ctx context.Context) {
 func (w *Worker) fetchFailure(since time.Time, err error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.fetchFailing.IsZero() {
-		w.fetchFailing = since
+	w.fetchFails.note(since, err)
+}
+
+// failing is a run of failed fetches, the worker's or one partition's:
+// since is when the first failed attempt began (a silent broker fails a
+// fetch only after a request timeout), zero while fetches work, and err the
+// newest failure. The zero value is a run that has not begun.
+type failing struct {
+	since time.Time
+	err   error
+}
+
+// note adds a failure, of an attempt begun at since, to the run.
+func (f *failing) note(since time.Time, err error) {
+	if f.since.IsZero() {
+		f.since = since
 	}
-	w.fetchErr = err
+	f.err = err
+}
+
+// lasted reports whether the run, at now, has lasted d or more.
+func (f failing) lasted(now time.Time, d time.Duration) bool {
+	return !f.since.IsZero() && now.Sub(f.since) >= d
+}
+
+// text is the newest failure, or "" while fetches work.
+func (f failing) text() string {
+	if f.err == nil {
+		return ""
+	}
+	return f.err.Error()
 }
 
 // wakeFetcher tells the fetch loop that a queue drained or the partitions
@@ -258,12 +285,10 @@ func (w *Worker) fetchFrom(ctx context.Context, id int32, parts []fetchPos, room
 		return 0
 	}
 	w.mu.Lock()
-	if !w.fetchFailing.IsZero() {
-		if outage := time.Since(w.fetchFailing); outage >= w.membershipDoubt() {
-			w.doubtMembership(ctx, outage)
-		}
+	if now := time.Now(); w.fetchFails.lasted(now, w.membershipDoubt()) {
+		w.doubtMembership(ctx, now.Sub(w.fetchFails.since))
 	}
-	w.fetchFailing, w.fetchErr = time.Time{}, nil
+	w.fetchFails = failing{}
 	w.mu.Unlock()
 	resp := kresp.(*kmsg.FetchResponse)
 	got := map[topicPartition]*kmsg.FetchResponseTopicPartition{}
@@ -328,10 +353,10 @@ func (w *Worker) fetchDone(fp fetchPos, entries []entry, next int64, err error) 
 	ps.fetching = false
 	if err != nil {
 		ps.backOffFetch()
-		ps.noteFetchFailure(time.Now(), err)
+		ps.fetchFails.note(time.Now(), err)
 	} else {
 		ps.fetchBackoff = 0
-		ps.fetchFailing, ps.fetchErr = time.Time{}, nil
+		ps.fetchFails = failing{}
 	}
 	owned := w.parts[topicPartition{ps.topic, ps.partition}] == ps && ps.fetchAt == fp.from
 	if owned {
@@ -358,18 +383,8 @@ func (w *Worker) fetchFailed(ps *partState, since time.Time, err error) {
 	w.mu.Lock()
 	ps.fetching = false
 	ps.backOffFetch()
-	ps.noteFetchFailure(since, err)
+	ps.fetchFails.note(since, err)
 	w.mu.Unlock()
-}
-
-// noteFetchFailure keeps when the partition's fetches began to fail (the
-// first failed attempt's start: a silent broker fails a fetch only after a
-// request timeout) and why they fail now. Called with mu held.
-func (ps *partState) noteFetchFailure(since time.Time, err error) {
-	if ps.fetchFailing.IsZero() {
-		ps.fetchFailing = since
-	}
-	ps.fetchErr = err
 }
 
 // backOffFetch doubles the partition's fetch backoff. Called with mu held.
@@ -558,18 +573,14 @@ func (w *Worker) resolvePositions(ctx context.Context, parts []*partState) {
 				continue
 			}
 			o, ok := starts.Lookup(ps.topic, ps.partition)
-			switch {
-			case ok && o.Err == nil:
+			if ok && o.Err == nil {
 				at[ps] = o.Offset
-			default:
-				err := cmp.Or(o.Err, err)
-				if err == nil {
-					err = kerr.UnknownTopicOrPartition
-				}
-				err = fmt.Errorf("%s/%d: no committed position, and its log start is unknown: %w", ps.topic, ps.partition, err)
-				w.noteErr(KindSource, err)
-				w.fetchFailed(ps, time.Now(), err)
+				continue
 			}
+			why := cmp.Or(o.Err, err, error(kerr.UnknownTopicOrPartition)) // the last: not in the answer
+			why = fmt.Errorf("%s/%d: no committed position, and its log start is unknown (is its leader up?): %w", ps.topic, ps.partition, why)
+			w.noteErr(KindSource, why)
+			w.fetchFailed(ps, time.Now(), why)
 		}
 	}
 	w.mu.Lock()

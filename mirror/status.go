@@ -125,7 +125,7 @@ func (w *Worker) Status() Status {
 			Topic: ps.topic, Partition: ps.partition, RemoteTopic: ps.remote,
 			NextOffset: ps.next, Committed: ps.committed, HighWatermark: ps.hwm, Lag: lag, Queued: queuedRecords(ps.queue),
 			Records: ps.records, Forwarded: ps.forwarded, Bytes: ps.bytes, Skipped: ps.skipped, LastLatency: ps.lastLatency,
-			Paused: ps.paused || w.forward && ps.backoff > 0, LastError: ps.lastErr, FetchError: errString(ps.fetchErr),
+			Paused: ps.paused || w.forward && ps.backoff > 0, LastError: ps.lastErr, FetchError: ps.fetchFails.text(),
 		})
 	}
 	slices.SortFunc(s.Partitions, func(a, b PartitionStatus) int {
@@ -145,13 +145,6 @@ func (s Status) Topic(name string) (TopicStatus, bool) {
 }
 
 var errNotRunning = errors.New("mirror: worker not running")
-
-func errString(err error) string {
-	if err == nil {
-		return ""
-	}
-	return err.Error()
-}
 
 // fetchFailingHealth is how long the worker's fetches from the source may
 // keep failing before Health says so: one failure is retried at once, and a
@@ -174,12 +167,14 @@ func (w *Worker) Health() error {
 		return errNotRunning
 	case w.refreshErr != nil:
 		return w.refreshErr
-	case !w.fetchFailing.IsZero() && time.Since(w.fetchFailing) >= fetchFailingHealth:
-		return fmt.Errorf("fetches from the source have failed for %v: %w", time.Since(w.fetchFailing).Round(time.Second), w.fetchErr)
+	case w.fetchFails.lasted(time.Now(), fetchFailingHealth):
+		return fmt.Errorf("fetches from the source have failed for %v (is the source up, and reachable from this worker?): %w",
+			time.Since(w.fetchFails.since).Round(time.Second), w.fetchFails.err)
 	}
-	if failing, worst := w.fetchFailingParts(time.Now()); worst != nil {
-		return fmt.Errorf("%d of the %d partitions owned have not been fetched for %v or more: %s/%d since %v: %w",
-			failing, len(w.parts), fetchFailingHealth, worst.topic, worst.partition, time.Since(worst.fetchFailing).Round(time.Second), worst.fetchErr)
+	if n, worst := w.fetchFailingParts(time.Now()); worst != nil {
+		f := worst.fetchFails
+		return fmt.Errorf("%d of the %d partitions owned have not been fetched for %v or more while the rest of the source answers (is their leader broker up?): %s/%d since %v: %w",
+			n, len(w.parts), fetchFailingHealth, worst.topic, worst.partition, time.Since(f.since).Round(time.Second), f.err)
 	}
 	return nil
 }
@@ -194,11 +189,11 @@ func (w *Worker) fetchFailingParts(now time.Time) (int, *partState) {
 	var worst *partState
 	failing := 0
 	for _, ps := range w.parts {
-		if ps.fetchFailing.IsZero() || now.Sub(ps.fetchFailing) < fetchFailingHealth {
+		if !ps.fetchFails.lasted(now, fetchFailingHealth) {
 			continue
 		}
 		failing++
-		if worst == nil || ps.fetchFailing.Before(worst.fetchFailing) {
+		if worst == nil || ps.fetchFails.since.Before(worst.fetchFails.since) {
 			worst = ps
 		}
 	}

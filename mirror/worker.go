@@ -117,11 +117,9 @@ type Worker struct {
 	cp           checkpointState
 	acl          ACLStatus
 
-	// Under mu too: fetchFailing is when the fetches from the source that
-	// have failed since the last one that worked began (zero: the last one
-	// worked), and fetchErr the newest failure.
-	fetchFailing time.Time
-	fetchErr     error
+	// Under mu too: fetchFails are the fetches from the source, of any
+	// partition, that failed since the last one that worked.
+	fetchFails failing
 	// fetchHeld: the fetch loop holds every fetch back (the fetched,
 	// uncopied bytes fill the budget, or a full partition waits for the
 	// target), so partitions that failed before are not being retried and
@@ -334,8 +332,9 @@ const stopCommitGrace = 5 * time.Second
 var ErrAlreadyRun = errors.New("mirror: a Worker runs only once")
 
 // Run copies records until ctx ends, then finishes the cycle in progress
-// (waiting up to DeliveryTimeout for the target), commits, leaves the group
-// (waiting up to 3 s for the source to answer) and closes its clients. Unreachable clusters are retried with backoff,
+// (waiting up to DeliveryTimeout for the target), commits (waiting up to
+// stopCommitGrace for the source), leaves the group (up to leaveTimeout)
+// and closes its clients. Unreachable clusters are retried with backoff,
 // never returned as errors; Run returns nil after ctx ends.
 func (w *Worker) Run(ctx context.Context) error {
 	if !w.ran.CompareAndSwap(false, true) {
@@ -361,7 +360,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	w.copyLoop(ctx)
 	grace := time.AfterFunc(stopCommitGrace, func() {
-		w.log.Warn("stopping: the source has not taken the last offset syncs and commit; not waiting longer, a restart copies again what was copied since the last commit",
+		w.log.Warn("stopping: the last offset syncs and commit have not gone through; not waiting longer for the source: a restart copies again what was copied since the last commit (at least once, nothing lost)",
 			"waited", stopCommitGrace)
 		w.abandonCommits()
 	})
@@ -389,8 +388,8 @@ func (w *Worker) Run(ctx context.Context) error {
 	err := w.consumer.LeaveGroupContext(lctx)
 	lcancel()
 	if err != nil {
-		w.log.Warn("leaving the group: no answer from the source; it drops this worker after the session timeout",
-			"group", w.flow.Group(), "waited", leaveTimeout, "err", err)
+		w.log.Warn("leaving the group did not finish in time (the source did not answer, or the revocation's commit waited for it); stopping anyway: the group drops this worker after its session timeout, and its partitions then go to the flow's other workers",
+			"group", w.flow.Group(), "waited", leaveTimeout, "session_timeout", w.flow.SessionTimeout, "err", err)
 		go w.consumer.Close()
 	} else {
 		w.consumer.Close()

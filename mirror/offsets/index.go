@@ -117,9 +117,7 @@ func (ix *Index) Add(p Pair) {
 		}
 		return
 	}
-	i, found := slices.BinarySearchFunc(ix.syncs, p.Downstream, func(s Pair, d int64) int {
-		return cmp.Compare(s.Downstream, d)
-	})
+	i, found := ix.find(p.Downstream)
 	switch {
 	case found && ix.syncs[i] == p:
 		return
@@ -171,13 +169,16 @@ func (ix *Index) AddPosition(p Pair) {
 
 // dropPosition removes the position from the syncs. Called with mu held.
 func (ix *Index) dropPosition() {
-	i, found := slices.BinarySearchFunc(ix.syncs, ix.position.Downstream, func(s Pair, d int64) int {
-		return cmp.Compare(s.Downstream, d)
-	})
-	if found && ix.syncs[i] == ix.position {
+	if i, found := ix.find(ix.position.Downstream); found && ix.syncs[i] == ix.position {
 		ix.syncs = slices.Delete(ix.syncs, i, i+1)
 		ix.parts = nil
 	}
+}
+
+// find is where the sync at target offset d is, or would go, in the syncs.
+// Called with mu held.
+func (ix *Index) find(d int64) (int, bool) {
+	return slices.BinarySearchFunc(ix.syncs, d, func(s Pair, d int64) int { return cmp.Compare(s.Downstream, d) })
 }
 
 // Len is the number of syncs held.
