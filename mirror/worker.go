@@ -359,15 +359,31 @@ func (w *Worker) Run(ctx context.Context) error {
 		wg.Go(func() { w.fetchLoop(bg) })
 	}
 	w.copyLoop(ctx)
+	graceOver := make(chan struct{})
 	grace := time.AfterFunc(stopCommitGrace, func() {
-		w.log.Warn("stopping: the last offset syncs and commit have not gone through; not waiting longer for the source: a restart copies again what was copied since the last commit (at least once, nothing lost)",
+		w.log.Warn("stopping: the last offset syncs and commit, or a request of the topic manager, checkpointer or heartbeats, have not gone through; not waiting longer for the clusters: a restart copies again what was copied since the last commit (at least once, nothing lost)",
 			"waited", stopCommitGrace)
 		w.abandonCommits()
+		close(graceOver)
 	})
 	stop()
-	wg.Wait()
+	// The loops end with bg, except one waiting for the answer to a
+	// request it has sent, which franz-go waits for until the
+	// connection's read timeout whatever the context (a topic refresh
+	// from a silent source held a stop for 10 s). Such a loop ends when
+	// the clients close below.
+	loopsDone := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(loopsDone)
+	}()
+	select {
+	case <-loopsDone:
+	case <-graceOver:
+	}
 	// The last cycle's syncs and commit, which the committer, stopped with
-	// the copy loop, may not have made.
+	// the copy loop, may not have made. commitMu keeps them from running
+	// alongside a committer still stuck in its own.
 	cctx, cancel := context.WithTimeout(w.commits, w.flow.DeliveryTimeout)
 	w.syncAndCommit(cctx, nil)
 	cancel()
@@ -402,6 +418,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		w.fwd.cl.Close()
 	}
 	w.store.Close()
+	<-loopsDone // closing the clients failed the requests still waited on
 	w.mu.Lock()
 	w.running = false
 	w.mu.Unlock()
