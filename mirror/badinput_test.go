@@ -110,3 +110,51 @@ func TestMirrorTargetBlackHoled(t *testing.T) {
 	checkFirstCopiesInOrder(t, west.readAll("east.orders"))
 	t.Logf("target holds %d records for 300 produced", west.count("east.orders"))
 }
+
+// TestMirrorStopsWhileTargetDown stops a worker whose copies wait for a
+// target that went silent, with the default delivery timeout (30 s): the
+// stop must not wait it out, since kdr up kills a worker after
+// up.WorkerStopGrace (15 s). What was not acknowledged is not committed,
+// so a worker started after the target is back copies it: nothing is lost.
+func TestMirrorStopsWhileTargetDown(t *testing.T) {
+	for _, forward := range []bool{true, false} {
+		t.Run(fmt.Sprintf("forward=%v", forward), func(t *testing.T) {
+			east := startCluster(t)
+			east.createTopic("orders", 2)
+			west, proxy := startBehindProxy(t)
+			f := testFlow(east, west, "east", "west")
+			f.Target.Brokers = []string{proxy.Addr()}
+			f.DeliveryTimeout = DefaultFlow().DeliveryTimeout
+			f.ForwardBatches = forward
+			w := startWorker(t, f)
+			east.produce(seqRecords("orders", 2, 0, 100)...)
+			waitCount(t, west, "east.orders", 100, 30*time.Second)
+
+			proxy.Cut()
+			east.produce(seqRecords("orders", 2, 100, 100)...)
+			kdrtest.Eventually(t, 30*time.Second, func() (bool, string) {
+				st := w.Status()
+				return st.FlushWaiting > time.Second, fmt.Sprintf("waiting for the target for %s", st.FlushWaiting)
+			})
+			start := time.Now()
+			w.cancel()
+			select {
+			case <-w.done:
+				t.Logf("stopped in %v", time.Since(start).Round(time.Millisecond))
+			case <-time.After(12 * time.Second):
+				t.Fatalf("the worker did not stop within 12 s of its target going silent")
+			}
+
+			proxy.Heal()
+			startWorker(t, f)
+			kdrtest.Eventually(t, 60*time.Second, func() (bool, string) {
+				seen := map[string]bool{}
+				for _, id := range ids(west.readAll("east.orders")) {
+					seen[id] = true
+				}
+				return len(seen) == 200, fmt.Sprintf("%d of 200 records copied", len(seen))
+			})
+			t.Logf("target holds %d records for 200 produced", west.count("east.orders"))
+		})
+	}
+}

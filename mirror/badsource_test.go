@@ -359,7 +359,7 @@ func checkCopies(t *testing.T, got map[int32][]*kgo.Record, want []*kgo.Record, 
 // kills a worker (up.WorkerStopGrace, 15 s): franz-go waits for the answer
 // to a request it has sent whatever the context, and stops took 67 s and
 // 18 s before the leave was bounded (leaveTimeout), 30 s and more with
-// syncs to write before the last commit was (stopCommitGrace).
+// syncs to write before the last commit was (stopGrace).
 func TestMirrorStopsWhileSourceDown(t *testing.T) {
 	for _, c := range []struct {
 		blackHole, uncommitted bool

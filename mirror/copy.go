@@ -121,9 +121,13 @@ func (j *job) last() int64 {
 }
 
 // copyLoop is the worker's main loop: poll, copy, commit, allow rebalances.
-func (w *Worker) copyLoop(ctx context.Context) {
+//
+// Copies in flight when ctx ends are waited for until giveUp, then given
+// up on: unanswered, they are not committed, and a restart copies them
+// again.
+func (w *Worker) copyLoop(ctx context.Context, giveUp <-chan struct{}) {
 	if w.forward {
-		w.forwardLoop(ctx)
+		w.forwardLoop(ctx, giveUp)
 		return
 	}
 	for ctx.Err() == nil {
@@ -143,7 +147,7 @@ func (w *Worker) copyLoop(ctx context.Context) {
 		})
 		w.cycleMu.Lock()
 		w.enqueue(fetches)
-		w.cycle(ctx)
+		w.cycle(ctx, giveUp)
 		w.cycleMu.Unlock()
 		w.consumer.AllowRebalance()
 	}
@@ -156,8 +160,9 @@ func (w *Worker) copyLoop(ctx context.Context) {
 // target answers the last one is sent at once rather than after it; they
 // are settled in the order they were sent. A cycle holding records (the
 // franz-go producer's) goes alone. cycleMu is held while any cycle is in
-// flight, and the group callbacks get it between them.
-func (w *Worker) forwardLoop(ctx context.Context) {
+// flight, and the group callbacks get it between them. Once ctx ends, it
+// waits for the cycles in flight until giveUp.
+func (w *Worker) forwardLoop(ctx context.Context, giveUp <-chan struct{}) {
 	var pipe []*flight
 	locked := false
 	hold := false // a record waits for the cycles in flight to settle
@@ -169,9 +174,8 @@ func (w *Worker) forwardLoop(ctx context.Context) {
 	for {
 		for len(pipe) > 0 && pipe[0].landed() {
 			if !w.finish(ctx, pipe[0]) {
-				for _, f := range pipe[1:] {
-					<-f.done // bounded by DeliveryTimeout; nothing touches the target after return
-				}
+				// Shutting down: those after it are not settled either,
+				// and end when Run closes the clients.
 				return
 			}
 			pipe = pipe[1:]
@@ -197,7 +201,7 @@ func (w *Worker) forwardLoop(ctx context.Context) {
 		}
 		switch {
 		case stopping:
-			done = nil // wait for the flights out
+			done = giveUp // wait for the flights out, until giveUp
 		case w.cycleWanted.Load() > 0:
 			// A group callback waits for cycleMu: send nothing until it
 			// had it. With nothing in flight cycleMu is free, so wait for
@@ -241,7 +245,27 @@ func (w *Worker) forwardLoop(ctx context.Context) {
 		case <-t.C:
 		}
 		t.Stop()
+		if stopping && closed(giveUp) && !pipe[0].landed() {
+			w.giveUp(len(pipe))
+			return
+		}
 	}
+}
+
+// closed reports whether c is closed.
+func closed(c <-chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
+}
+
+// giveUp says that a stopping worker leaves n cycles of copies unanswered.
+func (w *Worker) giveUp(n int) {
+	w.log.Warn("stopping: copies sent to the target have not been answered; not waiting longer for the target: they are not committed, and a restart copies them again (at least once, nothing lost)",
+		"cycles", n, "waited", stopGrace)
 }
 
 // flight is a cycle sent and not yet settled.
@@ -294,7 +318,9 @@ func (w *Worker) launch(ctx context.Context, work map[*partState][]*job, prev *t
 			})
 		}
 	}
+	w.flights.Add(1)
 	go func() {
+		defer w.flights.Done()
 		defer close(f.done)
 		defer pcancel()
 		forwarded := make(chan struct{})
@@ -388,11 +414,15 @@ func (w *Worker) enqueue(fetches kgo.Fetches) {
 // consumer): every record is produced, the producer flushed, the
 // acknowledged prefix of each partition settled; the committer then writes
 // the offset syncs and commits the positions while the next cycle runs.
-func (w *Worker) cycle(ctx context.Context) {
+func (w *Worker) cycle(ctx context.Context, giveUp <-chan struct{}) {
 	work, _ := w.plan(time.Now(), true)
 	if f := w.launch(ctx, work, nil); f != nil {
-		<-f.done
-		w.finish(ctx, f)
+		select {
+		case <-f.done:
+			w.finish(ctx, f)
+		case <-giveUp:
+			w.giveUp(1)
+		}
 		return
 	}
 	w.handOver(ctx)

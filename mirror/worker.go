@@ -88,6 +88,10 @@ type Worker struct {
 	// cycleMu, then mu.
 	cycleMu     sync.Mutex
 	cycleWanted atomic.Int32 // group callbacks waiting for cycleMu
+	// flights counts the cycles' goroutines. A stopping worker may give
+	// up on cycles still waiting for the target; Run waits for them once
+	// it has closed the clients, which fails what they wait for.
+	flights sync.WaitGroup
 	// commitMu is held while offset syncs are written and positions
 	// committed (see syncAndCommit). Lock order: cycleMu, commitMu, mu.
 	commitMu  sync.Mutex
@@ -95,8 +99,8 @@ type Worker struct {
 
 	// commits bounds every write of offset syncs and commit of positions,
 	// besides DeliveryTimeout: a stopping worker abandons them after
-	// stopCommitGrace, as waiting longer for a source that does not answer
-	// only delays the stop (a restart copies the uncommitted again).
+	// stopGrace, as waiting longer for a source that does not answer only
+	// delays the stop (a restart copies the uncommitted again).
 	commits        context.Context
 	abandonCommits context.CancelFunc
 
@@ -322,20 +326,26 @@ func (h dialHook) OnBrokerConnect(meta kgo.BrokerMetadata, _ time.Duration, _ ne
 // answer its leave from the group.
 const leaveTimeout = 3 * time.Second
 
-// stopCommitGrace bounds how long a stopping worker waits to write its
-// last offset syncs and commit its positions: a commit to a healthy source
-// takes milliseconds, and with leaveTimeout a worker whose source went
-// silent stops within kdr up's grace (up.WorkerStopGrace, 15 s).
-const stopCommitGrace = 5 * time.Second
+// stopGrace bounds how long a stopping worker waits for the clusters, from
+// the moment it is told to stop: for the target to answer the copies in
+// flight, the source its last offset syncs and commit, and both the
+// requests of the topic manager, checkpointer and heartbeats. Healthy
+// clusters answer in milliseconds. One that went silent would otherwise
+// be waited for up to DeliveryTimeout (30 s by default), or the
+// connection's read timeout for a request already sent, which franz-go
+// waits for whatever the context. With leaveTimeout, a worker stops
+// within kdr up's grace (up.WorkerStopGrace, 15 s) whichever cluster
+// went silent.
+const stopGrace = 5 * time.Second
 
 // ErrAlreadyRun is returned by a second call of Run.
 var ErrAlreadyRun = errors.New("mirror: a Worker runs only once")
 
-// Run copies records until ctx ends, then finishes the cycle in progress
-// (waiting up to DeliveryTimeout for the target), commits (waiting up to
-// stopCommitGrace for the source), leaves the group (up to leaveTimeout)
-// and closes its clients. Unreachable clusters are retried with backoff,
-// never returned as errors; Run returns nil after ctx ends.
+// Run copies records until ctx ends, then settles the cycles in flight and
+// commits (waiting for the clusters up to stopGrace in all), leaves the
+// group (up to leaveTimeout) and closes its clients. Unreachable clusters
+// are retried with backoff, never returned as errors; Run returns nil
+// after ctx ends.
 func (w *Worker) Run(ctx context.Context) error {
 	if !w.ran.CompareAndSwap(false, true) {
 		return ErrAlreadyRun
@@ -358,14 +368,23 @@ func (w *Worker) Run(ctx context.Context) error {
 	if w.forward {
 		wg.Go(func() { w.fetchLoop(bg) })
 	}
-	w.copyLoop(ctx)
-	graceOver := make(chan struct{})
-	grace := time.AfterFunc(stopCommitGrace, func() {
-		w.log.Warn("stopping: the last offset syncs and commit, or a request of the topic manager, checkpointer or heartbeats, have not gone through; not waiting longer for the clusters: a restart copies again what was copied since the last commit (at least once, nothing lost)",
-			"waited", stopCommitGrace)
+	// From the moment ctx ends, the clusters have stopGrace to answer
+	// what the stop waits for; then it goes on without their answers.
+	graceOver, stopped := make(chan struct{}), make(chan struct{})
+	context.AfterFunc(ctx, func() {
+		t := time.NewTimer(stopGrace)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-stopped:
+			return
+		}
+		w.log.Warn("stopping: the clusters have not answered everything the stop waits for (copies in flight, the last offset syncs and commit, or a request of the topic manager, checkpointer or heartbeats); not waiting longer: a restart copies again what was copied since the last commit (at least once, nothing lost)",
+			"waited", stopGrace)
 		w.abandonCommits()
 		close(graceOver)
 	})
+	w.copyLoop(ctx, graceOver)
 	stop()
 	// The loops end with bg, except one waiting for the answer to a
 	// request it has sent, which franz-go waits for until the
@@ -387,7 +406,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	cctx, cancel := context.WithTimeout(w.commits, w.flow.DeliveryTimeout)
 	w.syncAndCommit(cctx, nil)
 	cancel()
-	grace.Stop()
+	close(stopped)
 
 	// Leaving the group runs onRevoked, which commits through srcCl: close
 	// the consumer first. Close waits for the coordinator's answer to the
@@ -419,6 +438,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	w.store.Close()
 	<-loopsDone // closing the clients failed the requests still waited on
+	w.flights.Wait()
 	w.mu.Lock()
 	w.running = false
 	w.mu.Unlock()
