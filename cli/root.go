@@ -40,6 +40,13 @@ func (e usageError) Unwrap() error { return e.err }
 func Execute(args []string, in io.Reader, out, errOut io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	// The first signal stops kdr cleanly, which can take seconds (kdr up
+	// waits for its mirror workers' last commits and its brokers'
+	// controlled shutdowns). Restoring the signals' default action then
+	// lets a second one end kdr at once, as operators expect of Ctrl-C:
+	// what was acknowledged is on disk either way, and copies not yet
+	// committed are copied again.
+	context.AfterFunc(ctx, stop)
 	root := NewCmdRoot(IO{In: in, Out: out, Err: errOut})
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)

@@ -372,7 +372,7 @@ func (r *runner) stop() {
 	if r.stopExtra != nil {
 		r.stopExtra()
 	}
-	r.logger.Info("stopping: mirror workers first, then brokers")
+	r.logger.Info("stopping: mirror workers first, then brokers (interrupt again to end at once)")
 	stopAll(r.logger, "mirror workers", r.workersNow(), WorkerStopGrace)
 	stopBrokers(r.logger, r.brokers, BrokerStopGrace)
 	r.wg.Wait()

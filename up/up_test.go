@@ -163,7 +163,8 @@ mirror:
 // TestUpRunsStatusSupervisesAndResumes runs kdr up on a two-cluster
 // topology file: it becomes healthy, mirrors a record, restarts a SIGKILLed
 // broker, refuses a second kdr up on the same state dir, stops on SIGINT
-// with exit 0 and no child left, and resumes with the same data.
+// with exit 0 and no child left, and resumes with the same data; a second
+// SIGINT while it stops ends it at once, with its children.
 func TestUpRunsStatusSupervisesAndResumes(t *testing.T) {
 	bin := kdrtest.Binary(t)
 	used := map[int]bool{}
@@ -247,7 +248,40 @@ func TestUpRunsStatusSupervisesAndResumes(t *testing.T) {
 	waitRecord(t, aBoot, "payments", "first")
 	waitRecord(t, bBoot, "payments", "first")
 
-	// A SIGKILLed kdr up takes its children with it (parent-death signal).
+	// A second SIGINT, while kdr up waits for a worker that does not stop
+	// (SIGSTOPped, so kdr up would wait out WorkerStopGrace and exit 0),
+	// ends kdr up at once by the signal's default action, and its children
+	// die with it (parent-death signal).
+	e = readEndpoints(t, state)
+	pids = e.PIDs()
+	worker := e.Flows[0].Workers[0].PID
+	if err := syscall.Kill(worker, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	p.Signal(os.Interrupt)
+	kdrtest.Eventually(t, 30*time.Second, func() (bool, string) {
+		return strings.Contains(p.Output(), "interrupt again to end at once"), "kdr up has not logged that it is stopping"
+	})
+	p.Signal(os.Interrupt)
+	select {
+	case <-p.Done():
+	case <-time.After(up.WorkerStopGrace):
+		t.Fatalf("kdr up did not end on a second SIGINT within %s", up.WorkerStopGrace)
+	}
+	var ee2 *exec.ExitError
+	if !errors.As(p.Err(), &ee2) || ee2.Sys().(syscall.WaitStatus).Signal() != syscall.SIGINT {
+		t.Fatalf("kdr up ended with %v after a second SIGINT, want death by SIGINT", p.Err())
+	}
+	waitGone(t, pids)
+
+	// Again on the same state dir: the lock died with kdr up, and the data
+	// is there.
+	p = startUp(t, bin, file, "--state-dir", state)
+	waitHealthy(t, p, state)
+	waitRecord(t, aBoot, "payments", "first")
+	waitRecord(t, bBoot, "payments", "first")
+
+	// A SIGKILLed kdr up takes its children with it too.
 	pids = readEndpoints(t, state).PIDs()
 	p.Signal(os.Kill)
 	<-p.Done()
