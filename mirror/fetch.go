@@ -48,6 +48,26 @@ type fetchPos struct {
 	from int64
 }
 
+// countFetchFailing sets kdr_mirror_fetch_failing_partitions once a second
+// until ctx ends. It is not the fetch loop's job: that loop can wait in a
+// positions or leaders lookup for as long as the source does not answer,
+// which is when the gauge matters.
+func (w *Worker) countFetchFailing(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			w.mu.Lock()
+			n, _ := w.fetchFailingParts(now)
+			w.mu.Unlock()
+			w.m.fetchFailing.Set(float64(n))
+		}
+	}
+}
+
 // fetchLoop keeps the queues of the owned partitions filled, one fetch in
 // flight per source broker, until ctx ends.
 func (w *Worker) fetchLoop(ctx context.Context) {
@@ -65,17 +85,8 @@ func (w *Worker) fetchLoop(ctx context.Context) {
 			<-done
 		}
 	}()
-	var counted time.Time
 	for ctx.Err() == nil {
 		now := time.Now()
-		if now.Sub(counted) >= time.Second {
-			// A scan of the owned partitions: at most once a second.
-			w.mu.Lock()
-			n, _ := w.fetchFailingParts(now)
-			w.mu.Unlock()
-			w.m.fetchFailing.Set(float64(n))
-			counted = now
-		}
 		w.resolvePositions(ctx, w.unpositioned(now))
 		want, room, wake := w.fetchable(now)
 		if len(want) > 0 {

@@ -367,6 +367,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	defer w.abandonCommits()
 	if w.forward {
 		wg.Go(func() { w.fetchLoop(bg) })
+		wg.Go(func() { w.countFetchFailing(bg) })
 	}
 	// From the moment ctx ends, the clusters have stopGrace to answer
 	// what the stop waits for; then it goes on without their answers.
