@@ -6,7 +6,8 @@ import (
 )
 
 // TestBrokerDropBehindFlag: --log-drop-behind-bytes sets the config, and a
-// value it cannot work with is refused naming the flags to change.
+// value it cannot work with is refused naming the flags to change; so is a
+// --cluster-id too long for a raft connection's preamble.
 func TestBrokerDropBehindFlag(t *testing.T) {
 	parse := func(args ...string) (*BrokerOptions, error) {
 		var got *BrokerOptions
@@ -29,6 +30,7 @@ func TestBrokerDropBehindFlag(t *testing.T) {
 	}{
 		{[]string{"--log-drop-behind-bytes", "65536", "--log-writeback-bytes", "0"}, []string{"log.drop.behind.bytes=65536 needs early writeback", "--log-writeback-bytes"}},
 		{[]string{"--log-drop-behind-bytes", "-1"}, []string{"log.drop.behind.bytes=-1", "--log-drop-behind-bytes"}},
+		{[]string{"--cluster-id", strings.Repeat("x", 256)}, []string{"cluster id is 256 bytes long", "--cluster-id takes at most 255"}},
 	} {
 		_, err := parse(c.args...)
 		for _, w := range c.want {

@@ -3,6 +3,7 @@ package kdrtest
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"slices"
 	"strconv"
@@ -22,6 +23,7 @@ import (
 type Cluster struct {
 	t       TB
 	Brokers []*Process
+	id      string // --cluster-id
 	raft    []string
 	client  *kgo.Client
 	admin   *kadm.Client
@@ -34,6 +36,12 @@ var ClusterFlags = []string{
 	"--broker-session-timeout-ms", "3000", "--broker-heartbeat-interval-ms", "500",
 	"--replica-lag-time-max-ms", "4000", "--leader-imbalance-check-interval-ms", "0",
 }
+
+// newClusterID is a cluster id of the test cluster's own. Test packages
+// run at once, and a broker's raft listener refuses nodes of other
+// clusters: a port one cluster's stopped broker freed and another's took
+// cannot mix their quorums.
+func newClusterID() string { return fmt.Sprintf("kdrtest-%016x", rand.Uint64()) }
 
 // freePorts reserves n loopback ports and releases them for the brokers to
 // bind: a quorum needs every raft address before any broker starts.
@@ -61,7 +69,7 @@ func freePorts(t TB, n int) []string {
 func StartCluster(t TB, bin string, n int, extra ...string) *Cluster {
 	t.Helper()
 	ports := freePorts(t, 2*n)
-	c := &Cluster{t: t, raft: ports[n:]}
+	c := &Cluster{t: t, id: newClusterID(), raft: ports[n:]}
 	var quorum []string
 	for i := range n {
 		quorum = append(quorum, fmt.Sprintf("%d@%s", i+1, c.raft[i]))
@@ -69,7 +77,7 @@ func StartCluster(t TB, bin string, n int, extra ...string) *Cluster {
 	args := make([][]string, n)
 	for i := range n {
 		args[i] = append(slices.Clone(ClusterFlags),
-			"--node-id", strconv.Itoa(i+1), "--listen", ports[i], "--raft-listen", c.raft[i],
+			"--cluster-id", c.id, "--node-id", strconv.Itoa(i+1), "--listen", ports[i], "--raft-listen", c.raft[i],
 			"--controller-quorum", strings.Join(quorum, ","), "--offsets-topic-replication-factor", strconv.Itoa(min(n, 3)))
 		args[i] = append(args[i], extra...)
 	}

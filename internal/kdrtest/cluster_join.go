@@ -17,7 +17,7 @@ func (c *Cluster) AddBroker(extra ...string) int32 {
 	id := int32(len(c.Brokers) + 1)
 	ports := freePorts(c.t, 2)
 	args := append(slices.Clone(ClusterFlags),
-		"--node-id", strconv.Itoa(int(id)), "--listen", ports[0], "--raft-listen", ports[1],
+		"--cluster-id", c.id, "--node-id", strconv.Itoa(int(id)), "--listen", ports[0], "--raft-listen", ports[1],
 		// Any member accepts a join; listing them all survives one being down.
 		"--join", strings.Join(c.raft, ","),
 		"--offsets-topic-replication-factor", strconv.Itoa(min(len(c.Brokers), 3)))

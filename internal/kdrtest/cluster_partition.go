@@ -49,7 +49,7 @@ func StartMeshCluster(t TB, bin string, n int, extra ...string) (*Cluster, *faul
 	t.Cleanup(func() { kafkaMesh.Close() })
 	release()
 
-	c := &Cluster{t: t, raft: raftAddrs}
+	c := &Cluster{t: t, id: newClusterID(), raft: raftAddrs}
 	args := make([][]string, n)
 	for i := range n {
 		var quorum, peerRaft, peerKafka []string
@@ -62,7 +62,7 @@ func StartMeshCluster(t TB, bin string, n int, extra ...string) (*Cluster, *faul
 			peerKafka = append(peerKafka, fmt.Sprintf("%d=%s", j+1, kafkaMesh.Addr(i, j)))
 		}
 		args[i] = append(slices.Clone(ClusterFlags),
-			"--node-id", strconv.Itoa(i+1), "--listen", kafkaAddrs[i], "--raft-listen", raftAddrs[i],
+			"--cluster-id", c.id, "--node-id", strconv.Itoa(i+1), "--listen", kafkaAddrs[i], "--raft-listen", raftAddrs[i],
 			"--controller-quorum", strings.Join(quorum, ","),
 			"--peer-raft-addresses", strings.Join(peerRaft, ","), "--peer-addresses", strings.Join(peerKafka, ","),
 			"--offsets-topic-replication-factor", strconv.Itoa(min(n, 3)))

@@ -24,11 +24,12 @@ type Option func(*broker.Config)
 func WithConfig(fn func(*broker.Config)) Option { return Option(fn) }
 
 // TestConfig is the config test brokers start from: loopback port 0, a temp
-// data dir, no metrics listener, no initial rebalance delay, few offsets
+// data dir, a cluster id of its own, no metrics listener, no initial rebalance delay, few offsets
 // partitions so group tests start fast.
 func TestConfig(t TB) broker.Config {
 	cfg := broker.DefaultConfig()
 	cfg.DataDir = t.TempDir()
+	cfg.ClusterID = newClusterID()
 	cfg.Listen = "127.0.0.1:0"
 	cfg.MetricsListen = ""
 	cfg.Group.InitialRebalanceDelay = 0

@@ -157,6 +157,9 @@ func (c Config) Validate() error {
 	if c.ClusterID == "" {
 		return fmt.Errorf("raftstore: ClusterID is required")
 	}
+	if len(c.ClusterID) > maxClusterIDLen {
+		return fmt.Errorf("raftstore: ClusterID is %d bytes long; at most %d", len(c.ClusterID), maxClusterIDLen)
+	}
 	seen := map[int32]bool{}
 	for i, v := range c.Voters {
 		if v.ID < 0 {

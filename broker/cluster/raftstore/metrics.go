@@ -19,6 +19,7 @@ type metrics struct {
 	leaderChanges *prometheus.Desc
 	forwarded     *prometheus.Desc
 	undecodable   *prometheus.Desc
+	refused       *prometheus.Desc
 }
 
 func newMetrics(s *Store) *metrics {
@@ -36,13 +37,14 @@ func newMetrics(s *Store) *metrics {
 		leaderChanges: prometheus.NewDesc("kdr_raft_leader_changes_total", "Times this node saw a new raft leader.", nil, nil),
 		forwarded:     prometheus.NewDesc("kdr_raft_forwarded_proposals_total", "Proposals this node forwarded to the leader.", nil, nil),
 		undecodable:   prometheus.NewDesc("kdr_raft_undecodable_entries_total", "Log entries skipped because this version cannot decode their command.", nil, nil),
+		refused:       prometheus.NewDesc("kdr_raft_refused_connections_total", "Connections to this node's raft listener dropped because they came from a node of another cluster (another cluster id).", nil, nil),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 	m.commitSeconds.Describe(ch)
-	for _, d := range []*prometheus.Desc{m.term, m.commitIndex, m.appliedIndex, m.isLeader, m.leaderChanges, m.forwarded, m.undecodable} {
+	for _, d := range []*prometheus.Desc{m.term, m.commitIndex, m.appliedIndex, m.isLeader, m.leaderChanges, m.forwarded, m.undecodable, m.refused} {
 		ch <- d
 	}
 }
@@ -68,4 +70,5 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	counter(m.leaderChanges, s.leaderChanges.Load())
 	counter(m.forwarded, s.forwarded.Load())
 	counter(m.undecodable, s.fsm.undecodable.Load())
+	counter(m.refused, s.mux.refused.Load())
 }

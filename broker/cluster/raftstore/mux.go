@@ -6,16 +6,30 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
 )
 
-// The first byte a dialer writes on a connection says who it is for.
+// A dialer starts every connection with a preamble: a byte that says who
+// the connection is for, then the dialer's cluster id (a length byte and
+// the id). A node drops connections from other clusters: raft itself has no
+// notion of a cluster, so a node of another cluster that took over a
+// stopped voter's address (a port reused on a shared host) would otherwise
+// take part in this cluster's elections and commits, as Kafka's
+// INCONSISTENT_CLUSTER_ID guards against in KRaft.
 const (
 	connRaft byte = 1 // hashicorp/raft's NetworkTransport
 	connRPC  byte = 2 // kdr RPC (rpc.go)
 )
+
+// maxClusterIDLen is the longest cluster id a preamble carries.
+const maxClusterIDLen = 255
+
+// refusalLogEvery spaces out the warnings about refused connections: a node
+// of another cluster retries several times a second.
+const refusalLogEvery = 10 * time.Second
 
 // muxPreambleTimeout bounds how long an accepted connection may take to send
 // its first byte.
@@ -26,10 +40,12 @@ const muxPreambleTimeout = 5 * time.Second
 // connections to serveRPC. It tracks every accepted connection so close can
 // end them all.
 type mux struct {
-	ln       net.Listener
-	adv      net.Addr
-	serveRPC func(net.Conn)
-	logger   *slog.Logger
+	ln        net.Listener
+	adv       net.Addr
+	clusterID string
+	serveRPC  func(net.Conn)
+	logger    *slog.Logger
+	refused   atomic.Uint64 // connections dropped for another cluster's id
 
 	raftCh    chan net.Conn
 	done      chan struct{}
@@ -38,13 +54,14 @@ type mux struct {
 	raftOnce  sync.Once
 	wg        sync.WaitGroup
 
-	mu    sync.Mutex
-	conns map[net.Conn]struct{}
+	mu          sync.Mutex
+	conns       map[net.Conn]struct{}
+	lastRefusal time.Time // when a refusal was last logged
 }
 
-func newMux(ln net.Listener, adv net.Addr, logger *slog.Logger) *mux {
+func newMux(ln net.Listener, adv net.Addr, clusterID string, logger *slog.Logger) *mux {
 	return &mux{
-		ln: ln, adv: adv, logger: logger,
+		ln: ln, adv: adv, clusterID: clusterID, logger: logger,
 		raftCh:   make(chan net.Conn),
 		done:     make(chan struct{}),
 		raftDone: make(chan struct{}),
@@ -95,16 +112,25 @@ func (m *mux) acceptLoop() {
 	}
 }
 
-// route reads the connection's first byte and hands it on.
+// route reads the connection's preamble and hands it on.
 func (m *mux) route(c *trackedConn) {
 	defer m.wg.Done()
-	var b [1]byte
+	var b [2]byte
 	_ = c.SetReadDeadline(time.Now().Add(muxPreambleTimeout))
 	if _, err := io.ReadFull(c, b[:]); err != nil {
 		_ = c.Close()
 		return
 	}
+	id := make([]byte, b[1])
+	if _, err := io.ReadFull(c, id); err != nil {
+		_ = c.Close()
+		return
+	}
 	_ = c.SetReadDeadline(time.Time{})
+	if string(id) != m.clusterID {
+		m.refuse(c, string(id))
+		return
+	}
 	switch b[0] {
 	case connRaft:
 		select {
@@ -120,6 +146,22 @@ func (m *mux) route(c *trackedConn) {
 	default:
 		m.logger.Warn("raftstore: dropping a connection with an unknown first byte", "remote", c.RemoteAddr().String(), "byte", b[0])
 		_ = c.Close()
+	}
+}
+
+// refuse drops a connection from a node of cluster id.
+func (m *mux) refuse(c net.Conn, id string) {
+	_ = c.Close()
+	m.refused.Add(1)
+	m.mu.Lock()
+	log := time.Since(m.lastRefusal) >= refusalLogEvery
+	if log {
+		m.lastRefusal = time.Now()
+	}
+	m.mu.Unlock()
+	if log {
+		m.logger.Warn("raftstore: refusing a connection from a node of another cluster (a voter's address in use by another cluster's node, or a --cluster-id that differs between this cluster's brokers)",
+			"remote", c.RemoteAddr().String(), "remote_cluster_id", id, "cluster_id", m.clusterID, "refused_so_far", m.refused.Load())
 	}
 }
 
@@ -173,7 +215,8 @@ func (c *trackedConn) Close() error {
 }
 
 // raftLayer is the raft.StreamLayer over the mux: raft's inbound connections
-// come from the mux, outbound ones announce themselves with connRaft.
+// come from the mux, outbound ones announce themselves with connRaft and
+// the cluster id.
 type raftLayer struct{ m *mux }
 
 var _ raft.StreamLayer = raftLayer{}
@@ -199,18 +242,18 @@ func (l raftLayer) Close() error {
 func (l raftLayer) Addr() net.Addr { return l.m.adv }
 
 func (l raftLayer) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
-	return dialPreamble(string(address), timeout, connRaft)
+	return dialPreamble(string(address), timeout, connRaft, l.m.clusterID)
 }
 
-// dialPreamble connects to a node's raft listener and writes the first byte.
-func dialPreamble(addr string, timeout time.Duration, kind byte) (net.Conn, error) {
+// dialPreamble connects to a node's raft listener and writes the preamble.
+func dialPreamble(addr string, timeout time.Duration, kind byte, clusterID string) (net.Conn, error) {
 	d := net.Dialer{Timeout: timeout}
 	conn, err := d.Dial("tcp", addr)
 	if err != nil {
 		return nil, err
 	}
 	_ = conn.SetWriteDeadline(time.Now().Add(timeout))
-	if _, err := conn.Write([]byte{kind}); err != nil {
+	if _, err := conn.Write(append([]byte{kind, byte(len(clusterID))}, clusterID...)); err != nil {
 		_ = conn.Close()
 		return nil, err
 	}

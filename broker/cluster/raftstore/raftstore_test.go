@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/raft"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kerr"
 
@@ -356,7 +357,7 @@ func TestRaftStoreSingleNodeAndStalePooledConnection(t *testing.T) {
 	}
 	propose(t, &testNode{id: 1, s: s}, registerBroker(1))
 
-	p := newPool(time.Second)
+	p := newPool(time.Second, testClusterID)
 	defer p.close()
 	if got, err := p.call(ctx, addr, "echo", []byte("one")); err != nil || string(got) != "one" {
 		t.Fatalf("echo: %q, %v", got, err)
@@ -378,4 +379,86 @@ func TestRaftStoreSingleNodeAndStalePooledConnection(t *testing.T) {
 	if got, err := p.call(ctx, addr, "echo", []byte("two")); err != nil || string(got) != "two" {
 		t.Fatalf("echo over a connection pooled before the restart: %q, %v", got, err)
 	}
+}
+
+// TestRaftStoreRefusesOtherClusters dials a node as a node of another
+// cluster would (one that took over a stopped voter's port on a shared
+// host): its raft RPCs and kdr RPCs get no answer, the refusals are counted
+// in kdr_raft_refused_connections_total and logged with both cluster ids,
+// while the same calls with this cluster's id are answered.
+func TestRaftStoreRefusesOtherClusters(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	c := newTestCluster(t, 1, func(cfg *Config) { cfg.Registerer = reg })
+	n := c.leader()
+	n.s.SetHandler("echo", func(ctx context.Context, body []byte) ([]byte, error) { return body, nil })
+	ctx, cancel := context.WithTimeout(context.Background(), convergeWait)
+	defer cancel()
+
+	// raft's own RPCs, through the transport raft uses, from a throwaway
+	// listener whose mux carries clusterID.
+	requestVote := func(clusterID string) error {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := newMux(ln, ln.Addr(), clusterID, slog.New(slog.DiscardHandler))
+		m.start(func(net.Conn) {})
+		defer m.close()
+		trans := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{Stream: raftLayer{m}, MaxPool: 1, Timeout: time.Second})
+		defer trans.Close()
+		req := &raft.RequestVoteRequest{
+			RPCHeader: raft.RPCHeader{ProtocolVersion: raft.ProtocolVersionMax, ID: []byte("9"), Addr: []byte(ln.Addr().String())},
+			Term:      1,
+		}
+		var resp raft.RequestVoteResponse
+		return trans.RequestVote("1", raft.ServerAddress(n.addr), req, &resp)
+	}
+	echo := func(clusterID string) error {
+		p := newPool(time.Second, clusterID)
+		defer p.close()
+		got, err := p.call(ctx, n.addr, "echo", []byte("ping"))
+		if err == nil && string(got) != "ping" {
+			t.Fatalf("echo answered %q", got)
+		}
+		return err
+	}
+
+	if err := requestVote(testClusterID); err != nil {
+		t.Fatalf("RequestVote from this cluster: %v", err)
+	}
+	if err := echo(testClusterID); err != nil {
+		t.Fatalf("echo from this cluster: %v", err)
+	}
+	if got := n.s.mux.refused.Load(); got != 0 {
+		t.Fatalf("%d connections refused from this cluster", got)
+	}
+	if err := requestVote("another-cluster"); err == nil {
+		t.Fatal("RequestVote from another cluster was answered")
+	}
+	if err := echo("another-cluster"); err == nil {
+		t.Fatal("echo from another cluster was answered")
+	}
+	if got := n.s.mux.refused.Load(); got != 2 {
+		t.Errorf("refused %d connections from another cluster, want 2", got)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var refused float64 = -1
+	for _, mf := range mfs {
+		if mf.GetName() == "kdr_raft_refused_connections_total" {
+			refused = mf.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	if refused != 2 {
+		t.Errorf("kdr_raft_refused_connections_total = %v, want 2", refused)
+	}
+	logs := c.logs.String()
+	if !strings.Contains(logs, "refusing a connection from a node of another cluster") ||
+		!strings.Contains(logs, "remote_cluster_id=another-cluster") || !strings.Contains(logs, "cluster_id="+testClusterID) {
+		t.Errorf("no refusal naming both cluster ids in the logs:\n%s", logs)
+	}
+	// The node still serves its own cluster.
+	propose(t, n, registerBroker(2))
 }

@@ -164,7 +164,8 @@ var errNotSent = errors.New("raftstore: request not sent")
 // pool keeps idle kdr RPC connections per address so frequent small
 // requests (broker heartbeats) do not dial each time.
 type pool struct {
-	timeout time.Duration // dial timeout and default request timeout
+	timeout   time.Duration // dial timeout and default request timeout
+	clusterID string        // sent in every connection's preamble
 
 	mu     sync.Mutex
 	idle   map[string][]*poolConn
@@ -177,8 +178,8 @@ type poolConn struct {
 	used time.Time
 }
 
-func newPool(timeout time.Duration) *pool {
-	return &pool{timeout: timeout, idle: map[string][]*poolConn{}}
+func newPool(timeout time.Duration, clusterID string) *pool {
+	return &pool{timeout: timeout, clusterID: clusterID, idle: map[string][]*poolConn{}}
 }
 
 func (p *pool) get(ctx context.Context, addr string) (c *poolConn, reused bool, err error) {
@@ -204,7 +205,7 @@ func (p *pool) get(ctx context.Context, addr string) (c *poolConn, reused bool, 
 	if timeout <= 0 {
 		return nil, false, fmt.Errorf("%w: %w", errNotSent, ctx.Err())
 	}
-	conn, err := dialPreamble(addr, timeout, connRPC)
+	conn, err := dialPreamble(addr, timeout, connRPC, p.clusterID)
 	if err != nil {
 		return nil, false, fmt.Errorf("%w: dialing %s: %w", errNotSent, addr, err)
 	}

@@ -152,8 +152,8 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	s := &Store{
 		cfg: cfg, logger: logger, addr: addr, wal: w,
 		fsm:      newFSM(cfg.ClusterID, logger),
-		mux:      newMux(ln, advertisedAddr(addr), logger),
-		pool:     newPool(cfg.RPCTimeout),
+		mux:      newMux(ln, advertisedAddr(addr), cfg.ClusterID, logger),
+		pool:     newPool(cfg.RPCTimeout, cfg.ClusterID),
 		peers:    newPeers(cfg, addr),
 		closing:  make(chan struct{}),
 		notifyCh: make(chan bool, 8),
