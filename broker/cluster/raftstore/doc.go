@@ -15,6 +15,13 @@
 // A peek at one byte costs nothing per connection, and both protocols keep
 // long-lived pooled connections.
 //
+// After that byte comes the dialer's cluster id, and a node drops
+// connections from another cluster (kdr_raft_refused_connections_total):
+// raft's RPCs carry no cluster, so a node of another cluster that took a
+// stopped voter's address would otherwise vote in this cluster's elections.
+// The brokers of one cluster must therefore share --cluster-id, which
+// broker start-up already requires of a data dir.
+//
 // # Peer addresses
 //
 // Config.PeerAddresses replaces, for the node ids it lists, the address
