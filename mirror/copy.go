@@ -264,6 +264,7 @@ func closed(c <-chan struct{}) bool {
 
 // giveUp says that a stopping worker leaves n cycles of copies unanswered.
 func (w *Worker) giveUp(n int) {
+	w.setFlushing(time.Time{})
 	w.log.Warn("stopping: copies sent to the target have not been answered; not waiting longer for the target: they are not committed, and a restart copies them again (at least once, nothing lost)",
 		"cycles", n, "waited", stopGrace)
 }

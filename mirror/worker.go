@@ -372,7 +372,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	// From the moment ctx ends, the clusters have stopGrace to answer
 	// what the stop waits for; then it goes on without their answers.
 	graceOver, stopped := make(chan struct{}), make(chan struct{})
-	context.AfterFunc(ctx, func() {
+	context.AfterFunc(bg, func() {
 		t := time.NewTimer(stopGrace)
 		defer t.Stop()
 		select {
@@ -387,6 +387,13 @@ func (w *Worker) Run(ctx context.Context) error {
 	})
 	w.copyLoop(ctx, graceOver)
 	stop()
+	// The last cycle's syncs and commit, which the committer, stopped with
+	// the copy loop, may not have made; before waiting for the loops, one
+	// of which may wait for the other cluster. commitMu keeps them from
+	// running alongside a committer still in its own.
+	cctx, cancel := context.WithTimeout(w.commits, w.flow.DeliveryTimeout)
+	w.syncAndCommit(cctx, nil)
+	cancel()
 	// The loops end with bg, except one waiting for the answer to a
 	// request it has sent, which franz-go waits for until the
 	// connection's read timeout whatever the context (a topic refresh
@@ -401,12 +408,6 @@ func (w *Worker) Run(ctx context.Context) error {
 	case <-loopsDone:
 	case <-graceOver:
 	}
-	// The last cycle's syncs and commit, which the committer, stopped with
-	// the copy loop, may not have made. commitMu keeps them from running
-	// alongside a committer still stuck in its own.
-	cctx, cancel := context.WithTimeout(w.commits, w.flow.DeliveryTimeout)
-	w.syncAndCommit(cctx, nil)
-	cancel()
 	close(stopped)
 
 	// Leaving the group runs onRevoked, which commits through srcCl: close
