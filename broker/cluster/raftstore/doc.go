@@ -20,7 +20,9 @@
 // raft's RPCs carry no cluster, so a node of another cluster that took a
 // stopped voter's address would otherwise vote in this cluster's elections.
 // The brokers of one cluster must therefore share --cluster-id, which
-// broker start-up already requires of a data dir.
+// broker start-up already requires of a data dir. Brokers from before the
+// preamble carried the id cannot talk to those after: upgrade a cluster's
+// brokers together.
 //
 // # Peer addresses
 //

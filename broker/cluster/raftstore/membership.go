@@ -44,7 +44,7 @@ func (s *Store) join(ctx context.Context) error {
 			lastErr = err
 		}
 		if round == 1 || round%10 == 0 {
-			s.logger.Warn("raftstore: join not accepted yet; retrying", "seeds", s.cfg.Seeds, "round", round, "err", lastErr)
+			s.logger.Warn("raftstore: join not accepted yet; retrying (a seed closing the connection at once may be a broker of another cluster: check --cluster-id)", "seeds", s.cfg.Seeds, "round", round, "err", lastErr)
 		}
 		select {
 		case <-time.After(joinRetryDelay):

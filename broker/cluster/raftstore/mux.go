@@ -151,7 +151,7 @@ func (m *mux) route(c *trackedConn) {
 
 // refuse drops a connection from a node of cluster id.
 func (m *mux) refuse(c net.Conn, id string) {
-	_ = c.Close()
+	defer c.Close() // after counting: the dialer sees the close
 	m.refused.Add(1)
 	m.mu.Lock()
 	log := time.Since(m.lastRefusal) >= refusalLogEvery
