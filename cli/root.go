@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"os/signal"
 	"strings"
 	"syscall"
@@ -38,15 +39,8 @@ func (e usageError) Unwrap() error { return e.err }
 
 // Execute runs kdr with args and returns the process exit code.
 func Execute(args []string, in io.Reader, out, errOut io.Writer) int {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	ctx, stop := stopOnSignal()
 	defer stop()
-	// The first signal stops kdr cleanly, which can take seconds (kdr up
-	// waits for its mirror workers' last commits and its brokers'
-	// controlled shutdowns). Restoring the signals' default action then
-	// lets a second one end kdr at once, as operators expect of Ctrl-C:
-	// what was acknowledged is on disk either way, and copies not yet
-	// committed are copied again.
-	context.AfterFunc(ctx, stop)
 	root := NewCmdRoot(IO{In: in, Out: out, Err: errOut})
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
@@ -65,6 +59,35 @@ func Execute(args []string, in io.Reader, out, errOut io.Writer) int {
 		return exitUsage
 	}
 	return exitError
+}
+
+// stopOnSignal returns a context that ends on the first SIGINT or SIGTERM.
+// Stopping cleanly can take seconds (kdr up waits for its mirror workers'
+// last commits and its brokers' controlled shutdowns), so SIGINT gets its
+// default action back before the context ends: a second Ctrl-C ends kdr at
+// once, as operators expect. What was acknowledged is on disk either way,
+// and copies not committed are copied again. A second SIGTERM is ignored:
+// supervisors that signal a whole process group and then each process (a
+// drill stopping kdr up, systemd's control-group kill) send two, and they
+// must not cut a clean stop short.
+func stopOnSignal() (context.Context, func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case <-sigs:
+			signal.Reset(syscall.SIGINT)
+			cancel()
+		case <-done:
+		}
+	}()
+	return ctx, func() {
+		close(done)
+		signal.Stop(sigs)
+		cancel()
+	}
 }
 
 // globalOptions are the flags every command has.

@@ -163,8 +163,9 @@ mirror:
 // TestUpRunsStatusSupervisesAndResumes runs kdr up on a two-cluster
 // topology file: it becomes healthy, mirrors a record, restarts a SIGKILLed
 // broker, refuses a second kdr up on the same state dir, stops on SIGINT
-// with exit 0 and no child left, and resumes with the same data; a second
-// SIGINT while it stops ends it at once, with its children.
+// with exit 0 and no child left (a SIGTERM on top changes nothing), and
+// resumes with the same data; a second SIGINT while it stops ends it at
+// once, with its children.
 func TestUpRunsStatusSupervisesAndResumes(t *testing.T) {
 	bin := kdrtest.Binary(t)
 	used := map[int]bool{}
@@ -236,7 +237,21 @@ func TestUpRunsStatusSupervisesAndResumes(t *testing.T) {
 	if len(pids) != 3 {
 		t.Fatalf("pids %v, want 2 brokers and 1 worker", pids)
 	}
-	p.Interrupt(t, 45*time.Second)
+	// A SIGTERM on top, as a supervisor signalling the process group and
+	// then each process sends, must not cut the clean stop short.
+	p.Signal(os.Interrupt)
+	kdrtest.Eventually(t, 30*time.Second, func() (bool, string) {
+		return strings.Contains(p.Output(), "interrupt again to end at once"), "kdr up has not logged that it is stopping"
+	})
+	p.Signal(syscall.SIGTERM)
+	select {
+	case <-p.Done():
+	case <-time.After(45 * time.Second):
+		t.Fatal("kdr up did not exit within 45 s of SIGINT")
+	}
+	if err := p.Err(); err != nil {
+		t.Fatalf("kdr up exited with %v after SIGINT then SIGTERM, want 0", err)
+	}
 	waitGone(t, pids)
 	if e := readEndpoints(t, state); e.Running || len(e.PIDs()) != 0 {
 		t.Fatalf("after stop, endpoints say running %v, pids %v", e.Running, e.PIDs())
