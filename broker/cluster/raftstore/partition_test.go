@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
+
 	"github.com/kdr-io/kdr/broker/cluster"
 )
 
@@ -142,4 +144,59 @@ func TestRaftStoreForwardUsesPeerAddress(t *testing.T) {
 	mesh.HealAll()
 	propose(t, f, registerBroker(f.id))
 	c.converge()
+}
+
+// TestRaftStoreProposeCommittedNeedsNoLocalApply cuts the leader's path to
+// one follower, which then proposes through the leader (its own path to the
+// leader stays open): the leader commits with the third node, and
+// ProposeCommitted returns the leader's outcome although the follower has
+// not applied the command, where Propose would wait for an entry the
+// follower cannot get (a broker's controlled shutdown when the leader stops
+// too). The leader's outcome comes back, a failure included, and after the
+// heal the follower applies the command.
+func TestRaftStoreProposeCommittedNeedsNoLocalApply(t *testing.T) {
+	c, mesh := newMeshTestCluster(t, 3)
+	leader := c.leader()
+	follower := c.followers()[0]
+	propose(t, follower, registerBroker(1))
+	propose(t, follower, createTopic("exists"))
+	c.converge()
+	// The leader's outcome comes back, a failure included.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	err := follower.s.ProposeCommitted(ctx, createTopic("exists"))
+	cancel()
+	if !errors.Is(err, kerr.TopicAlreadyExists) {
+		t.Fatalf("ProposeCommitted of a topic that exists: %v, want TOPIC_ALREADY_EXISTS", err)
+	}
+
+	// The follower must still know the leader when it forwards; if its
+	// heartbeat timeout came first (a slow machine), heal and try again.
+	for attempt := 1; attempt <= 5; attempt++ {
+		mesh.Cut(meshIndex(leader.id), meshIndex(follower.id))
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err = follower.s.ProposeCommitted(ctx, createTopic("committed-elsewhere"))
+		cancel()
+		if !errors.Is(err, ErrNoLeader) {
+			break
+		}
+		t.Logf("attempt %d: the follower lost the leader before forwarding; healing and retrying", attempt)
+		mesh.HealAll()
+		c.leader()
+		c.converge()
+	}
+	if err != nil {
+		t.Fatalf("ProposeCommitted on a follower the leader cannot reach: %v", err)
+	}
+	if _, ok := follower.s.State().Topic("committed-elsewhere"); ok {
+		t.Fatal("the follower applied the command although the leader cannot reach it")
+	}
+	if _, ok := leader.s.State().Topic("committed-elsewhere"); !ok {
+		t.Fatal("ProposeCommitted returned before the leader applied the command")
+	}
+	mesh.HealAll()
+	c.leader()
+	c.converge()
+	if _, ok := follower.s.State().Topic("committed-elsewhere"); !ok {
+		t.Fatal("after the heal the follower still lacks the command")
+	}
 }

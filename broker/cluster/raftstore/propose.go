@@ -30,6 +30,21 @@ type proposeResponse struct {
 // same Go value the leader computed. Kafka-level failures are *cluster.Error.
 // Without a leader before ctx ends the error wraps ErrNoLeader.
 func (s *Store) Propose(ctx context.Context, cmd cluster.Command) (any, error) {
+	return s.propose(ctx, cmd, true)
+}
+
+// ProposeCommitted is Propose for a caller that needs the command committed
+// but not applied on this node: a follower returns on the leader's answer,
+// with the outcome the leader saw. A broker's controlled shutdown uses it.
+// When the last brokers stop together, the leader may commit a follower's
+// command and stop before telling the follower, which then never applies
+// it and would wait out the caller's deadline (5 s more to stop kdr up).
+func (s *Store) ProposeCommitted(ctx context.Context, cmd cluster.Command) error {
+	_, err := s.propose(ctx, cmd, false)
+	return err
+}
+
+func (s *Store) propose(ctx context.Context, cmd cluster.Command, applyHere bool) (any, error) {
 	start := time.Now()
 	defer func() { s.metrics.commitSeconds.Observe(time.Since(start).Seconds()) }()
 	data, err := cluster.Encode(cmd)
@@ -50,7 +65,7 @@ func (s *Store) Propose(ctx context.Context, cmd cluster.Command) (any, error) {
 			return r.result, r.err
 		}
 	}
-	return s.forward(ctx, data)
+	return s.forward(ctx, data, applyHere)
 }
 
 // applyAsLeader appends data and waits for it to be applied here. The error
@@ -82,9 +97,10 @@ func (s *Store) applyAsLeader(ctx context.Context, data []byte) (uint64, applyRe
 	return f.Index(), r, nil
 }
 
-// forward sends the proposal to the leader, then waits until this node has
-// applied the entry and returns its own result for it.
-func (s *Store) forward(ctx context.Context, data []byte) (any, error) {
+// forward sends the proposal to the leader, then, if applyHere, waits until
+// this node has applied the entry and returns its own result for it;
+// otherwise it returns the leader's outcome.
+func (s *Store) forward(ctx context.Context, data []byte, applyHere bool) (any, error) {
 	s.forwarded.Add(1)
 	untrack := s.fsm.track()
 	defer untrack()
@@ -96,6 +112,9 @@ func (s *Store) forward(ctx context.Context, data []byte) (any, error) {
 	if err := json.Unmarshal(body, &resp); err != nil {
 		return nil, fmt.Errorf("raftstore: decoding the leader's answer: %w", err)
 	}
+	if !applyHere {
+		return nil, resp.outcome()
+	}
 	if err := s.fsm.waitApplied(ctx, s.closing, resp.Index); err != nil {
 		return nil, err
 	}
@@ -104,13 +123,21 @@ func (s *Store) forward(ctx context.Context, data []byte) (any, error) {
 	}
 	// A snapshot installed here covered the entry, so this node never saw
 	// the command's own result.
-	switch {
-	case resp.Failed && resp.Code != 0:
-		return nil, kafkaError(resp.Code, resp.Message)
-	case resp.Failed:
-		return nil, errors.New(resp.Message)
+	if err := resp.outcome(); err != nil {
+		return nil, err
 	}
 	return nil, fmt.Errorf("%w (log index %d)", ErrResultUnavailable, resp.Index)
+}
+
+// outcome is the error the leader's FSM returned for the command, if any.
+func (r proposeResponse) outcome() error {
+	switch {
+	case r.Failed && r.Code != 0:
+		return kafkaError(r.Code, r.Message)
+	case r.Failed:
+		return errors.New(r.Message)
+	}
+	return nil
 }
 
 // handlePropose runs on the leader for a forwarded proposal.
