@@ -136,14 +136,7 @@ func TestMirrorStopsWhileTargetDown(t *testing.T) {
 				st := w.Status()
 				return st.FlushWaiting > time.Second, fmt.Sprintf("waiting for the target for %s", st.FlushWaiting)
 			})
-			start := time.Now()
-			w.cancel()
-			select {
-			case <-w.done:
-				t.Logf("stopped in %v", time.Since(start).Round(time.Millisecond))
-			case <-time.After(12 * time.Second):
-				t.Fatalf("the worker did not stop within 12 s of its target going silent")
-			}
+			checkStopsInTime(t, w, "its target going silent")
 
 			proxy.Heal()
 			startWorker(t, f)

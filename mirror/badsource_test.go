@@ -411,16 +411,25 @@ func TestMirrorStopsWhileSourceDown(t *testing.T) {
 				e := w.Status().Errors[KindSource]
 				return e.Count > 0, fmt.Sprintf("source errors %+v", e)
 			})
-			start := time.Now()
-			w.cancel()
-			select {
-			case <-w.done:
-				t.Logf("stopped in %v", time.Since(start).Round(time.Millisecond))
-			case <-time.After(12 * time.Second):
-				var stacks strings.Builder
-				_ = pprof.Lookup("goroutine").WriteTo(&stacks, 1)
-				t.Fatalf("the worker did not stop within 12 s of its source going down; goroutines:\n%s", stacks.String())
-			}
+			checkStopsInTime(t, w, "its source going down")
 		})
+	}
+}
+
+// checkStopsInTime stops w and fails the test, with every goroutine's
+// stack, unless Run returns within 12 s: kdr up kills a worker after
+// up.WorkerStopGrace (15 s), and a worker waits for silent clusters at most
+// stopGrace plus leaveTimeout (8 s).
+func checkStopsInTime(t *testing.T, w *running, after string) {
+	t.Helper()
+	start := time.Now()
+	w.cancel()
+	select {
+	case <-w.done:
+		t.Logf("stopped in %v", time.Since(start).Round(time.Millisecond))
+	case <-time.After(12 * time.Second):
+		var stacks strings.Builder
+		_ = pprof.Lookup("goroutine").WriteTo(&stacks, 1)
+		t.Fatalf("the worker did not stop within 12 s of %s; goroutines:\n%s", after, stacks.String())
 	}
 }

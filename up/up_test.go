@@ -239,10 +239,7 @@ func TestUpRunsStatusSupervisesAndResumes(t *testing.T) {
 	}
 	// A SIGTERM on top, as a supervisor signalling the process group and
 	// then each process sends, must not cut the clean stop short.
-	p.Signal(os.Interrupt)
-	kdrtest.Eventually(t, 30*time.Second, func() (bool, string) {
-		return strings.Contains(p.Output(), "interrupt again to end at once"), "kdr up has not logged that it is stopping"
-	})
+	interruptOnce(t, p)
 	p.Signal(syscall.SIGTERM)
 	select {
 	case <-p.Done():
@@ -273,10 +270,7 @@ func TestUpRunsStatusSupervisesAndResumes(t *testing.T) {
 	if err := syscall.Kill(worker, syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
-	p.Signal(os.Interrupt)
-	kdrtest.Eventually(t, 30*time.Second, func() (bool, string) {
-		return strings.Contains(p.Output(), "interrupt again to end at once"), "kdr up has not logged that it is stopping"
-	})
+	interruptOnce(t, p)
 	p.Signal(os.Interrupt)
 	select {
 	case <-p.Done():
@@ -301,6 +295,16 @@ func TestUpRunsStatusSupervisesAndResumes(t *testing.T) {
 	p.Signal(os.Kill)
 	<-p.Done()
 	waitGone(t, pids)
+}
+
+// interruptOnce sends kdr up a SIGINT and waits until it says it is
+// stopping.
+func interruptOnce(t *testing.T, p *kdrtest.Command) {
+	t.Helper()
+	p.Signal(os.Interrupt)
+	kdrtest.Eventually(t, 30*time.Second, func() (bool, string) {
+		return strings.Contains(p.Output(), "interrupt again to end at once"), "kdr up has not logged that it is stopping"
+	})
 }
 
 // TestUpRefusesBusyPort: a port a local broker needs is taken, so kdr up
