@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kdr-io/kdr/internal/kdrtest"
@@ -151,4 +152,88 @@ func TestMirrorSourceBrokerDown(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestMirrorSourceCoordinatorDown kills the source broker that is the
+// mirror group's coordinator, with the topic replicated on all three, so
+// that every partition stays readable and only the group moves. Nothing may
+// be lost: while the group moves the worker's commits fail and it may be
+// dropped from the group, so what it copied since its last commit may be
+// copied again (at least once, counted and logged); the first copies stay
+// in order, and the worker's commits catch up on the new coordinator.
+func TestMirrorSourceCoordinatorDown(t *testing.T) {
+	east := startProcCluster(t, kdrtest.Binary(t), "east")
+	west := startCluster(t)
+	const topic, parts = "orders", 3
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	resp, err := east.adm.CreateTopic(ctx, parts, 3, nil, topic)
+	if err == nil {
+		err = resp.Err
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	prod, err := kgo.NewClient(kgo.SeedBrokers(east.Bootstrap()...), kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		kgo.MetadataMinAge(100*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prod.Close()
+	n := 0
+	produce := func(k int) {
+		t.Helper()
+		if err := prod.ProduceSync(ctx, seqRecords(topic, parts, n, k)...).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		n += k
+	}
+
+	f := testFlow(&cluster{addr: east.Bootstrap()[0]}, west, "east", "west")
+	f.Source.Brokers = east.Bootstrap()
+	startWorker(t, f)
+	remote := "east." + topic
+	produce(150)
+	waitCount(t, west, remote, int64(n), 30*time.Second)
+	src := &cluster{t: t, addr: east.Bootstrap()[0], cl: east.cl, adm: east.adm}
+	waitCommitted(t, src, f.Group(), topic, int64(n), 30*time.Second)
+
+	coords := east.adm.FindGroupCoordinators(ctx, f.Group())
+	coord, ok := coords[f.Group()]
+	if !ok || coord.Err != nil {
+		t.Fatalf("group coordinator of %s: %+v", f.Group(), coords)
+	}
+	east.Kill(coord.NodeID)
+	produce(150)
+	unique := func() (int, string) {
+		seen := map[string]bool{}
+		for _, id := range ids(west.readAll(remote)) {
+			seen[id] = true
+		}
+		return len(seen), fmt.Sprintf("%d of %d records copied", len(seen), n)
+	}
+	kdrtest.Eventually(t, 60*time.Second, func() (bool, string) {
+		got, msg := unique()
+		return got == n, msg
+	})
+	// The commits go on at the new coordinator. Read them with a client
+	// made after the kill: franz-go v1.22.2's sharded OffsetFetch kept
+	// dialling the dead coordinator through the old client's cache for a
+	// minute, although FindCoordinator named the new one.
+	after, err := kgo.NewClient(kgo.SeedBrokers(east.Bootstrap()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer after.Close()
+	waitCommitted(t, &cluster{t: t, addr: east.Bootstrap()[0], cl: after, adm: kadm.NewClient(after)}, f.Group(), topic, int64(n), 60*time.Second)
+
+	east.Restart(coord.NodeID)
+	produce(150)
+	kdrtest.Eventually(t, 60*time.Second, func() (bool, string) {
+		got, msg := unique()
+		return got == n, msg
+	})
+	got := west.readAll(remote)
+	checkFirstCopiesInOrder(t, got)
+	t.Logf("coordinator broker %d killed: the target holds %d records for %d produced", coord.NodeID, west.count(remote), n)
 }
