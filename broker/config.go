@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/kdr-io/kdr/broker/cluster/raftstore"
 	"github.com/kdr-io/kdr/broker/group"
 	"github.com/kdr-io/kdr/broker/storage"
 	"github.com/kdr-io/kdr/broker/wire"
@@ -129,8 +130,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("log.drop.behind.bytes=%d needs early writeback: set log.writeback.bytes (--log-writeback-bytes) above 0, or --log-drop-behind-bytes to 0", c.LogDropBehindBytes)
 	case c.ClusterID == "":
 		return fmt.Errorf("cluster id is empty: set --cluster-id")
-	case len(c.ClusterID) > 255:
-		return fmt.Errorf("cluster id is %d bytes long: --cluster-id takes at most 255 (it goes in every raft connection's preamble)", len(c.ClusterID))
+	case len(c.ClusterID) > raftstore.MaxClusterIDLen:
+		return fmt.Errorf("cluster id is %d bytes long: --cluster-id takes at most %d (it goes in every raft connection's preamble)", len(c.ClusterID), raftstore.MaxClusterIDLen)
 	case c.ReplicaLagTimeMax <= 0:
 		return fmt.Errorf("replica.lag.time.max.ms=%s: must be positive", c.ReplicaLagTimeMax)
 	case c.ReplicaFetchWaitMax <= 0:

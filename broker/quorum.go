@@ -194,25 +194,13 @@ func (b *Broker) controlledShutdown() {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	start := time.Now()
-	if err := b.proposeCommitted(ctx, &cluster.FenceBroker{NodeID: b.cfg.NodeID, Epoch: epoch}); err != nil {
+	// Committed is enough: a stopping broker has no use for its own copy
+	// of the metadata, and may never get it when the leader stops too.
+	if err := b.raft.ProposeCommitted(ctx, &cluster.FenceBroker{NodeID: b.cfg.NodeID, Epoch: epoch}); err != nil {
 		b.log.Warn("controlled shutdown: could not hand over leaderships; the controller will fence this broker after the session timeout", "err", err)
 		return
 	}
 	b.log.Info("controlled shutdown: leaderships handed over", "took", time.Since(start).Round(time.Millisecond))
-}
-
-// proposeCommitted proposes cmd and returns once it is committed, without
-// waiting for this broker to apply it where the store allows (raftstore's
-// ProposeCommitted): a stopping broker has no use for its own copy of the
-// metadata, and may never get it when the leader stops too.
-func (b *Broker) proposeCommitted(ctx context.Context, cmd cluster.Command) error {
-	if s, ok := b.meta.(interface {
-		ProposeCommitted(context.Context, cluster.Command) error
-	}); ok {
-		return s.ProposeCommitted(ctx, cmd)
-	}
-	_, err := b.meta.Propose(ctx, cmd)
-	return err
 }
 
 // controllerID is the node acting as controller (the metadata leader), as

@@ -58,20 +58,7 @@ func TestMirrorUnreachableTarget(t *testing.T) {
 	}()
 	b.Restart()
 	<-done
-	want := map[string]bool{}
-	for _, r := range seqRecords("orders", 2, 0, 1100) {
-		want[string(r.Value)] = true
-	}
-	kdrtest.Eventually(t, 60*time.Second, func() (bool, string) {
-		if west.count("east.orders") < 1100 {
-			return false, fmt.Sprintf("east.orders has %d records", west.count("east.orders"))
-		}
-		seen := map[string]bool{}
-		for _, id := range ids(west.readAll("east.orders")) {
-			seen[id] = true
-		}
-		return len(seen) == len(want), fmt.Sprintf("%d of %d records copied", len(seen), len(want))
-	})
+	waitDistinct(t, west, "east.orders", 1100, 60*time.Second)
 }
 
 // TestMirrorTargetBlackHoled cuts the path to the target (a dropped network:
@@ -100,13 +87,7 @@ func TestMirrorTargetBlackHoled(t *testing.T) {
 		return st.FlushWaiting > f.DeliveryTimeout, fmt.Sprintf("waiting for the target for %s", st.FlushWaiting)
 	})
 	proxy.Heal()
-	kdrtest.Eventually(t, 60*time.Second, func() (bool, string) {
-		seen := map[string]bool{}
-		for _, id := range ids(west.readAll("east.orders")) {
-			seen[id] = true
-		}
-		return len(seen) == 300, fmt.Sprintf("%d of 300 records copied", len(seen))
-	})
+	waitDistinct(t, west, "east.orders", 300, 60*time.Second)
 	checkFirstCopiesInOrder(t, west.readAll("east.orders"))
 	t.Logf("target holds %d records for 300 produced", west.count("east.orders"))
 }
@@ -140,13 +121,7 @@ func TestMirrorStopsWhileTargetDown(t *testing.T) {
 
 			proxy.Heal()
 			startWorker(t, f)
-			kdrtest.Eventually(t, 60*time.Second, func() (bool, string) {
-				seen := map[string]bool{}
-				for _, id := range ids(west.readAll("east.orders")) {
-					seen[id] = true
-				}
-				return len(seen) == 200, fmt.Sprintf("%d of 200 records copied", len(seen))
-			})
+			waitDistinct(t, west, "east.orders", 200, 60*time.Second)
 			t.Logf("target holds %d records for 200 produced", west.count("east.orders"))
 		})
 	}

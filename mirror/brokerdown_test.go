@@ -22,24 +22,11 @@ import (
 // which a check of the source as a whole misses. Once the broker is back
 // every record arrives exactly once and the worker is healthy again.
 func TestMirrorSourceBrokerDown(t *testing.T) {
-	east := startProcCluster(t, kdrtest.Binary(t), "east")
-	west := startCluster(t)
 	const topic, parts = "orders", 3
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	resp, err := east.adm.CreateTopic(ctx, parts, 1, nil, topic)
-	if err == nil {
-		err = resp.Err
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	prod, err := kgo.NewClient(kgo.SeedBrokers(east.Bootstrap()...), kgo.RecordPartitioner(kgo.ManualPartitioner()),
-		kgo.MetadataMinAge(100*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer prod.Close()
+	east, prod := startSourceWithTopic(ctx, t, topic, parts, 1)
+	west := startCluster(t)
 	produced := map[int32]int{}
 	produce := func(ps []int32, n int) {
 		t.Helper()
@@ -82,20 +69,16 @@ func TestMirrorSourceBrokerDown(t *testing.T) {
 	// another test's business: while the group moves, commits fail, the
 	// worker can be dropped from the group, and what it copied since its
 	// last commit is copied again, at least once.)
-	coords := east.adm.FindGroupCoordinators(ctx, f.Group())
-	coord, ok := coords[f.Group()]
-	if !ok || coord.Err != nil {
-		t.Fatalf("group coordinator of %s: %+v", f.Group(), coords)
-	}
+	coord := groupCoordinator(ctx, t, east.adm, f.Group())
 	victim := int32(-1)
 	for p := range int32(parts) {
-		if l := east.Leader(topic, p); l != coord.NodeID {
+		if l := east.Leader(topic, p); l != coord {
 			victim = l
 			break
 		}
 	}
 	if victim < 0 {
-		t.Fatalf("every partition of %s is on broker %d, the group coordinator; want some on the others", topic, coord.NodeID)
+		t.Fatalf("every partition of %s is on broker %d, the group coordinator; want some on the others", topic, coord)
 	}
 	var down, up []int32 // partitions on the broker killed, and on the others
 	for p := range int32(parts) {
@@ -162,24 +145,11 @@ func TestMirrorSourceBrokerDown(t *testing.T) {
 // copied again (at least once, counted and logged); the first copies stay
 // in order, and the worker's commits catch up on the new coordinator.
 func TestMirrorSourceCoordinatorDown(t *testing.T) {
-	east := startProcCluster(t, kdrtest.Binary(t), "east")
-	west := startCluster(t)
 	const topic, parts = "orders", 3
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	resp, err := east.adm.CreateTopic(ctx, parts, 3, nil, topic)
-	if err == nil {
-		err = resp.Err
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	prod, err := kgo.NewClient(kgo.SeedBrokers(east.Bootstrap()...), kgo.RecordPartitioner(kgo.ManualPartitioner()),
-		kgo.MetadataMinAge(100*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer prod.Close()
+	east, prod := startSourceWithTopic(ctx, t, topic, parts, 3)
+	west := startCluster(t)
 	n := 0
 	produce := func(k int) {
 		t.Helper()
@@ -198,24 +168,10 @@ func TestMirrorSourceCoordinatorDown(t *testing.T) {
 	src := &cluster{t: t, addr: east.Bootstrap()[0], cl: east.cl, adm: east.adm}
 	waitCommitted(t, src, f.Group(), topic, int64(n), 30*time.Second)
 
-	coords := east.adm.FindGroupCoordinators(ctx, f.Group())
-	coord, ok := coords[f.Group()]
-	if !ok || coord.Err != nil {
-		t.Fatalf("group coordinator of %s: %+v", f.Group(), coords)
-	}
-	east.Kill(coord.NodeID)
+	coord := groupCoordinator(ctx, t, east.adm, f.Group())
+	east.Kill(coord)
 	produce(150)
-	unique := func() (int, string) {
-		seen := map[string]bool{}
-		for _, id := range ids(west.readAll(remote)) {
-			seen[id] = true
-		}
-		return len(seen), fmt.Sprintf("%d of %d records copied", len(seen), n)
-	}
-	kdrtest.Eventually(t, 60*time.Second, func() (bool, string) {
-		got, msg := unique()
-		return got == n, msg
-	})
+	waitDistinct(t, west, remote, n, 60*time.Second)
 	// The commits go on at the new coordinator. Read them with a client
 	// made after the kill: franz-go v1.22.2's sharded OffsetFetch kept
 	// dialling the dead coordinator through the old client's cache for a
@@ -227,13 +183,43 @@ func TestMirrorSourceCoordinatorDown(t *testing.T) {
 	defer after.Close()
 	waitCommitted(t, &cluster{t: t, addr: east.Bootstrap()[0], cl: after, adm: kadm.NewClient(after)}, f.Group(), topic, int64(n), 60*time.Second)
 
-	east.Restart(coord.NodeID)
+	east.Restart(coord)
 	produce(150)
-	kdrtest.Eventually(t, 60*time.Second, func() (bool, string) {
-		got, msg := unique()
-		return got == n, msg
-	})
+	waitDistinct(t, west, remote, n, 60*time.Second)
 	got := west.readAll(remote)
 	checkFirstCopiesInOrder(t, got)
-	t.Logf("coordinator broker %d killed: the target holds %d records for %d produced", coord.NodeID, west.count(remote), n)
+	t.Logf("coordinator broker %d killed: the target holds %d records for %d produced", coord, west.count(remote), n)
+}
+
+// startSourceWithTopic starts a source cluster of three broker processes
+// holding topic (parts partitions of rf replicas), and a producer to it
+// that writes each record to the partition it names.
+func startSourceWithTopic(ctx context.Context, t *testing.T, topic string, parts int32, rf int16) (*procCluster, *kgo.Client) {
+	t.Helper()
+	east := startProcCluster(t, kdrtest.Binary(t), "east")
+	resp, err := east.adm.CreateTopic(ctx, parts, rf, nil, topic)
+	if err == nil {
+		err = resp.Err
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	prod, err := kgo.NewClient(kgo.SeedBrokers(east.Bootstrap()...), kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		kgo.MetadataMinAge(100*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(prod.Close)
+	return east, prod
+}
+
+// groupCoordinator is the broker that coordinates group.
+func groupCoordinator(ctx context.Context, t *testing.T, adm *kadm.Client, group string) int32 {
+	t.Helper()
+	coords := adm.FindGroupCoordinators(ctx, group)
+	coord, ok := coords[group]
+	if !ok || coord.Err != nil {
+		t.Fatalf("group coordinator of %s: %+v", group, coords)
+	}
+	return coord.NodeID
 }

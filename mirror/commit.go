@@ -10,6 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/kdr-io/kdr/internal/bounded"
 	"github.com/kdr-io/kdr/mirror/mm2"
 	"github.com/kdr-io/kdr/mirror/offsets"
 )
@@ -344,30 +345,19 @@ func (w *Worker) writeSyncs(ctx context.Context, batch []pendingSync, ready bool
 	if !ready {
 		return false // the topic manager has not created the topic yet
 	}
-	// Not ProduceSync: franz-go waits for the answer to a request it has
-	// sent whatever the context, so a silent source would hold the caller
-	// (a stopping worker) for the request timeout. Syncs given up on here
-	// and written later anyway are written again: repeats are harmless.
-	results := make(chan error, len(batch))
-	for _, s := range batch {
+	recs := make([]*kgo.Record, len(batch))
+	for i, s := range batch {
 		// A copy each time: franz-go sets a record's fields as it sends it,
 		// and a write given up on may still be sending the last one.
 		rec := *s.rec
-		w.srcCl.Produce(ctx, &rec, func(_ *kgo.Record, err error) { results <- err })
+		recs[i] = &rec
 	}
-	var err error
-wait:
-	for range batch {
-		select {
-		case e := <-results:
-			if err == nil {
-				err = e
-			}
-		case <-ctx.Done():
-			err = ctx.Err()
-			break wait
-		}
-	}
+	// Bounded: a silent source would hold a stopping worker for the
+	// request timeout. Syncs given up on here and written later anyway are
+	// written again: repeats are harmless.
+	_, err := bounded.Call(ctx, func() (struct{}, error) {
+		return struct{}{}, w.srcCl.ProduceSync(ctx, recs...).FirstErr()
+	})
 	if err != nil {
 		w.noteErr(KindOffsetSync, fmt.Errorf("writing %d offset syncs to %s: %w", len(batch), w.syncTopic, err))
 		return false
@@ -406,36 +396,28 @@ func (w *Worker) commit(ctx context.Context, offs map[string]map[int32]kgo.Epoch
 	if len(offs) == 0 {
 		return
 	}
-	type result struct {
-		ok     map[topicPartition]bool
-		failed error
-	}
-	// Waited for here, not in franz-go: it waits for the answer to a sent
-	// request whatever the context (see writeSyncs). A commit given up on
-	// may still land; the positions it carries are right either way.
-	done := make(chan result, 1)
-	go w.consumer.CommitOffsetsSync(ctx, offs, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
-		r := result{ok: map[topicPartition]bool{}, failed: err}
-		if err == nil {
+	// Bounded, as writeSyncs. A commit given up on may still land; the
+	// positions it carries are right either way.
+	ok, failed := bounded.Call(ctx, func() (map[topicPartition]bool, error) {
+		ok := map[topicPartition]bool{}
+		var failed error
+		w.consumer.CommitOffsetsSync(ctx, offs, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+			if err != nil {
+				failed = err
+				return
+			}
 			for _, t := range resp.Topics {
 				for _, p := range t.Partitions {
 					if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
-						r.failed = fmt.Errorf("%s/%d: %w", t.Topic, p.Partition, err)
+						failed = fmt.Errorf("%s/%d: %w", t.Topic, p.Partition, err)
 						continue
 					}
-					r.ok[topicPartition{t.Topic, p.Partition}] = true
+					ok[topicPartition{t.Topic, p.Partition}] = true
 				}
 			}
-		}
-		done <- r
+		})
+		return ok, failed // the partitions committed, and the last failure
 	})
-	var r result
-	select {
-	case r = <-done:
-	case <-ctx.Done():
-		r.failed = ctx.Err()
-	}
-	failed, ok := r.failed, r.ok
 	w.mu.Lock()
 	for tp := range ok {
 		if ps := w.parts[tp]; ps != nil {

@@ -279,14 +279,7 @@ type flight struct {
 	err     error         // set before done: the producer's flush failed (shutting down)
 }
 
-func (f *flight) landed() bool {
-	select {
-	case <-f.done:
-		return true
-	default:
-		return false
-	}
-}
+func (f *flight) landed() bool { return closed(f.done) }
 
 // launch sends work (nil when empty) and returns its flight, prev being
 // the flight before it that has not settled.

@@ -324,6 +324,19 @@ func checkFirstCopiesInOrder(t *testing.T, got map[int32][]*kgo.Record) {
 	}
 }
 
+// waitDistinct waits until topic on c holds n distinct records (by their
+// id header), repeats aside.
+func waitDistinct(t *testing.T, c *cluster, topic string, n int, within time.Duration) {
+	t.Helper()
+	kdrtest.Eventually(t, within, func() (bool, string) {
+		seen := map[string]bool{}
+		for _, id := range ids(c.readAll(topic)) {
+			seen[id] = true
+		}
+		return len(seen) == n, fmt.Sprintf("%d of %d records copied to %s", len(seen), n, topic)
+	})
+}
+
 // waitCount waits until topic on c holds n records.
 func waitCount(t *testing.T, c *cluster, topic string, n int64, within time.Duration) {
 	t.Helper()

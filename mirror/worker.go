@@ -371,19 +371,13 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	// From the moment ctx ends, the clusters have stopGrace to answer
 	// what the stop waits for; then it goes on without their answers.
-	graceOver, stopped := make(chan struct{}), make(chan struct{})
-	context.AfterFunc(bg, func() {
-		t := time.NewTimer(stopGrace)
-		defer t.Stop()
-		select {
-		case <-t.C:
-		case <-stopped:
-			return
-		}
+	grace, endGrace := graceCtx(bg, stopGrace)
+	defer endGrace()
+	graceOver := grace.Done()
+	graceUnused := context.AfterFunc(grace, func() {
 		w.log.Warn("stopping: the clusters have not answered everything the stop waits for (copies in flight, the last offset syncs and commit, or a request of the topic manager, checkpointer or heartbeats); not waiting longer: a restart copies again what was copied since the last commit (at least once, nothing lost)",
 			"waited", stopGrace)
 		w.abandonCommits()
-		close(graceOver)
 	})
 	w.copyLoop(ctx, graceOver)
 	stop()
@@ -408,7 +402,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	case <-loopsDone:
 	case <-graceOver:
 	}
-	close(stopped)
+	graceUnused() // the grace did not run out: no warning when endGrace ends it
 
 	// Leaving the group runs onRevoked, which commits through srcCl: close
 	// the consumer first. Close waits for the coordinator's answer to the

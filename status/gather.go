@@ -10,6 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/kdr-io/kdr/internal/bounded"
 	"github.com/kdr-io/kdr/topology"
 )
 
@@ -95,7 +96,7 @@ func Gather(ctx context.Context, t *topology.Topology, opts Options) *Report {
 			defer wg.Done()
 			fctx, cancel := context.WithTimeout(ctx, opts.timeout())
 			defer cancel()
-			f, err := bounded(fctx, func() (Flow, error) { return gatherFlow(fctx, spec, probes[spec.Flow.SourceAlias], opts), nil })
+			f, err := bounded.Call(fctx, func() (Flow, error) { return gatherFlow(fctx, spec, probes[spec.Flow.SourceAlias], opts), nil })
 			if err != nil {
 				f = Flow{Name: spec.Name(), Source: spec.Flow.SourceAlias, Target: spec.Flow.TargetAlias,
 					State: FlowUnknown, LagRecords: -1, Error: fmt.Sprintf("no answer within %s", opts.timeout())}
@@ -131,32 +132,11 @@ func NewClient(c topology.Cluster, opts ...kgo.Opt) (*kgo.Client, error) {
 // ends even if the client is still dialing (kgo bounds a dial by its dial
 // timeout, not by the request's context).
 func FetchMetadata(ctx context.Context, cl *kgo.Client) (*kmsg.MetadataResponse, error) {
-	return bounded(ctx, func() (*kmsg.MetadataResponse, error) {
+	return bounded.Call(ctx, func() (*kmsg.MetadataResponse, error) {
 		req := kmsg.NewPtrMetadataRequest()
 		req.Topics = nil // all topics
 		return req.RequestWith(ctx, cl)
 	})
-}
-
-// bounded runs fn and returns its result, or ctx's error as soon as ctx
-// ends; fn then finishes in the background.
-func bounded[T any](ctx context.Context, fn func() (T, error)) (T, error) {
-	type result struct {
-		v   T
-		err error
-	}
-	ch := make(chan result, 1)
-	go func() {
-		v, err := fn()
-		ch <- result{v, err}
-	}()
-	select {
-	case r := <-ch:
-		return r.v, r.err
-	case <-ctx.Done():
-		var zero T
-		return zero, fmt.Errorf("no answer: %w", context.Cause(ctx))
-	}
 }
 
 // activeCluster is the cluster producers and consumers use before any

@@ -157,8 +157,8 @@ func (c Config) Validate() error {
 	if c.ClusterID == "" {
 		return fmt.Errorf("raftstore: ClusterID is required")
 	}
-	if len(c.ClusterID) > maxClusterIDLen {
-		return fmt.Errorf("raftstore: ClusterID is %d bytes long; at most %d", len(c.ClusterID), maxClusterIDLen)
+	if len(c.ClusterID) > MaxClusterIDLen {
+		return fmt.Errorf("raftstore: ClusterID is %d bytes long; at most %d", len(c.ClusterID), MaxClusterIDLen)
 	}
 	seen := map[int32]bool{}
 	for i, v := range c.Voters {

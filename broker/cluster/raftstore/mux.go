@@ -24,8 +24,9 @@ const (
 	connRPC  byte = 2 // kdr RPC (rpc.go)
 )
 
-// maxClusterIDLen is the longest cluster id a preamble carries.
-const maxClusterIDLen = 255
+// MaxClusterIDLen is the longest cluster id a preamble carries (one length
+// byte).
+const MaxClusterIDLen = 255
 
 // refusalLogEvery spaces out the warnings about refused connections: a node
 // of another cluster retries several times a second.
