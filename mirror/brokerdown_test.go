@@ -223,3 +223,88 @@ func groupCoordinator(ctx context.Context, t *testing.T, adm *kadm.Client, group
 	}
 	return coord.NodeID
 }
+
+// TestMirrorCheckpointsAfterSourceCoordinatorDown kills the source broker
+// that coordinates a consumer group the flow checkpoints, and leads no
+// partition the worker reads and does not coordinate the worker's own group,
+// so nothing in the copy path notices it is gone. The group moves to
+// another broker; its next commit there must reach the target within a few
+// seconds: the checkpointer's client must not keep asking the dead broker.
+// (franz-go v1.22.2 caches a group's coordinator until a request answers
+// NOT_COORDINATOR or the broker leaves the client's metadata; a failed dial
+// of a sharded OffsetFetch does neither. The checkpointer's client reloads
+// metadata every cycle, reading partitions' start offsets, so it notices.
+// That is what this test holds: with a 10-minute topic refresh it passes.)
+func TestMirrorCheckpointsAfterSourceCoordinatorDown(t *testing.T) {
+	const topic, parts = "orders", 1
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	east, prod := startSourceWithTopic(ctx, t, topic, parts, 3)
+	west := startCluster(t)
+	if err := prod.ProduceSync(ctx, seqRecords(topic, parts, 0, 100)...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	f := testFlow(&cluster{addr: east.Bootstrap()[0]}, west, "east", "west")
+	f.Source.Brokers = east.Bootstrap()
+	f.CheckpointInterval = 200 * time.Millisecond
+	f.RefreshInterval = DefaultFlow().RefreshInterval
+	group := quietGroup(ctx, t, east, f.Group(), east.Leader(topic, 0))
+
+	commit := func(adm *kadm.Client, at int64) {
+		t.Helper()
+		offs := kadm.Offsets{}
+		offs.Add(kadm.Offset{Topic: topic, Partition: 0, At: at, LeaderEpoch: -1})
+		kdrtest.Eventually(t, 30*time.Second, func() (bool, string) {
+			err := adm.CommitAllOffsets(ctx, group, offs)
+			return err == nil, fmt.Sprintf("committing %s at %d: %v", group, at, err)
+		})
+	}
+	synced := func(at int64, within time.Duration) {
+		t.Helper()
+		kdrtest.Eventually(t, within, func() (bool, string) {
+			got, err := west.adm.FetchOffsets(ctx, group)
+			if err != nil {
+				return false, err.Error()
+			}
+			r, ok := got.Lookup("east."+topic, 0)
+			return ok && r.Err == nil && r.At == at, fmt.Sprintf("%s on the target: %+v, want %d", group, r, at)
+		})
+	}
+	commit(east.adm, 20)
+	startWorker(t, f)
+	waitCount(t, west, "east."+topic, 100, 30*time.Second)
+	synced(20, 30*time.Second)
+
+	coord := groupCoordinator(ctx, t, east.adm, group)
+	killed := time.Now()
+	east.Kill(coord)
+	after, err := kgo.NewClient(kgo.SeedBrokers(east.Bootstrap()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer after.Close()
+	commit(kadm.NewClient(after), 70)
+	committed := time.Since(killed)
+	synced(70, 15*time.Second)
+	t.Logf("broker %d, %s's coordinator, killed: the group could commit again after %v, and its commit was on the target after %v",
+		coord, group, committed.Round(time.Millisecond), time.Since(killed).Round(time.Millisecond))
+}
+
+// quietGroup names a consumer group whose coordinator on c is neither
+// avoid (a partition leader) nor the coordinator of the worker's group.
+func quietGroup(ctx context.Context, t *testing.T, c *procCluster, workerGroup string, avoid int32) string {
+	t.Helper()
+	busy := map[int32]bool{avoid: true, groupCoordinator(ctx, t, c.adm, workerGroup): true}
+	var names []string
+	for i := range 64 {
+		names = append(names, fmt.Sprintf("billing-%d", i))
+	}
+	coords := c.adm.FindGroupCoordinators(ctx, names...)
+	for _, g := range names {
+		if co, ok := coords[g]; ok && co.Err == nil && !busy[co.NodeID] {
+			return g
+		}
+	}
+	t.Fatalf("no group among %d names has a coordinator outside brokers %v: %+v", len(names), busy, coords)
+	return ""
+}
