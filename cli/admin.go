@@ -7,6 +7,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/kdr-io/kdr/clientsec"
 )
 
 // addAdminCommands adds the client-side commands: topic, group, produce and
@@ -38,6 +40,8 @@ type ConnOptions struct {
 	// Timeout bounds each request (and, for admin commands, the whole
 	// command).
 	Timeout time.Duration
+	// Security is TLS and SASL (--tls-*, --sasl-*).
+	Security clientsec.Config
 
 	// log receives the Kafka client's logs; nil: none.
 	log kgo.Logger
@@ -50,6 +54,7 @@ func addConnFlags(cmd *cobra.Command) {
 	pf.String("brokers", defaultBrokers, "comma-separated seed brokers, host:port (env KDR_BROKERS)")
 	pf.String("output", string(outputText), "output format: text or json (env KDR_OUTPUT)")
 	pf.Duration("timeout", defaultTimeout, "request timeout (env KDR_TIMEOUT)")
+	addSecurityFlags(pf, "", "the cluster")
 }
 
 // resolveConn reads the connection settings of cmd from its flags and the
@@ -70,6 +75,10 @@ func resolveConn(cmd *cobra.Command, streams IO, g *globalOptions) (ConnOptions,
 	c.Timeout = v.GetDuration("timeout")
 	if c.Timeout <= 0 {
 		return ConnOptions{}, usageError{fmt.Errorf("--timeout must be positive, got %q", v.GetString("timeout"))}
+	}
+	c.Security = readSecurity(v, "")
+	if err := securityProblems(c.Security, ""); err != nil {
+		return ConnOptions{}, usageError{err}
 	}
 	if c.log, err = newKgoLogger(streams, g); err != nil {
 		return ConnOptions{}, err

@@ -29,6 +29,11 @@ func (c ConnOptions) newClient(extra ...kgo.Opt) (*kgo.Client, error) {
 	if c.log != nil {
 		opts = append(opts, kgo.WithLogger(c.log))
 	}
+	sec, err := securityOpts(c.Security, "")
+	if err != nil {
+		return nil, err
+	}
+	opts = append(opts, sec...)
 	cl, err := kgo.NewClient(append(opts, extra...)...)
 	if err != nil {
 		return nil, usageError{fmt.Errorf("invalid client settings (--brokers %s): %w", strings.Join(c.Brokers, ","), err)}

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/viper"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/kdr-io/kdr/clientsec"
 	"github.com/kdr-io/kdr/internal/obs"
 	"github.com/kdr-io/kdr/mirror"
 )
@@ -55,12 +56,15 @@ type MirrorRunOptions struct {
 // from which flags, KDR_* variables and config-file keys all come.
 type mirrorSetting struct {
 	flag, usage string
-	def         func(d *mirror.Flow, cmd *cobra.Command, name, usage string)
-	set         func(f *mirror.Flow, v *viper.Viper, name string) error
+	// field is the Go field the flag sets, when the flag's name is not
+	// its kebab case ("Source.Security.TLS.CAFile": source-tls-ca-file).
+	field string
+	def   func(d *mirror.Flow, cmd *cobra.Command, name, usage string)
+	set   func(f *mirror.Flow, v *viper.Viper, name string) error
 }
 
 func mirrorSettings() []mirrorSetting {
-	return []mirrorSetting{
+	s := []mirrorSetting{
 		mStr("source-alias", "alias of the source cluster (\"east\" in east.orders)", func(f *mirror.Flow) *string { return &f.SourceAlias }),
 		mStr("target-alias", "alias of the target cluster", func(f *mirror.Flow) *string { return &f.TargetAlias }),
 		mBrokers("source-brokers", "comma-separated seed brokers of the source, host:port", func(f *mirror.Flow) *[]string { return &f.Source.Brokers }),
@@ -90,6 +94,40 @@ func mirrorSettings() []mirrorSetting {
 		mDur("checkpoint-interval", "how often group offsets are translated and checkpointed (MM2 emit.checkpoints.interval.seconds)", func(f *mirror.Flow) *time.Duration { return &f.CheckpointInterval }),
 		mBool("sync-group-offsets", "commit translated offsets to groups with no members on the target (MM2 sync.group.offsets.enabled; default true: kdr translates exactly)", func(f *mirror.Flow) *bool { return &f.SyncGroupOffsets }),
 	}
+	s = append(s, mSecurity("Source", func(f *mirror.Flow) *clientsec.Config { return &f.Source.Security })...)
+	return append(s, mSecurity("Target", func(f *mirror.Flow) *clientsec.Config { return &f.Target.Security })...)
+}
+
+// mSecurity are the TLS and SASL settings of a flow's side ("Source"):
+// --source-tls-ca-file and so on.
+func mSecurity(side string, get func(*mirror.Flow) *clientsec.Config) []mirrorSetting {
+	prefix := strings.ToLower(side) + "-"
+	var out []mirrorSetting
+	for _, sf := range securityFields() {
+		name := prefix + clientsec.Flag(sf.field)
+		usage := fmt.Sprintf(sf.usage, "the "+strings.ToLower(side))
+		if sf.field == "SASL.Password" {
+			usage += " (" + envName(name) + ")"
+		}
+		ms := mirrorSetting{flag: name, usage: usage, field: side + ".Security." + sf.field}
+		if sf.isBool {
+			ms.def = func(d *mirror.Flow, cmd *cobra.Command, n, u string) { cmd.Flags().Bool(n, *sf.get(get(d)).(*bool), u) }
+			ms.set = func(f *mirror.Flow, v *viper.Viper, n string) error {
+				*sf.get(get(f)).(*bool) = v.GetBool(n)
+				return nil
+			}
+		} else {
+			ms.def = func(d *mirror.Flow, cmd *cobra.Command, n, u string) {
+				cmd.Flags().String(n, *sf.get(get(d)).(*string), u)
+			}
+			ms.set = func(f *mirror.Flow, v *viper.Viper, n string) error {
+				*sf.get(get(f)).(*string) = v.GetString(n)
+				return nil
+			}
+		}
+		out = append(out, ms)
+	}
+	return out
 }
 
 func mStr(flag, usage string, get func(*mirror.Flow) *string) mirrorSetting {
@@ -211,6 +249,14 @@ func runMirror(cmd *cobra.Command, opts *MirrorRunOptions) error {
 	if err != nil {
 		return err
 	}
+	// The worker reads the files and variables too; read here, a missing
+	// one is a usage error naming its flag.
+	if _, err := securityOpts(opts.Flow.Source.Security, "source-"); err != nil {
+		return err
+	}
+	if _, err := securityOpts(opts.Flow.Target.Security, "target-"); err != nil {
+		return err
+	}
 	reg := obs.NewRegistry()
 	mopts := mirror.Options{Logger: logger, Registerer: reg}
 	kl, err := newKgoLogger(opts.IO, opts.Global)
@@ -265,16 +311,20 @@ func runMirror(cmd *cobra.Command, opts *MirrorRunOptions) error {
 // typed: "TargetAlias: ..." becomes "--target-alias (TargetAlias): ...".
 func flowFlagErrors(err error, settings []mirrorSetting) error {
 	flags := map[string]bool{}
+	byField := map[string]string{"WorkersGroup": "group"}
 	for _, s := range settings {
 		flags[s.flag] = true
+		if s.field != "" {
+			byField[s.field] = s.flag
+		}
 	}
 	flagFor := func(field string) string {
-		if field == "WorkersGroup" {
-			return "--group"
-		}
 		var parts []string
 		for _, f := range strings.Split(field, "/") {
-			k := kebab(strings.ReplaceAll(f, ".", ""))
+			k, ok := byField[f]
+			if !ok {
+				k = kebab(strings.ReplaceAll(f, ".", ""))
+			}
 			if !flags[k] {
 				return field // no flag of that name: keep the field's
 			}

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/kdr-io/kdr/clientsec"
 	"github.com/kdr-io/kdr/mirror"
 	"github.com/kdr-io/kdr/mirror/naming"
 	"github.com/kdr-io/kdr/mirror/offsets"
@@ -25,9 +26,12 @@ type MirrorTranslateOptions struct {
 	SourceAlias   string
 	TargetAlias   string
 	SourceBrokers []string
-	Policy        naming.Policy
-	Output        outputFormat
-	Timeout       time.Duration
+	// SourceSecurity is the source's TLS and SASL (--source-tls-*,
+	// --source-sasl-*).
+	SourceSecurity clientsec.Config
+	Policy         naming.Policy
+	Output         outputFormat
+	Timeout        time.Duration
 }
 
 // NewCmdMirrorTranslate builds `kdr mirror translate`. runF replaces the
@@ -63,6 +67,10 @@ listed); 1 on errors (the source unreachable, the group's offsets not readable);
 			}
 			if len(opts.SourceBrokers) == 0 {
 				problems = append(problems, "--source-brokers is required (or KDR_SOURCE_BROKERS)")
+			}
+			opts.SourceSecurity = readSecurity(v, "source-")
+			if err := securityProblems(opts.SourceSecurity, "source-"); err != nil {
+				problems = append(problems, err.Error())
 			}
 			switch n := v.GetString("naming"); n {
 			case mirror.NamingPrefix:
@@ -100,6 +108,7 @@ listed); 1 on errors (the source unreachable, the group's offsets not readable);
 	f.String("source-alias", "", "alias of the flow's source cluster")
 	f.String("target-alias", "", "alias of the flow's target cluster (names the offset-syncs topic)")
 	f.String("source-brokers", "", "comma-separated seed brokers of the source, host:port")
+	addSecurityFlags(f, "source-", "the source")
 	f.String("naming", mirror.NamingPrefix, "remote topic names: prefix (east.orders) or identity (orders)")
 	f.String("separator", "", "separator between alias and topic under prefix naming (\"\" means \".\")")
 	f.StringVar(&output, "output", string(outputText), "output format: text or json")
@@ -132,8 +141,13 @@ type untranslatedOffset struct {
 func runMirrorTranslate(ctx context.Context, opts *MirrorTranslateOptions) error {
 	ctx, cancel := context.WithTimeout(ctx, opts.Timeout)
 	defer cancel()
+	sec, err := securityOpts(opts.SourceSecurity, "source-")
+	if err != nil {
+		return err
+	}
+	srcOpts := append([]kgo.Opt{kgo.SeedBrokers(opts.SourceBrokers...)}, sec...)
 	store, err := offsets.NewSyncStore(offsets.SyncStoreConfig{
-		Source:      []kgo.Opt{kgo.SeedBrokers(opts.SourceBrokers...)},
+		Source:      srcOpts,
 		TargetAlias: opts.TargetAlias, Flow: opts.SourceAlias + "->" + opts.TargetAlias,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
@@ -148,7 +162,7 @@ func runMirrorTranslate(ctx context.Context, opts *MirrorTranslateOptions) error
 	if err := store.WaitReady(ctx); err != nil {
 		return fmt.Errorf("reading offset syncs from %s on %s: %w", store.Topic(), opts.SourceAlias, err)
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(opts.SourceBrokers...))
+	cl, err := kgo.NewClient(srcOpts...)
 	if err != nil {
 		return err
 	}

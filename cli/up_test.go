@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/kdr-io/kdr/broker"
+	"github.com/kdr-io/kdr/clientsec"
 	"github.com/kdr-io/kdr/dashboards"
 	"github.com/kdr-io/kdr/mirror"
 	"github.com/kdr-io/kdr/topology"
@@ -22,8 +23,11 @@ import (
 func TestUpWorkerArgsCarryEveryFlowSetting(t *testing.T) {
 	f := mirror.Flow{
 		SourceAlias: "east", TargetAlias: "west",
-		Source: mirror.ClusterConn{Brokers: []string{"10.0.0.1:9092", "10.0.0.2:9092"}},
-		Target: mirror.ClusterConn{Brokers: []string{"10.1.0.1:9092"}},
+		Source: mirror.ClusterConn{Brokers: []string{"10.0.0.1:9092", "10.0.0.2:9092"}, Security: clientsec.Config{
+			TLS:  clientsec.TLS{Enabled: true, CAFile: "/etc/kdr/ca.pem", CertFile: "/etc/kdr/c.pem", KeyFile: "/etc/kdr/k.pem", ServerName: "kafka.east", InsecureSkipVerify: true},
+			SASL: clientsec.SASL{Mechanism: "SCRAM-SHA-512", Username: "mirror", PasswordEnv: "EAST_PASSWORD"}}},
+		Target: mirror.ClusterConn{Brokers: []string{"10.1.0.1:9092"}, Security: clientsec.Config{
+			SASL: clientsec.SASL{Mechanism: "PLAIN", Username: "mm", Password: "hunter2"}}},
 		Topics: "orders.*, pay ments", TopicsExclude: "x.*", Groups: "g.*", GroupsExclude: "tmp-.*",
 		Naming: mirror.NamingIdentity, Separator: "_",
 		SyncTopicConfigs: false, ConfigsExclude: "cleanup.policy", SyncTopicDeletions: true, SyncTopicACLs: false,
@@ -44,19 +48,42 @@ func TestUpWorkerArgsCarryEveryFlowSetting(t *testing.T) {
 	if args[0] != "mirror" || args[1] != "run" {
 		t.Fatalf("args %q", args)
 	}
+	// The worker reads a password given as such from its environment,
+	// never from its arguments.
+	env := up.WorkerEnv(f)
+	if want := []string{"KDR_UP_TARGET_SASL_PASSWORD=hunter2"}; !reflect.DeepEqual(env, want) {
+		t.Fatalf("WorkerEnv %q, want %q", env, want)
+	}
+	joined := strings.Join(args, " ")
+	if strings.Contains(joined, "hunter2") {
+		t.Fatalf("a password is in the worker's arguments: %q", args)
+	}
+	t.Setenv("EAST_PASSWORD", "x")
+	k, v, _ := strings.Cut(env[0], "=")
+	t.Setenv(k, v)
 	o, err := parseMirrorRun(t, nil, args[2:]...)
 	if err != nil {
 		t.Fatalf("kdr mirror run %q: %v", args, err)
 	}
-	if !reflect.DeepEqual(o.Flow, f) || o.MetricsListen != "127.0.0.1:4567" {
-		t.Fatalf("round trip:\n got %+v\nwant %+v\nmetrics %q", o.Flow, f, o.MetricsListen)
+	want := f
+	want.Target.Security.SASL.Password, want.Target.Security.SASL.PasswordEnv = "", "KDR_UP_TARGET_SASL_PASSWORD"
+	if !reflect.DeepEqual(o.Flow, want) || o.MetricsListen != "127.0.0.1:4567" {
+		t.Fatalf("round trip:\n got %+v\nwant %+v\nmetrics %q", o.Flow, want, o.MetricsListen)
 	}
-	// And every flag of kdr mirror run but --config is passed.
+	// And every flag of kdr mirror run but --config and the passwords is
+	// passed.
 	cmd := NewCmdMirrorRun(IO{}, &globalOptions{}, nil)
-	joined := strings.Join(args, " ")
 	cmd.Flags().VisitAll(func(fl *pflag.Flag) {
-		if fl.Name != "config" && !strings.Contains(joined, "--"+fl.Name+"=") {
-			t.Errorf("kdr up does not pass --%s to its mirror workers", fl.Name)
+		switch passed := strings.Contains(joined, "--"+fl.Name+"="); fl.Name {
+		case "config":
+		case "source-sasl-password", "target-sasl-password":
+			if passed {
+				t.Errorf("kdr up passes --%s to its mirror workers", fl.Name)
+			}
+		default:
+			if !passed {
+				t.Errorf("kdr up does not pass --%s to its mirror workers", fl.Name)
+			}
 		}
 	})
 }

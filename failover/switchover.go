@@ -10,6 +10,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 
+	"github.com/kdr-io/kdr/clientsec"
 	"github.com/kdr-io/kdr/failover/store"
 )
 
@@ -340,6 +341,24 @@ func mirrorRunCommand(p Pattern, from string) string {
 		f.SourceAlias, strings.Join(f.Source.Brokers, ","), f.TargetAlias, strings.Join(f.Target.Brokers, ","), f.Naming, f.Topics)
 	if f.TopicsExclude != "" {
 		cmd += fmt.Sprintf(" --topics-exclude '%s'", f.TopicsExclude)
+	}
+	var env []string
+	for _, s := range []struct {
+		side string
+		sec  clientsec.Config
+	}{{"source", f.Source.Security}, {"target", f.Target.Security}} {
+		for _, a := range s.sec.Args(s.side + "-") {
+			if !strings.HasSuffix(a, "=") && !strings.HasSuffix(a, "=false") {
+				cmd += " '" + a + "'"
+			}
+		}
+		if s.sec.SASL.Password != "" {
+			// Never printed: the worker reads it from the variable.
+			env = append(env, "KDR_"+strings.ToUpper(s.side)+"_SASL_PASSWORD")
+		}
+	}
+	if len(env) > 0 {
+		cmd += " (with the topology's password in " + strings.Join(env, " and ") + ")"
 	}
 	return cmd
 }

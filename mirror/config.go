@@ -9,6 +9,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/kdr-io/kdr/clientsec"
 	"github.com/kdr-io/kdr/mirror/naming"
 )
 
@@ -33,6 +34,9 @@ const DefaultConfigsExclude = `follower\.replication\.throttled\.replicas, leade
 type ClusterConn struct {
 	// Brokers are seed brokers, host:port (bootstrap.servers).
 	Brokers []string
+	// Security is TLS and SASL, for clusters that ask for them
+	// (security.protocol, sasl.mechanism, ssl.truststore...).
+	Security clientsec.Config
 }
 
 // Flow is the configuration of one replication flow, SourceAlias →
@@ -272,6 +276,18 @@ func (f Flow) Validate() error {
 	}
 	add(validBrokers("Source.Brokers", f.Source.Brokers))
 	add(validBrokers("Target.Brokers", f.Target.Brokers))
+	for _, c := range []struct {
+		side string
+		sec  clientsec.Config
+	}{{"Source", f.Source.Security}, {"Target", f.Target.Security}} {
+		for _, p := range c.sec.Problems() {
+			fields := make([]string, len(p.Fields))
+			for i, name := range p.Fields {
+				fields[i] = c.side + ".Security." + name
+			}
+			add(invalid(strings.Join(fields, "/"), "%s (%s)", p.Problem, p.Fix))
+		}
+	}
 	if _, err := naming.NewFilter(f.Topics, f.TopicsExclude); err != nil {
 		add(invalid("Topics/TopicsExclude", "%v", err))
 	}

@@ -25,6 +25,8 @@ type cluster struct {
 	addr string
 	cl   *kgo.Client
 	adm  *kadm.Client
+	// sec are the options a client of the cluster needs (TLS, SASL).
+	sec []kgo.Opt
 }
 
 func startCluster(t *testing.T, opts ...kdrtest.Option) *cluster {
@@ -158,8 +160,8 @@ func (c *cluster) readAll(topic string) map[int32][]*kgo.Record {
 	if remaining == 0 {
 		return out
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.addr), kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: parts}),
-		kgo.FetchMaxBytes(64<<20))
+	cl, err := kgo.NewClient(append(c.sec, kgo.SeedBrokers(c.addr), kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: parts}),
+		kgo.FetchMaxBytes(64<<20))...)
 	if err != nil {
 		c.t.Fatal(err)
 	}

@@ -75,7 +75,7 @@ func (w *Worker) refresh(ctx context.Context) error {
 	w.ensureInternalTopics(rctx)
 	src, err := w.srcAdm.ListTopics(rctx)
 	if err != nil {
-		err = fmt.Errorf("listing source topics: %w", err)
+		err = fmt.Errorf("listing source topics: %w", w.explainAuth(KindSource, err))
 		w.noteErr(KindSource, err)
 		return err
 	}
@@ -289,7 +289,7 @@ func (w *Worker) ensureRemotes(ctx context.Context, wanted map[string]kadm.Topic
 	}
 	tgt, err := w.tgtAdm.ListTopics(ctx, remotes...)
 	if err != nil {
-		err = fmt.Errorf("listing target topics: %w", err)
+		err = fmt.Errorf("listing target topics: %w", w.explainAuth(KindTarget, err))
 		w.noteErr(KindTarget, err)
 		return err
 	}

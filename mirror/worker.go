@@ -185,14 +185,25 @@ func New(flow Flow, opts Options) (*Worker, error) {
 
 func (w *Worker) newClients(extra []kgo.Opt) error {
 	f := w.flow
+	srcSec, err := f.Source.Security.Opts()
+	if err != nil {
+		return fmt.Errorf("mirror: source security: %w", err)
+	}
+	tgtSec, err := f.Target.Security.Opts()
+	if err != nil {
+		return fmt.Errorf("mirror: target security: %w", err)
+	}
+	// Every client of a cluster connects with its security options.
+	security := map[string][]kgo.Opt{KindSource: srcSec, KindTarget: tgtSec}
 	common := func(brokers []string, kind, id string) []kgo.Opt {
-		return append([]kgo.Opt{
+		opts := append([]kgo.Opt{
 			kgo.SeedBrokers(brokers...),
 			kgo.ClientID("kdr-mirror-" + id),
 			kgo.MetadataMaxAge(f.RefreshInterval),
 			kgo.MetadataMinAge(min(f.RefreshInterval, time.Second)),
 			kgo.WithHooks(dialHook{w: w, kind: kind}),
-		}, extra...)
+		}, security[kind]...)
+		return append(opts, extra...)
 	}
 	consumerOpts := append(common(f.Source.Brokers, KindSource, "consumer"),
 		kgo.ConsumerGroup(f.Group()),
@@ -242,7 +253,6 @@ func (w *Worker) newClients(extra []kgo.Opt) error {
 			kgo.RecordDeliveryTimeout(f.DeliveryTimeout),
 		)
 	}
-	var err error
 	if w.consumer, err = kgo.NewClient(consumerOpts...); err != nil {
 		return fmt.Errorf("mirror: source consumer: %w", err)
 	}
@@ -297,8 +307,8 @@ func (w *Worker) newClients(extra []kgo.Opt) error {
 	w.srcAdm, w.tgtAdm = kadm.NewClient(w.srcCl), kadm.NewClient(w.tgtCl)
 	w.store, err = offsets.NewSyncStore(offsets.SyncStoreConfig{
 		// The store sets its own metadata ages.
-		Source: append([]kgo.Opt{kgo.SeedBrokers(f.Source.Brokers...), kgo.ClientID("kdr-mirror-offset-syncs"),
-			kgo.WithHooks(dialHook{w: w, kind: KindSource})}, extra...),
+		Source: append(append([]kgo.Opt{kgo.SeedBrokers(f.Source.Brokers...), kgo.ClientID("kdr-mirror-offset-syncs"),
+			kgo.WithHooks(dialHook{w: w, kind: KindSource})}, srcSec...), extra...),
 		TargetAlias: f.TargetAlias, Topic: w.syncTopic, Flow: f.Name(),
 		Logger: w.log, Registerer: w.reg,
 	})
@@ -318,8 +328,25 @@ type dialHook struct {
 
 func (h dialHook) OnBrokerConnect(meta kgo.BrokerMetadata, _ time.Duration, _ net.Conn, err error) {
 	if err != nil {
-		h.w.noteErr(h.kind, fmt.Errorf("connecting to broker %s: %w", net.JoinHostPort(meta.Host, fmt.Sprint(meta.Port)), err))
+		h.w.noteErr(h.kind, fmt.Errorf("connecting to broker %s: %w", net.JoinHostPort(meta.Host, fmt.Sprint(meta.Port)), h.w.explainAuth(h.kind, err)))
 	}
+}
+
+// explainAuth says what an EOF from a cluster (KindSource or KindTarget)
+// the worker authenticates to with SASL most likely means: some brokers
+// end the connection instead of answering SASL_AUTHENTICATION_FAILED, and
+// franz-go then says only EOF.
+func (w *Worker) explainAuth(kind string, err error) error {
+	sec := w.flow.Source.Security
+	if kind == KindTarget {
+		sec = w.flow.Target.Security
+	}
+	var first *kgo.ErrFirstReadEOF // franz-go's own explanation
+	if !sec.SASL.On() || !errors.Is(err, io.EOF) || errors.As(err, &first) {
+		return err
+	}
+	return fmt.Errorf("%w: the broker ended the connection during SASL %s authentication as %s: check the user and password (%s)",
+		err, sec.SASL.Mechanism, sec.SASL.Username, sec)
 }
 
 // leaveTimeout bounds how long a stopping worker waits for the source to

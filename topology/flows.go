@@ -91,10 +91,10 @@ func (t *Topology) flow(i int, p Pattern, src, dst string, sel *TopicSelection) 
 	f := mirror.DefaultFlow()
 	f.SourceAlias, f.TargetAlias = src, dst
 	if c := t.ClusterByName(src); c != nil {
-		f.Source.Brokers = c.BootstrapServers()
+		f.Source = mirror.ClusterConn{Brokers: c.BootstrapServers(), Security: c.Security}
 	}
 	if c := t.ClusterByName(dst); c != nil {
-		f.Target.Brokers = c.BootstrapServers()
+		f.Target = mirror.ClusterConn{Brokers: c.BootstrapServers(), Security: c.Security}
 	}
 	workers := 1
 	for _, m := range []MirrorSettings{t.Mirror, p.Mirror} {

@@ -1,6 +1,10 @@
 package topology
 
-import "time"
+import (
+	"time"
+
+	"github.com/kdr-io/kdr/clientsec"
+)
 
 // The document header every topology file carries.
 const (
@@ -95,32 +99,10 @@ type LocalCluster struct {
 	GroupInitialRebalanceDelayMs int `mapstructure:"groupInitialRebalanceDelayMs"`
 }
 
-// ClientSecurity is how kdr's clients authenticate to a cluster. kdr's own
-// brokers do not speak TLS or SASL yet; these apply to existing clusters.
-type ClientSecurity struct {
-	TLS  TLSConfig  `mapstructure:"tls"`
-	SASL SASLConfig `mapstructure:"sasl"`
-}
-
-// TLSConfig is client TLS.
-type TLSConfig struct {
-	Enabled            bool   `mapstructure:"enabled"`
-	CAFile             string `mapstructure:"caFile"`
-	CertFile           string `mapstructure:"certFile"`
-	KeyFile            string `mapstructure:"keyFile"`
-	ServerName         string `mapstructure:"serverName"`
-	InsecureSkipVerify bool   `mapstructure:"insecureSkipVerify"`
-}
-
-// SASLConfig is client SASL: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.
-type SASLConfig struct {
-	Mechanism string `mapstructure:"mechanism"`
-	Username  string `mapstructure:"username"`
-	// Password, or PasswordEnv naming an environment variable holding it
-	// (so that files can be committed).
-	Password    string `mapstructure:"password"`
-	PasswordEnv string `mapstructure:"passwordEnv"`
-}
+// ClientSecurity is how kdr's clients authenticate to a cluster: TLS and
+// SASL, under "security" (see package clientsec). kdr's own brokers do not
+// speak TLS or SASL yet; these apply to existing clusters.
+type ClientSecurity = clientsec.Config
 
 // Pattern is one replication pattern. Which fields apply depends on Type:
 //

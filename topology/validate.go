@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kdr-io/kdr/clientsec"
 	"github.com/kdr-io/kdr/mirror/naming"
 )
 
@@ -187,23 +188,17 @@ func (c *checker) local(p string, l *LocalCluster) {
 }
 
 func (c *checker) security(p string, s ClientSecurity) {
-	switch s.SASL.Mechanism {
-	case "":
-		if s.SASL != (SASLConfig{}) {
-			c.add(p+".sasl.mechanism", "required when other sasl settings are given", "use PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512")
+	for _, pr := range s.Problems() {
+		keys := make([]string, len(pr.Fields))
+		for i, f := range pr.Fields {
+			keys[i] = clientsec.Key(f)
 		}
-	case "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512":
-		if s.SASL.Username == "" {
-			c.add(p+".sasl.username", "required with a SASL mechanism", "")
+		at := p + "." + keys[0]
+		if len(keys) > 1 {
+			// Two settings that go together: name their common parent.
+			at = p + "." + strings.SplitN(keys[0], ".", 2)[0]
 		}
-		if (s.SASL.Password == "") == (s.SASL.PasswordEnv == "") {
-			c.add(p+".sasl", "give exactly one of password and passwordEnv", "prefer passwordEnv, naming an environment variable, so the file can be committed")
-		}
-	default:
-		c.add(p+".sasl.mechanism", fmt.Sprintf("unknown mechanism %q", s.SASL.Mechanism), "use PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512")
-	}
-	if (s.TLS.CertFile == "") != (s.TLS.KeyFile == "") {
-		c.add(p+".tls", "certFile and keyFile go together", "give both for client certificates, or neither")
+		c.add(at, pr.Problem, pr.Fix)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kdr-io/kdr/clientsec"
 	"github.com/kdr-io/kdr/mirror"
 	"github.com/kdr-io/kdr/topology"
 )
@@ -82,12 +83,20 @@ func BrokerArgs(c topology.Cluster, i int, dataDir string) []string {
 
 // WorkerArgs are the arguments of `kdr mirror run` for one worker of f:
 // every setting of f as a flag, the static member id instanceID and the
-// metrics listener.
+// metrics listener. A SASL password is never an argument, where process
+// lists show it: a password given as such goes to the worker through the
+// variable WorkerEnv sets, named by --source-sasl-password-env.
 func WorkerArgs(f mirror.Flow, instanceID, metricsListen string) []string {
 	str := func(flag, v string) string { return "--" + flag + "=" + v }
 	b := func(flag string, v bool) string { return str(flag, strconv.FormatBool(v)) }
 	d := func(flag string, v time.Duration) string { return str(flag, v.String()) }
-	return []string{"mirror", "run",
+	security := func(side string, c clientsec.Config) []string {
+		if c.SASL.Password != "" {
+			c.SASL.Password, c.SASL.PasswordEnv = "", passwordVar(side)
+		}
+		return c.Args(side + "-")
+	}
+	args := []string{"mirror", "run",
 		str("source-alias", f.SourceAlias),
 		str("target-alias", f.TargetAlias),
 		str("source-brokers", strings.Join(f.Source.Brokers, ",")),
@@ -119,4 +128,23 @@ func WorkerArgs(f mirror.Flow, instanceID, metricsListen string) []string {
 		b("sync-group-offsets", f.SyncGroupOffsets),
 		str("metrics-listen", metricsListen),
 	}
+	args = append(args, security("source", f.Source.Security)...)
+	return append(args, security("target", f.Target.Security)...)
 }
+
+// WorkerEnv is what WorkerArgs leaves out: the SASL passwords f gives as
+// such (not through a variable), as NAME=value for the worker's
+// environment.
+func WorkerEnv(f mirror.Flow) []string {
+	var env []string
+	if p := f.Source.Security.SASL.Password; p != "" {
+		env = append(env, passwordVar("source")+"="+p)
+	}
+	if p := f.Target.Security.SASL.Password; p != "" {
+		env = append(env, passwordVar("target")+"="+p)
+	}
+	return env
+}
+
+// passwordVar is the variable WorkerEnv passes a side's password in.
+func passwordVar(side string) string { return "KDR_UP_" + strings.ToUpper(side) + "_SASL_PASSWORD" }

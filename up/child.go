@@ -25,10 +25,13 @@ const startMarker = "--- kdr up:"
 // child is one supervised process: started, restarted with backoff when it
 // exits while not stopping, and stopped with SIGTERM then SIGKILL.
 type child struct {
-	name    string // "east broker 1", "east->west worker 0"
-	group   string // the cluster or flow it belongs to
-	bin     string
-	args    func() []string // called at every start
+	name  string // "east broker 1", "east->west worker 0"
+	group string // the cluster or flow it belongs to
+	bin   string
+	args  func() []string // called at every start
+	// env is added to kdr up's environment for the process: secrets,
+	// which arguments would show in process lists.
+	env     []string
 	logPath string
 	logger  *slog.Logger
 	// onStart is called with the pid after each start, 0 after each exit.
@@ -103,6 +106,9 @@ func (c *child) once() (string, error) {
 	defer logf.Close()
 	fmt.Fprintf(logf, "%s starting %s at %s\n", startMarker, c.name, time.Now().Format(time.RFC3339))
 	cmd := exec.Command(c.bin, c.args()...)
+	if len(c.env) > 0 {
+		cmd.Env = append(os.Environ(), c.env...)
+	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = childAttr()
 	c.mu.Lock()

@@ -127,6 +127,7 @@ func (r *runner) newWorkersLocked(s *flowSlot) error {
 				})
 			})
 		ch.group = f.Name()
+		ch.env = WorkerEnv(f)
 		s.workers = append(s.workers, ch)
 	}
 	r.endpoints.Flows[fi] = fe

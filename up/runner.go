@@ -145,12 +145,6 @@ func Run(ctx context.Context, opts Options) error {
 	if err := r.checkPorts(); err != nil {
 		return err
 	}
-	for _, c := range r.topo.Clusters {
-		if c.Security.TLS.Enabled || c.Security.TLS.CAFile != "" || c.Security.SASL.Mechanism != "" {
-			r.logger.Warn("cluster has TLS or SASL settings, which kdr mirror run does not take yet: flows to or from it may not connect",
-				"cluster", c.Name)
-		}
-	}
 	r.logger.Info("kdr up starting", "topology", r.topo.Metadata.Name, "state_dir", r.layout.Dir,
 		"brokers", len(r.brokers), "mirror_workers", len(r.workersNow()))
 	r.serveMetrics()

@@ -53,9 +53,14 @@ func (c *Checkpointer) syncGroups(ctx context.Context, byGroup map[string][]mm2.
 
 func (c *Checkpointer) syncGroup(ctx context.Context, g string, described kadm.DescribedGroups, cps []mm2.Checkpoint) (int, error) {
 	dg, ok := described[g]
+	// A group the target has never seen is "Dead" with no error up to
+	// DescribeGroups v5; from v6 (Kafka 4, KIP-1043) it is
+	// GROUP_ID_NOT_FOUND. Either way no member can be overwritten.
+	absent := ok && errors.Is(dg.Err, kerr.GroupIDNotFound)
 	switch {
 	case !ok:
 		return 0, fmt.Errorf("group %q missing from the describe response", g)
+	case absent:
 	case dg.Err != nil:
 		return 0, dg.Err
 	case dg.State != "Empty" && dg.State != "Dead":
@@ -64,6 +69,9 @@ func (c *Checkpointer) syncGroup(ctx context.Context, g string, described kadm.D
 		return 0, nil
 	}
 	current, err := c.tadm.FetchOffsets(ctx, g)
+	if errors.Is(err, kerr.GroupIDNotFound) {
+		current, err = nil, nil // nothing committed yet
+	}
 	if err != nil {
 		return 0, err
 	}

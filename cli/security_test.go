@@ -1,0 +1,102 @@
+package cli
+
+import (
+	"bytes"
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/kdr-io/kdr/clientsec"
+	"github.com/kdr-io/kdr/internal/kdrtest"
+)
+
+// TestMirrorRunSecurityFlags: the --source-* and --target-* TLS and SASL
+// flags, and the password's KDR_* variable, land in the flow.
+func TestMirrorRunSecurityFlags(t *testing.T) {
+	t.Setenv("KDR_TARGET_SASL_PASSWORD", "from-env")
+	o, err := parseMirrorRun(t, nil, "--source-alias", "east", "--source-brokers", "a:1", "--target-alias", "west", "--target-brokers", "b:2",
+		"--source-tls-ca-file", "/ca.pem", "--source-tls-server-name", "kafka.east", "--source-sasl-mechanism", "SCRAM-SHA-256",
+		"--source-sasl-username", "mm2", "--source-sasl-password-env", "EAST_PW",
+		"--target-tls-enabled", "--target-sasl-mechanism", "PLAIN", "--target-sasl-username", "mm2w")
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := clientsec.Config{TLS: clientsec.TLS{CAFile: "/ca.pem", ServerName: "kafka.east"},
+		SASL: clientsec.SASL{Mechanism: "SCRAM-SHA-256", Username: "mm2", PasswordEnv: "EAST_PW"}}
+	tgt := clientsec.Config{TLS: clientsec.TLS{Enabled: true},
+		SASL: clientsec.SASL{Mechanism: "PLAIN", Username: "mm2w", Password: "from-env"}}
+	if o.Flow.Source.Security != src || o.Flow.Target.Security != tgt {
+		t.Fatalf("source %+v\ntarget %+v\nwant %+v\nand %+v", o.Flow.Source.Security, o.Flow.Target.Security, src, tgt)
+	}
+}
+
+// TestMirrorRunSecurityErrors: each problem names the flags at fault.
+func TestMirrorRunSecurityErrors(t *testing.T) {
+	base := []string{"--source-alias", "east", "--source-brokers", "a:1", "--target-alias", "west", "--target-brokers", "b:2"}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--source-sasl-mechanism", "PLAIN", "--source-sasl-password-env", "X"}, "--source-sasl-username (Source.Security.SASL.Username): required with a SASL mechanism"},
+		{[]string{"--target-sasl-mechanism", "GSSAPI"}, `--target-sasl-mechanism (Target.Security.SASL.Mechanism): unknown mechanism "GSSAPI"`},
+		{[]string{"--target-sasl-mechanism", "PLAIN", "--target-sasl-username", "u"}, "--target-sasl-password/--target-sasl-password-env"},
+		{[]string{"--source-sasl-username", "u"}, "--source-sasl-mechanism"},
+		{[]string{"--target-tls-cert-file", "c.pem"}, "--target-tls-cert-file/--target-tls-key-file"},
+	} {
+		_, err := parseMirrorRun(t, nil, append(slices.Clone(base), c.args...)...)
+		var ue usageError
+		if !errors.As(err, &ue) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v: error %v, want a usage error with %q", c.args, err, c.want)
+		}
+	}
+	// Files and variables are read when the worker starts: a missing one is
+	// a usage error naming its flag, not a worker that retries forever.
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--source-sasl-mechanism", "PLAIN", "--source-sasl-username", "u", "--source-sasl-password-env", "KDR_TEST_UNSET_PW"},
+			"--source-sasl-password-env: environment variable KDR_TEST_UNSET_PW is not set"},
+		{[]string{"--target-tls-ca-file", "/nonexistent/ca.pem"}, "--target-tls-ca-file: open /nonexistent/ca.pem"},
+	} {
+		var out, errOut bytes.Buffer
+		args := append(append([]string{"mirror", "run"}, base...), append(c.args, "--metrics-listen", "")...)
+		if code := Execute(args, nil, &out, &errOut); code != exitUsage || !strings.Contains(errOut.String(), c.want) {
+			t.Errorf("%v: exit %d, stderr %q; want %d and %q", c.args, code, errOut.String(), exitUsage, c.want)
+		}
+	}
+}
+
+// TestAdminCommandsAuthenticate: the cluster commands connect to a cluster
+// that asks for TLS and SASL SCRAM-SHA-256 with --tls-* and --sasl-*
+// (the password in KDR_SASL_PASSWORD), and say what is wrong without them.
+func TestAdminCommandsAuthenticate(t *testing.T) {
+	s := kdrtest.StartSecured(t, clientsec.ScramSHA256, true, kfake.SeedTopics(1, "orders"))
+	t.Setenv("KDR_SASL_PASSWORD", s.Password)
+	sec := []string{"--tls-ca-file", s.CAFile, "--sasl-mechanism", "SCRAM-SHA-256", "--sasl-username", s.User}
+	mustKdr(t, s.Addr(), "k1=v1\nk2=v2\n", append([]string{"produce", "orders", "--key-separator", "="}, sec...)...)
+	out := mustKdr(t, s.Addr(), "", append([]string{"consume", "orders", "--from-beginning", "--max-messages", "2", "--format", `%k=%v\n`}, sec...)...)
+	if out != "k1=v1\nk2=v2\n" {
+		t.Fatalf("consumed %q", out)
+	}
+	if out := mustKdr(t, s.Addr(), "", append([]string{"topic", "list"}, sec...)...); !strings.Contains(out, "orders") {
+		t.Fatalf("topic list: %q", out)
+	}
+	for _, c := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no TLS", []string{"--sasl-mechanism", "SCRAM-SHA-256", "--sasl-username", s.User}, "is TLS missing?"},
+		{"half a client certificate", []string{"--tls-key-file", "k.pem"}, "--tls-cert-file/--tls-key-file"},
+		{"no such CA file", []string{"--tls-ca-file", "/nonexistent/ca.pem"}, "--tls-ca-file: open /nonexistent/ca.pem"},
+	} {
+		r := runKdr(t, s.Addr(), "", append([]string{"topic", "list", "--timeout", "3s"}, c.args...)...)
+		if r.code == exitOK || !strings.Contains(r.stderr, c.want) {
+			t.Errorf("%s: exit %d, stderr %q; want a failure saying %q", c.name, r.code, r.stderr, c.want)
+		}
+	}
+}
