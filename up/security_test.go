@@ -1,15 +1,12 @@
 package up_test
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kdr-io/kdr/clientsec"
 	"github.com/kdr-io/kdr/internal/kdrtest"
@@ -70,36 +67,13 @@ func TestUpMirrorsToSecuredCluster(t *testing.T) {
 		t.Fatalf("worker %d's command line: %q", pid, strings.ReplaceAll(string(cmdline), "\x00", " "))
 	}
 
-	ctx := context.Background()
-	if _, err := admin(t, aBoot...).CreateTopic(ctx, 2, 1, nil, "payments"); err != nil {
-		t.Fatal(err)
-	}
-	prod, err := kgo.NewClient(kgo.SeedBrokers(aBoot...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer prod.Close()
-	if err := prod.ProduceSync(ctx, &kgo.Record{Topic: "payments", Value: []byte("first")}).FirstErr(); err != nil {
-		t.Fatal(err)
-	}
+	produceFirst(t, aBoot, "payments")
 	sec, err := (clientsec.Config{TLS: clientsec.TLS{CAFile: b.CAFile},
 		SASL: clientsec.SASL{Mechanism: b.Mechanism, Username: b.User, Password: b.Password}}).Opts()
 	if err != nil {
 		t.Fatal(err)
 	}
-	cons, err := kgo.NewClient(append(sec, kgo.SeedBrokers(b.Addr()), kgo.ConsumeTopics("a.payments"),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cons.Close()
-	kdrtest.Eventually(t, 30*time.Second, func() (bool, string) {
-		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
-		defer cancel()
-		found := false
-		cons.PollFetches(ctx).EachRecord(func(r *kgo.Record) { found = found || string(r.Value) == "first" })
-		return found, "no record \"first\" on a.payments of the secured cluster yet"
-	})
+	waitRecord(t, []string{b.Addr()}, "a.payments", "first", sec...)
 	kdrtest.Eventually(t, 30*time.Second, func() (bool, string) {
 		r, code := runStatus(t, bin, file, "--state-dir", state)
 		return code == 0 && r.Healthy && len(r.Clusters) == 2 && r.Clusters[1].Reachable && r.Flows[0].State == status.FlowRunning,

@@ -88,11 +88,30 @@ func waitBrokers(t *testing.T, bootstrap []string, n int) {
 	})
 }
 
-// waitRecord waits until topic on the cluster holds a record with value.
-func waitRecord(t *testing.T, bootstrap []string, topic, value string) {
+// produceFirst creates topic (two partitions) on the cluster and writes a
+// record "first" to it.
+func produceFirst(t *testing.T, bootstrap []string, topic string) {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(bootstrap...), kgo.ConsumeTopics(topic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	ctx := context.Background()
+	if _, err := admin(t, bootstrap...).CreateTopic(ctx, 2, 1, nil, topic); err != nil {
+		t.Fatal(err)
+	}
+	prod, err := kgo.NewClient(kgo.SeedBrokers(bootstrap...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prod.Close()
+	if err := prod.ProduceSync(ctx, &kgo.Record{Topic: topic, Value: []byte("first")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitRecord waits until topic on the cluster holds a record with value;
+// opts are more client options (TLS, SASL).
+func waitRecord(t *testing.T, bootstrap []string, topic, value string, opts ...kgo.Opt) {
+	t.Helper()
+	cl, err := kgo.NewClient(append(opts, kgo.SeedBrokers(bootstrap...), kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,18 +206,7 @@ func TestUpRunsStatusSupervisesAndResumes(t *testing.T) {
 	}
 
 	// A record produced on a appears on b (identity naming).
-	ctx := context.Background()
-	if _, err := admin(t, aBoot...).CreateTopic(ctx, 2, 1, nil, "payments"); err != nil {
-		t.Fatal(err)
-	}
-	prod, err := kgo.NewClient(kgo.SeedBrokers(aBoot...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer prod.Close()
-	if err := prod.ProduceSync(ctx, &kgo.Record{Topic: "payments", Value: []byte("first")}).FirstErr(); err != nil {
-		t.Fatal(err)
-	}
+	produceFirst(t, aBoot, "payments")
 	waitRecord(t, bBoot, "payments", "first")
 
 	// kdr status agrees, through the Kafka protocol.
