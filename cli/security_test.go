@@ -3,6 +3,9 @@ package cli
 import (
 	"bytes"
 	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -98,5 +101,54 @@ func TestAdminCommandsAuthenticate(t *testing.T) {
 		if r.code == exitOK || !strings.Contains(r.stderr, c.want) {
 			t.Errorf("%s: exit %d, stderr %q; want a failure saying %q", c.name, r.code, r.stderr, c.want)
 		}
+	}
+}
+
+// TestTopologyApplyToSecuredCluster: kdr topology plan and apply reach an
+// existing cluster with the TLS and SASL settings the topology gives it,
+// and say which cluster refused them when they are wrong.
+func TestTopologyApplyToSecuredCluster(t *testing.T) {
+	east := kdrtest.StartBroker(t)
+	west := kdrtest.StartSecured(t, clientsec.ScramSHA256, true)
+	mustKdr(t, east.Addr(), "", "topic", "create", "orders", "--partitions", "3")
+	t.Setenv("KDR_TEST_WEST_PASSWORD", west.Password)
+	write := func(passwordEnv string) string {
+		doc := fmt.Sprintf(`apiVersion: kdr.io/v1
+kind: Topology
+metadata:
+  name: secured-plan
+clusters:
+  - name: east
+    bootstrap: [%q]
+  - name: west
+    bootstrap: [%q]
+    security:
+      tls: {caFile: %q}
+      sasl: {mechanism: SCRAM-SHA-256, username: %q, passwordEnv: %s}
+replication:
+  - type: active-passive
+    primary: east
+    standby: west
+`, east.Addr(), west.Addr(), west.CAFile, west.User, passwordEnv)
+		path := filepath.Join(t.TempDir(), "topology.yaml")
+		if err := os.WriteFile(path, []byte(doc), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	file := write("KDR_TEST_WEST_PASSWORD")
+	wantLines(t, "plan", mustTopology(t, "plan", file), "+ create topic west/east.orders (3 partitions, RF 1)")
+	mustTopology(t, "apply", file, "--auto-approve")
+	wantLines(t, "plan after apply", mustTopology(t, "plan", file), "No changes. The clusters match the topology.")
+	t.Setenv("KDR_SASL_PASSWORD", west.Password)
+	out := mustKdr(t, west.Addr(), "", "topic", "describe", "east.orders", "--tls-ca-file", west.CAFile,
+		"--sasl-mechanism", "SCRAM-SHA-256", "--sasl-username", west.User)
+	if !strings.Contains(out, "east.orders") {
+		t.Fatalf("east.orders on the secured cluster: %q", out)
+	}
+
+	r := runTopology(t, "", "plan", write("KDR_TEST_UNSET_PASSWORD"))
+	if r.code == exitOK || !strings.Contains(r.stderr, `cluster "west": security.sasl.passwordEnv: environment variable KDR_TEST_UNSET_PASSWORD is not set`) {
+		t.Fatalf("plan with an unset password variable: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 }
