@@ -76,7 +76,7 @@ func resolveConn(cmd *cobra.Command, streams IO, g *globalOptions) (ConnOptions,
 	if c.Timeout <= 0 {
 		return ConnOptions{}, usageError{fmt.Errorf("--timeout must be positive, got %q", v.GetString("timeout"))}
 	}
-	c.Security = readSecurity(v, "")
+	c.Security = readSecurity(v, cmd.Flags(), "")
 	if err := securityProblems(c.Security, ""); err != nil {
 		return ConnOptions{}, usageError{err}
 	}

@@ -90,7 +90,8 @@ func mirrorSettings() []mirrorSetting {
 		mStr("compression", "compression of batches sent to the target: none (default, as MM2), gzip, snappy, lz4 or zstd", func(f *mirror.Flow) *string { return &f.Compression }),
 		mBool("forward-batches", "without --compression, forward the source's batches as they are (under identity naming, uncompressed ones rewritten with the provenance hop) instead of copying record by record (half the CPU)", func(f *mirror.Flow) *bool { return &f.ForwardBatches }),
 		mDur("delivery-timeout", "how long a copy may wait for the target before it is retried (delivery.timeout.ms)", func(f *mirror.Flow) *time.Duration { return &f.DeliveryTimeout }),
-		mDur("offset-syncs-retention", "retention of the offset-syncs topic on the source (set on it at start); give the longest retention of the mirrored topics, or positions further behind cannot be translated once their syncs expire", func(f *mirror.Flow) *time.Duration { return &f.OffsetSyncsRetention }),
+		mDur("offset-syncs-retention", "retention of the offset-syncs topic (set on it at start); give the longest retention of the mirrored topics, or positions further behind cannot be translated once their syncs expire", func(f *mirror.Flow) *time.Duration { return &f.OffsetSyncsRetention }),
+		mStr("offset-syncs-topic-location", "cluster holding the offset-syncs topic: source (as MM2) or target, with which nothing but the workers' group commits is written to the source (MM2 offset-syncs.topic.location)", func(f *mirror.Flow) *string { return &f.OffsetSyncsLocation }).forField("OffsetSyncsLocation"),
 		mDur("checkpoint-interval", "how often group offsets are translated and checkpointed (MM2 emit.checkpoints.interval.seconds)", func(f *mirror.Flow) *time.Duration { return &f.CheckpointInterval }),
 		mBool("sync-group-offsets", "commit translated offsets to groups with no members on the target (MM2 sync.group.offsets.enabled; default true: kdr translates exactly)", func(f *mirror.Flow) *bool { return &f.SyncGroupOffsets }),
 	}
@@ -101,33 +102,19 @@ func mirrorSettings() []mirrorSetting {
 // mSecurity are the TLS and SASL settings of a flow's side ("Source"):
 // --source-tls-ca-file and so on.
 func mSecurity(side string, get func(*mirror.Flow) *clientsec.Config) []mirrorSetting {
-	prefix := strings.ToLower(side) + "-"
 	var out []mirrorSetting
-	for _, sf := range securityFields() {
-		name := prefix + clientsec.Flag(sf.field)
-		usage := fmt.Sprintf(sf.usage, "the "+strings.ToLower(side))
-		if sf.field == "SASL.Password" {
-			usage += " (" + envName(name) + ")"
-		}
-		ms := mirrorSetting{flag: name, usage: usage, field: side + ".Security." + sf.field}
-		if sf.isBool {
-			ms.def = func(d *mirror.Flow, cmd *cobra.Command, n, u string) { cmd.Flags().Bool(n, *sf.get(get(d)).(*bool), u) }
-			ms.set = func(f *mirror.Flow, v *viper.Viper, n string) error {
-				*sf.get(get(f)).(*bool) = v.GetBool(n)
-				return nil
-			}
-		} else {
-			ms.def = func(d *mirror.Flow, cmd *cobra.Command, n, u string) {
-				cmd.Flags().String(n, *sf.get(get(d)).(*string), u)
-			}
-			ms.set = func(f *mirror.Flow, v *viper.Viper, n string) error {
-				*sf.get(get(f)).(*string) = v.GetString(n)
-				return nil
-			}
-		}
-		out = append(out, ms)
+	for _, sf := range securityFlags(strings.ToLower(side)+"-", "the "+strings.ToLower(side)) {
+		out = append(out, mirrorSetting{flag: sf.name, usage: sf.usage, field: side + ".Security." + sf.field,
+			def: func(d *mirror.Flow, cmd *cobra.Command, _, _ string) { sf.define(cmd.Flags(), *get(d)) },
+			set: func(f *mirror.Flow, v *viper.Viper, _ string) error { sf.read(v, get(f)); return nil }})
 	}
 	return out
+}
+
+// forField names the Go field s sets, when the flag is not its kebab case.
+func (s mirrorSetting) forField(field string) mirrorSetting {
+	s.field = field
+	return s
 }
 
 func mStr(flag, usage string, get func(*mirror.Flow) *string) mirrorSetting {
@@ -225,6 +212,8 @@ then a YAML file given with --config whose keys are the flag names, then default
 			if opts.MemoryLimitMiB < 0 {
 				return usageError{fmt.Errorf("--memory-limit-mib %d: want 0 (no limit) or more", opts.MemoryLimitMiB)}
 			}
+			ambientPassword(&opts.Flow.Source.Security, cmd.Flags(), "source-")
+			ambientPassword(&opts.Flow.Target.Security, cmd.Flags(), "target-")
 			if err := opts.Flow.Validate(); err != nil {
 				return usageError{flowFlagErrors(err, settings)}
 			}

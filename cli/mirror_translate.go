@@ -29,6 +29,12 @@ type MirrorTranslateOptions struct {
 	// SourceSecurity is the source's TLS and SASL (--source-tls-*,
 	// --source-sasl-*).
 	SourceSecurity clientsec.Config
+	// SyncsOnTarget: the flow keeps its offset syncs on the target
+	// (--offset-syncs-topic-location target), reached through
+	// TargetBrokers and TargetSecurity.
+	SyncsOnTarget  bool
+	TargetBrokers  []string
+	TargetSecurity clientsec.Config
 	Policy         naming.Policy
 	Output         outputFormat
 	Timeout        time.Duration
@@ -43,9 +49,9 @@ func NewCmdMirrorTranslate(streams IO, _ *globalOptions, runF func(*MirrorTransl
 		Use:   "translate",
 		Short: "Translate a consumer group's committed offsets from a flow's source to its target",
 		Long: `Read the offset syncs of the flow --source-alias → --target-alias (mm2-offset-syncs.<target>.internal
-on the source) and the committed offsets of --group on the source, and print where the group would
-resume on the target: target topic (renamed by --naming), partition and offset. Only the source is
-contacted. Offsets that cannot be translated exactly are listed with their reason: no_syncs (nothing
+on the source, or on the target with --offset-syncs-topic-location target) and the committed offsets of
+--group on the source, and print where the group would resume on the target: target topic (renamed by
+--naming), partition and offset. Only the source is contacted, unless the syncs are on the target. Offsets that cannot be translated exactly are listed with their reason: no_syncs (nothing
 of the partition was mirrored yet), before_history (older than the oldest sync kept), not_mirrored
 (the group is ahead of the mirror) or missing_syncs. Topics the flow does not mirror are left out.
 
@@ -68,9 +74,24 @@ listed); 1 on errors (the source unreachable, the group's offsets not readable);
 			if len(opts.SourceBrokers) == 0 {
 				problems = append(problems, "--source-brokers is required (or KDR_SOURCE_BROKERS)")
 			}
-			opts.SourceSecurity = readSecurity(v, "source-")
+			opts.SourceSecurity = readSecurity(v, cmd.Flags(), "source-")
 			if err := securityProblems(opts.SourceSecurity, "source-"); err != nil {
 				problems = append(problems, err.Error())
+			}
+			switch loc := v.GetString("offset-syncs-topic-location"); loc {
+			case mirror.SyncsOnSource:
+			case mirror.SyncsOnTarget:
+				opts.SyncsOnTarget = true
+				opts.TargetBrokers = splitList(v.GetString("target-brokers"))
+				if len(opts.TargetBrokers) == 0 {
+					problems = append(problems, "--target-brokers is required with --offset-syncs-topic-location target (or KDR_TARGET_BROKERS)")
+				}
+				opts.TargetSecurity = readSecurity(v, cmd.Flags(), "target-")
+				if err := securityProblems(opts.TargetSecurity, "target-"); err != nil {
+					problems = append(problems, err.Error())
+				}
+			default:
+				problems = append(problems, fmt.Sprintf("--offset-syncs-topic-location %q: want %s or %s", loc, mirror.SyncsOnSource, mirror.SyncsOnTarget))
 			}
 			switch n := v.GetString("naming"); n {
 			case mirror.NamingPrefix:
@@ -109,6 +130,9 @@ listed); 1 on errors (the source unreachable, the group's offsets not readable);
 	f.String("target-alias", "", "alias of the flow's target cluster (names the offset-syncs topic)")
 	f.String("source-brokers", "", "comma-separated seed brokers of the source, host:port")
 	addSecurityFlags(f, "source-", "the source")
+	f.String("offset-syncs-topic-location", mirror.SyncsOnSource, "where the flow keeps its offset syncs: source or target (its --offset-syncs-topic-location)")
+	f.String("target-brokers", "", "comma-separated seed brokers of the target, host:port (with --offset-syncs-topic-location target)")
+	addSecurityFlags(f, "target-", "the target (with --offset-syncs-topic-location target)")
 	f.String("naming", mirror.NamingPrefix, "remote topic names: prefix (east.orders) or identity (orders)")
 	f.String("separator", "", "separator between alias and topic under prefix naming (\"\" means \".\")")
 	f.StringVar(&output, "output", string(outputText), "output format: text or json")
@@ -146,8 +170,16 @@ func runMirrorTranslate(ctx context.Context, opts *MirrorTranslateOptions) error
 		return err
 	}
 	srcOpts := append([]kgo.Opt{kgo.SeedBrokers(opts.SourceBrokers...)}, sec...)
+	syncsOpts, syncsOn := srcOpts, opts.SourceAlias
+	if opts.SyncsOnTarget {
+		tsec, err := securityOpts(opts.TargetSecurity, "target-")
+		if err != nil {
+			return err
+		}
+		syncsOpts, syncsOn = append([]kgo.Opt{kgo.SeedBrokers(opts.TargetBrokers...)}, tsec...), opts.TargetAlias
+	}
 	store, err := offsets.NewSyncStore(offsets.SyncStoreConfig{
-		Source:      srcOpts,
+		Source:      syncsOpts,
 		TargetAlias: opts.TargetAlias, Flow: opts.SourceAlias + "->" + opts.TargetAlias,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
@@ -160,7 +192,7 @@ func runMirrorTranslate(ctx context.Context, opts *MirrorTranslateOptions) error
 	go func() { defer close(stopped); store.Run(runCtx) }()
 	defer func() { stopStore(); <-stopped }()
 	if err := store.WaitReady(ctx); err != nil {
-		return fmt.Errorf("reading offset syncs from %s on %s: %w", store.Topic(), opts.SourceAlias, err)
+		return fmt.Errorf("reading offset syncs from %s on %s: %w", store.Topic(), syncsOn, err)
 	}
 	cl, err := kgo.NewClient(srcOpts...)
 	if err != nil {

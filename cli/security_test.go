@@ -36,6 +36,28 @@ func TestMirrorRunSecurityFlags(t *testing.T) {
 	}
 }
 
+// TestMirrorRunAmbientPassword: a KDR_*_SASL_PASSWORD variable counts only
+// where a password is wanted and no -password-env flag names another, so
+// one exported for another cluster (kdr up's workers inherit kdr up's
+// environment) is no conflict; a password flag always counts.
+func TestMirrorRunAmbientPassword(t *testing.T) {
+	t.Setenv("KDR_SOURCE_SASL_PASSWORD", "ambient")
+	t.Setenv("KDR_TARGET_SASL_PASSWORD", "ambient")
+	base := []string{"--source-alias", "east", "--source-brokers", "a:1", "--target-alias", "west", "--target-brokers", "b:2"}
+	o, err := parseMirrorRun(t, nil, append(slices.Clone(base),
+		"--source-sasl-mechanism", "PLAIN", "--source-sasl-username", "u", "--source-sasl-password-env", "EAST_PW")...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, tg := o.Flow.Source.Security.SASL, o.Flow.Target.Security.SASL; s.Password != "" || s.PasswordEnv != "EAST_PW" || tg != (clientsec.SASL{}) {
+		t.Fatalf("source %+v, target %+v: the ambient passwords should be let be", s, tg)
+	}
+	_, err = parseMirrorRun(t, nil, append(slices.Clone(base), "--target-sasl-password", "given")...)
+	if err == nil || !strings.Contains(err.Error(), "--target-sasl-mechanism") {
+		t.Fatalf("a password flag without a mechanism: %v, want an error naming --target-sasl-mechanism", err)
+	}
+}
+
 // TestMirrorRunSecurityErrors: each problem names the flags at fault.
 func TestMirrorRunSecurityErrors(t *testing.T) {
 	base := []string{"--source-alias", "east", "--source-brokers", "a:1", "--target-alias", "west", "--target-brokers", "b:2"}

@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strconv"
+	"reflect"
+	"strings"
+	"unicode"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sasl/plain"
@@ -101,10 +103,7 @@ func (c Config) Problems() []Problem {
 	s := c.SASL
 	switch s.Mechanism {
 	case "":
-		// A password alone is let be, as Kafka ignores SASL settings
-		// without a SASL security.protocol: it may come from a KDR_*
-		// variable exported for another cluster.
-		if s.Username != "" || s.PasswordEnv != "" {
+		if s != (SASL{}) {
 			add("required when other sasl settings are given", "use "+mechanisms, "SASL.Mechanism")
 		}
 	case Plain, ScramSHA256, ScramSHA512:
@@ -112,91 +111,79 @@ func (c Config) Problems() []Problem {
 			add("required with a SASL mechanism", "give the user to authenticate as", "SASL.Username")
 		}
 		if (s.Password == "") == (s.PasswordEnv == "") {
-			add("give exactly one of password and passwordEnv", "prefer passwordEnv, naming an environment variable, so the password is in no file or process list",
+			add("give exactly one: the password, or the name of an environment variable holding it", "prefer the variable, so the password is in no file or process list",
 				"SASL.Password", "SASL.PasswordEnv")
 		}
 	default:
 		add(fmt.Sprintf("unknown mechanism %q", s.Mechanism), "use "+mechanisms, "SASL.Mechanism")
 	}
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
-		add("certFile and keyFile go together", "give both for a client certificate, or neither", "TLS.CertFile", "TLS.KeyFile")
+		add("the certificate and its key go together", "give both for a client certificate, or neither", "TLS.CertFile", "TLS.KeyFile")
 	}
 	return out
 }
 
-// Key is the YAML key of a Go field name of Config: "TLS.CAFile" →
-// "tls.caFile".
-func Key(field string) string {
-	switch field {
-	case "TLS.Enabled":
-		return "tls.enabled"
-	case "TLS.CAFile":
-		return "tls.caFile"
-	case "TLS.CertFile":
-		return "tls.certFile"
-	case "TLS.KeyFile":
-		return "tls.keyFile"
-	case "TLS.ServerName":
-		return "tls.serverName"
-	case "TLS.InsecureSkipVerify":
-		return "tls.insecureSkipVerify"
-	case "SASL.Mechanism":
-		return "sasl.mechanism"
-	case "SASL.Username":
-		return "sasl.username"
-	case "SASL.Password":
-		return "sasl.password"
-	case "SASL.PasswordEnv":
-		return "sasl.passwordEnv"
-	}
-	return field
+// Fields are the Go names of Config's settings, "TLS.Enabled" to
+// "SASL.PasswordEnv", in declaration order.
+func Fields() []string {
+	var out []string
+	each(reflect.ValueOf(Config{}), func(field string, _ reflect.Value) { out = append(out, field) })
+	return out
 }
 
-// Flag is the flag suffix of a Go field name of Config: "TLS.CAFile" →
-// "tls-ca-file", so `kdr mirror run` has --source-tls-ca-file.
-func Flag(field string) string {
-	switch field {
-	case "TLS.Enabled":
-		return "tls-enabled"
-	case "TLS.CAFile":
-		return "tls-ca-file"
-	case "TLS.CertFile":
-		return "tls-cert-file"
-	case "TLS.KeyFile":
-		return "tls-key-file"
-	case "TLS.ServerName":
-		return "tls-server-name"
-	case "TLS.InsecureSkipVerify":
-		return "tls-insecure-skip-verify"
-	case "SASL.Mechanism":
-		return "sasl-mechanism"
-	case "SASL.Username":
-		return "sasl-username"
-	case "SASL.Password":
-		return "sasl-password"
-	case "SASL.PasswordEnv":
-		return "sasl-password-env"
+// each calls fn with the Go name and value of every setting of c.
+func each(c reflect.Value, fn func(field string, v reflect.Value)) {
+	for i := range c.NumField() {
+		section := c.Type().Field(i).Name
+		for j := range c.Field(i).NumField() {
+			fn(section+"."+c.Field(i).Type().Field(j).Name, c.Field(i).Field(j))
+		}
 	}
-	return field
+}
+
+// Key is the YAML key of a setting, from its mapstructure tags:
+// "TLS.CAFile" → "tls.caFile". An unknown name is returned as it is.
+func Key(field string) string {
+	section, name, _ := strings.Cut(field, ".")
+	st, ok := reflect.TypeFor[Config]().FieldByName(section)
+	if !ok {
+		return field
+	}
+	f, ok := st.Type.FieldByName(name)
+	if !ok {
+		return field
+	}
+	return st.Tag.Get("mapstructure") + "." + f.Tag.Get("mapstructure")
+}
+
+// Flag is the flag suffix of a setting, its key in kebab case:
+// "TLS.CAFile" → "tls-ca-file", so `kdr mirror run` has
+// --source-tls-ca-file.
+func Flag(field string) string {
+	var b strings.Builder
+	for _, r := range strings.ReplaceAll(Key(field), ".", "-") {
+		if unicode.IsUpper(r) {
+			b.WriteByte('-')
+			r = unicode.ToLower(r)
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 // Args are c as flags of kdr commands whose flags are prefix +
-// Flag(field), one "--name=value" for every setting but Password, which no
-// argument should carry: pass it through PasswordEnv.
-func (c Config) Args(prefix string) []string {
-	str := func(field, v string) string { return "--" + prefix + Flag(field) + "=" + v }
-	b := func(field string, v bool) string { return str(field, strconv.FormatBool(v)) }
-	return []string{
-		b("TLS.Enabled", c.TLS.Enabled),
-		str("TLS.CAFile", c.TLS.CAFile),
-		str("TLS.CertFile", c.TLS.CertFile),
-		str("TLS.KeyFile", c.TLS.KeyFile),
-		str("TLS.ServerName", c.TLS.ServerName),
-		b("TLS.InsecureSkipVerify", c.TLS.InsecureSkipVerify),
-		str("SASL.Mechanism", c.SASL.Mechanism),
-		str("SASL.Username", c.SASL.Username),
-		str("SASL.PasswordEnv", c.SASL.PasswordEnv),
-	}
+// Flag(field), "--name=value", for every setting but Password, which no
+// argument should carry (pass it through PasswordEnv); with all false, only
+// the settings that are not at their zero value.
+func (c Config) Args(prefix string, all bool) []string {
+	var out []string
+	each(reflect.ValueOf(c), func(field string, v reflect.Value) {
+		if field == "SASL.Password" || (!all && v.IsZero()) {
+			return
+		}
+		out = append(out, fmt.Sprintf("--%s%s=%v", prefix, Flag(field), v.Interface()))
+	})
+	return out
 }
 
 // SettingError is a setting Opts could not use: a file that does not
@@ -272,7 +259,7 @@ func (t TLS) config() (*tls.Config, error) {
 	if t.CertFile != "" {
 		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
 		if err != nil {
-			return nil, &SettingError{"TLS.CertFile", fmt.Errorf("with %s: %w", Key("TLS.KeyFile"), err)}
+			return nil, &SettingError{"TLS.CertFile", fmt.Errorf("loading the certificate and its key: %w", err)}
 		}
 		cfg.Certificates = []tls.Certificate{cert}
 	}

@@ -9,32 +9,36 @@ import (
 	"testing"
 )
 
-// TestEveryFieldHasKeyAndFlag: Key gives each field its mapstructure tag
-// (the YAML key under "security") and Flag a flag suffix, so that no
-// setting can be added without a name for errors and kdr up's arguments.
-func TestEveryFieldHasKeyAndFlag(t *testing.T) {
-	flags := map[string]string{}
-	for _, typ := range []reflect.Type{reflect.TypeFor[TLS](), reflect.TypeFor[SASL]()} {
-		section := strings.ToLower(typ.Name())
-		for i := range typ.NumField() {
-			f := typ.Field(i)
-			field := typ.Name() + "." + f.Name
-			if want := section + "." + f.Tag.Get("mapstructure"); Key(field) != want {
-				t.Errorf("Key(%q) = %q, want %q", field, Key(field), want)
-			}
-			flag := Flag(field)
-			if flag == field || flags[flag] != "" {
-				t.Errorf("Flag(%q) = %q (also %q's)", field, flag, flags[flag])
-			}
-			flags[flag] = field
+// TestKeysFlagsAndArgs: the names a setting goes by in YAML, in flags and
+// in kdr up's worker arguments.
+func TestKeysFlagsAndArgs(t *testing.T) {
+	want := map[string][2]string{
+		"TLS.Enabled": {"tls.enabled", "tls-enabled"}, "TLS.CAFile": {"tls.caFile", "tls-ca-file"},
+		"TLS.CertFile": {"tls.certFile", "tls-cert-file"}, "TLS.KeyFile": {"tls.keyFile", "tls-key-file"},
+		"TLS.ServerName": {"tls.serverName", "tls-server-name"}, "TLS.InsecureSkipVerify": {"tls.insecureSkipVerify", "tls-insecure-skip-verify"},
+		"SASL.Mechanism": {"sasl.mechanism", "sasl-mechanism"}, "SASL.Username": {"sasl.username", "sasl-username"},
+		"SASL.Password": {"sasl.password", "sasl-password"}, "SASL.PasswordEnv": {"sasl.passwordEnv", "sasl-password-env"},
+	}
+	fields := Fields()
+	if len(fields) != len(want) {
+		t.Errorf("Fields() = %v, want the %d of the table", fields, len(want))
+	}
+	for _, f := range fields {
+		if got := [2]string{Key(f), Flag(f)}; got != want[f] {
+			t.Errorf("%s: key and flag %q, want %q", f, got, want[f])
 		}
 	}
-	// Args carries every flag but the password's.
-	args := strings.Join(Config{}.Args("x-"), " ")
-	for flag, field := range flags {
-		if has := strings.Contains(args, "--x-"+flag+"="); has != (field != "SASL.Password") {
-			t.Errorf("Args has --x-%s: %v", flag, has)
-		}
+	if Key("TLS.Nope") != "TLS.Nope" {
+		t.Errorf("Key of an unknown field: %q", Key("TLS.Nope"))
+	}
+	c := Config{TLS: TLS{CAFile: "/ca.pem"}, SASL: SASL{Mechanism: Plain, Username: "u", Password: "secret"}}
+	all := strings.Join(c.Args("x-", true), " ")
+	if all != "--x-tls-enabled=false --x-tls-ca-file=/ca.pem --x-tls-cert-file= --x-tls-key-file= --x-tls-server-name= "+
+		"--x-tls-insecure-skip-verify=false --x-sasl-mechanism=PLAIN --x-sasl-username=u --x-sasl-password-env=" {
+		t.Errorf("Args(all): %s", all)
+	}
+	if set := strings.Join(c.Args("x-", false), " "); set != "--x-tls-ca-file=/ca.pem --x-sasl-mechanism=PLAIN --x-sasl-username=u" {
+		t.Errorf("Args(set only): %s", set)
 	}
 }
 
@@ -45,7 +49,7 @@ func TestProblems(t *testing.T) {
 		want []string // first field of each problem
 	}{
 		{"zero", Config{}, nil},
-		{"a lone password is ignored", Config{SASL: SASL{Password: "p"}}, nil},
+		{"password without mechanism", Config{SASL: SASL{Password: "p"}}, []string{"SASL.Mechanism"}},
 		{"user without mechanism", Config{SASL: SASL{Username: "u"}}, []string{"SASL.Mechanism"}},
 		{"unknown mechanism", Config{SASL: SASL{Mechanism: "GSSAPI", Username: "u", Password: "p"}}, []string{"SASL.Mechanism"}},
 		{"no user, two passwords", Config{SASL: SASL{Mechanism: Plain, Password: "p", PasswordEnv: "P"}}, []string{"SASL.Username", "SASL.Password"}},
@@ -77,7 +81,7 @@ func TestOptsErrorsNameTheSetting(t *testing.T) {
 		{Config{SASL: SASL{Mechanism: Plain, Username: "u", PasswordEnv: "KDR_TEST_UNSET_PASSWORD"}}, "SASL.PasswordEnv", "environment variable KDR_TEST_UNSET_PASSWORD is not set"},
 		{Config{TLS: TLS{CAFile: filepath.Join(dir, "missing.pem")}}, "TLS.CAFile", "no such file"},
 		{Config{TLS: TLS{CAFile: notPEM}}, "TLS.CAFile", "no PEM certificate"},
-		{Config{TLS: TLS{CertFile: notPEM, KeyFile: notPEM}}, "TLS.CertFile", "tls.keyFile"},
+		{Config{TLS: TLS{CertFile: notPEM, KeyFile: notPEM}}, "TLS.CertFile", "loading the certificate and its key"},
 		{Config{SASL: SASL{Mechanism: Plain}}, "SASL.Username", "required"},
 	} {
 		_, err := c.c.Opts()

@@ -91,7 +91,9 @@ func (o *opRun) translateGroups(ctx context.Context, f mirror.Flow, groups []str
 	if len(groups) == 0 {
 		return 0, nil, nil
 	}
-	tc := o.opts.Topology.ClusterByName(o.from)
+	// The syncs are on the flow's source (o.from), or its target.
+	holder, _ := f.SyncsCluster()
+	tc := o.opts.Topology.ClusterByName(holder)
 	sec, err := tc.ClientOpts()
 	if err != nil {
 		return 0, nil, err

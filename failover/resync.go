@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/kdr-io/kdr/mirror"
 	"github.com/kdr-io/kdr/mirror/mm2"
 	"github.com/kdr-io/kdr/mirror/offsets"
 )
@@ -77,12 +78,21 @@ func (o *opRun) resync(ctx context.Context) (stepOut, error) {
 		return stepOut{}, err
 	}
 	// Delete x's copies and both flows' offset syncs, which describe x's
-	// old logs.
-	xSyncs, ySyncs := mm2.OffsetSyncsTopic(y), mm2.OffsetSyncsTopic(x)
+	// old logs. Each flow's syncs are on its source, or on its target
+	// (OffsetSyncsLocation, the same for both flows of a pattern).
+	xSyncs, ySyncs := mm2.OffsetSyncsTopic(y), mm2.OffsetSyncsTopic(x) // of fwd, of rev
+	adms := map[string]*kadm.Client{x: xAdm, y: yAdm}
+	fwdSyncsOn, revSyncsOn := x, y
+	if rev.OffsetSyncsLocation == mirror.SyncsOnTarget {
+		fwdSyncsOn, revSyncsOn = y, x
+	}
+	doomed := map[string][]string{x: append([]string(nil), topics...)}
+	doomed[fwdSyncsOn] = append(doomed[fwdSyncsOn], xSyncs)
+	doomed[revSyncsOn] = append(doomed[revSyncsOn], ySyncs)
 	for _, d := range []struct {
 		adm    *kadm.Client
 		topics []string
-	}{{xAdm, append(append([]string(nil), topics...), xSyncs)}, {yAdm, []string{ySyncs}}} {
+	}{{xAdm, doomed[x]}, {yAdm, doomed[y]}} {
 		resps, err := d.adm.DeleteTopics(ctx, d.topics...)
 		if err != nil {
 			return stepOut{}, fmt.Errorf("deleting topics: %w", err)
@@ -113,7 +123,7 @@ func (o *opRun) resync(ctx context.Context) (stepOut, error) {
 			return stepOut{}, err
 		}
 	}
-	if err := offsets.EnsureSyncTopic(ctx, yAdm, ySyncs, rev.OffsetSyncsRetention.Milliseconds()); !offsets.SyncTopicUsable(err) {
+	if err := offsets.EnsureSyncTopic(ctx, adms[revSyncsOn], ySyncs, rev.OffsetSyncsRetention.Milliseconds()); !offsets.SyncTopicUsable(err) {
 		return stepOut{}, err
 	}
 	starts, err := yAdm.ListStartOffsets(ctx, topics...)
@@ -124,7 +134,7 @@ func (o *opRun) resync(ctx context.Context) (stepOut, error) {
 	if err != nil {
 		return stepOut{}, err
 	}
-	c := &copier{o: o, x: x, y: y, syncsTopic: ySyncs}
+	c := &copier{o: o, x: x, y: y, syncsTopic: ySyncs, syncsOn: revSyncsOn}
 	if err := c.open(); err != nil {
 		return stepOut{}, err
 	}
@@ -192,13 +202,15 @@ func (o *opRun) resync(ctx context.Context) (stepOut, error) {
 }
 
 // copier is the resync's plain copy: y's records to x, same partition,
-// with the reverse flow's offset syncs written to y.
+// with the reverse flow's offset syncs written to syncsOn (y, or x when
+// syncs are held on the target).
 type copier struct {
 	o          *opRun
 	x, y       string
 	syncsTopic string
+	syncsOn    string
 	prod       *kgo.Client // on x, as a mirror client
-	syncs      *kgo.Client // on y
+	syncs      *kgo.Client // on syncsOn
 }
 
 func (c *copier) open() error {
@@ -208,7 +220,7 @@ func (c *copier) open() error {
 	if err != nil {
 		return err
 	}
-	c.syncs, err = c.o.cl.newClient(c.y, kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.RequiredAcks(kgo.AllISRAcks()))
+	c.syncs, err = c.o.cl.newClient(c.syncsOn, kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.RequiredAcks(kgo.AllISRAcks()))
 	return err
 }
 

@@ -347,10 +347,8 @@ func mirrorRunCommand(p Pattern, from string) string {
 		side string
 		sec  clientsec.Config
 	}{{"source", f.Source.Security}, {"target", f.Target.Security}} {
-		for _, a := range s.sec.Args(s.side + "-") {
-			if !strings.HasSuffix(a, "=") && !strings.HasSuffix(a, "=false") {
-				cmd += " '" + a + "'"
-			}
+		for _, a := range s.sec.Args(s.side+"-", false) {
+			cmd += " '" + a + "'"
 		}
 		if s.sec.SASL.Password != "" {
 			// Never printed: the worker reads it from the variable.

@@ -356,7 +356,7 @@ func (w *Worker) writeSyncs(ctx context.Context, batch []pendingSync, ready bool
 	// request timeout. Syncs given up on here and written later anyway are
 	// written again: repeats are harmless.
 	_, err := bounded.Call(ctx, func() (struct{}, error) {
-		return struct{}{}, w.srcCl.ProduceSync(ctx, recs...).FirstErr()
+		return struct{}{}, w.syncCl.ProduceSync(ctx, recs...).FirstErr()
 	})
 	if err != nil {
 		w.noteErr(KindOffsetSync, fmt.Errorf("writing %d offset syncs to %s: %w", len(batch), w.syncTopic, err))

@@ -13,6 +13,13 @@ import (
 	"github.com/kdr-io/kdr/mirror/naming"
 )
 
+// Offset-syncs topic locations accepted in Flow.OffsetSyncsLocation
+// (MM2's offset-syncs.topic.location).
+const (
+	SyncsOnSource = "source"
+	SyncsOnTarget = "target"
+)
+
 // Naming policies accepted in Flow.Naming.
 const (
 	NamingPrefix   = "prefix"   // MM2 DefaultReplicationPolicy: orders → east.orders
@@ -149,8 +156,14 @@ type Flow struct {
 	// records under the idempotent producer.
 	DeliveryTimeout time.Duration
 	// OffsetSyncsRetention is retention.ms of the offset-syncs topic the
-	// flow creates on the source (default 7 days).
+	// flow creates (default 7 days).
 	OffsetSyncsRetention time.Duration
+	// OffsetSyncsLocation is the cluster holding the offset-syncs topic
+	// (offset-syncs.topic.location, KIP-716): SyncsOnSource (default, as
+	// MM2) or SyncsOnTarget, with which the workers write nothing to the
+	// source but their group's commits, so a principal that may only read
+	// topics there (READ and DESCRIBE on topics and groups) is enough.
+	OffsetSyncsLocation string
 
 	// CheckpointInterval is how often the selected groups' committed
 	// offsets are translated and written as checkpoints to
@@ -194,9 +207,19 @@ func DefaultFlow() Flow {
 		ForwardBatches:       true,
 		DeliveryTimeout:      30 * time.Second,
 		OffsetSyncsRetention: 7 * 24 * time.Hour,
+		OffsetSyncsLocation:  SyncsOnSource,
 		CheckpointInterval:   5 * time.Second,
 		SyncGroupOffsets:     true,
 	}
+}
+
+// SyncsCluster is the alias of the cluster holding the flow's offset-syncs
+// topic, and its connection.
+func (f Flow) SyncsCluster() (string, ClusterConn) {
+	if f.OffsetSyncsLocation == SyncsOnTarget {
+		return f.TargetAlias, f.Target
+	}
+	return f.SourceAlias, f.Source
 }
 
 // Name is the flow's label in metrics and logs: "east->west".
@@ -306,6 +329,11 @@ func (f Flow) Validate() error {
 	positive("SessionTimeout", f.SessionTimeout)
 	positive("DeliveryTimeout", f.DeliveryTimeout)
 	positive("OffsetSyncsRetention", f.OffsetSyncsRetention)
+	switch f.OffsetSyncsLocation {
+	case SyncsOnSource, SyncsOnTarget:
+	default:
+		add(invalid("OffsetSyncsLocation", "%q: want %q (MM2's default) or %q", f.OffsetSyncsLocation, SyncsOnSource, SyncsOnTarget))
+	}
 	positive("CheckpointInterval", f.CheckpointInterval)
 	if f.HeartbeatInterval == 0 {
 		add(invalid("HeartbeatInterval", "0: must be positive, or negative to disable heartbeats"))

@@ -60,19 +60,24 @@ func (f Flow) RemoteTopicSpec(sd kadm.TopicDetail, configs map[string]string, ta
 	}
 }
 
-// InternalTopics are the MM2 topics the workers create: on the source the
-// offset-syncs topic (cleanup.policy=delete, retention.ms from
-// OffsetSyncsRetention); on the target the heartbeats topic (compacted,
-// unless heartbeats are disabled) and the checkpoints topic (compacted).
-// Each has one partition.
+// InternalTopics are the MM2 topics the workers create: the offset-syncs
+// topic (cleanup.policy=delete, retention.ms from OffsetSyncsRetention) on
+// the source, or on the target with OffsetSyncsLocation SyncsOnTarget; on
+// the target the heartbeats topic (compacted, unless heartbeats are
+// disabled) and the checkpoints topic (compacted). Each has one partition.
 func (f Flow) InternalTopics(targetBrokers int) (source, target []TopicSpec) {
-	source = []TopicSpec{{
+	syncs := TopicSpec{
 		Name: mm2.OffsetSyncsTopic(f.TargetAlias), Partitions: 1, ReplicationFactor: -1,
 		Configs: map[string]string{
 			"cleanup.policy": "delete",
 			"retention.ms":   strconv.FormatInt(f.OffsetSyncsRetention.Milliseconds(), 10),
 		},
-	}}
+	}
+	if f.OffsetSyncsLocation == SyncsOnTarget {
+		target = append(target, syncs)
+	} else {
+		source = append(source, syncs)
+	}
 	if f.HeartbeatInterval > 0 {
 		target = append(target, TopicSpec{
 			Name: mm2.HeartbeatsTopic, Partitions: 1, ReplicationFactor: f.internalRF(targetBrokers),

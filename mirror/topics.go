@@ -100,17 +100,18 @@ func (w *Worker) refresh(ctx context.Context) error {
 	return w.refreshLag(rctx)
 }
 
-// ensureInternalTopics creates the offset-syncs topic on the source and the
-// heartbeats topic on the target, once each.
+// ensureInternalTopics creates the offset-syncs topic (on the source, or the
+// target with Flow.OffsetSyncsLocation SyncsOnTarget) and the heartbeats
+// topic on the target, once each.
 func (w *Worker) ensureInternalTopics(ctx context.Context) {
 	w.mu.Lock()
 	syncReady, hbReady := w.syncReady, w.hbReady
 	w.mu.Unlock()
 	if !syncReady {
-		warning, err := ensureSyncTopic(ctx, w.srcAdm, w.syncTopic, w.flow.OffsetSyncsRetention)
+		warning, err := ensureSyncTopic(ctx, w.syncAdm, w.syncTopic, w.flow.OffsetSyncsRetention)
 		switch {
 		case err != nil:
-			w.noteErr(KindTopic, fmt.Errorf("creating %s on the source: %w", w.syncTopic, err))
+			w.noteErr(KindTopic, fmt.Errorf("creating %s on the %s: %w", w.syncTopic, w.syncKind, err))
 		case warning != nil:
 			w.log.Warn("offset-syncs topic", "topic", w.syncTopic, "warning", warning)
 			fallthrough

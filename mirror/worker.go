@@ -53,7 +53,7 @@ type Worker struct {
 	policy    naming.Policy
 	rules     naming.Rules
 	excluded  []*regexp.Regexp // ConfigsExclude
-	syncTopic string           // mm2-offset-syncs.<target>.internal, on the source
+	syncTopic string           // mm2-offset-syncs.<target>.internal, on syncCl's cluster
 	// uncompressed: batches go out as built, so a record's batch size is
 	// known before sending and one too large is skipped without a try.
 	uncompressed bool
@@ -71,12 +71,18 @@ type Worker struct {
 	fetched      chan struct{} // the fetch loop queued something
 
 	consumer *kgo.Client // source: group member that reads the records
-	srcCl    *kgo.Client // source: admin requests and offset syncs
+	srcCl    *kgo.Client // source: admin requests (and offset syncs, if held there)
 	srcAdm   *kadm.Client
 	target   *kgo.Client // target: record copies (manual flushing)
-	tgtCl    *kgo.Client // target: admin requests and heartbeats
+	tgtCl    *kgo.Client // target: admin requests and heartbeats (and offset syncs, if held there)
 	tgtAdm   *kadm.Client
-	store    *offsets.SyncStore // source: reads the offset syncs back, for checkpoints
+	// syncCl and syncAdm are srcCl and srcAdm, or tgtCl and tgtAdm with
+	// Flow.OffsetSyncsLocation SyncsOnTarget; syncKind is that cluster's
+	// error kind.
+	syncCl   *kgo.Client
+	syncAdm  *kadm.Client
+	syncKind string
+	store    *offsets.SyncStore // reads the offset syncs back, for checkpoints
 	reg      prometheus.Registerer
 
 	limits     sync.Map      // remote topic → int32 max.message.bytes, read by the producer
@@ -305,10 +311,17 @@ func (w *Worker) newClients(extra []kgo.Opt) error {
 		}
 	}
 	w.srcAdm, w.tgtAdm = kadm.NewClient(w.srcCl), kadm.NewClient(w.tgtCl)
+	// The offset syncs go where Flow.OffsetSyncsLocation says.
+	w.syncCl, w.syncAdm, w.syncKind = w.srcCl, w.srcAdm, KindSource
+	syncsFrom := append([]kgo.Opt{kgo.SeedBrokers(f.Source.Brokers...)}, srcSec...)
+	if f.OffsetSyncsLocation == SyncsOnTarget {
+		w.syncCl, w.syncAdm, w.syncKind = w.tgtCl, w.tgtAdm, KindTarget
+		syncsFrom = append([]kgo.Opt{kgo.SeedBrokers(f.Target.Brokers...)}, tgtSec...)
+	}
 	w.store, err = offsets.NewSyncStore(offsets.SyncStoreConfig{
 		// The store sets its own metadata ages.
-		Source: append(append([]kgo.Opt{kgo.SeedBrokers(f.Source.Brokers...), kgo.ClientID("kdr-mirror-offset-syncs"),
-			kgo.WithHooks(dialHook{w: w, kind: KindSource})}, srcSec...), extra...),
+		Source: append(append(syncsFrom, kgo.ClientID("kdr-mirror-offset-syncs"),
+			kgo.WithHooks(dialHook{w: w, kind: w.syncKind})), extra...),
 		TargetAlias: f.TargetAlias, Topic: w.syncTopic, Flow: f.Name(),
 		Logger: w.log, Registerer: w.reg,
 	})

@@ -154,6 +154,9 @@ func (m MirrorSettings) apply(f *mirror.Flow) {
 	if m.OffsetSyncsRetention != 0 {
 		f.OffsetSyncsRetention = m.OffsetSyncsRetention
 	}
+	if m.OffsetSyncsTopicLocation != "" {
+		f.OffsetSyncsLocation = m.OffsetSyncsTopicLocation
+	}
 	boolean := func(dst *bool, v *bool) {
 		if v != nil {
 			*dst = *v

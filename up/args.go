@@ -94,7 +94,7 @@ func WorkerArgs(f mirror.Flow, instanceID, metricsListen string) []string {
 		if c.SASL.Password != "" {
 			c.SASL.Password, c.SASL.PasswordEnv = "", passwordVar(side)
 		}
-		return c.Args(side + "-")
+		return c.Args(side+"-", true)
 	}
 	args := []string{"mirror", "run",
 		str("source-alias", f.SourceAlias),
@@ -124,6 +124,7 @@ func WorkerArgs(f mirror.Flow, instanceID, metricsListen string) []string {
 		str("compression", f.Compression),
 		d("delivery-timeout", f.DeliveryTimeout),
 		d("offset-syncs-retention", f.OffsetSyncsRetention),
+		str("offset-syncs-topic-location", f.OffsetSyncsLocation),
 		d("checkpoint-interval", f.CheckpointInterval),
 		b("sync-group-offsets", f.SyncGroupOffsets),
 		str("metrics-listen", metricsListen),

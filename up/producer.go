@@ -13,6 +13,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/kdr-io/kdr/topology"
 )
 
 // The demo producer's topic and pace.
@@ -40,13 +42,14 @@ var demoItems = []string{"widget", "gadget", "sprocket", "gizmo", "doohickey"}
 // about demoRecordsPerSec, keyed by customer, until its context ends. It
 // logs errors and never gives up.
 type demoProducer struct {
-	cluster string
-	brokers []string
+	// cluster is where it writes: its bootstrap servers, and its TLS and
+	// SASL settings when it is an existing cluster.
+	cluster topology.Cluster
 	rf      int
 	logger  *slog.Logger
-	// active, if set, names the cluster to write to now and its brokers;
-	// the producer moves there when it changes (after a failover).
-	active func() (string, []string)
+	// active, if set, is the cluster to write to now; the producer moves
+	// there when it changes (after a failover).
+	active func() topology.Cluster
 
 	mu       sync.Mutex
 	failures int
@@ -66,10 +69,14 @@ func (p *demoProducer) run(ctx context.Context) {
 // cluster changes, and returns the next order id.
 func (p *demoProducer) runOn(ctx context.Context, next int64) int64 {
 	if p.active != nil {
-		p.cluster, p.brokers = p.active()
+		p.cluster = p.active()
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(p.brokers...), kgo.DefaultProduceTopic(DemoTopic),
-		kgo.ClientID("kdr-up-demo-producer"), kgo.RecordDeliveryTimeout(30*time.Second))
+	sec, err := p.cluster.ClientOpts()
+	var cl *kgo.Client
+	if err == nil {
+		cl, err = kgo.NewClient(append(sec, kgo.SeedBrokers(p.cluster.BootstrapServers()...), kgo.DefaultProduceTopic(DemoTopic),
+			kgo.ClientID("kdr-up-demo-producer"), kgo.RecordDeliveryTimeout(30*time.Second))...)
+	}
 	if err != nil {
 		p.logger.Error("demo producer: client", "err", err)
 		<-ctx.Done()
@@ -80,7 +87,7 @@ func (p *demoProducer) runOn(ctx context.Context, next int64) int64 {
 	if ctx.Err() != nil {
 		return next
 	}
-	p.logger.Info("demo producer writing to topic", "topic", DemoTopic, "cluster", p.cluster, "brokers", p.brokers, "rate_per_sec", demoRecordsPerSec, "first_order_id", next)
+	p.logger.Info("demo producer writing to topic", "topic", DemoTopic, "cluster", p.cluster.Name, "brokers", p.cluster.BootstrapServers(), "rate_per_sec", demoRecordsPerSec, "first_order_id", next)
 	tick := time.NewTicker(time.Second / demoRecordsPerSec)
 	defer tick.Stop()
 	for {
@@ -90,8 +97,8 @@ func (p *demoProducer) runOn(ctx context.Context, next int64) int64 {
 		case <-tick.C:
 		}
 		if p.active != nil {
-			if c, _ := p.active(); c != p.cluster {
-				p.logger.Info("demo producer: the active cluster changed", "from", p.cluster, "to", c)
+			if c := p.active(); c.Name != p.cluster.Name {
+				p.logger.Info("demo producer: the active cluster changed", "from", p.cluster.Name, "to", c.Name)
 				return next
 			}
 		}

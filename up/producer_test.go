@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kdr-io/kdr/internal/kdrtest"
+	"github.com/kdr-io/kdr/topology"
 )
 
 func TestUpDemoProducerWritesOrders(t *testing.T) {
@@ -19,7 +20,7 @@ func TestUpDemoProducerWritesOrders(t *testing.T) {
 	addr := b.ListenAddr()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	p := &demoProducer{brokers: []string{addr}, rf: 1, logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	p := &demoProducer{cluster: topology.Cluster{Name: "test", Bootstrap: []string{addr}}, rf: 1, logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	go func() { defer close(done); p.run(ctx) }()
 	defer func() { cancel(); <-done }()
 

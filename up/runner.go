@@ -328,7 +328,7 @@ func (r *runner) run(ctx context.Context, workersStarted func()) {
 	demoCluster := ""
 	if r.opts.DemoProducer {
 		if demo = r.demoProducer(); demo != nil {
-			demoCluster = demo.cluster
+			demoCluster = demo.cluster.Name
 			prodWG.Add(1)
 			go func() { defer prodWG.Done(); demo.run(ctx) }()
 		}
@@ -408,15 +408,14 @@ func (r *runner) demoProducer() *demoProducer {
 	if c.Local != nil {
 		rf = min(3, c.Local.Brokers)
 	}
-	p := &demoProducer{cluster: c.Name, brokers: c.BootstrapServers(), rf: rf, logger: r.logger}
+	p := &demoProducer{cluster: *c, rf: rf, logger: r.logger}
 	if r.hasPattern && (c.Name == r.pattern.Primary || c.Name == r.pattern.Standby) {
-		p.active = func() (string, []string) {
+		p.active = func() topology.Cluster {
 			st, _ := r.view.get()
-			name := failover.ActiveOf(r.pattern, st)
-			if ac := r.topo.ClusterByName(name); ac != nil {
-				return name, ac.BootstrapServers()
+			if ac := r.topo.ClusterByName(failover.ActiveOf(r.pattern, st)); ac != nil {
+				return *ac
 			}
-			return c.Name, c.BootstrapServers()
+			return *c
 		}
 	}
 	return p

@@ -55,12 +55,18 @@ func (c *Checkpointer) syncGroup(ctx context.Context, g string, described kadm.D
 	dg, ok := described[g]
 	// A group the target has never seen is "Dead" with no error up to
 	// DescribeGroups v5; from v6 (Kafka 4, KIP-1043) it is
-	// GROUP_ID_NOT_FOUND. Either way no member can be overwritten.
-	absent := ok && errors.Is(dg.Err, kerr.GroupIDNotFound)
+	// GROUP_ID_NOT_FOUND, which v6 also answers for a group of the
+	// consumer protocol (KIP-848), members or not.
+	notClassic := ok && errors.Is(dg.Err, kerr.GroupIDNotFound)
 	switch {
 	case !ok:
 		return 0, fmt.Errorf("group %q missing from the describe response", g)
-	case absent:
+	case notClassic:
+		if c.consumerGroupActive(ctx, g) {
+			c.m.skipped.WithLabelValues(SkipActive).Add(float64(len(cps)))
+			c.log.Debug("not syncing offsets of a consumer-protocol group active on the target", "group", g)
+			return 0, nil
+		}
 	case dg.Err != nil:
 		return 0, dg.Err
 	case dg.State != "Empty" && dg.State != "Dead":
@@ -105,4 +111,18 @@ func (c *Checkpointer) syncGroup(ctx context.Context, g string, described kadm.D
 		}
 	})
 	return n, errors.Join(errs...)
+}
+
+// consumerGroupActive reports whether g is a group of the consumer protocol
+// (KIP-848) with members on the target, which DescribeGroups does not
+// describe. A target without ConsumerGroupDescribe has no such groups; if
+// the question fails otherwise, the commit goes ahead, and the target
+// refuses it while the group has members.
+func (c *Checkpointer) consumerGroupActive(ctx context.Context, g string) bool {
+	described, err := c.tadm.DescribeConsumerGroups(ctx, g)
+	if err != nil {
+		return false
+	}
+	d, ok := described[g]
+	return ok && d.Err == nil && len(d.Members) > 0
 }

@@ -1,0 +1,90 @@
+package mirror
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+
+	"github.com/kdr-io/kdr/internal/kdrtest"
+	"github.com/kdr-io/kdr/mirror/mm2"
+)
+
+// TestMirrorOffsetSyncsOnTarget runs a flow whose offset syncs are kept on
+// the target (offset-syncs.topic.location=target): the syncs topic exists
+// on the target only, holds MM2 OffsetSyncs of the copied partitions, and
+// a group's offsets translate exactly, also after the worker is replaced
+// (the new one reads the syncs back from the target).
+func TestMirrorOffsetSyncsOnTarget(t *testing.T) {
+	east, west := startCluster(t), startCluster(t)
+	const parts, group = 3, "billing"
+	east.createTopic("orders", parts)
+	east.produce(seqRecords("orders", parts, 0, 600)...)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	commit := func(at map[int32]int64) {
+		t.Helper()
+		offs := kadm.Offsets{}
+		for p, o := range at {
+			offs.Add(kadm.Offset{Topic: "orders", Partition: p, At: o, LeaderEpoch: -1})
+		}
+		if err := east.adm.CommitAllOffsets(ctx, group, offs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Each record is copied once and the target topic starts empty, so
+	// the exact translation of source offset o is o.
+	synced := func(at map[int32]int64) {
+		t.Helper()
+		kdrtest.Eventually(t, 30*time.Second, func() (bool, string) {
+			got, err := west.adm.FetchOffsets(ctx, group)
+			if err != nil {
+				return false, err.Error()
+			}
+			for p, o := range at {
+				if r, ok := got.Lookup("east.orders", p); !ok || r.Err != nil || r.At != o {
+					return false, fmt.Sprintf("%s on the target, partition %d: %+v, want %d", group, p, r, o)
+				}
+			}
+			return true, ""
+		})
+	}
+	commit(map[int32]int64{0: 200, 1: 37, 2: 1})
+
+	f := testFlow(east, west, "east", "west")
+	f.OffsetSyncsLocation = SyncsOnTarget
+	f.CheckpointInterval = 200 * time.Millisecond
+	w := startWorker(t, f)
+	waitCount(t, west, "east.orders", 600, 30*time.Second)
+	synced(map[int32]int64{0: 200, 1: 37, 2: 1})
+
+	syncs := mm2.OffsetSyncsTopic("west")
+	if east.hasTopic(syncs) {
+		t.Errorf("%s was created on the source", syncs)
+	}
+	copied := map[int32]bool{}
+	for _, r := range west.readAll(syncs)[0] {
+		s, err := mm2.DecodeOffsetSync(r.Key, r.Value)
+		if err != nil {
+			t.Fatalf("%s on the target: %v", syncs, err)
+		}
+		if s.Topic != "orders" || s.UpstreamOffset != s.DownstreamOffset {
+			t.Fatalf("offset sync %+v: want orders with equal offsets", s)
+		}
+		copied[s.Partition] = true
+	}
+	if len(copied) != parts {
+		t.Fatalf("%s on the target has syncs of partitions %v, want all %d", syncs, copied, parts)
+	}
+
+	// A new worker reads the syncs back from the target.
+	w.stop()
+	east.produce(seqRecords("orders", parts, 600, 300)...)
+	commit(map[int32]int64{0: 290, 1: 250, 2: 3})
+	startWorker(t, f)
+	waitCount(t, west, "east.orders", 900, 30*time.Second)
+	synced(map[int32]int64{0: 290, 1: 250, 2: 3})
+	checkRecords(t, west, "east.orders", parts, 900)
+}
