@@ -98,3 +98,50 @@ func TestMirrorTranslateCommand(t *testing.T) {
 		t.Errorf("unreachable source: exit %d, %s", code, e.String())
 	}
 }
+
+// TestMirrorTranslateSyncsOnTarget: with --offset-syncs-topic-location
+// target the syncs are read from --target-brokers, the group's offsets
+// still from the source.
+func TestMirrorTranslateSyncsOnTarget(t *testing.T) {
+	east, west := kdrtest.StartBroker(t), kdrtest.StartBroker(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	client := func(addr string) (*kgo.Client, *kadm.Client) {
+		cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(cl.Close)
+		return cl, kadm.NewClient(cl)
+	}
+	_, eastAdm := client(east.Addr())
+	westCl, westAdm := client(west.Addr())
+	syncs := mm2.OffsetSyncsTopic("west")
+	if _, err := eastAdm.CreateTopic(ctx, 1, 1, nil, "orders"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := westAdm.CreateTopic(ctx, 1, 1, nil, syncs); err != nil {
+		t.Fatal(err)
+	}
+	s := mm2.OffsetSync{Topic: "orders", Partition: 0, UpstreamOffset: 0, DownstreamOffset: 40}
+	if err := westCl.ProduceSync(ctx, &kgo.Record{Topic: syncs, Key: s.Key(), Value: s.Value()}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	commit := kadm.Offsets{}
+	commit.Add(kadm.Offset{Topic: "orders", Partition: 0, At: 0, LeaderEpoch: -1})
+	if err := eastAdm.CommitAllOffsets(ctx, "billing", commit); err != nil {
+		t.Fatal(err)
+	}
+	base := []string{"mirror", "translate", "--group", "billing", "--source-alias", "east", "--source-brokers", east.Addr(),
+		"--target-alias", "west", "--timeout", "20s", "--offset-syncs-topic-location", "target"}
+	var out, errOut bytes.Buffer
+	if code := Execute(base, nil, &out, &errOut); code != exitUsage || !strings.Contains(errOut.String(), "--target-brokers is required") {
+		t.Fatalf("without --target-brokers: exit %d, %s", code, errOut.String())
+	}
+	out.Reset()
+	errOut.Reset()
+	if code := Execute(append(base, "--target-brokers", west.Addr()), nil, &out, &errOut); code != exitOK ||
+		!strings.Contains(strings.Join(strings.Fields(out.String()), " "), "TOPIC PARTITION OFFSET east.orders 0 40") {
+		t.Fatalf("exit %d\n%s%s", code, out.String(), errOut.String())
+	}
+}

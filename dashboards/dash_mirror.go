@@ -65,7 +65,7 @@ func Mirror() *Dashboard {
 						{Expr: rateBy("flow", "kdr_mirror_group_offsets_synced_total", byFlow), Legend: "{{flow}} group offsets synced"},
 					}},
 				{Kind: TimeSeries, Title: "Offset syncs and commits per second", Unit: "ops",
-					Description: "Offset syncs written to mm2-offset-syncs.<target>.internal on the source, the basis of exact offset translation, and the commits of the workers' source positions that follow them (at most one per commit interval).",
+					Description: "Offset syncs written to mm2-offset-syncs.<target>.internal (on the source, or the target with offset-syncs-topic-location target), the basis of exact offset translation, and the commits of the workers' source positions that follow them (at most one per commit interval).",
 					Queries: []Query{{Expr: rateBy("flow", "kdr_mirror_offset_syncs_total", byFlow), Legend: "{{flow}} offset syncs"},
 						{Expr: rateBy("flow", "kdr_mirror_commits_total", byFlow), Legend: "{{flow}} commits"}}},
 			},

@@ -1,6 +1,7 @@
 package mirror
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -41,5 +42,29 @@ func TestRemoteTopicSpecReplicationFactor(t *testing.T) {
 			t.Errorf("source RF %d, override %d, %d target brokers: %+v, want east.orders, 4 partitions, RF %d",
 				c.sourceRF, c.override, c.targetBrokers, spec, c.want)
 		}
+	}
+}
+
+// TestInternalTopicsFollowSyncsLocation: the offset-syncs topic is among
+// the source's internal topics, or the target's with OffsetSyncsLocation
+// SyncsOnTarget (which kdr topology plan creates there).
+func TestInternalTopicsFollowSyncsLocation(t *testing.T) {
+	names := func(specs []TopicSpec) string {
+		var out []string
+		for _, s := range specs {
+			out = append(out, s.Name)
+		}
+		return strings.Join(out, ",")
+	}
+	f := DefaultFlow()
+	f.SourceAlias, f.TargetAlias = "east", "west"
+	src, tgt := f.InternalTopics(3)
+	if names(src) != "mm2-offset-syncs.west.internal" || names(tgt) != "heartbeats,east.checkpoints.internal" {
+		t.Errorf("syncs on the source: source %s, target %s", names(src), names(tgt))
+	}
+	f.OffsetSyncsLocation = SyncsOnTarget
+	src, tgt = f.InternalTopics(3)
+	if names(src) != "" || names(tgt) != "mm2-offset-syncs.west.internal,heartbeats,east.checkpoints.internal" {
+		t.Errorf("syncs on the target: source %s, target %s", names(src), names(tgt))
 	}
 }

@@ -172,7 +172,7 @@ func TestMirrorSecuredTargetRejects(t *testing.T) {
 	}{
 		// kfake ends the connection where Kafka would answer
 		// SASL_AUTHENTICATION_FAILED: the worker says what that means.
-		{"wrong password", wrong, "during SASL SCRAM-SHA-256 authentication as mirror"},
+		{"wrong password", wrong, "during SASL authentication (SASL_SSL SCRAM-SHA-256 as mirror): check the user and password"},
 		{"no TLS", noTLS, "is TLS missing?"},
 	} {
 		t.Run(c.name, func(t *testing.T) {

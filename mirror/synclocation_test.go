@@ -3,11 +3,15 @@ package mirror
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/kdr-io/kdr/clientsec"
 	"github.com/kdr-io/kdr/internal/kdrtest"
 	"github.com/kdr-io/kdr/mirror/mm2"
 )
@@ -87,4 +91,73 @@ func TestMirrorOffsetSyncsOnTarget(t *testing.T) {
 	waitCount(t, west, "east.orders", 900, 30*time.Second)
 	synced(map[int32]int64{0: 290, 1: 250, 2: 3})
 	checkRecords(t, west, "east.orders", parts, 900)
+}
+
+// TestMirrorReadOnlySource mirrors from a cluster where the workers'
+// principal may only read: READ and DESCRIBE (and DESCRIBE_CONFIGS) on
+// topics, READ and DESCRIBE on groups, as for any consumer. With the
+// offset syncs on the target every record arrives and a group's offsets
+// are synced exactly; with them on the source the worker says that it may
+// not create the syncs topic there, and what to do.
+func TestMirrorReadOnlySource(t *testing.T) {
+	const parts, group = 3, "billing"
+	read := func(res kmsg.ACLResourceType, ops ...kmsg.ACLOperation) []kfake.ACL {
+		var out []kfake.ACL
+		for _, op := range ops {
+			out = append(out, kfake.ACL{Resource: res, Name: "*", Pattern: kmsg.ACLResourcePatternTypeLiteral, Operation: op, Allow: true})
+		}
+		return out
+	}
+	acls := append(read(kmsg.ACLResourceTypeTopic, kmsg.ACLOperationRead, kmsg.ACLOperationDescribe, kmsg.ACLOperationDescribeConfigs),
+		read(kmsg.ACLResourceTypeGroup, kmsg.ACLOperationRead, kmsg.ACLOperationDescribe)...)
+	east, _ := securedCluster(t, clientsec.Plain, false, kfake.EnableACLs(), kfake.SeedTopics(parts, "orders"),
+		kfake.User(clientsec.Plain, "reader", "reader-pw", acls...))
+	west := startCluster(t)
+	east.produce(seqRecords("orders", parts, 0, 300)...)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	offs := kadm.Offsets{}
+	for p := range int32(parts) {
+		offs.Add(kadm.Offset{Topic: "orders", Partition: p, At: int64(20 + p), LeaderEpoch: -1})
+	}
+	if err := east.adm.CommitAllOffsets(ctx, group, offs); err != nil {
+		t.Fatal(err)
+	}
+	reader := clientsec.Config{SASL: clientsec.SASL{Mechanism: clientsec.Plain, Username: "reader", Password: "reader-pw"}}
+
+	t.Run("syncs on the source", func(t *testing.T) {
+		// A target of its own: what this worker copies is not counted.
+		f := testFlow(east, startCluster(t), "east", "west")
+		f.Source.Security = reader
+		f.SyncTopicACLs = false
+		w := startWorker(t, f)
+		kdrtest.Eventually(t, 30*time.Second, func() (bool, string) {
+			e := w.Status().Errors[KindTopic]
+			return e.Count > 0 && strings.Contains(e.Last, "--offset-syncs-topic-location target"),
+				fmt.Sprintf("topic errors %+v; want one saying the syncs topic cannot be created on the source", e)
+		})
+		t.Logf("status: %s", w.Status().Errors[KindTopic].Last)
+		w.stop()
+	})
+
+	f := testFlow(east, west, "east", "west")
+	f.Source.Security = reader
+	f.SyncTopicACLs = false
+	f.OffsetSyncsLocation = SyncsOnTarget
+	f.CheckpointInterval = 200 * time.Millisecond
+	startWorker(t, f)
+	waitCount(t, west, "east.orders", 300, 30*time.Second)
+	checkRecords(t, west, "east.orders", parts, 300)
+	kdrtest.Eventually(t, 30*time.Second, func() (bool, string) {
+		got, err := west.adm.FetchOffsets(ctx, group)
+		if err != nil {
+			return false, err.Error()
+		}
+		for p := range int32(parts) {
+			if r, ok := got.Lookup("east.orders", p); !ok || r.Err != nil || r.At != int64(20+p) {
+				return false, fmt.Sprintf("%s on the target, partition %d: %+v, want %d", group, p, r, 20+p)
+			}
+		}
+		return true, ""
+	})
 }

@@ -111,6 +111,9 @@ func (w *Worker) ensureInternalTopics(ctx context.Context) {
 		warning, err := ensureSyncTopic(ctx, w.syncAdm, w.syncTopic, w.flow.OffsetSyncsRetention)
 		switch {
 		case err != nil:
+			if w.syncKind == KindSource && (errors.Is(err, kerr.TopicAuthorizationFailed) || errors.Is(err, kerr.ClusterAuthorizationFailed)) {
+				err = fmt.Errorf("%w: a principal that may only read the source can keep the syncs on the target with --offset-syncs-topic-location target (topology: mirror.offsetSyncsTopicLocation)", err)
+			}
 			w.noteErr(KindTopic, fmt.Errorf("creating %s on the %s: %w", w.syncTopic, w.syncKind, err))
 		case warning != nil:
 			w.log.Warn("offset-syncs topic", "topic", w.syncTopic, "warning", warning)

@@ -358,8 +358,7 @@ func (w *Worker) explainAuth(kind string, err error) error {
 	if !sec.SASL.On() || !errors.Is(err, io.EOF) || errors.As(err, &first) {
 		return err
 	}
-	return fmt.Errorf("%w: the broker ended the connection during SASL %s authentication as %s: check the user and password (%s)",
-		err, sec.SASL.Mechanism, sec.SASL.Username, sec)
+	return fmt.Errorf("%w: the broker ended the connection during SASL authentication (%s): check the user and password", err, sec)
 }
 
 // leaveTimeout bounds how long a stopping worker waits for the source to
