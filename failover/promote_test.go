@@ -36,6 +36,7 @@ mirror:
   refreshInterval: 500ms
   checkpointInterval: 1s
   sessionTimeout: 6s
+  offsetSyncsTopicLocation: %s
 failover:
   timeouts: {fence: 10s, drain: 30s, promote: 30s}
 `
@@ -67,12 +68,19 @@ func values(rs []*kgo.Record) map[string]bool {
 // mirror never copies, then dies; promote --force makes west active and
 // records what it had; east comes back and is fenced; failback finds
 // exactly the diverged records, preserves them in east.diverged on west,
-// re-copies west's topics into east and switches back.
+// re-copies west's topics into east and switches back. Once with the
+// flows' offset syncs on their sources, once on their targets.
 func TestFailoverPromoteForceAndFailback(t *testing.T) {
+	for _, loc := range []string{"source", "target"} {
+		t.Run("syncs on the "+loc, func(t *testing.T) { promoteForceAndFailback(t, loc) })
+	}
+}
+
+func promoteForceAndFailback(t *testing.T, syncsLocation string) {
 	bin := binary(t)
 	east := kdrtest.StartCluster(t, bin, 1)
 	used := map[int]bool{}
-	e := startEstate(t, fmt.Sprintf(eastExisting, east.Bootstrap()[0], kdrtest.FreeBasePort(t, 1, used)))
+	e := startEstate(t, fmt.Sprintf(eastExisting, east.Bootstrap()[0], kdrtest.FreeBasePort(t, 1, used), syncsLocation))
 	ctx := context.Background()
 	if _, err := east.Admin().CreateTopic(ctx, 2, 1, nil, "payments"); err != nil {
 		t.Fatal(err)
@@ -201,4 +209,31 @@ func TestFailoverPromoteForceAndFailback(t *testing.T) {
 	kdrtest.Eventually(t, 30*time.Second, func() (bool, string) {
 		return values(readAll(t, e.bootstrap("west"), "payments"))["final"], "final not on west yet"
 	})
+	// Each flow's syncs are where the topology puts them, before and after
+	// the failback's re-copy: mm2-offset-syncs.<target>.internal on the
+	// flow's source, or on its target.
+	holds := map[string]string{"east": "mm2-offset-syncs.west.internal", "west": "mm2-offset-syncs.east.internal"}
+	if syncsLocation == "target" {
+		holds = map[string]string{"west": "mm2-offset-syncs.west.internal", "east": "mm2-offset-syncs.east.internal"}
+	}
+	for cluster, syncs := range holds {
+		cl, err := kgo.NewClient(kgo.SeedBrokers(e.bootstrap(cluster)...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		topics, err := kadmClient(cl).ListTopics(ctx)
+		cl.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var found []string
+		for _, name := range topics.Names() {
+			if strings.HasPrefix(name, "mm2-offset-syncs.") {
+				found = append(found, name)
+			}
+		}
+		if !slices.Equal(found, []string{syncs}) {
+			t.Errorf("offset-syncs topics on %s: %v, want %s", cluster, found, syncs)
+		}
+	}
 }
