@@ -122,10 +122,19 @@ func (p *loadProducer) count(cluster string) int {
 // TestFailoverSwitchoverUnderLoad switches a → b with kdr up running and a
 // producer writing all along: nothing acknowledged is lost, a refuses
 // produce afterwards, b accepts, the reverse flow runs, the state and kdr
-// up's metrics say so.
+// up's metrics say so. Once with the flows' offset syncs on their sources,
+// once on their targets (the group's offsets are translated from either).
 func TestFailoverSwitchoverUnderLoad(t *testing.T) {
+	for _, loc := range []string{"source", "target"} {
+		t.Run("syncs on the "+loc, func(t *testing.T) { switchoverUnderLoad(t, loc) })
+	}
+}
+
+func switchoverUnderLoad(t *testing.T, syncsLocation string) {
 	used := map[int]bool{}
-	e := startEstate(t, fmt.Sprintf(twoLocal, kdrtest.FreeBasePort(t, 1, used), kdrtest.FreeBasePort(t, 1, used)))
+	yaml := strings.Replace(fmt.Sprintf(twoLocal, kdrtest.FreeBasePort(t, 1, used), kdrtest.FreeBasePort(t, 1, used)),
+		"mirror:\n", "mirror:\n  offsetSyncsTopicLocation: "+syncsLocation+"\n", 1)
+	e := startEstate(t, yaml)
 	ctx := context.Background()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(e.bootstrap("a")...))
 	if err != nil {
