@@ -271,6 +271,26 @@ func waitCommitted(t *testing.T, c *cluster, group, topic string, n int64, withi
 	})
 }
 
+// waitGroupAt waits until group's committed offsets in topic on c are
+// exactly want (partition → offset).
+func waitGroupAt(t *testing.T, c *cluster, group, topic string, want map[int32]int64, within time.Duration) {
+	t.Helper()
+	kdrtest.Eventually(t, within, func() (bool, string) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		got, err := c.adm.FetchOffsets(ctx, group)
+		if err != nil {
+			return false, fmt.Sprintf("fetching the offsets of %s: %v", group, err)
+		}
+		for p, o := range want {
+			if r, ok := got.Lookup(topic, p); !ok || r.Err != nil || r.At != o {
+				return false, fmt.Sprintf("group %s at %s/%d: %+v, want %d", group, topic, p, r, o)
+			}
+		}
+		return true, ""
+	})
+}
+
 // directClient is a client of c that bypasses proxy: c's broker advertises
 // the proxy's address, which the client's dialer maps back to the broker's
 // own listener.

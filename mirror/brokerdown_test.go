@@ -261,15 +261,9 @@ func TestMirrorCheckpointsAfterSourceCoordinatorDown(t *testing.T) {
 	}
 	synced := func(at int64, within time.Duration) {
 		t.Helper()
-		kdrtest.Eventually(t, within, func() (bool, string) {
-			got, err := west.adm.FetchOffsets(ctx, group)
-			if err != nil {
-				return false, err.Error()
-			}
-			r, ok := got.Lookup("east."+topic, 0)
-			return ok && r.Err == nil && r.At == at, fmt.Sprintf("%s on the target: %+v, want %d", group, r, at)
-		})
+		waitGroupAt(t, west, group, "east."+topic, map[int32]int64{0: at}, within)
 	}
+
 	commit(east.adm, 20)
 	startWorker(t, f)
 	waitCount(t, west, "east."+topic, 100, 30*time.Second)

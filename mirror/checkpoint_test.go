@@ -57,18 +57,7 @@ func TestMirrorGroupOffsetsFollowToTarget(t *testing.T) {
 
 	// The copy has no gaps and no re-copies, so the exact translation of
 	// source offset o is o.
-	kdrtest.Eventually(t, 30*time.Second, func() (bool, string) {
-		got, err := west.adm.FetchOffsets(ctx, group)
-		if err != nil {
-			return false, err.Error()
-		}
-		for p, o := range committed {
-			if r, ok := got.Lookup("east.orders", p); !ok || r.Err != nil || r.At != o {
-				return false, fmt.Sprintf("partition %d on the target: %+v, want %d", p, r, o)
-			}
-		}
-		return true, ""
-	})
+	waitGroupAt(t, west, group, "east.orders", committed, 30*time.Second)
 	// The status counts a sync once its commit has returned, which may be
 	// just after the offsets are readable on the target.
 	kdrtest.Eventually(t, 10*time.Second, func() (bool, string) {

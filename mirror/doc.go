@@ -20,9 +20,10 @@
 //	    most once per CommitInterval (default 100 ms):
 //	      writes the offset syncs (mm2.OffsetSync, chosen by mirror/offsets)
 //	      of every cycle settled since its last commit to
-//	      mm2-offset-syncs.<target>.internal, partition 0, on the source,
-//	      then commits the source positions they cover (the offset after
-//	      the last settled record)
+//	      mm2-offset-syncs.<target>.internal, partition 0, on the source
+//	      (or the target, Flow.OffsetSyncsLocation), then commits the
+//	      source positions they cover (the offset after the last settled
+//	      record)
 //	  → rebalances allowed (kgo.BlockRebalanceOnPoll)
 //
 // A commit is two round trips to the source; gathering the cycles of an
@@ -197,6 +198,16 @@
 // at every refresh in case the cluster gains ACLs. Reading ACLs needs
 // DESCRIBE on the source cluster resource, creating them ALTER on the
 // target's.
+//
+// # Security and least privilege
+//
+// Each side's ClusterConn.Security (package clientsec) gives every client
+// of that cluster TLS and SASL. With OffsetSyncsLocation SyncsOnTarget
+// (MM2's offset-syncs.topic.location=target) the workers write nothing to
+// the source but their group's commits: READ and DESCRIBE on its topics
+// and groups (DESCRIBE_CONFIGS to sync configs, DESCRIBE on the cluster to
+// sync ACLs) are enough there. A worker refused the syncs topic on the
+// source says so and names the setting.
 //
 // # Checkpoints
 //

@@ -87,18 +87,7 @@ func TestMirrorToSecuredTarget(t *testing.T) {
 	w := startWorker(t, f)
 	waitCount(t, west, "east.orders", n, 30*time.Second)
 	checkRecords(t, west, "east.orders", parts, n)
-	kdrtest.Eventually(t, 30*time.Second, func() (bool, string) {
-		got, err := west.adm.FetchOffsets(ctx, group)
-		if err != nil {
-			return false, err.Error()
-		}
-		for p := range int32(parts) {
-			if r, ok := got.Lookup("east.orders", p); !ok || r.At != 40 {
-				return false, fmt.Sprintf("%s on the target, partition %d: %+v, want 40", group, p, r)
-			}
-		}
-		return true, ""
-	})
+	waitGroupAt(t, west, group, "east.orders", map[int32]int64{0: 40, 1: 40, 2: 40}, 30*time.Second)
 	for _, topic := range []string{"heartbeats", "east.checkpoints.internal"} {
 		if west.count(topic) == 0 {
 			t.Errorf("%s is empty on the secured target", topic)
@@ -136,18 +125,7 @@ func TestMirrorFromSecuredSource(t *testing.T) {
 	if err := east.adm.CommitAllOffsets(ctx, group, commit); err != nil {
 		t.Fatal(err)
 	}
-	kdrtest.Eventually(t, 30*time.Second, func() (bool, string) {
-		got, err := west.adm.FetchOffsets(ctx, group)
-		if err != nil {
-			return false, err.Error()
-		}
-		for p := range int32(parts) {
-			if r, ok := got.Lookup("east.orders", p); !ok || r.At != int64(10*(p+1)) {
-				return false, fmt.Sprintf("%s on the target, partition %d: %+v, want %d", group, p, r, 10*(p+1))
-			}
-		}
-		return true, ""
-	})
+	waitGroupAt(t, west, group, "east.orders", map[int32]int64{0: 10, 1: 20, 2: 30}, 30*time.Second)
 }
 
 // TestMirrorSecuredTargetRejects: a wrong password, or no TLS where the

@@ -42,19 +42,9 @@ func TestMirrorOffsetSyncsOnTarget(t *testing.T) {
 	// the exact translation of source offset o is o.
 	synced := func(at map[int32]int64) {
 		t.Helper()
-		kdrtest.Eventually(t, 30*time.Second, func() (bool, string) {
-			got, err := west.adm.FetchOffsets(ctx, group)
-			if err != nil {
-				return false, err.Error()
-			}
-			for p, o := range at {
-				if r, ok := got.Lookup("east.orders", p); !ok || r.Err != nil || r.At != o {
-					return false, fmt.Sprintf("%s on the target, partition %d: %+v, want %d", group, p, r, o)
-				}
-			}
-			return true, ""
-		})
+		waitGroupAt(t, west, group, "east.orders", at, 30*time.Second)
 	}
+
 	commit(map[int32]int64{0: 200, 1: 37, 2: 1})
 
 	f := testFlow(east, west, "east", "west")
@@ -148,16 +138,5 @@ func TestMirrorReadOnlySource(t *testing.T) {
 	startWorker(t, f)
 	waitCount(t, west, "east.orders", 300, 30*time.Second)
 	checkRecords(t, west, "east.orders", parts, 300)
-	kdrtest.Eventually(t, 30*time.Second, func() (bool, string) {
-		got, err := west.adm.FetchOffsets(ctx, group)
-		if err != nil {
-			return false, err.Error()
-		}
-		for p := range int32(parts) {
-			if r, ok := got.Lookup("east.orders", p); !ok || r.Err != nil || r.At != int64(20+p) {
-				return false, fmt.Sprintf("%s on the target, partition %d: %+v, want %d", group, p, r, 20+p)
-			}
-		}
-		return true, ""
-	})
+	waitGroupAt(t, west, group, "east.orders", map[int32]int64{0: 20, 1: 21, 2: 22}, 30*time.Second)
 }

@@ -154,8 +154,8 @@ func (m MirrorSettings) apply(f *mirror.Flow) {
 	if m.OffsetSyncsRetention != 0 {
 		f.OffsetSyncsRetention = m.OffsetSyncsRetention
 	}
-	if m.OffsetSyncsTopicLocation != "" {
-		f.OffsetSyncsLocation = m.OffsetSyncsTopicLocation
+	if m.OffsetSyncsLocation != "" {
+		f.OffsetSyncsLocation = m.OffsetSyncsLocation
 	}
 	boolean := func(dst *bool, v *bool) {
 		if v != nil {

@@ -137,6 +137,7 @@ mirror:
   naming: identity
   syncTopicACLs: false
   offsetSyncsRetention: 720h
+  offsetSyncsTopicLocation: target
 failover:
   maxLag: 1m30s
   timeouts: {drain: 5m}
@@ -171,6 +172,7 @@ func TestTopologyParseDefaults(t *testing.T) {
 	want.HeartbeatInterval = -time.Second
 	want.CommitInterval = 250 * time.Millisecond
 	want.OffsetSyncsRetention = 30 * 24 * time.Hour
+	want.OffsetSyncsLocation = mirror.SyncsOnTarget
 	want.Naming, want.Topics, want.SyncTopicACLs = mirror.NamingIdentity, "orders.*", false
 	if !reflect.DeepEqual(flows[0].Flow, want) || flows[0].Workers != 3 {
 		t.Errorf("flow:\n got %+v (%d workers)\nwant %+v", flows[0].Flow, flows[0].Workers, want)

@@ -162,10 +162,10 @@ type MirrorSettings struct {
 	// of the mirrored topics, or positions further behind cannot be
 	// translated once their syncs expire.
 	OffsetSyncsRetention time.Duration `mapstructure:"offsetSyncsRetention"`
-	// OffsetSyncsTopicLocation is where the offset-syncs topic lives:
+	// OffsetSyncsLocation is where the offset-syncs topic lives:
 	// "source" (default, as MM2) or "target", so that the workers only
 	// read from the source (MM2's offset-syncs.topic.location).
-	OffsetSyncsTopicLocation string `mapstructure:"offsetSyncsTopicLocation"`
+	OffsetSyncsLocation string `mapstructure:"offsetSyncsTopicLocation"`
 
 	SyncGroupOffsets   *bool `mapstructure:"syncGroupOffsets"`
 	SyncTopicConfigs   *bool `mapstructure:"syncTopicConfigs"`

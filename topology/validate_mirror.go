@@ -73,6 +73,8 @@ func settingHint(field string) string {
 		return "records copied per cycle, 1 to 1000000"
 	case "ReplicationFactor":
 		return "0 copies the source topic's"
+	case "OffsetSyncsLocation":
+		return `with "target" the workers need only read the source`
 	}
 	if strings.HasSuffix(field, "Interval") || strings.HasSuffix(field, "Timeout") {
 		return `a positive duration such as "5s" or "1m"`
