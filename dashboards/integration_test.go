@@ -142,14 +142,14 @@ mirror:
 	if err := os.WriteFile(file, []byte(topo), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	upProc := kdrtest.StartCommand(t, bin, "up", file, "--state-dir", state, "--metrics-listen", kdrtest.FreeAddr(t))
+	upProc := kdrtest.StartCommand(t, bin, "up", file, "--state-dir", state, "--metrics-listen", kdrtest.ReserveAddr(t, avoid))
 	waitHealthy(t, upProc, state)
 	t.Logf("kdr up healthy after %s", time.Since(start).Round(100*time.Millisecond))
 
 	stop := traffic(t, fmt.Sprintf("127.0.0.1:%d", east))
 	defer stop()
 
-	listen := kdrtest.FreeAddr(t)
+	listen := kdrtest.ReserveAddr(t, avoid)
 	prom := kdrtest.StartCommand(t, bin, "dashboards", "prometheus", file, "--state-dir", state, "--listen", listen, "--scrape-interval", "1s")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()

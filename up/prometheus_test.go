@@ -36,7 +36,7 @@ func TestUpPrometheus(t *testing.T) {
 		t.Fatal(err)
 	}
 	state := filepath.Join(dir, "state")
-	metrics, listen := kdrtest.FreeAddr(t), kdrtest.FreeAddr(t)
+	metrics, listen := kdrtest.ReserveAddr(t, used), kdrtest.ReserveAddr(t, used)
 	p := startUp(t, bin, file, "--state-dir", state, "--metrics-listen", metrics, "--prometheus", "--prometheus-listen", listen)
 	t.Cleanup(func() {
 		if t.Failed() {

@@ -18,6 +18,27 @@ func FreeAddr(t TB) string {
 	return ln.Addr().String()
 }
 
+// ReserveAddr is FreeAddr for a test that also reserves ports with
+// FreeBasePort: an address whose port is not in avoid, which it then adds
+// it to. (A port FreeBasePort reserved is free until the cluster binds
+// it, so FreeAddr alone may hand it out again.)
+func ReserveAddr(t TB, avoid map[int]bool) string {
+	t.Helper()
+	for range 200 {
+		addr := FreeAddr(t)
+		p, err := strconv.Atoi(addr[len("127.0.0.1:"):])
+		if err != nil {
+			t.Fatalf("kdrtest: %v", err)
+		}
+		if !avoid[p] {
+			avoid[p] = true
+			return addr
+		}
+	}
+	t.Fatalf("kdrtest: no free port outside the %d reserved", len(avoid))
+	return ""
+}
+
 // FreeBasePort finds a base port p for a topology's local cluster of n
 // brokers (topology.LocalCluster.LocalPorts): p+i, p+100+i and p+200+i free
 // for every broker i and none of them in avoid, which it then adds them to,
