@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -83,7 +85,20 @@ func (c ConnOptions) withTimeout(ctx context.Context) (context.Context, context.
 func (c ConnOptions) requestErr(what string, err error) error {
 	brokers := strings.Join(c.Brokers, ",")
 	var netErr *net.OpError
+	var verify *tls.CertificateVerificationError
+	var header tls.RecordHeaderError
+	var firstEOF *kgo.ErrFirstReadEOF
 	switch {
+	// A TLS alert from the broker is a net.OpError of Op "remote error".
+	case errors.As(err, &netErr) && netErr.Op == "remote error", errors.As(err, &verify), errors.As(err, &header):
+		return fmt.Errorf("%s: the TLS handshake with brokers %s failed; check --tls-ca-file, --tls-cert-file and --tls-key-file, and that the cluster speaks TLS on that port: %w",
+			what, brokers, err)
+	case errors.Is(err, kerr.SaslAuthenticationFailed):
+		return fmt.Errorf("%s: brokers %s refused the SASL credentials (%s); check --sasl-username and the password: %w", what, brokers, c.Security, err)
+	case c.Security.SASL.On() && errors.Is(err, io.EOF) && !errors.As(err, &firstEOF):
+		// Some brokers end the connection instead of answering
+		// SASL_AUTHENTICATION_FAILED.
+		return fmt.Errorf("%s: brokers %s ended the connection during SASL authentication (%s); check --sasl-username and the password: %w", what, brokers, c.Security, err)
 	case errors.Is(err, context.DeadlineExceeded):
 		return fmt.Errorf("%s: no answer from brokers %s within %s; check that the cluster is up and that --brokers (or KDR_BROKERS) is right, or raise --timeout: %w",
 			what, brokers, c.Timeout, err)

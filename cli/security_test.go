@@ -118,6 +118,8 @@ func TestAdminCommandsAuthenticate(t *testing.T) {
 		{"no TLS", []string{"--sasl-mechanism", "SCRAM-SHA-256", "--sasl-username", s.User}, "is TLS missing?"},
 		{"half a client certificate", []string{"--tls-key-file", "k.pem"}, "--tls-cert-file/--tls-key-file"},
 		{"no such CA file", []string{"--tls-ca-file", "/nonexistent/ca.pem"}, "--tls-ca-file: open /nonexistent/ca.pem"},
+		{"a CA that did not sign the broker", []string{"--tls-ca-file", kdrtest.StartMutualTLS(t).CAFile}, "the TLS handshake with brokers"},
+		{"wrong password", append(slices.Clone(sec), "--sasl-password", "not-it"), "ended the connection during SASL authentication (SASL_SSL SCRAM-SHA-256 as mirror)"},
 	} {
 		r := runKdr(t, s.Addr(), "", append([]string{"topic", "list", "--timeout", "3s"}, c.args...)...)
 		if r.code == exitOK || !strings.Contains(r.stderr, c.want) {
@@ -173,4 +175,21 @@ replication:
 	if r.code == exitOK || !strings.Contains(r.stderr, `cluster "west": security.sasl.passwordEnv: environment variable KDR_TEST_UNSET_PASSWORD is not set`) {
 		t.Fatalf("plan with an unset password variable: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
+}
+
+// TestAdminCommandsMutualTLS: a cluster that requires a client
+// certificate (ssl.client.auth=required) is reached with --tls-cert-file
+// and --tls-key-file, and refuses a client without one.
+func TestAdminCommandsMutualTLS(t *testing.T) {
+	s := kdrtest.StartMutualTLS(t, kfake.SeedTopics(1, "orders"))
+	out := mustKdr(t, s.Addr(), "", "topic", "list", "--tls-ca-file", s.CAFile, "--tls-cert-file", s.CertFile, "--tls-key-file", s.KeyFile)
+	if !strings.Contains(out, "orders") {
+		t.Fatalf("topic list: %q", out)
+	}
+	r := runKdr(t, s.Addr(), "", "topic", "list", "--timeout", "3s", "--tls-ca-file", s.CAFile)
+	if r.code == exitOK || !strings.Contains(r.stderr, "the TLS handshake with brokers "+s.Addr()+" failed; check --tls-ca-file, --tls-cert-file") ||
+		!strings.Contains(r.stderr, "certificate required") {
+		t.Fatalf("without a client certificate: exit %d, stderr %q; want a failure about the certificate", r.code, r.stderr)
+	}
+	t.Logf("without a client certificate: %s", strings.TrimSpace(r.stderr))
 }
