@@ -86,6 +86,7 @@ func mirrorSettings() []mirrorSetting {
 		mStr("instance-id", "static group membership id (group.instance.id): a restarted worker gets its partitions back at once", func(f *mirror.Flow) *string { return &f.InstanceID }),
 		mDur("session-timeout", "how long a silent worker keeps its partitions (session.timeout.ms)", func(f *mirror.Flow) *time.Duration { return &f.SessionTimeout }),
 		mInt("batch-records", "most records copied per cycle", func(f *mirror.Flow) *int { return &f.BatchRecords }),
+		mInt64("max-bytes-per-second", "most bytes of records a worker reads from the source per second, to spare a link between regions (0: no cap); a flow of N workers reads at most N times it", func(f *mirror.Flow) *int64 { return &f.MaxBytesPerSecond }),
 		mDur("commit-interval", "shortest time between commits of the source positions and their offset syncs (MM2 offset.flush.interval.ms); a crash re-copies at most one interval plus two cycles; 0 commits after every cycle (at most two cycles re-copied)", func(f *mirror.Flow) *time.Duration { return &f.CommitInterval }),
 		mStr("compression", "compression of batches sent to the target: none (default, as MM2), gzip, snappy, lz4 or zstd", func(f *mirror.Flow) *string { return &f.Compression }),
 		mBool("forward-batches", "without --compression, forward the source's batches as they are (under identity naming, uncompressed ones rewritten with the provenance hop) instead of copying record by record (half the CPU)", func(f *mirror.Flow) *bool { return &f.ForwardBatches }),
@@ -133,6 +134,12 @@ func mInt(flag, usage string, get func(*mirror.Flow) *int) mirrorSetting {
 	return mirrorSetting{flag: flag, usage: usage,
 		def: func(d *mirror.Flow, cmd *cobra.Command, n, u string) { cmd.Flags().Int(n, *get(d), u) },
 		set: func(f *mirror.Flow, v *viper.Viper, n string) error { *get(f) = v.GetInt(n); return nil }}
+}
+
+func mInt64(flag, usage string, get func(*mirror.Flow) *int64) mirrorSetting {
+	return mirrorSetting{flag: flag, usage: usage,
+		def: func(d *mirror.Flow, cmd *cobra.Command, n, u string) { cmd.Flags().Int64(n, *get(d), u) },
+		set: func(f *mirror.Flow, v *viper.Viper, n string) error { *get(f) = v.GetInt64(n); return nil }}
 }
 
 func mInt16(flag, usage string, get func(*mirror.Flow) *int16) mirrorSetting {

@@ -89,7 +89,7 @@ func TestMirrorRunEveryFieldHasAFlag(t *testing.T) {
 		"--sync-topic-configs=false", "--sync-topic-deletions", "--sync-topic-acls=false", "--configs-exclude", "c", "--refresh-interval", "7s", "--replication-factor", "3",
 		"--heartbeat-interval", "3s", "--group", "grp", "--instance-id", "i", "--session-timeout", "8s", "--batch-records", "9", "--compression", "lz4",
 		"--delivery-timeout", "11s", "--offset-syncs-retention", "12h", "--checkpoint-interval", "13s", "--sync-group-offsets=false",
-		"--forward-batches=false", "--commit-interval", "0", "--offset-syncs-topic-location", "target"}
+		"--forward-batches=false", "--commit-interval", "0", "--offset-syncs-topic-location", "target", "--max-bytes-per-second", "1000000"}
 	o, err := parseMirrorRun(t, nil, args...)
 	if err != nil {
 		t.Fatal(err)

@@ -34,7 +34,7 @@ func TestUpWorkerArgsCarryEveryFlowSetting(t *testing.T) {
 		RefreshInterval: 1500 * time.Millisecond, ReplicationFactor: 2, HeartbeatInterval: -time.Second,
 		WorkersGroup: "workers", InstanceID: "east-west-3", SessionTimeout: 7 * time.Second,
 		BatchRecords: 123, Compression: "zstd", DeliveryTimeout: 11 * time.Second, OffsetSyncsRetention: 36 * time.Hour,
-		CheckpointInterval: 2 * time.Second, SyncGroupOffsets: false, OffsetSyncsLocation: mirror.SyncsOnTarget,
+		CheckpointInterval: 2 * time.Second, SyncGroupOffsets: false, OffsetSyncsLocation: mirror.SyncsOnTarget, MaxBytesPerSecond: 5 << 20,
 	}
 	// Completeness: a field added to mirror.Flow must be set above (and so
 	// be carried by up.WorkerArgs for this test to pass).

@@ -158,6 +158,12 @@ type Flow struct {
 	// OffsetSyncsRetention is retention.ms of the offset-syncs topic the
 	// flow creates (default 7 days).
 	OffsetSyncsRetention time.Duration
+	// MaxBytesPerSecond caps how many bytes of records each worker reads
+	// from the source per second (0, the default: no cap), to spare a link
+	// between regions or the source's brokers; a flow of N workers reads at
+	// most N times it. Batches are counted as fetched (compressed if the
+	// source compressed them), records as their key, value and headers.
+	MaxBytesPerSecond int64
 	// OffsetSyncsLocation is the cluster holding the offset-syncs topic
 	// (offset-syncs.topic.location, KIP-716): SyncsOnSource (default, as
 	// MM2) or SyncsOnTarget, with which the workers write nothing to the
@@ -329,6 +335,9 @@ func (f Flow) Validate() error {
 	positive("SessionTimeout", f.SessionTimeout)
 	positive("DeliveryTimeout", f.DeliveryTimeout)
 	positive("OffsetSyncsRetention", f.OffsetSyncsRetention)
+	if f.MaxBytesPerSecond < 0 {
+		add(invalid("MaxBytesPerSecond", "%d: want 0 (no cap) or a positive byte rate", f.MaxBytesPerSecond))
+	}
 	switch f.OffsetSyncsLocation {
 	case SyncsOnSource, SyncsOnTarget:
 	default:

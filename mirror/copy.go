@@ -145,6 +145,15 @@ func (w *Worker) copyLoop(ctx context.Context, giveUp <-chan struct{}) {
 				w.noteErr(KindSource, err, "topic", topic, "partition", p)
 			}
 		})
+		if w.throttle != nil {
+			// Before copying, while rebalances are still held: the
+			// consumer fetches the next records (at most a second's
+			// bytes, newClients) only once these are polled, so the wait
+			// paces its reading too.
+			size := 0
+			fetches.EachRecord(func(r *kgo.Record) { size += recordBytes(r) })
+			w.throttle.take(ctx, size)
+		}
 		w.cycleMu.Lock()
 		w.enqueue(fetches)
 		w.cycle(ctx, giveUp)

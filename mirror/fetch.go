@@ -113,7 +113,7 @@ func (w *Worker) fetchLoop(ctx context.Context) {
 				}
 			}
 			// The budget's room is shared by the fetches sent now.
-			share := max(room/int32(max(len(byLeader), 1)), fetchPartitionBytes)
+			share := w.throttle.fetchCap(max(room/int32(max(len(byLeader), 1)), fetchPartitionBytes))
 			for id, parts := range byLeader {
 				fetch := w.startFetch(parts)
 				inflight[id] = true
@@ -309,7 +309,7 @@ func (w *Worker) fetchFrom(ctx context.Context, id int32, parts []fetchPos, room
 			got[topicPartition{t.Topic, t.Partitions[j].Partition}] = &t.Partitions[j]
 		}
 	}
-	n := 0
+	n, size := 0, 0
 	for _, fp := range parts {
 		rp := got[topicPartition{fp.ps.topic, fp.ps.partition}]
 		if rp == nil {
@@ -317,8 +317,11 @@ func (w *Worker) fetchFrom(ctx context.Context, id int32, parts []fetchPos, room
 			continue
 		}
 		n += len(rp.RecordBatches)
+		size += len(rp.RecordBatches)
 		w.takeFetched(ctx, id, fp, rp)
 	}
+	// Under MaxBytesPerSecond the next fetch from this broker waits.
+	w.throttle.take(ctx, size)
 	return n
 }
 

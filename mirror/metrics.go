@@ -47,6 +47,8 @@ type metrics struct {
 	heartbeats    *prometheus.CounterVec
 	deleted       *prometheus.CounterVec
 	aclsCreated   *prometheus.CounterVec
+	// throttled is the time waited under Flow.MaxBytesPerSecond.
+	throttled prometheus.Counter
 	// fetch and cycle split a copy's time between the two sides: fetch is
 	// the source's, cycle the target's. depth is how far forwarding cycles
 	// overlap: a batch fetched while the target answers goes at once.
@@ -101,6 +103,8 @@ func newMetrics(reg prometheus.Registerer, flow string) *metrics {
 	m.fetchFailing = gauge("kdr_mirror_fetch_failing_partitions",
 		"Owned source partitions whose fetches have failed for 5 s or more (a source broker down while others serve); forwarding only, where the worker fetches for itself.",
 		"flow").WithLabelValues(flow)
+	m.throttled = counter("kdr_mirror_throttle_seconds_total",
+		"Time the worker waited before reading more from the source, to stay under --max-bytes-per-second.", "flow").WithLabelValues(flow)
 	m.fetch = register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "kdr_mirror_fetch_seconds",
 		Help:    "Time a fetch from a source broker took, from sending it to its answer (it may wait up to 500 ms for records, 5 ms while they stream); forwarding only, where the worker fetches for itself.",

@@ -68,6 +68,7 @@ type Worker struct {
 	fwd          *forwarder // target: forwarded batches
 	decompressor kgo.Decompressor
 	fetchWake    chan struct{} // a queue drained, or partitions changed
+	throttle     *throttle     // Flow.MaxBytesPerSecond; nil: no cap
 	fetched      chan struct{} // the fetch loop queued something
 
 	consumer *kgo.Client // source: group member that reads the records
@@ -181,6 +182,7 @@ func New(flow Flow, opts Options) (*Worker, error) {
 		lastLog:      map[string]time.Time{},
 		reg:          opts.Registerer,
 	}
+	w.throttle = newThrottle(flow.MaxBytesPerSecond, w.m.throttled)
 	w.commits, w.abandonCommits = context.WithCancel(context.Background())
 	if err := w.newClients(opts.ClientOpts); err != nil {
 		w.abandonCommits()
@@ -233,6 +235,11 @@ func (w *Worker) newClients(extra []kgo.Opt) error {
 	)
 	if f.InstanceID != "" {
 		consumerOpts = append(consumerOpts, kgo.InstanceID(f.InstanceID))
+	}
+	if w.throttle != nil {
+		// Fetches of at most a second's bytes, as the worker's own.
+		c := w.throttle.fetchCap(fetchMaxBytes)
+		consumerOpts = append(consumerOpts, kgo.FetchMaxBytes(c), kgo.FetchMaxPartitionBytes(c))
 	}
 	codec, _ := CompressionCodec(f.Compression) // validated
 	targetOpts := append(common(f.Target.Brokers, KindTarget, "producer"),

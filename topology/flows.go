@@ -154,6 +154,9 @@ func (m MirrorSettings) apply(f *mirror.Flow) {
 	if m.OffsetSyncsRetention != 0 {
 		f.OffsetSyncsRetention = m.OffsetSyncsRetention
 	}
+	if m.MaxBytesPerSecond != 0 {
+		f.MaxBytesPerSecond = m.MaxBytesPerSecond
+	}
 	if m.OffsetSyncsLocation != "" {
 		f.OffsetSyncsLocation = m.OffsetSyncsLocation
 	}

@@ -120,6 +120,7 @@ func WorkerArgs(f mirror.Flow, instanceID, metricsListen string) []string {
 		str("instance-id", instanceID),
 		d("session-timeout", f.SessionTimeout),
 		str("batch-records", strconv.Itoa(f.BatchRecords)),
+		str("max-bytes-per-second", strconv.FormatInt(f.MaxBytesPerSecond, 10)),
 		d("commit-interval", f.CommitInterval),
 		str("compression", f.Compression),
 		d("delivery-timeout", f.DeliveryTimeout),
