@@ -90,7 +90,7 @@ func Mirror() *Dashboard {
 					Queries: []Query{{Expr: rateBy("flow", "kdr_mirror_heartbeats_total", byFlow), Legend: "{{flow}}"}}},
 				{Kind: TimeSeries, Title: "Throttled share of time", Unit: "percentunit",
 					Description: "Share of each second the workers held back from reading the source to stay under --max-bytes-per-second (topology mirror.maxBytesPerSecond); near 1 the cap, not the clusters, sets the pace and the lag grows with the source's rate.",
-					Queries: []Query{{Expr: `sum by (flow, worker) (rate(kdr_mirror_throttle_seconds_total` + byFlow + `[$__rate_interval]))`, Legend: "{{flow}} {{worker}}"}}},
+					Queries:     []Query{{Expr: `sum by (flow, worker) (rate(kdr_mirror_throttle_seconds_total` + byFlow + `[$__rate_interval]))`, Legend: "{{flow}} {{worker}}"}}},
 				{Kind: Stat, Title: "Workers up", Red: 0,
 					Description: "Mirror worker processes Prometheus reaches, per flow.",
 					Queries:     []Query{{Expr: `sum by (flow) (up{job="kdr-mirror",flow=~"$flow"})`, Legend: "{{flow}}", Instant: true}}},
