@@ -49,11 +49,13 @@ func NewCmdMirrorTranslate(streams IO, _ *globalOptions, runF func(*MirrorTransl
 		Use:   "translate",
 		Short: "Translate a consumer group's committed offsets from a flow's source to its target",
 		Long: `Read the offset syncs of the flow --source-alias → --target-alias (mm2-offset-syncs.<target>.internal
-on the source, or on the target with --offset-syncs-topic-location target) and the committed offsets of
---group on the source, and print where the group would resume on the target: target topic (renamed by
---naming), partition and offset. Only the source is contacted, unless the syncs are on the target. Offsets that cannot be translated exactly are listed with their reason: no_syncs (nothing
-of the partition was mirrored yet), before_history (older than the oldest sync kept), not_mirrored
-(the group is ahead of the mirror) or missing_syncs. Topics the flow does not mirror are left out.
+on the source, or mm2-offset-syncs.<source>.internal on the target with --offset-syncs-topic-location
+target) and the committed offsets of --group on the source, and print where the group would resume on
+the target: target topic (renamed by --naming), partition and offset. Only the source is contacted,
+unless the syncs are on the target. Offsets that cannot be translated exactly are listed with their
+reason: no_syncs (nothing of the partition was mirrored yet), before_history (older than the oldest
+sync kept), not_mirrored (the group is ahead of the mirror) or missing_syncs. Topics the flow does
+not mirror are left out.
 
 Exit status: 0 when the translation ran, even if some offsets could not be translated (they are
 listed); 1 on errors (the source unreachable, the group's offsets not readable); 2 on usage errors.`,
@@ -179,8 +181,8 @@ func runMirrorTranslate(ctx context.Context, opts *MirrorTranslateOptions) error
 		syncsOpts, syncsOn = append([]kgo.Opt{kgo.SeedBrokers(opts.TargetBrokers...)}, tsec...), opts.TargetAlias
 	}
 	store, err := offsets.NewSyncStore(offsets.SyncStoreConfig{
-		Source:      syncsOpts,
-		TargetAlias: opts.TargetAlias, Flow: opts.SourceAlias + "->" + opts.TargetAlias,
+		Source: syncsOpts,
+		Topic:  syncsTopic(opts), Flow: opts.SourceAlias + "->" + opts.TargetAlias,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	if err != nil {
@@ -264,4 +266,14 @@ func printMirrorTranslation(w io.Writer, r mirrorTranslation) error {
 		return t.flush()
 	}
 	return nil
+}
+
+// syncsTopic is the flow's offset-syncs topic, named after the other
+// cluster than the one holding it (mirror.Flow.SyncsTopic).
+func syncsTopic(opts *MirrorTranslateOptions) string {
+	f := mirror.Flow{SourceAlias: opts.SourceAlias, TargetAlias: opts.TargetAlias, OffsetSyncsLocation: mirror.SyncsOnSource}
+	if opts.SyncsOnTarget {
+		f.OffsetSyncsLocation = mirror.SyncsOnTarget
+	}
+	return f.SyncsTopic()
 }

@@ -116,7 +116,7 @@ func TestMirrorTranslateSyncsOnTarget(t *testing.T) {
 	}
 	_, eastAdm := client(east.Addr())
 	westCl, westAdm := client(west.Addr())
-	syncs := mm2.OffsetSyncsTopic("west")
+	syncs := mm2.OffsetSyncsTopic("east") // on the target, named after the source
 	if _, err := eastAdm.CreateTopic(ctx, 1, 1, nil, "orders"); err != nil {
 		t.Fatal(err)
 	}

@@ -92,14 +92,13 @@ func (o *opRun) translateGroups(ctx context.Context, f mirror.Flow, groups []str
 		return 0, nil, nil
 	}
 	// The syncs are on the flow's source (o.from), or its target.
-	holder, _ := f.SyncsCluster()
-	tc := o.opts.Topology.ClusterByName(holder)
+	tc := o.opts.Topology.ClusterByName(f.SyncsCluster())
 	sec, err := tc.ClientOpts()
 	if err != nil {
 		return 0, nil, err
 	}
 	src := append([]kgo.Opt{kgo.SeedBrokers(tc.BootstrapServers()...), kgo.ClientID(clientID)}, sec...)
-	ss, err := offsets.NewSyncStore(offsets.SyncStoreConfig{Source: src, TargetAlias: f.TargetAlias, Flow: f.Name(),
+	ss, err := offsets.NewSyncStore(offsets.SyncStoreConfig{Source: src, Topic: f.SyncsTopic(), Flow: f.Name(),
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		return 0, nil, err

@@ -211,11 +211,10 @@ func promoteForceAndFailback(t *testing.T, syncsLocation string) {
 	})
 	// Each flow's syncs are where the topology puts them, before and after
 	// the failback's re-copy: mm2-offset-syncs.<target>.internal on the
-	// flow's source, or on its target.
+	// flow's source, or mm2-offset-syncs.<source>.internal on its target
+	// (MM2's names). Either way each cluster holds the topic named after
+	// the other: with syncs on the targets, west holds east->west's.
 	holds := map[string]string{"east": "mm2-offset-syncs.west.internal", "west": "mm2-offset-syncs.east.internal"}
-	if syncsLocation == "target" {
-		holds = map[string]string{"west": "mm2-offset-syncs.west.internal", "east": "mm2-offset-syncs.east.internal"}
-	}
 	for cluster, syncs := range holds {
 		cl, err := kgo.NewClient(kgo.SeedBrokers(e.bootstrap(cluster)...))
 		if err != nil {

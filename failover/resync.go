@@ -11,7 +11,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/kdr-io/kdr/mirror"
 	"github.com/kdr-io/kdr/mirror/mm2"
 	"github.com/kdr-io/kdr/mirror/offsets"
 )
@@ -80,12 +79,9 @@ func (o *opRun) resync(ctx context.Context) (stepOut, error) {
 	// Delete x's copies and both flows' offset syncs, which describe x's
 	// old logs. Each flow's syncs are on its source, or on its target
 	// (OffsetSyncsLocation, the same for both flows of a pattern).
-	xSyncs, ySyncs := mm2.OffsetSyncsTopic(y), mm2.OffsetSyncsTopic(x) // of fwd, of rev
+	xSyncs, ySyncs := fwd.SyncsTopic(), rev.SyncsTopic()
 	adms := map[string]*kadm.Client{x: xAdm, y: yAdm}
-	fwdSyncsOn, revSyncsOn := x, y
-	if rev.OffsetSyncsLocation == mirror.SyncsOnTarget {
-		fwdSyncsOn, revSyncsOn = y, x
-	}
+	fwdSyncsOn, revSyncsOn := fwd.SyncsCluster(), rev.SyncsCluster()
 	doomed := map[string][]string{x: append([]string(nil), topics...)}
 	doomed[fwdSyncsOn] = append(doomed[fwdSyncsOn], xSyncs)
 	doomed[revSyncsOn] = append(doomed[revSyncsOn], ySyncs)
@@ -264,7 +260,7 @@ func (c *copier) copyPartition(ctx context.Context, topic string, partition int3
 			syncs = append(syncs, &kgo.Record{Topic: c.syncsTopic, Partition: 0, Key: s.Key(), Value: s.Value()})
 		}
 		if err := c.syncs.ProduceSync(ctx, syncs...).FirstErr(); err != nil {
-			return fmt.Errorf("writing offset syncs of %s[%d] to %s on %s: %w", topic, partition, c.syncsTopic, c.y, err)
+			return fmt.Errorf("writing offset syncs of %s[%d] to %s on %s: %w", topic, partition, c.syncsTopic, c.syncsOn, err)
 		}
 		n += int64(len(batch))
 		batch = batch[:0]

@@ -12,6 +12,7 @@ import (
 
 	"github.com/kdr-io/kdr/clientsec"
 	"github.com/kdr-io/kdr/failover/store"
+	"github.com/kdr-io/kdr/mirror"
 )
 
 // Switchover is a planned switch to cluster to: pre-flight checks, fence
@@ -341,6 +342,13 @@ func mirrorRunCommand(p Pattern, from string) string {
 		f.SourceAlias, strings.Join(f.Source.Brokers, ","), f.TargetAlias, strings.Join(f.Target.Brokers, ","), f.Naming, f.Topics)
 	if f.TopicsExclude != "" {
 		cmd += fmt.Sprintf(" --topics-exclude '%s'", f.TopicsExclude)
+	}
+	// Where the syncs are must match what failover reads next time.
+	if f.OffsetSyncsLocation != mirror.SyncsOnSource {
+		cmd += " --offset-syncs-topic-location " + f.OffsetSyncsLocation
+	}
+	if f.MaxBytesPerSecond > 0 {
+		cmd += fmt.Sprintf(" --max-bytes-per-second %d", f.MaxBytesPerSecond)
 	}
 	var env []string
 	for _, s := range []struct {

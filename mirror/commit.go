@@ -318,7 +318,7 @@ func (w *Worker) topicCount(topic, skip string, n int) {
 }
 
 // syncAndCommit writes the pending offset syncs to partition 0 of the
-// source's offset-syncs topic, then commits the positions they cover (of
+// offset-syncs topic (Flow.SyncsTopic, on the source or the target), then commits the positions they cover (of
 // the owned partitions in only, or all when only is nil). The syncs and the
 // positions are taken together under mu, so a position is committed only
 // once the syncs of every copy before it are written, even while the copy

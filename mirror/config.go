@@ -10,6 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kdr-io/kdr/clientsec"
+	"github.com/kdr-io/kdr/mirror/mm2"
 	"github.com/kdr-io/kdr/mirror/naming"
 )
 
@@ -220,12 +221,23 @@ func DefaultFlow() Flow {
 }
 
 // SyncsCluster is the alias of the cluster holding the flow's offset-syncs
-// topic, and its connection.
-func (f Flow) SyncsCluster() (string, ClusterConn) {
+// topic: its source, or its target with OffsetSyncsLocation SyncsOnTarget.
+func (f Flow) SyncsCluster() string {
 	if f.OffsetSyncsLocation == SyncsOnTarget {
-		return f.TargetAlias, f.Target
+		return f.TargetAlias
 	}
-	return f.SourceAlias, f.Source
+	return f.SourceAlias
+}
+
+// SyncsTopic is the flow's offset-syncs topic, named as MM2 names it after
+// the other cluster than the one holding it: mm2-offset-syncs.<target>.internal
+// on the source, mm2-offset-syncs.<source>.internal on the target. Several
+// flows into one target (hub and spoke) keep theirs apart that way.
+func (f Flow) SyncsTopic() string {
+	if f.OffsetSyncsLocation == SyncsOnTarget {
+		return mm2.OffsetSyncsTopic(f.SourceAlias)
+	}
+	return mm2.OffsetSyncsTopic(f.TargetAlias)
 }
 
 // Name is the flow's label in metrics and logs: "east->west".

@@ -145,20 +145,20 @@ func (w *Worker) copyLoop(ctx context.Context, giveUp <-chan struct{}) {
 				w.noteErr(KindSource, err, "topic", topic, "partition", p)
 			}
 		})
-		if w.throttle != nil {
-			// Before copying, while rebalances are still held: the
-			// consumer fetches the next records (at most a second's
-			// bytes, newClients) only once these are polled, so the wait
-			// paces its reading too.
-			size := 0
-			fetches.EachRecord(func(r *kgo.Record) { size += recordBytes(r) })
-			w.throttle.take(ctx, size)
-		}
 		w.cycleMu.Lock()
 		w.enqueue(fetches)
 		w.cycle(ctx, giveUp)
 		w.cycleMu.Unlock()
 		w.consumer.AllowRebalance()
+		if w.throttle != nil {
+			// After the rebalances held since the poll are let through
+			// (a wait may outlast the rebalance timeout): the consumer's
+			// fetches are at most a second's bytes (newClients), and the
+			// next poll, which lets it fetch more, waits.
+			size := 0
+			fetches.EachRecord(func(r *kgo.Record) { size += recordBytes(r) })
+			w.throttle.take(ctx, size)
+		}
 	}
 }
 

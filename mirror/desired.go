@@ -67,7 +67,7 @@ func (f Flow) RemoteTopicSpec(sd kadm.TopicDetail, configs map[string]string, ta
 // disabled) and the checkpoints topic (compacted). Each has one partition.
 func (f Flow) InternalTopics(targetBrokers int) (source, target []TopicSpec) {
 	syncs := TopicSpec{
-		Name: mm2.OffsetSyncsTopic(f.TargetAlias), Partitions: 1, ReplicationFactor: -1,
+		Name: f.SyncsTopic(), Partitions: 1, ReplicationFactor: -1,
 		Configs: map[string]string{
 			"cleanup.policy": "delete",
 			"retention.ms":   strconv.FormatInt(f.OffsetSyncsRetention.Milliseconds(), 10),

@@ -64,7 +64,7 @@ func TestInternalTopicsFollowSyncsLocation(t *testing.T) {
 	}
 	f.OffsetSyncsLocation = SyncsOnTarget
 	src, tgt = f.InternalTopics(3)
-	if names(src) != "" || names(tgt) != "mm2-offset-syncs.west.internal,heartbeats,east.checkpoints.internal" {
+	if names(src) != "" || names(tgt) != "mm2-offset-syncs.east.internal,heartbeats,east.checkpoints.internal" {
 		t.Errorf("syncs on the target: source %s, target %s", names(src), names(tgt))
 	}
 }

@@ -74,8 +74,8 @@ func (w *Worker) fetchLoop(ctx context.Context) {
 	inflight := map[int32]bool{}
 	busy := map[int32]bool{} // the last fetch from the broker brought records
 	type fetched struct {
-		id      int32
-		batches int
+		id    int32
+		bytes int // of record batches it brought
 	}
 	done := make(chan fetched)
 	defer func() {
@@ -132,7 +132,7 @@ func (w *Worker) fetchLoop(ctx context.Context) {
 		case <-ctx.Done():
 		case f := <-done:
 			delete(inflight, f.id)
-			busy[f.id] = f.batches > 0
+			busy[f.id] = f.bytes > 0
 		case <-w.fetchWake:
 		case <-t.C:
 		}
@@ -248,8 +248,8 @@ func (w *Worker) startFetch(parts []*partState) []fetchPos {
 }
 
 // fetchFrom sends one fetch to broker id, answered once it has minBytes or
-// after wait, queues what it returns and says how many record batches that
-// was.
+// after wait, queues what it returns and says how many bytes of record
+// batches that was.
 func (w *Worker) fetchFrom(ctx context.Context, id int32, parts []fetchPos, room, minBytes int32, wait time.Duration) int {
 	req := kmsg.NewPtrFetchRequest()
 	req.ReplicaID = -1
@@ -309,7 +309,7 @@ func (w *Worker) fetchFrom(ctx context.Context, id int32, parts []fetchPos, room
 			got[topicPartition{t.Topic, t.Partitions[j].Partition}] = &t.Partitions[j]
 		}
 	}
-	n, size := 0, 0
+	n := 0
 	for _, fp := range parts {
 		rp := got[topicPartition{fp.ps.topic, fp.ps.partition}]
 		if rp == nil {
@@ -317,11 +317,10 @@ func (w *Worker) fetchFrom(ctx context.Context, id int32, parts []fetchPos, room
 			continue
 		}
 		n += len(rp.RecordBatches)
-		size += len(rp.RecordBatches)
 		w.takeFetched(ctx, id, fp, rp)
 	}
 	// Under MaxBytesPerSecond the next fetch from this broker waits.
-	w.throttle.take(ctx, size)
+	w.throttle.take(ctx, n)
 	return n
 }
 

@@ -16,7 +16,7 @@ const (
 	KindTooLarge     = "too_large"     // a record exceeded the target topic's max.message.bytes and was skipped
 	KindTopic        = "topic"         // listing, creating or growing topics failed
 	KindConfig       = "config"        // syncing topic configs failed
-	KindOffsetSync   = "offset_sync"   // writing offset syncs to the source failed
+	KindOffsetSync   = "offset_sync"   // writing offset syncs failed
 	KindCommit       = "commit"        // committing source positions failed
 	KindHeartbeat    = "heartbeat"     // writing a heartbeat failed
 	KindTopicDeleted = "topic_deleted" // a mirrored topic disappeared from the source

@@ -48,7 +48,8 @@ func (e *emitter) position(upstream int64) (pair, bool) {
 	return e.e.Position(upstream)
 }
 
-// ensureSyncTopic creates the offset-syncs topic on the source if needed.
+// ensureSyncTopic creates the offset-syncs topic (on the cluster adm
+// reaches: the source, or the target) if needed.
 // A topic that keeps less than it should (compacted, as MM2 makes it, or
 // with a retention the cluster would not change) is usable, with a warning:
 // old positions cannot be translated.

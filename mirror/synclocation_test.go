@@ -17,8 +17,9 @@ import (
 )
 
 // TestMirrorOffsetSyncsOnTarget runs a flow whose offset syncs are kept on
-// the target (offset-syncs.topic.location=target): the syncs topic exists
-// on the target only, holds MM2 OffsetSyncs of the copied partitions, and
+// the target (offset-syncs.topic.location=target): the syncs topic,
+// mm2-offset-syncs.<source>.internal as MM2 names it there, exists on the
+// target only, holds MM2 OffsetSyncs of the copied partitions, and
 // a group's offsets translate exactly, also after the worker is replaced
 // (the new one reads the syncs back from the target).
 func TestMirrorOffsetSyncsOnTarget(t *testing.T) {
@@ -54,9 +55,12 @@ func TestMirrorOffsetSyncsOnTarget(t *testing.T) {
 	waitCount(t, west, "east.orders", 600, 30*time.Second)
 	synced(map[int32]int64{0: 200, 1: 37, 2: 1})
 
-	syncs := mm2.OffsetSyncsTopic("west")
-	if east.hasTopic(syncs) {
-		t.Errorf("%s was created on the source", syncs)
+	// Named after the source, as MM2 names it on the target.
+	syncs := mm2.OffsetSyncsTopic("east")
+	for _, name := range []string{syncs, mm2.OffsetSyncsTopic("west")} {
+		if east.hasTopic(name) {
+			t.Errorf("%s was created on the source", name)
+		}
 	}
 	copied := map[int32]bool{}
 	for _, r := range west.readAll(syncs)[0] {
@@ -139,4 +143,46 @@ func TestMirrorReadOnlySource(t *testing.T) {
 	waitCount(t, west, "east.orders", 300, 30*time.Second)
 	checkRecords(t, west, "east.orders", parts, 300)
 	waitGroupAt(t, west, group, "east.orders", map[int32]int64{0: 20, 1: 21, 2: 22}, 30*time.Second)
+}
+
+// TestMirrorSpokesKeepSyncsApartOnHub: two spokes mirror a topic of the
+// same name to one hub, with their offset syncs on the hub. Each flow's
+// syncs topic is named after its source, as MM2 names it there, so the
+// two never mix: a group on each spoke translates to its own copy, though
+// spoke2's copy on the hub sits 1000 offsets further on.
+func TestMirrorSpokesKeepSyncsApartOnHub(t *testing.T) {
+	hub := startCluster(t)
+	spokes := map[string]*cluster{"spoke1": startCluster(t), "spoke2": startCluster(t)}
+	records := map[string]int{"spoke1": 100, "spoke2": 300}
+	committed := map[string]int64{"spoke1": 60, "spoke2": 250}
+	// spoke2's copy starts at offset 1000 on the hub.
+	hub.createTopic("spoke2.orders", 1)
+	hub.produce(seqRecords("spoke2.orders", 1, 0, 1000)...)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for alias, s := range spokes {
+		s.createTopic("orders", 1)
+		s.produce(seqRecords("orders", 1, 0, records[alias])...)
+		offs := kadm.Offsets{}
+		offs.Add(kadm.Offset{Topic: "orders", Partition: 0, At: committed[alias], LeaderEpoch: -1})
+		if err := s.adm.CommitAllOffsets(ctx, "billing", offs); err != nil {
+			t.Fatal(err)
+		}
+		f := testFlow(s, hub, alias, "hub")
+		f.OffsetSyncsLocation = SyncsOnTarget
+		f.CheckpointInterval = 200 * time.Millisecond
+		startWorker(t, f)
+	}
+	waitCount(t, hub, "spoke1.orders", 100, 30*time.Second)
+	waitCount(t, hub, "spoke2.orders", 1300, 30*time.Second)
+	waitGroupAt(t, hub, "billing", "spoke1.orders", map[int32]int64{0: 60}, 30*time.Second)
+	waitGroupAt(t, hub, "billing", "spoke2.orders", map[int32]int64{0: 1250}, 30*time.Second)
+	for _, name := range []string{mm2.OffsetSyncsTopic("spoke1"), mm2.OffsetSyncsTopic("spoke2")} {
+		if !hub.hasTopic(name) {
+			t.Errorf("the hub has no %s", name)
+		}
+	}
+	if name := mm2.OffsetSyncsTopic("hub"); hub.hasTopic(name) {
+		t.Errorf("the hub has %s, which both flows would share", name)
+	}
 }

@@ -18,7 +18,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/kversion"
 
-	"github.com/kdr-io/kdr/mirror/mm2"
 	"github.com/kdr-io/kdr/mirror/naming"
 	"github.com/kdr-io/kdr/mirror/offsets"
 )
@@ -53,7 +52,7 @@ type Worker struct {
 	policy    naming.Policy
 	rules     naming.Rules
 	excluded  []*regexp.Regexp // ConfigsExclude
-	syncTopic string           // mm2-offset-syncs.<target>.internal, on syncCl's cluster
+	syncTopic string           // Flow.SyncsTopic, on syncCl's cluster
 	// uncompressed: batches go out as built, so a record's batch size is
 	// known before sending and one too large is skipped without a try.
 	uncompressed bool
@@ -167,7 +166,7 @@ func New(flow Flow, opts Options) (*Worker, error) {
 		policy:       flow.Policy(),
 		rules:        naming.Rules{Policy: flow.Policy(), Topics: topicsFilter},
 		excluded:     excluded,
-		syncTopic:    mm2.OffsetSyncsTopic(flow.TargetAlias),
+		syncTopic:    flow.SyncsTopic(),
 		uncompressed: uncompressed,
 		forward:      flow.ForwardBatches && uncompressed,
 		identity:     flow.Naming == NamingIdentity,
@@ -239,7 +238,7 @@ func (w *Worker) newClients(extra []kgo.Opt) error {
 	if w.throttle != nil {
 		// Fetches of at most a second's bytes, as the worker's own.
 		c := w.throttle.fetchCap(fetchMaxBytes)
-		consumerOpts = append(consumerOpts, kgo.FetchMaxBytes(c), kgo.FetchMaxPartitionBytes(c))
+		consumerOpts = append(consumerOpts, kgo.FetchMaxBytes(c), kgo.FetchMaxPartitionBytes(min(c, fetchPartitionBytes)))
 	}
 	codec, _ := CompressionCodec(f.Compression) // validated
 	targetOpts := append(common(f.Target.Brokers, KindTarget, "producer"),

@@ -64,6 +64,7 @@ func (c *checker) validate(t *Topology) {
 		}
 	}
 	good = c.duplicateFlows(good)
+	c.sharedSyncs(good)
 	c.cycles(t, good)
 	c.failover(t)
 }
@@ -371,6 +372,24 @@ func (c *checker) duplicateFlows(flows []FlowSpec) []FlowSpec {
 		}
 	}
 	return out
+}
+
+// sharedSyncs reports two flows that would write one offset-syncs topic on
+// one cluster: a → b with its syncs on b and b → a with its syncs on b are
+// both mm2-offset-syncs.a.internal there (mixed locations between patterns).
+func (c *checker) sharedSyncs(flows []FlowSpec) {
+	first := map[[2]string]FlowSpec{}
+	for _, f := range flows {
+		k := [2]string{f.Flow.SyncsCluster(), f.Flow.SyncsTopic()}
+		prev, dup := first[k]
+		if !dup {
+			first[k] = f
+			continue
+		}
+		c.add(indexPath("replication", f.Pattern)+".mirror.offsetSyncsTopicLocation",
+			fmt.Sprintf("flow %s would write its offset syncs to %s on %s, as flow %s of replication[%d] does", f.Name(), k[1], k[0], prev.Name(), prev.Pattern),
+			"give both patterns the same offsetSyncsTopicLocation")
+	}
 }
 
 func (c *checker) failover(t *Topology) {

@@ -35,6 +35,7 @@ var invalidCases = []struct {
 	{"racks-mismatch.yaml", 11, "clusters[0].local.replicationFactor", "4 exceeds the 3 brokers", ""},
 	{"racks-mismatch.yaml", 12, "clusters[0].local.groupInitialRebalanceDelayMs", "-1: must not be negative", "Kafka's broker default is 3000"},
 	{"duplicate-flow.yaml", 11, "replication[1]", "flow east->west is also produced by replication[0]", ""},
+	{"shared-syncs.yaml", 13, "replication[1].mirror.offsetSyncsTopicLocation", "flow west->east would write its offset syncs to mm2-offset-syncs.east.internal on west, as flow east->west of replication[0] does", "same offsetSyncsTopicLocation"},
 	{"bad-mirror.yaml", 9, "replication[0].type", `unknown pattern type "active-pasive"`, `did you mean "active-passive"?`},
 	{"bad-mirror.yaml", 14, "replication[1].mirror.naming", `"suffix": want "prefix" or "identity"`, ""},
 	{"bad-mirror.yaml", 15, "replication[1].mirror.topics", "(orders", "RE2"},

@@ -75,8 +75,9 @@
 //
 // # Topics
 //
-// Offset syncs live in mm2.OffsetSyncsTopic(target) on the source, every
-// record in partition 0, as MM2 keeps them. kdr creates that topic with
+// Offset syncs live in mm2.OffsetSyncsTopic(target) on the source, or
+// mm2.OffsetSyncsTopic(source) on the target (mirror.Flow.SyncsTopic),
+// every record in partition 0, as MM2 keeps them. kdr creates that topic with
 // cleanup.policy=delete (EnsureSyncTopic), not compact as MM2 does:
 // compaction by key keeps only the newest sync per partition, so after a
 // restart older positions could no longer be translated exactly

@@ -33,8 +33,8 @@ func SyncTopicUsable(err error) bool {
 	return err == nil || errors.Is(err, ErrSyncTopicCompacted) || errors.Is(err, ErrSyncTopicRetention)
 }
 
-// EnsureSyncTopic creates the offset-syncs topic name (on the source
-// cluster) with one partition, the broker's default replication factor,
+// EnsureSyncTopic creates the offset-syncs topic name (on the flow's
+// source, or its target: see mirror.Flow.SyncsTopic) with one partition, the broker's default replication factor,
 // cleanup.policy=delete and retention.ms=retentionMs (-1 keeps syncs
 // forever). Give it at least the longest retention of the mirrored source
 // topics: a position older than the oldest sync kept cannot be translated.
@@ -105,9 +105,9 @@ func EnsureSyncTopic(ctx context.Context, adm *kadm.Client, name string, retenti
 
 // SyncStoreConfig configures a SyncStore.
 type SyncStoreConfig struct {
-	// Source reaches the cluster holding the offset-syncs topic, the flow's
-	// source (MM2's offset-syncs.topic.location=source): seed brokers,
-	// TLS, SASL. The store adds its own consuming options.
+	// Source reaches the cluster holding the offset-syncs topic: the
+	// flow's source, or its target (MM2's offset-syncs.topic.location):
+	// seed brokers, TLS, SASL. The store adds its own consuming options.
 	Source []kgo.Opt
 	// TargetAlias names the flow's target; the topic is
 	// mm2.OffsetSyncsTopic(TargetAlias) unless Topic is set.
