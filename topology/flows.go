@@ -154,8 +154,8 @@ func (m MirrorSettings) apply(f *mirror.Flow) {
 	if m.OffsetSyncsRetention != 0 {
 		f.OffsetSyncsRetention = m.OffsetSyncsRetention
 	}
-	if m.MaxBytesPerSecond != 0 {
-		f.MaxBytesPerSecond = m.MaxBytesPerSecond
+	if m.MaxBytesPerSecond != nil {
+		f.MaxBytesPerSecond = *m.MaxBytesPerSecond
 	}
 	if m.OffsetSyncsLocation != "" {
 		f.OffsetSyncsLocation = m.OffsetSyncsLocation

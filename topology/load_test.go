@@ -131,6 +131,7 @@ replication:
       topics: "orders.*"
       workers: 3
       commitInterval: 250ms
+      maxBytesPerSecond: 0
 mirror:
   refreshInterval: 1m
   heartbeatInterval: -1s
@@ -138,6 +139,7 @@ mirror:
   syncTopicACLs: false
   offsetSyncsRetention: 720h
   offsetSyncsTopicLocation: target
+  maxBytesPerSecond: 1048576
 failover:
   maxLag: 1m30s
   timeouts: {drain: 5m}

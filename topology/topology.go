@@ -162,9 +162,10 @@ type MirrorSettings struct {
 	// of the mirrored topics, or positions further behind cannot be
 	// translated once their syncs expire.
 	OffsetSyncsRetention time.Duration `mapstructure:"offsetSyncsRetention"`
-	// MaxBytesPerSecond caps each worker's reading from the source (0:
-	// no cap), to spare a link between regions.
-	MaxBytesPerSecond int64 `mapstructure:"maxBytesPerSecond"`
+	// MaxBytesPerSecond caps each worker's reading from the source, to
+	// spare a link between regions; 0 is no cap, so a pattern can lift a
+	// cap the topology's mirror block sets (unset inherits).
+	MaxBytesPerSecond *int64 `mapstructure:"maxBytesPerSecond"`
 	// OffsetSyncsLocation is where the offset-syncs topic lives:
 	// "source" (default, as MM2) or "target", so that the workers only
 	// read from the source (MM2's offset-syncs.topic.location).

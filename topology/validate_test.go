@@ -43,6 +43,7 @@ var invalidCases = []struct {
 	{"bad-mirror.yaml", 18, "mirror.batchRecords", "0: must be positive", ""},
 	{"bad-mirror.yaml", 19, "mirror.commitInterval", "0s: must be positive", "--commit-interval 0"},
 	{"bad-mirror.yaml", 20, "mirror.offsetSyncsRetention", "must be positive", ""},
+	{"bad-mirror.yaml", 22, "mirror.maxBytesPerSecond", "-5: want 0 (no cap) or a positive byte rate", ""},
 	{"bad-mirror.yaml", 21, "mirror.offsetSyncsTopicLocation", `"sideways": want "source" (MM2's default) or "target"`, `with "target" the workers need only read the source`},
 	{"bad-yaml.yaml", 3, "", "YAML syntax", ""},
 	{"bad-types.yaml", 8, "clusters[0].local.brokers", `want a whole number, got "three"`, ""},
