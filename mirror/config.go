@@ -162,8 +162,8 @@ type Flow struct {
 	// MaxBytesPerSecond caps how many bytes of records each worker reads
 	// from the source per second (0, the default: no cap), to spare a link
 	// between regions or the source's brokers; a flow of N workers reads at
-	// most N times it. Batches are counted as fetched (compressed if the
-	// source compressed them), records as their key, value and headers.
+	// most N times it. Record batches are counted as the source stored them
+	// (compressed if they were), forwarded or copied record by record.
 	MaxBytesPerSecond int64
 	// OffsetSyncsLocation is the cluster holding the offset-syncs topic
 	// (offset-syncs.topic.location, KIP-716): SyncsOnSource (default, as

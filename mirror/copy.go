@@ -154,10 +154,9 @@ func (w *Worker) copyLoop(ctx context.Context, giveUp <-chan struct{}) {
 			// After the rebalances held since the poll are let through
 			// (a wait may outlast the rebalance timeout): the consumer's
 			// fetches are at most a second's bytes (newClients), and the
-			// next poll, which lets it fetch more, waits.
-			size := 0
-			fetches.EachRecord(func(r *kgo.Record) { size += recordBytes(r) })
-			w.throttle.take(ctx, size)
+			// next poll, which lets it fetch more, waits for what it
+			// read so far.
+			w.throttle.take(ctx, int(w.consumed.Swap(0)))
 		}
 	}
 }

@@ -53,3 +53,34 @@ func TestMirrorMaxBytesPerSecond(t *testing.T) {
 		})
 	}
 }
+
+// TestMirrorMaxBytesPerSecondCountsStoredBytes: the cap counts what is read
+// from the source, batches as stored: 1536 KiB of records that compress to
+// about a tenth (franz-go's producer compresses with snappy by default) fit
+// the first second's 256 KiB, so neither path holds back at all.
+func TestMirrorMaxBytesPerSecondCountsStoredBytes(t *testing.T) {
+	for _, forward := range []bool{true, false} {
+		t.Run(fmt.Sprintf("forward=%v", forward), func(t *testing.T) {
+			east, west := startCluster(t), startCluster(t)
+			const parts, n = 2, 1536
+			east.createTopic("orders", parts)
+			for i := 0; i < n; i += 32 {
+				recs := seqRecords("orders", parts, i, 32)
+				for _, r := range recs {
+					r.Value = append(r.Value, make([]byte, 1000)...)
+				}
+				east.produce(recs...)
+			}
+			f := testFlow(east, west, "east", "west")
+			f.ForwardBatches = forward
+			f.MaxBytesPerSecond = 256 << 10
+			w := startWorker(t, f)
+			waitCount(t, west, "east.orders", n, 30*time.Second)
+			// Stopped, a wait in progress ends and is counted.
+			w.stop()
+			if held := metricSum(t, w.reg, "kdr_mirror_throttle_seconds_total", map[string]string{"flow": "east->west"}); held != 0 {
+				t.Fatalf("kdr_mirror_throttle_seconds_total %v: the cap counted more than the compressed batches read", held)
+			}
+		})
+	}
+}

@@ -68,7 +68,10 @@ type Worker struct {
 	decompressor kgo.Decompressor
 	fetchWake    chan struct{} // a queue drained, or partitions changed
 	throttle     *throttle     // Flow.MaxBytesPerSecond; nil: no cap
-	fetched      chan struct{} // the fetch loop queued something
+	// consumed counts the bytes of record batches the consumer read from
+	// the source (as stored, compressed or not), for the throttle.
+	consumed atomic.Int64
+	fetched  chan struct{} // the fetch loop queued something
 
 	consumer *kgo.Client // source: group member that reads the records
 	srcCl    *kgo.Client // source: admin requests (and offset syncs, if held there)
@@ -238,7 +241,8 @@ func (w *Worker) newClients(extra []kgo.Opt) error {
 	if w.throttle != nil {
 		// Fetches of at most a second's bytes, as the worker's own.
 		c := w.throttle.fetchCap(fetchMaxBytes)
-		consumerOpts = append(consumerOpts, kgo.FetchMaxBytes(c), kgo.FetchMaxPartitionBytes(min(c, fetchPartitionBytes)))
+		consumerOpts = append(consumerOpts, kgo.FetchMaxBytes(c), kgo.FetchMaxPartitionBytes(min(c, fetchPartitionBytes)),
+			kgo.WithHooks(consumedHook{&w.consumed}))
 	}
 	codec, _ := CompressionCodec(f.Compression) // validated
 	targetOpts := append(common(f.Target.Brokers, KindTarget, "producer"),
@@ -336,6 +340,14 @@ func (w *Worker) newClients(extra []kgo.Opt) error {
 		return fmt.Errorf("mirror: offset-syncs reader: %w", err)
 	}
 	return nil
+}
+
+// consumedHook counts the bytes of each record batch the consumer reads,
+// as the source stored it (compressed if it was): what crossed the link.
+type consumedHook struct{ n *atomic.Int64 }
+
+func (h consumedHook) OnFetchBatchRead(_ kgo.BrokerMetadata, _ string, _ int32, m kgo.FetchBatchMetrics) {
+	h.n.Add(int64(m.CompressedBytes))
 }
 
 // dialHook reports connection failures, which franz-go otherwise retries
