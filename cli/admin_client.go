@@ -87,7 +87,6 @@ func (c ConnOptions) requestErr(what string, err error) error {
 	var netErr *net.OpError
 	var verify *tls.CertificateVerificationError
 	var header tls.RecordHeaderError
-	var firstEOF *kgo.ErrFirstReadEOF
 	switch {
 	// A TLS alert from the broker is a net.OpError of Op "remote error".
 	case errors.As(err, &netErr) && netErr.Op == "remote error", errors.As(err, &verify), errors.As(err, &header):
@@ -95,9 +94,7 @@ func (c ConnOptions) requestErr(what string, err error) error {
 			what, brokers, err)
 	case errors.Is(err, kerr.SaslAuthenticationFailed):
 		return fmt.Errorf("%s: brokers %s refused the SASL credentials (%s); check --sasl-username and the password: %w", what, brokers, c.Security, err)
-	case c.Security.SASL.On() && errors.Is(err, io.EOF) && !errors.As(err, &firstEOF):
-		// Some brokers end the connection instead of answering
-		// SASL_AUTHENTICATION_FAILED.
+	case c.Security.EndedDuringSASL(err):
 		return fmt.Errorf("%s: brokers %s ended the connection during SASL authentication (%s); check --sasl-username and the password: %w", what, brokers, c.Security, err)
 	case errors.Is(err, context.DeadlineExceeded):
 		return fmt.Errorf("%s: no answer from brokers %s within %s; check that the cluster is up and that --brokers (or KDR_BROKERS) is right, or raise --timeout: %w",

@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"reflect"
 	"strings"
@@ -83,6 +84,15 @@ func (c Config) String() string {
 		return "SSL"
 	}
 	return "PLAINTEXT"
+}
+
+// EndedDuringSASL reports whether err is the broker ending a connection on
+// which c authenticates with SASL: some brokers do that instead of
+// answering SASL_AUTHENTICATION_FAILED, and franz-go then says only EOF
+// (not its ErrFirstReadEOF, which says itself what it suspects).
+func (c Config) EndedDuringSASL(err error) bool {
+	var first *kgo.ErrFirstReadEOF
+	return c.SASL.On() && errors.Is(err, io.EOF) && !errors.As(err, &first)
 }
 
 // Problem is one invalid setting. Fields are Go field names relative to

@@ -63,5 +63,6 @@ func (t *throttle) fetchCap(room int32) int32 {
 	if t == nil {
 		return room
 	}
-	return min(room, int32(max(min(t.rate, float64(room)), 16<<10)))
+	second := int32(min(t.rate, float64(room))) // fits: at most room
+	return min(room, max(second, 16<<10))
 }

@@ -205,6 +205,7 @@ func (w *Worker) newClients(extra []kgo.Opt) error {
 	}
 	// Every client of a cluster connects with its security options.
 	security := map[string][]kgo.Opt{KindSource: srcSec, KindTarget: tgtSec}
+	brokers := map[string][]string{KindSource: f.Source.Brokers, KindTarget: f.Target.Brokers}
 	common := func(brokers []string, kind, id string) []kgo.Opt {
 		opts := append([]kgo.Opt{
 			kgo.SeedBrokers(brokers...),
@@ -323,15 +324,14 @@ func (w *Worker) newClients(extra []kgo.Opt) error {
 	w.srcAdm, w.tgtAdm = kadm.NewClient(w.srcCl), kadm.NewClient(w.tgtCl)
 	// The offset syncs go where Flow.OffsetSyncsLocation says.
 	w.syncCl, w.syncAdm, w.syncKind = w.srcCl, w.srcAdm, KindSource
-	syncsFrom := append([]kgo.Opt{kgo.SeedBrokers(f.Source.Brokers...)}, srcSec...)
 	if f.OffsetSyncsLocation == SyncsOnTarget {
 		w.syncCl, w.syncAdm, w.syncKind = w.tgtCl, w.tgtAdm, KindTarget
-		syncsFrom = append([]kgo.Opt{kgo.SeedBrokers(f.Target.Brokers...)}, tgtSec...)
 	}
+	syncsFrom := append([]kgo.Opt{kgo.SeedBrokers(brokers[w.syncKind]...), kgo.ClientID("kdr-mirror-offset-syncs"),
+		kgo.WithHooks(dialHook{w: w, kind: w.syncKind})}, security[w.syncKind]...)
 	w.store, err = offsets.NewSyncStore(offsets.SyncStoreConfig{
 		// The store sets its own metadata ages.
-		Source: append(append(syncsFrom, kgo.ClientID("kdr-mirror-offset-syncs"),
-			kgo.WithHooks(dialHook{w: w, kind: w.syncKind})), extra...),
+		Source:      append(syncsFrom, extra...),
 		TargetAlias: f.TargetAlias, Topic: w.syncTopic, Flow: f.Name(),
 		Logger: w.log, Registerer: w.reg,
 	})
@@ -364,16 +364,14 @@ func (h dialHook) OnBrokerConnect(meta kgo.BrokerMetadata, _ time.Duration, _ ne
 }
 
 // explainAuth says what an EOF from a cluster (KindSource or KindTarget)
-// the worker authenticates to with SASL most likely means: some brokers
-// end the connection instead of answering SASL_AUTHENTICATION_FAILED, and
-// franz-go then says only EOF.
+// the worker authenticates to with SASL most likely means
+// (clientsec.Config.EndedDuringSASL).
 func (w *Worker) explainAuth(kind string, err error) error {
 	sec := w.flow.Source.Security
 	if kind == KindTarget {
 		sec = w.flow.Target.Security
 	}
-	var first *kgo.ErrFirstReadEOF // franz-go's own explanation
-	if !sec.SASL.On() || !errors.Is(err, io.EOF) || errors.As(err, &first) {
+	if !sec.EndedDuringSASL(err) {
 		return err
 	}
 	return fmt.Errorf("%w: the broker ended the connection during SASL authentication (%s): check the user and password", err, sec)
