@@ -51,11 +51,14 @@ type Broker struct {
 	// registered); stopHeartbeat ends its heartbeats.
 	epoch         atomic.Int64
 	stopHeartbeat context.CancelFunc
-	coord         *group.Coordinator
-	apis          *wire.Registry
-	srv           *wire.Server
-	ln            net.Listener
-	http          *obs.HTTPServer
+	// caughtUp is set once registration is applied locally: the metadata
+	// state is then the cluster's, not one raft is still replaying.
+	caughtUp atomic.Bool
+	coord    *group.Coordinator
+	apis     *wire.Registry
+	srv      *wire.Server
+	ln       net.Listener
+	http     *obs.HTTPServer
 
 	host string // advertised
 	port int32

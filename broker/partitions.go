@@ -81,9 +81,24 @@ func (p *partition) notifyLocked() {
 // partitionMeta is the file Kafka also keeps in each partition directory: it
 // ties the directory to a topic id, so a directory left over from a deleted
 // topic is never mistaken for a re-created topic of the same name.
+//
+// Index is the highest metadata index (cluster.State.Index) at which this
+// broker opened the directory for TopicID. A replicated broker replays the
+// metadata log after a restart, so it may be handed a state from before the
+// topic was deleted and re-created: a state naming another id for the same
+// name is older than the directory when its index is lower, and the
+// directory then belongs to the newer topic and must be kept. Directories
+// written before the index was kept have 0, and are judged only against a
+// caught-up state.
 type partitionMeta struct {
 	TopicID cluster.TopicID `json:"topic_id"`
+	Index   uint64          `json:"index,omitempty"`
 }
+
+// errNewerTopicDir is openPartition's answer for a directory of a topic
+// newer than the state being applied: the partition opens when a later state
+// names that topic.
+var errNewerTopicDir = errors.New("the directory belongs to a newer topic of the same name")
 
 const partitionMetaFile = "partition.metadata"
 
@@ -162,8 +177,14 @@ func (b *Broker) reconcile(prev, next *cluster.State) error {
 		b.log.Info("partition removed", "topic", r.key.topic, "partition", r.key.partition)
 	}
 	opened := make(map[tp]*partition, len(missing))
+	current := b.raft == nil || b.caughtUp.Load()
 	for _, key := range missing {
-		p, err := b.openPartition(want[key], key.partition, settings[key.topic])
+		p, err := b.openPartition(want[key], key.partition, settings[key.topic], next.Index, current)
+		if errors.Is(err, errNewerTopicDir) {
+			b.log.Debug("partition not opened from an older metadata state", "topic", key.topic, "partition", key.partition,
+				"metadata_index", next.Index, "err", err)
+			continue
+		}
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -234,15 +255,30 @@ func (b *Broker) settingsFor(t *cluster.Topic) topicSettings {
 	return settings
 }
 
-// openPartition opens (or creates) a partition log, replacing a directory
-// that belongs to an older topic of the same name.
-func (b *Broker) openPartition(t *cluster.Topic, idx int32, settings topicSettings) (*partition, error) {
+// openPartition opens (or creates) a partition log as the metadata state of
+// index stateIndex says, replacing a directory that belongs to an older topic
+// of the same name. current says the state is known to be caught up with the
+// cluster's (see partitionMeta for why a replayed one may not be).
+func (b *Broker) openPartition(t *cluster.Topic, idx int32, settings topicSettings, stateIndex uint64, current bool) (*partition, error) {
 	dir := b.partitionDir(t.Name, idx)
 	metaPath := filepath.Join(dir, partitionMetaFile)
+	index := stateIndex
 	if raw, err := os.ReadFile(metaPath); err == nil {
 		var m partitionMeta
-		if json.Unmarshal(raw, &m) != nil || m.TopicID != t.ID {
-			b.log.Warn("removing partition directory of an older topic with the same name", "dir", dir)
+		switch {
+		case json.Unmarshal(raw, &m) != nil:
+			b.log.Warn("removing partition directory with an unreadable "+partitionMetaFile, "dir", dir)
+			if err := os.RemoveAll(dir); err != nil {
+				return nil, fmt.Errorf("removing stale %s: %w", dir, err)
+			}
+		case m.TopicID == t.ID:
+			index = max(index, m.Index)
+		case m.Index > stateIndex || m.Index == 0 && !current:
+			return nil, fmt.Errorf("%s (topic id %s, seen at metadata index %d; this state: id %s, index %d): %w",
+				dir, m.TopicID, m.Index, t.ID, stateIndex, errNewerTopicDir)
+		default:
+			b.log.Warn("removing partition directory of an older topic with the same name", "dir", dir,
+				"old_topic_id", m.TopicID, "topic_id", t.ID)
 			if err := os.RemoveAll(dir); err != nil {
 				return nil, fmt.Errorf("removing stale %s: %w", dir, err)
 			}
@@ -252,7 +288,7 @@ func (b *Broker) openPartition(t *cluster.Topic, idx int32, settings topicSettin
 	if err != nil {
 		return nil, fmt.Errorf("opening %s-%d: %w", t.Name, idx, err)
 	}
-	raw, _ := json.Marshal(partitionMeta{TopicID: t.ID})
+	raw, _ := json.Marshal(partitionMeta{TopicID: t.ID, Index: index})
 	if err := atomicfile.Write(metaPath, raw, 0o644); err != nil {
 		l.Close()
 		return nil, err
@@ -278,10 +314,19 @@ func (b *Broker) assigned(st *cluster.State) map[tp]*cluster.Topic {
 // cleanStrayDirs removes directories of deleted topics once the metadata
 // has caught up: registration is applied locally only after every command
 // before it, so after register returns the state is current.
+//
+// It first applies the current state again: a partition whose directory
+// could not be judged against a replayed state (a directory from before
+// partitionMeta kept an index) opens now.
 func (b *Broker) cleanStrayDirs() {
+	b.caughtUp.Store(true)
+	st := b.meta.State()
+	if err := b.reconcile(st, st); err != nil {
+		b.log.Error("applying metadata after registering", "err", err)
+	}
 	b.reconcileMu.Lock()
 	defer b.reconcileMu.Unlock()
-	b.removeStrayDirs(b.assigned(b.meta.State()))
+	b.removeStrayDirs(b.assigned(st))
 }
 
 // removeStrayDirs deletes partition directories that no topic claims: what

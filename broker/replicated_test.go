@@ -266,3 +266,83 @@ func TestBrokerClusterFullKillAndRestart(t *testing.T) {
 		t.Fatalf("produce after restart: %v", err)
 	}
 }
+
+// TestBrokerClusterRecreatedTopicSurvivesRestart deletes a topic, creates
+// one of the same name, writes to it and restarts every broker. Raft replays
+// the metadata log after a restart, so each broker first sees states in which
+// the name still belongs to the deleted topic; the partition directories,
+// which are the new topic's, must outlive them (they were removed as the
+// older topic's once: every acknowledged record of the new topic was lost).
+func TestBrokerClusterRecreatedTopicSurvivesRestart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts broker processes")
+	}
+	c := kdrtest.StartCluster(t, kdrtest.Binary(t), 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	create := func() kadm.TopicID {
+		t.Helper()
+		resp, err := c.Admin().CreateTopic(ctx, 2, 3, nil, "again")
+		if err != nil || resp.Err != nil {
+			t.Fatalf("create: %v %v", err, resp.Err)
+		}
+		for p := int32(0); p < 2; p++ {
+			c.WaitISR("again", p, 3)
+		}
+		return resp.ID
+	}
+	produce := func(prefix string, n int) {
+		t.Helper()
+		cl, err := kgo.NewClient(kgo.SeedBrokers(c.Bootstrap()...), kgo.DefaultProduceTopic("again"),
+			kgo.RequiredAcks(kgo.AllISRAcks()), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cl.Close()
+		var recs []*kgo.Record
+		for i := range n {
+			recs = append(recs, &kgo.Record{Value: []byte(fmt.Sprintf("%s%04d", prefix, i)), Partition: int32(i % 2)})
+		}
+		if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old := create()
+	produce("old", 100)
+	if resp, err := c.Admin().DeleteTopics(ctx, "again"); err != nil || resp.Error() != nil {
+		t.Fatalf("delete: %v %v", err, resp.Error())
+	}
+	if recreated := create(); recreated == old {
+		t.Fatalf("re-created topic has the deleted one's id %v", old)
+	}
+	produce("new", 500)
+
+	for id := int32(1); id <= 3; id++ {
+		c.Stop(id)
+	}
+	for id := int32(1); id <= 3; id++ {
+		c.Restart(id)
+	}
+	c.WaitBrokers(3)
+	for p := int32(0); p < 2; p++ {
+		c.WaitISR("again", p, 3)
+	}
+	ends, err := c.Admin().ListEndOffsets(ctx, "again")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p := int32(0); p < 2; p++ {
+		if o, _ := ends.Lookup("again", p); o.Offset != 250 || o.Err != nil {
+			t.Fatalf("partition %d after restart: high watermark %d (%v), want 250", p, o.Offset, o.Err)
+		}
+		got := readPartition(t, c.Bootstrap(), "again", p, 250)
+		for i, v := range got {
+			if want := fmt.Sprintf("new%04d", 2*i+int(p)); v != want {
+				t.Fatalf("partition %d offset %d: %q, want %q", p, i, v, want)
+			}
+		}
+	}
+	if logs := c.Logs(); strings.Contains(logs, "removing partition directory") {
+		t.Errorf("a broker removed a partition directory after the restart:\n%s", logs)
+	}
+}
