@@ -190,3 +190,53 @@ func TestBrokerGroupStaticMemberRestartKeepsAssignment(t *testing.T) {
 	a2.stop(t)
 	bm.stop(t)
 }
+
+// TestBrokerGroupOffsetsGoWithDeletedTopic deletes a topic a group committed
+// offsets on: the offsets go with it (tombstones, so also after a restart),
+// as in Kafka, and a topic re-created under the name starts with none. They
+// stayed once, and a mirror resuming from them on the re-created topic took
+// the new log for a truncated one and skipped its first records.
+func TestBrokerGroupOffsetsGoWithDeletedTopic(t *testing.T) {
+	b := kdrtest.StartBroker(t)
+	adm := kadm.NewClient(client(t, b.Addr()))
+	createTopic(t, adm, "gone", 2, nil)
+	createTopic(t, adm, "kept", 1, nil)
+	produceN(t, b.Addr(), "gone", "g", 20)
+	produceN(t, b.Addr(), "kept", "k", 5)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var offs kadm.Offsets
+	offs.Add(kadm.Offset{Topic: "gone", Partition: 0, At: 5, LeaderEpoch: -1})
+	offs.Add(kadm.Offset{Topic: "gone", Partition: 1, At: 7, LeaderEpoch: -1})
+	offs.Add(kadm.Offset{Topic: "kept", Partition: 0, At: 3, LeaderEpoch: -1})
+	if resp, err := adm.CommitOffsets(ctx, "grp", offs); err != nil || resp.Error() != nil {
+		t.Fatalf("commit: %v %v", err, resp.Error())
+	}
+	committed := func() string {
+		t.Helper()
+		got, err := adm.FetchOffsets(ctx, "grp")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		got.Each(func(o kadm.OffsetResponse) { out = append(out, fmt.Sprintf("%s/%d=%d", o.Topic, o.Partition, o.At)) })
+		sort.Strings(out)
+		return fmt.Sprint(out)
+	}
+	if got := committed(); got != "[gone/0=5 gone/1=7 kept/0=3]" {
+		t.Fatalf("committed before the deletion: %s", got)
+	}
+	if resp, err := adm.DeleteTopics(ctx, "gone"); err != nil || resp.Error() != nil {
+		t.Fatalf("delete: %v %v", err, resp.Error())
+	}
+	kdrtest.Eventually(t, 10*time.Second, func() (bool, string) {
+		got := committed()
+		return got == "[kept/0=3]", "committed after the deletion: " + got
+	})
+	b.Restart()
+	adm = kadm.NewClient(client(t, b.Addr()))
+	createTopic(t, adm, "gone", 1, nil)
+	if got := committed(); got != "[kept/0=3]" {
+		t.Fatalf("committed after a restart and the topic's re-creation: %s", got)
+	}
+}

@@ -114,9 +114,35 @@ func (b *Broker) onMetadata(prev, next *cluster.State) {
 	if err := b.reconcile(prev, next); err != nil {
 		b.log.Error("applying metadata change", "err", err)
 	}
+	b.dropDeletedTopicOffsets(prev, next)
 	if prev.Fence != next.Fence {
 		b.syncFence()
 	}
+}
+
+// dropDeletedTopicOffsets removes the committed offsets of topics deleted
+// (or re-created: a new topic id) between prev and next from the groups this
+// broker coordinates. Only for a live change: the states raft replays after
+// a restart are old, and a deletion replayed there may name a topic since
+// re-created, whose offsets are the new topic's.
+func (b *Broker) dropDeletedTopicOffsets(prev, next *cluster.State) {
+	if prev == nil || b.raft != nil && !b.caughtUp.Load() {
+		return
+	}
+	var deleted []string
+	for name, t := range prev.Topics {
+		if n, ok := next.Topics[name]; !ok || n.ID != t.ID {
+			deleted = append(deleted, name)
+		}
+	}
+	if len(deleted) == 0 {
+		return
+	}
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		b.coord.DeleteTopicOffsets(b.ctx, deleted)
+	}()
 }
 
 // reconcile opens the logs of partitions assigned to this broker, closes and

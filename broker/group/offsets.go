@@ -352,3 +352,36 @@ func (c *Coordinator) Expire() {
 		}
 	}
 }
+
+// DeleteTopicOffsets removes every group's committed offsets for topics that
+// were deleted, with tombstones, as Kafka does when a topic is deleted:
+// offsets left behind would make a consumer of a topic re-created under the
+// same name resume at positions of the old one, past the new log's end (and
+// a mirror take that for a truncated log). Groups with members lose them
+// too; their consumers already get UNKNOWN_TOPIC_OR_PARTITION. A group left
+// with neither offsets nor members is forgotten by the next Expire.
+func (c *Coordinator) DeleteTopicOffsets(ctx context.Context, topics []string) {
+	for _, g := range c.allGroups() {
+		g.mu.Lock()
+		var records []Record
+		for _, t := range topics {
+			for p := range g.offsets[t] {
+				records = append(records, offsetRecord(g.id, t, p, nil))
+			}
+		}
+		if len(records) == 0 {
+			g.mu.Unlock()
+			continue
+		}
+		if err := c.log.Append(ctx, g.partition, records); err != nil {
+			g.mu.Unlock()
+			c.logger.Warn("removing committed offsets of deleted topics", "group", g.id, "topics", topics, "err", err)
+			continue
+		}
+		for _, t := range topics {
+			delete(g.offsets, t)
+		}
+		g.mu.Unlock()
+		c.logger.Info("removed committed offsets of deleted topics", "group", g.id, "topics", topics, "partitions", len(records))
+	}
+}
