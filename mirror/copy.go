@@ -3,11 +3,13 @@ package mirror
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kdr-io/kdr/mirror/naming"
@@ -144,6 +146,16 @@ func (w *Worker) copyLoop(ctx context.Context, giveUp <-chan struct{}) {
 			if !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
 				w.noteErr(KindSource, err, "topic", topic, "partition", p)
 			}
+			// A topic deleted or re-created on the source: the topic
+			// manager drops it (and starts a new one over), as the
+			// forwarding fetch loop asks it to.
+			if errors.Is(err, kerr.UnknownTopicOrPartition) || errors.Is(err, kerr.UnknownTopicID) {
+				w.triggerRefresh()
+			}
+			var loss *kgo.ErrDataLoss
+			if errors.As(err, &loss) && (w.successorTopic(topic) || w.recreatedUnseen(ctx, topic)) {
+				w.restartRecreated(ctx, topic, p)
+			}
 		})
 		w.cycleMu.Lock()
 		w.enqueue(fetches)
@@ -159,6 +171,22 @@ func (w *Worker) copyLoop(ctx context.Context, giveUp <-chan struct{}) {
 			w.throttle.take(ctx, int(w.consumed.Swap(0)))
 		}
 	}
+}
+
+// restartRecreated moves the consumer of a partition of a topic re-created
+// on the source to its log start. franz-go reset the partition to the log
+// end, as for an unclean truncation, since the position it resumed from
+// (the group's, or its own) was the deleted topic's; the forwarding path's
+// counterpart is in resetOutOfRange.
+func (w *Worker) restartRecreated(ctx context.Context, topic string, p int32) {
+	starts, err := w.srcAdm.ListStartOffsets(ctx, topic)
+	o, ok := starts.Lookup(topic, p)
+	if err != nil || !ok || o.Err != nil {
+		w.noteErr(KindSource, fmt.Errorf("%s/%d: re-created on the source, and its log start is unknown (%v %v); records before the consumer's reset position may not be copied", topic, p, err, o.Err))
+		return
+	}
+	w.noteErr(KindSource, fmt.Errorf("%s/%d: re-created on the source (the consumer's position was the deleted topic's); copying it from its start, %d", topic, p, o.Offset))
+	w.consumer.SetOffsets(map[string]map[int32]kgo.EpochOffset{topic: {p: {Epoch: -1, Offset: o.Offset}}})
 }
 
 // forwardLoop is the main loop when batches are forwarded: the fetch loop

@@ -522,13 +522,61 @@ func (w *Worker) resetOutOfRange(ctx context.Context, fp fetchPos) {
 		return
 	}
 	at := start
-	if fp.from > end {
+	switch {
+	case fp.from > end && w.successorTopic(ps.topic):
+		w.noteErr(KindSource, fmt.Errorf("%s/%d: position %d is past the log end %d of a topic re-created on the source (the position was the deleted topic's); copying it from its start, %d", ps.topic, ps.partition, fp.from, end, at))
+	case fp.from > end && w.recreatedUnseen(ctx, ps.topic):
+		// Seen before the refresh: a drop and a fresh start come with it.
+		err := fmt.Errorf("%s/%d: position %d is past the log end %d, and the topic has a new topic id: it was re-created on the source; starting it over", ps.topic, ps.partition, fp.from, end)
+		w.noteErr(KindSource, err)
+		w.triggerRefresh()
+		w.fetchDone(fp, nil, fp.from, err)
+		return
+	case fp.from > end:
 		at = end
 		w.noteErr(KindSource, fmt.Errorf("%s/%d: the source's log ends at %d, before the position %d; resuming there (the source lost records already copied)", ps.topic, ps.partition, end, fp.from))
-	} else {
+	default:
 		w.noteErr(KindSource, fmt.Errorf("%s/%d: records %d to %d were deleted on the source before they were copied; resuming at %d", ps.topic, ps.partition, fp.from, at-1, at))
 	}
 	w.fetchDone(fp, nil, at, nil)
+}
+
+// successorTopic reports whether topic is a successor (topicState).
+func (w *Worker) successorTopic(topic string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	ts := w.topics[topic]
+	return ts != nil && ts.successor
+}
+
+// recreatedUnseen reports whether the source now names topic with another
+// topic id than the worker mirrors: re-created since the last refresh.
+func (w *Worker) recreatedUnseen(ctx context.Context, topic string) bool {
+	w.mu.Lock()
+	var id kadm.TopicID
+	if ts := w.topics[topic]; ts != nil {
+		id = ts.id
+	}
+	w.mu.Unlock()
+	if id == (kadm.TopicID{}) {
+		return false
+	}
+	// Asked of a broker, not through kadm, which answers from franz-go's
+	// metadata cache: seconds old, it may still name the deleted topic.
+	req := kmsg.NewPtrMetadataRequest()
+	rt := kmsg.NewMetadataRequestTopic()
+	rt.Topic = kmsg.StringPtr(topic)
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(ctx, w.srcCl)
+	if err != nil {
+		return false
+	}
+	for _, t := range resp.Topics {
+		if t.Topic != nil && *t.Topic == topic && t.ErrorCode == 0 && t.TopicID != (kadm.TopicID{}) && kadm.TopicID(t.TopicID) != id {
+			return true
+		}
+	}
+	return false
 }
 
 // unpositioned are the owned partitions without a fetch position yet.

@@ -21,12 +21,18 @@ import (
 type topicState struct {
 	name, remote string
 	id           kadm.TopicID
-	partitions   int32             // on the source
-	ready        bool              // the remote topic exists; the topic is consumed
-	gone         bool              // deleted on the source
-	deletePend   bool              // gone, and its remote topic is to be deleted (SyncTopicDeletions)
-	remoteGone   bool              // its remote topic was deleted by this worker
-	cfgFailed    map[string]string // config → value the target refused; not retried until it changes
+	partitions   int32 // on the source
+	ready        bool  // the remote topic exists; the topic is consumed
+	gone         bool  // deleted on the source
+	deletePend   bool  // gone, and its remote topic is to be deleted (SyncTopicDeletions)
+	remoteGone   bool  // its remote topic was deleted by this worker
+	// successor: a topic of a name this worker saw deleted or re-created.
+	// Its offsets start again, so the group's committed position (which a
+	// source that keeps a deleted topic's offsets still holds) may be the
+	// old topic's: one past the new log's end means the log start, not an
+	// unclean truncation (resetOutOfRange).
+	successor bool
+	cfgFailed map[string]string // config → value the target refused; not retried until it changes
 	// syncsExpireFirst says why the source keeps the topic's records
 	// longer than the offset-syncs topic keeps syncs; empty when it does not
 	// or is not known.
@@ -325,7 +331,7 @@ func (w *Worker) ensureRemotes(ctx context.Context, wanted map[string]kadm.Topic
 		w.mu.Lock()
 		ts := w.topics[name]
 		if ts == nil || ts.gone { // a topic of a gone one's name is new and starts over
-			ts = &topicState{name: name, remote: remote, id: sd.ID, cfgFailed: map[string]string{}}
+			ts = &topicState{name: name, remote: remote, id: sd.ID, cfgFailed: map[string]string{}, successor: ts != nil}
 			w.topics[name] = ts
 		}
 		ts.partitions = parts

@@ -198,3 +198,75 @@ func TestMirrorWarnsWhenSyncsExpireFirst(t *testing.T) {
 		return true, ""
 	})
 }
+
+// TestMirrorRecreatedSourceTopic deletes a mirrored topic on the source and
+// creates one of the same name with fewer records than the mirror had
+// copied: every record of the new topic reaches the target. Its offsets start
+// again, so the worker's position (and the group's committed one, which a
+// kdr source kept) lies past the new log's end; that was taken for an
+// unclean truncation and the worker jumped to the log end, so the new
+// topic's first records were never copied. The worker either saw the
+// deletion at a refresh first, or only the new topic id once its fetch was
+// out of range.
+func TestMirrorRecreatedSourceTopic(t *testing.T) {
+	for _, tc := range []struct {
+		name           string
+		forward, early bool // early: a refresh sees the deletion before the new topic exists
+	}{
+		{"forward/deletion seen", true, true},
+		{"forward/new id seen", true, false},
+		{"records/new id seen", false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			east, west := startCluster(t), startCluster(t)
+			east.createTopic("r", 2)
+			f := testFlow(east, west, "east", "west")
+			f.ForwardBatches = tc.forward
+			if !tc.early {
+				// The default: the deletion and the creation a few ms
+				// apart fall between two refreshes.
+				f.RefreshInterval = DefaultFlow().RefreshInterval
+			}
+			w := startWorker(t, f)
+			east.produce(seqRecords("r", 2, 0, 100)...)
+			waitCount(t, west, "east.r", 100, 30*time.Second)
+
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			if _, err := east.adm.DeleteTopics(ctx, "r"); err != nil {
+				t.Fatal(err)
+			}
+			if tc.early {
+				kdrtest.Eventually(t, 30*time.Second, func() (bool, string) {
+					ts, _ := w.Status().Topic("r")
+					return ts.Gone, fmt.Sprintf("status of r: %+v", ts)
+				})
+			}
+			kdrtest.Eventually(t, 30*time.Second, func() (bool, string) {
+				resp, err := east.adm.CreateTopic(ctx, 1, 1, nil, "r")
+				return err == nil && resp.Err == nil, fmt.Sprintf("re-creating r: %v %v", err, resp.Err)
+			})
+			var fresh []*kgo.Record
+			for i := range 5 {
+				fresh = append(fresh, &kgo.Record{Topic: "r", Partition: 0, Value: []byte(fmt.Sprintf("new-%d", i))})
+			}
+			// A new client: the test's own produces to the old topic's id.
+			if err := startClient(t, east.addr).ProduceSync(ctx, fresh...).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+
+			kdrtest.Eventually(t, 60*time.Second, func() (bool, string) {
+				var got []string
+				for _, r := range west.readAll("east.r")[0] {
+					if v := string(r.Value); strings.HasPrefix(v, "new-") {
+						got = append(got, v)
+					}
+				}
+				return fmt.Sprint(got) == "[new-0 new-1 new-2 new-3 new-4]", fmt.Sprintf("new records on the target: %v", got)
+			})
+			if n := west.count("east.r"); n != 105 {
+				t.Errorf("east.r holds %d records, want the old topic's 100 and the new one's 5", n)
+			}
+		})
+	}
+}
