@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"time"
 
@@ -196,6 +195,9 @@ func failoverErr(w io.Writer, err error) error {
 	if errors.As(err, &ue) {
 		return err
 	}
+	if errors.Is(err, failover.ErrUnknownCluster) {
+		return usageError{err}
+	}
 	fmt.Fprintln(w, "Error:", err)
 	if errors.Is(err, store.ErrLocked) {
 		return failoverExit{err, exitLocked}
@@ -237,7 +239,13 @@ func runFailoverOp(ctx context.Context, opts *FailoverOptions) error {
 		fmt.Fprintln(w, "Dry run: nothing was changed.")
 		return nil
 	}
-	if !opts.Yes && stdinIsTerminal(opts.IO.In) {
+	if !opts.Yes && !isTerminal(opts.IO.In) {
+		// Nobody can answer (cron, systemd, ssh -n, a pipe): going ahead
+		// unasked would make --yes meaningless, and a prompt that reads
+		// end-of-file looks like a refusal.
+		return usageError{fmt.Errorf("the %s asks for confirmation, and stdin is not a terminal: pass --yes to run it without asking; nothing was changed", opts.Kind)}
+	}
+	if !opts.Yes {
 		fmt.Fprintf(w, "Proceed with the %s to %s? [y/N] ", opts.Kind, opts.To)
 		line, _ := bufio.NewReader(opts.IO.In).ReadString('\n')
 		if a := strings.ToLower(strings.TrimSpace(line)); a != "y" && a != "yes" {
@@ -356,16 +364,6 @@ func printFailoverStatus(w io.Writer, s *failover.Status) error {
 		t.row(e.At.Format(time.RFC3339), e.Kind, e.Step, e.Epoch, e.Message)
 	}
 	return t.flush()
-}
-
-// stdinIsTerminal reports whether r is a terminal.
-func stdinIsTerminal(r io.Reader) bool {
-	f, ok := r.(*os.File)
-	if !ok {
-		return false
-	}
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
 // DiscoverOptions are the parsed options of `kdr discover`.

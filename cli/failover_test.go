@@ -2,8 +2,16 @@ package cli
 
 import (
 	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/kdr-io/kdr/failover/store"
+	"github.com/kdr-io/kdr/internal/kdrtest"
+	"github.com/kdr-io/kdr/topology"
 )
 
 func TestFailoverOptions(t *testing.T) {
@@ -70,5 +78,90 @@ func TestFailoverDryRunAndDiscoverOnTheDemo(t *testing.T) {
 	code = Execute([]string{"failover", "failback", "--to", "west", "--state-dir", dir, "--dry-run"}, strings.NewReader(""), &out, &errOut)
 	if code != 1 || !strings.Contains(errOut.String(), "needs a forced promotion") {
 		t.Fatalf("failback without a promotion: exit %d\n%s", code, errOut.String())
+	}
+}
+
+// unreachableEstate writes a topology of two one-broker clusters on free
+// ports where nothing listens, and returns the file and a state dir.
+func unreachableEstate(t *testing.T) (file, state string) {
+	t.Helper()
+	used := map[int]bool{}
+	dir := t.TempDir()
+	file = filepath.Join(dir, "estate.yaml")
+	yaml := fmt.Sprintf(`apiVersion: kdr.io/v1
+kind: Topology
+metadata:
+  name: gone
+clusters:
+  - name: a
+    local: {brokers: 1, basePort: %d}
+  - name: b
+    local: {brokers: 1, basePort: %d}
+replication:
+  - type: active-passive
+    primary: a
+    standby: b
+`, kdrtest.FreeBasePort(t, 1, used), kdrtest.FreeBasePort(t, 1, used))
+	if err := os.WriteFile(file, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return file, filepath.Join(dir, "state")
+}
+
+// failoverDoc reads the topology's failover state document.
+func failoverDoc(t *testing.T, file, state string) store.Versioned {
+	t.Helper()
+	topo, err := topology.Load(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := store.Open(topo, state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	v, err := s.Get(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// TestFailoverWithoutYesOffATerminal: stdin from /dev/null (cron, systemd,
+// ssh -n) is no terminal, so nobody can confirm: the command refuses as a
+// usage error naming --yes, before changing anything.
+func TestFailoverWithoutYesOffATerminal(t *testing.T) {
+	file, state := unreachableEstate(t)
+	devNull, err := os.Open(os.DevNull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer devNull.Close()
+	if isTerminal(devNull) {
+		t.Fatal("isTerminal(/dev/null) = true")
+	}
+	var out, errOut bytes.Buffer
+	code := Execute([]string{"failover", "switchover", "--to", "b", file, "--state-dir", state}, devNull, &out, &errOut)
+	if code != 2 || !strings.Contains(errOut.String(), "stdin is not a terminal: pass --yes") || strings.Contains(out.String(), "Proceed") {
+		t.Fatalf("switchover without --yes, stdin /dev/null: exit %d\n%s\n%s", code, out.String(), errOut.String())
+	}
+	if v := failoverDoc(t, file, state); v.Version != 0 {
+		t.Fatalf("the state was written: %+v", v.State)
+	}
+}
+
+// TestFailoverUsageErrors: an unknown --to cluster is bad usage (exit 2),
+// and status on a topology without an active-passive pattern says so.
+func TestFailoverUsageErrors(t *testing.T) {
+	dir := t.TempDir()
+	var out, errOut bytes.Buffer
+	code := Execute([]string{"failover", "switchover", "--to", "nowhere", "--state-dir", dir, "--dry-run"}, strings.NewReader(""), &out, &errOut)
+	if code != 2 || !strings.Contains(errOut.String(), "--to nowhere: no such cluster in topology demo") {
+		t.Fatalf("--to nowhere: exit %d\n%s", code, errOut.String())
+	}
+	errOut.Reset()
+	code = Execute([]string{"failover", "status", "../topology/examples/stretched.yaml", "--state-dir", dir}, strings.NewReader(""), &out, &errOut)
+	if code != 1 || !strings.Contains(errOut.String(), "topology stretched has no replication patterns") || strings.Contains(errOut.String(), "(it has: )") {
+		t.Fatalf("status of stretched.yaml: exit %d\n%s", code, errOut.String())
 	}
 }

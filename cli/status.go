@@ -108,7 +108,7 @@ func runStatus(ctx context.Context, opts *StatusOptions) error {
 		}
 		sopts.Active = failoverActive(ctx, t, dir, opts.Timeout, opts.IO.Err)
 	}
-	tty := upIsTerminal(opts.IO.Out)
+	tty := isTerminal(opts.IO.Out)
 	for {
 		r := status.Gather(ctx, t, sopts)
 		if opts.Watch && ctx.Err() != nil {

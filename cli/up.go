@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"os/exec"
 	"time"
 
@@ -110,7 +109,7 @@ func runUp(cmd *cobra.Command, opts *UpOptions) error {
 	if err != nil {
 		return usageError{err}
 	}
-	console := up.NewConsole(opts.IO.Out, upIsTerminal(opts.IO.Out))
+	console := up.NewConsole(opts.IO.Out, isTerminal(opts.IO.Out))
 	logger, err := opts.Global.logger(console.Wrap(opts.IO.Err))
 	if err != nil {
 		return err
@@ -176,16 +175,6 @@ func upPrometheus(t *topology.Topology, dir, listen string, logger *slog.Logger)
 		}
 		return []up.ExtraEndpoint{{Name: "prometheus", URL: "http://" + listen}}, stop
 	}
-}
-
-// upIsTerminal reports whether w is a character device (a terminal).
-func upIsTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
 // upStatusArgs accepts at most one argument, the topology file.

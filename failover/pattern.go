@@ -12,8 +12,12 @@ import (
 )
 
 // ErrNoPattern is wrapped when the topology has no active-passive pattern
-// the operation can switch.
-var ErrNoPattern = errors.New("failover: no active-passive pattern to switch")
+// the command can work on.
+var ErrNoPattern = errors.New("failover: no active-passive pattern")
+
+// ErrUnknownCluster is wrapped when --to names no cluster of the topology
+// (a usage error).
+var ErrUnknownCluster = errors.New("no such cluster")
 
 // Pattern is the topology's active-passive pattern that failover switches:
 // its flow runs Active → the other cluster.
@@ -82,11 +86,15 @@ func ActivePassive(t *topology.Topology, a, b string) (Pattern, error) {
 		}
 	}
 	if len(found) == 0 {
+		if len(t.Replication) == 0 {
+			return Pattern{}, fmt.Errorf("%w: topology %s has no replication patterns, so it has no active and standby cluster to fail over between",
+				ErrNoPattern, t.Metadata.Name)
+		}
 		types := make([]string, 0, len(t.Replication))
 		for _, p := range t.Replication {
 			types = append(types, p.Type)
 		}
-		return Pattern{}, fmt.Errorf("%w: topology %s has no %s pattern (it has: %s); failover switches only active-passive patterns, whose flow it reverses",
+		return Pattern{}, fmt.Errorf("%w: topology %s has no %s pattern (it has: %s); kdr failover works on active-passive patterns only, whose flow it reverses",
 			ErrNoPattern, t.Metadata.Name, topology.ActivePassive, strings.Join(types, ", "))
 	}
 	var match []int
@@ -128,7 +136,7 @@ func patternFor(t *topology.Topology, st store.State, to string) (Pattern, error
 		for _, c := range t.Clusters {
 			names = append(names, c.Name)
 		}
-		return Pattern{}, fmt.Errorf("failover: --to %s: no such cluster in topology %s (clusters: %s)", to, t.Metadata.Name, strings.Join(names, ", "))
+		return Pattern{}, fmt.Errorf("failover: --to %s: %w in topology %s (clusters: %s)", to, ErrUnknownCluster, t.Metadata.Name, strings.Join(names, ", "))
 	}
 	p, err := ActivePassive(t, to, st.Active)
 	if err != nil {
