@@ -60,6 +60,9 @@ state kept in the coordination store (failover.coordination: a file under the st
 Every command prints its plan, then each step as it runs, then a summary. A failed or interrupted
 command leaves the operation in progress: rerun the same command to resume it where it stopped.
 
+An operation whose preflight fails has changed nothing and is dropped; one that got further can be
+dropped with "kdr failover abort" until it has made the standby active.
+
 Exit status: 0 done, 1 failed (the message names the step and how to resume), 2 bad usage, 4 another
 orchestrator holds the lock.`,
 		Example: `  kdr failover switchover --to west
@@ -71,6 +74,7 @@ orchestrator holds the lock.`,
 		newCmdFailoverOp(streams, g, runF, failover.KindPromote),
 		newCmdFailoverOp(streams, g, runF, failover.KindFailback),
 		newCmdFailoverStatus(streams, g, runF),
+		newCmdFailoverAbort(streams, g, runF),
 	)
 	return cmd
 }
@@ -165,6 +169,67 @@ func newCmdFailoverStatus(streams IO, g *globalOptions, runF func(*FailoverOptio
 	return cmd
 }
 
+func newCmdFailoverAbort(streams IO, g *globalOptions, runF func(*FailoverOptions) error) *cobra.Command {
+	opts := &FailoverOptions{IO: streams, Global: g, Kind: "abort"}
+	var output string
+	cmd := &cobra.Command{
+		Use:   "abort [FILE]",
+		Short: "Drop the operation in progress and undo what it did, if it has not made the standby active yet",
+		Long: `Drop the failover operation in progress (a failed or interrupted switchover, promote or failback)
+and put back what it did: a switchover that fenced the active cluster unfences it, an operation that
+reached its promote step fences the standby again. The active cluster stays as it was.
+
+A switchover or promote that has made the standby active, or a failback that has begun deleting the
+old primary's topics to re-copy them, cannot be aborted: the command says how far it got and what
+resuming it does (and how to switch back after it). With nothing in progress it does nothing.`,
+		Example: `  kdr failover abort
+  kdr failover abort estate.yaml --state-dir /var/lib/kdr/estate`,
+		Args: upStatusArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 1 {
+				opts.File = args[0]
+			}
+			var err error
+			if opts.Output, err = parseOutput(output); err != nil {
+				return err
+			}
+			if runF != nil {
+				return runF(opts)
+			}
+			return runFailoverAbort(cmd.Context(), opts)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&opts.StateDir, "state-dir", "", "kdr up's state dir (default $XDG_STATE_HOME/kdr/<topology name>)")
+	f.DurationVar(&opts.LockWait, "lock-wait", failover.DefaultLockWait, "how long to wait while another orchestrator holds the lock; 0 tries once")
+	f.StringVar(&output, "output", string(outputText), "output format: text or json")
+	return cmd
+}
+
+func runFailoverAbort(ctx context.Context, opts *FailoverOptions) error {
+	fo, err := failoverBase(opts)
+	if err != nil {
+		return err
+	}
+	res, err := failover.Abort(ctx, fo)
+	if err != nil {
+		return failoverErr(opts.IO.Err, err)
+	}
+	return printResult(opts.IO.Out, opts.Output, res, func(w io.Writer, a *failover.Aborted) error {
+		op := a.Operation
+		if op == nil {
+			_, err := fmt.Fprintf(w, "Nothing in progress to abort; %s is active.\n", a.Active)
+			return err
+		}
+		fmt.Fprintf(w, "Aborted %s %s (%s -> %s) at step %s (%d/%d).\n", op.Kind, op.ID, op.From, op.To, op.Step, op.StepIndex+1, op.Total)
+		for _, u := range a.Undone {
+			fmt.Fprintf(w, "  %s\n", u)
+		}
+		_, err := fmt.Fprintf(w, "%s is active, as before.\n", a.Active)
+		return err
+	})
+}
+
 // failoverBase loads the topology and the state dir into failover.Options.
 func failoverBase(opts *FailoverOptions) (failover.Options, error) {
 	t, err := upLoadTopology(opts.File)
@@ -216,6 +281,12 @@ func runFailoverOp(ctx context.Context, opts *FailoverOptions) error {
 	}
 	st, err := failover.GetStatus(ctx, fo)
 	if err != nil {
+		return failoverErr(opts.IO.Err, err)
+	}
+	// Another operation in progress refuses this one: say so, not a plan
+	// of this command from an active cluster the other is moving away
+	// from.
+	if err := st.Refuses(opts.Kind, opts.To); err != nil {
 		return failoverErr(opts.IO.Err, err)
 	}
 	w := opts.IO.Out
@@ -301,8 +372,12 @@ func progressPrinter(w io.Writer) func(failover.StepEvent) {
 func printFailoverResult(w io.Writer, r *failover.Result, err error) {
 	fmt.Fprintln(w)
 	if err != nil {
-		fmt.Fprintf(w, "%s %s -> %s FAILED after %s (operation %s stays in progress; rerun the same command to resume)\n",
-			r.Kind, r.From, r.To, r.Finished.Sub(r.Started).Round(time.Millisecond), r.ID)
+		left := "stays in progress; rerun the same command to resume, or see kdr failover abort"
+		if r.Dropped {
+			left = "dropped: nothing was changed"
+		}
+		fmt.Fprintf(w, "%s %s -> %s FAILED after %s (operation %s %s)\n",
+			r.Kind, r.From, r.To, r.Finished.Sub(r.Started).Round(time.Millisecond), r.ID, left)
 		return
 	}
 	fmt.Fprintf(w, "%s %s -> %s done in %s: %s is active at epoch %d (operation %s)\n",

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kdr-io/kdr/failover/store"
 	"github.com/kdr-io/kdr/internal/kdrtest"
@@ -125,6 +126,85 @@ func failoverDoc(t *testing.T, file, state string) store.Versioned {
 		t.Fatal(err)
 	}
 	return v
+}
+
+// TestFailoverPreflightFailureLeavesNothingInProgress: with both clusters
+// down a switchover fails at its preflight, which changed nothing, so no
+// operation is left to block the next command.
+func TestFailoverPreflightFailureLeavesNothingInProgress(t *testing.T) {
+	file, state := unreachableEstate(t)
+	var out, errOut bytes.Buffer
+	code := Execute([]string{"failover", "switchover", "--to", "b", file, "--state-dir", state, "--yes"}, strings.NewReader(""), &out, &errOut)
+	if code != 1 || !strings.Contains(errOut.String(), "cluster a (") || !strings.Contains(errOut.String(), "no operation is left in progress") {
+		t.Fatalf("switchover with the clusters down: exit %d\n%s\n%s", code, out.String(), errOut.String())
+	}
+	v := failoverDoc(t, file, state)
+	if v.State.Operation != nil {
+		t.Fatalf("operation left in progress after a failed preflight: %+v", v.State.Operation)
+	}
+	if n := len(v.State.History); n == 0 || v.State.History[n-1].Step != "failed" || !strings.Contains(v.State.History[n-1].Message, "the operation is dropped") {
+		t.Fatalf("timeline does not record the dropped operation: %+v", v.State.History)
+	}
+	// The next command is not refused.
+	out.Reset()
+	errOut.Reset()
+	code = Execute([]string{"failover", "failback", "--to", "b", file, "--state-dir", state, "--dry-run"}, strings.NewReader(""), &out, &errOut)
+	if code != 1 || !strings.Contains(errOut.String(), "needs a forced promotion") {
+		t.Fatalf("failback dry run after the failed switchover: exit %d\n%s", code, errOut.String())
+	}
+}
+
+// TestFailoverAbortAndRefusals: an operation left in progress (as a kdr
+// that did not drop a failed preflight left it) refuses other commands
+// with its own kind and step count and without a plan of theirs, and
+// `kdr failover abort` drops it.
+func TestFailoverAbortAndRefusals(t *testing.T) {
+	file, state := unreachableEstate(t)
+	topo, err := topology.Load(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := store.Open(topo, state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	op := &store.Operation{ID: "sw-stuck", Kind: "switchover", From: "a", To: "b", Step: "preflight", Started: time.Now().UTC()}
+	if _, err := s.CompareAndSwap(context.Background(), store.State{Topology: "gone", Active: "a", Operation: op}, 0); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+
+	for _, args := range [][]string{
+		{"failover", "switchover", "--to", "a", "--yes"},
+		{"failover", "failback", "--to", "b", "--dry-run"},
+		{"failover", "promote", "--to", "a", "--force", "--dry-run"},
+	} {
+		var out, errOut bytes.Buffer
+		code := Execute(append(args, file, "--state-dir", state), strings.NewReader(""), &out, &errOut)
+		want := "switchover sw-stuck (a -> b) is in progress at step preflight (1/8)"
+		if code != 1 || strings.Contains(out.String(), "Plan:") || !strings.Contains(errOut.String(), want) ||
+			!strings.Contains(errOut.String(), "kdr failover abort") {
+			t.Errorf("%v: exit %d, want 1 with no plan and %q:\n%s\n%s", args, code, want, out.String(), errOut.String())
+		}
+	}
+
+	var out, errOut bytes.Buffer
+	code := Execute([]string{"failover", "abort", file, "--state-dir", state}, strings.NewReader(""), &out, &errOut)
+	if code != 0 || !strings.Contains(out.String(), "Aborted switchover sw-stuck (a -> b) at step preflight (1/8)") {
+		t.Fatalf("abort: exit %d\n%s\n%s", code, out.String(), errOut.String())
+	}
+	v := failoverDoc(t, file, state)
+	if v.State.Operation != nil || v.State.Active != "a" || v.State.Epoch != 0 {
+		t.Fatalf("state after the abort: %+v", v.State)
+	}
+	if n := len(v.State.History); n == 0 || v.State.History[n-1].Step != "aborted" {
+		t.Fatalf("timeline does not record the abort: %+v", v.State.History)
+	}
+	out.Reset()
+	code = Execute([]string{"failover", "abort", file, "--state-dir", state}, strings.NewReader(""), &out, &errOut)
+	if code != 0 || !strings.Contains(out.String(), "Nothing in progress to abort; a is active.") {
+		t.Fatalf("abort with nothing in progress: exit %d\n%s\n%s", code, out.String(), errOut.String())
+	}
 }
 
 // TestFailoverWithoutYesOffATerminal: stdin from /dev/null (cron, systemd,

@@ -16,16 +16,27 @@
 // saying how to resume. Steps are idempotent. With no document yet, the
 // pattern's primary is active and the first command creates it (version 0).
 //
+// An operation whose first step (its preflight, which changes nothing)
+// fails is dropped at once (StepError.Dropped). Abort drops one that got
+// further, undoing its fences, until a switchover or promote has made the
+// standby active or a failback has begun truncate-and-resync; past that it
+// refuses with ErrNotAbortable (abortLimit).
+//
+// The epoch an operation fences and promotes at is fixed in its preflight
+// (Operation.Data "epoch"): one above the state's and above every fence
+// epoch the clusters carry, which is ahead of the state after a new or
+// reset store (fixEpoch).
+//
 // # Steps
 //
 // switchover (planned; both clusters up):
 //
 //	preflight     both clusters reachable with all brokers, the flow from→to running, lag within
 //	              failover.maxLagRecords and failover.maxLag
-//	fence         the old primary refuses client produce at epoch+1 (a non-kdr cluster: skipped,
+//	fence         the old primary refuses client produce at the operation's epoch (a non-kdr cluster: skipped,
 //	              "discovery-based only")
 //	drain         the flow's committed position equals the high watermark on every mirrored partition
-//	promote       Active=to, Epoch+1, from added to Fenced (to unfenced first if it was fenced)
+//	promote       Active=to, Epoch=the operation's epoch, from added to Fenced (to unfenced first if it was fenced)
 //	sync-offsets  waits for the selected groups to leave from, translates their offsets exactly
 //	              (mirror/offsets.Translator) and commits them on to, never backwards; ConsumerOffsets=to
 //	reverse       waits for the reverse flow to→from to run (kdr up starts it from the state)

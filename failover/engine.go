@@ -35,27 +35,54 @@ const EnvCrashAfter = "KDR_FAILOVER_CRASH_AFTER"
 // progress.
 type InProgressError struct {
 	Operation store.Operation
-	Total     int
+	Total     int // the steps of Operation's kind
+}
+
+// inProgress is the refusal of a command while op is in progress.
+func inProgress(op store.Operation) *InProgressError {
+	return &InProgressError{Operation: op, Total: len(stepsFor(op.Kind))}
+}
+
+// Refuses returns the *InProgressError that refuses kind to to while
+// another operation is in progress, nil if it would run or resume.
+func (s *Status) Refuses(kind, to string) error {
+	op := s.Operation
+	if op == nil || (op.Kind == kind && op.To == to) {
+		return nil
+	}
+	return inProgress(store.Operation{ID: op.ID, Kind: op.Kind, From: op.From, To: op.To, Step: op.Step, StepIndex: op.StepIndex, Started: op.Started})
 }
 
 func (e *InProgressError) Error() string {
 	op := e.Operation
-	return fmt.Sprintf("failover: %s %s (%s -> %s) is in progress at step %s (%d/%d); resume it with `%s`, then run this command again",
-		op.Kind, op.ID, op.From, op.To, op.Step, op.StepIndex+1, e.Total, resumeCommand(op.Kind, op.To))
+	drop := ""
+	if abortable(op) {
+		drop = " or drop it with `kdr failover abort` (it has changed nothing an abort cannot undo)"
+	}
+	return fmt.Sprintf("failover: %s %s (%s -> %s) is in progress at step %s (%d/%d); resume it with `%s`%s, then run this command again",
+		op.Kind, op.ID, op.From, op.To, op.Step, op.StepIndex+1, e.Total, resumeCommand(op.Kind, op.To), drop)
 }
 
 // Is makes errors.Is(err, ErrInProgress) hold.
 func (e *InProgressError) Is(target error) bool { return target == ErrInProgress }
 
 // StepError is a failed step. The operation stays in progress in the
-// state document; rerunning the same command resumes it at this step.
+// state document, and rerunning the same command resumes it at this step,
+// unless Dropped: a failed first step (a preflight) has changed nothing,
+// so the operation is dropped rather than left to block every other
+// command.
 type StepError struct {
 	Kind, Step, To string
 	Err            error
+	Dropped        bool
 }
 
 func (e *StepError) Error() string {
-	return fmt.Sprintf("%s step %q failed: %v; the operation stays in progress: rerun `%s` to resume it from this step",
+	if e.Dropped {
+		return fmt.Sprintf("%s step %q failed: %v; nothing was changed and no operation is left in progress: run `%s` again once this is fixed",
+			e.Kind, e.Step, e.Err, resumeCommand(e.Kind, e.To))
+	}
+	return fmt.Sprintf("%s step %q failed: %v; the operation stays in progress: rerun `%s` to resume it from this step, or see `kdr failover abort`",
 		e.Kind, e.Step, e.Err, resumeCommand(e.Kind, e.To))
 }
 
@@ -126,34 +153,11 @@ func execute(ctx context.Context, opts Options, kind, to string) (*Result, error
 		return dryRun(ctx, opts, st, kind, to, res)
 	}
 
-	wait := opts.LockWait
-	switch {
-	case wait == 0:
-		wait = DefaultLockWait
-	case wait < 0:
-		wait = 0
-	}
-	lock, err := store.AcquireLock(ctx, st, opts.Holder, store.LockOptions{Wait: wait})
+	ctx, unlock, err := takeLock(ctx, opts, st)
 	if err != nil {
-		if errors.Is(err, store.ErrLocked) {
-			return nil, fmt.Errorf("failover: another orchestrator holds the lock, try again when it is done: %w", err)
-		}
-		return nil, fmt.Errorf("failover: taking the coordination lock: %w", err)
+		return nil, err
 	}
-	defer func() {
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		lock.Release(rctx)
-	}()
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	go func() {
-		select {
-		case <-lock.Lost():
-			cancel(ErrLockLost)
-		case <-ctx.Done():
-		}
-	}()
+	defer unlock()
 
 	cl := newClusters(opts.Topology)
 	defer cl.close()
@@ -172,7 +176,7 @@ func execute(ctx context.Context, opts Options, kind, to string) (*Result, error
 	}
 	if op := o.state.Operation; op != nil {
 		if op.Kind != kind || op.To != to {
-			return nil, &InProgressError{Operation: *op, Total: len(stepsFor(op.Kind))}
+			return nil, inProgress(*op)
 		}
 		if o.pat, err = ActivePassive(opts.Topology, op.From, op.To); err != nil {
 			return nil, err
@@ -207,6 +211,40 @@ func execute(ctx context.Context, opts Options, kind, to string) (*Result, error
 	}
 	o.state, o.version = next, ver
 	return o.runFrom(ctx, 0)
+}
+
+// takeLock takes the store's lock for the rest of a command. The context
+// it returns ends with ErrLockLost as its cause if the lock is lost; the
+// function releases the lock.
+func takeLock(ctx context.Context, opts Options, st store.Store) (context.Context, func(), error) {
+	wait := opts.LockWait
+	switch {
+	case wait == 0:
+		wait = DefaultLockWait
+	case wait < 0:
+		wait = 0
+	}
+	lock, err := store.AcquireLock(ctx, st, opts.Holder, store.LockOptions{Wait: wait})
+	if err != nil {
+		if errors.Is(err, store.ErrLocked) {
+			return nil, nil, fmt.Errorf("failover: another orchestrator holds the lock, try again when it is done: %w", err)
+		}
+		return nil, nil, fmt.Errorf("failover: taking the coordination lock: %w", err)
+	}
+	lctx, cancel := context.WithCancelCause(ctx)
+	go func() {
+		select {
+		case <-lock.Lost():
+			cancel(ErrLockLost)
+		case <-lctx.Done():
+		}
+	}()
+	return lctx, func() {
+		cancel(nil)
+		rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer rcancel()
+		lock.Release(rctx)
+	}, nil
 }
 
 // validateStart refuses operations that make no sense from the state.
@@ -246,7 +284,7 @@ func dryRun(ctx context.Context, opts Options, st store.Store, kind, to string, 
 	res.DryRun = true
 	if op := v.State.Operation; op != nil {
 		if op.Kind != kind || op.To != to {
-			return nil, &InProgressError{Operation: *op, Total: len(steps)}
+			return nil, inProgress(*op)
 		}
 		res.ID, res.From = op.ID, op.From
 		for i, s := range steps {
@@ -316,10 +354,18 @@ func (o *opRun) runFrom(ctx context.Context, i int) (*Result, error) {
 				err = fmt.Errorf("%w (%v)", ErrLockLost, err)
 			}
 			o.emit(i, StepFailed, err.Error())
-			o.recordFailure(ctx, s.name, err)
+			// The first step is a preflight and changes nothing: drop
+			// the operation, so that it does not block every other
+			// command. Not when the lock was lost: another orchestrator
+			// may be running this operation by now.
+			dropped := i == 0 && !errors.Is(err, ErrLockLost) && o.drop(ctx, s.name, err)
+			if !dropped {
+				o.recordFailure(ctx, s.name, err)
+			}
 			o.res.Finished = time.Now().UTC()
 			o.res.Epoch = o.state.Epoch
-			return o.res, &StepError{Kind: o.kind, Step: s.name, To: o.to, Err: err}
+			o.res.Dropped = dropped
+			return o.res, &StepError{Kind: o.kind, Step: s.name, To: o.to, Err: err, Dropped: dropped}
 		}
 		next := "done"
 		if i+1 < len(o.steps) {
@@ -423,6 +469,22 @@ func (o *opRun) recordFailure(ctx context.Context, name string, stepErr error) {
 	}); err != nil {
 		o.log.Warn("could not record the failed step in the state", "step", name, "err", err)
 	}
+}
+
+// drop removes the operation from the state after its first step failed,
+// noting why in the timeline, and reports whether it did.
+func (o *opRun) drop(ctx context.Context, name string, stepErr error) bool {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := o.persist(rctx, func(st *store.State) {
+		st.Operation = nil
+		st.Record(store.Event{At: time.Now().UTC(), Kind: o.kind, Step: "failed", Epoch: st.Epoch,
+			Message: fmt.Sprintf("%s: %v; nothing was changed, the operation is dropped", name, stepErr)})
+	}); err != nil {
+		o.log.Warn("could not drop the operation whose preflight failed; it stays in progress", "step", name, "err", err)
+		return false
+	}
+	return true
 }
 
 // setData stores v under key in the operation's data (persisted with the

@@ -78,7 +78,15 @@ func (o *opRun) failbackPreflight(ctx context.Context) (stepOut, error) {
 	if f.Supported && !f.Fenced {
 		return stepOut{}, fmt.Errorf("%s is not fenced: clients may be writing to it; fence it first (any kdr failover command or kdr up does, at epoch %d)", o.to, o.state.Epoch)
 	}
-	return stepOut{msg: fmt.Sprintf("%s reachable and fenced (epoch %d); %s active", o.to, f.Epoch, o.from)}, nil
+	msg := fmt.Sprintf("%s reachable and fenced (epoch %d); %s active", o.to, f.Epoch, o.from)
+	note, err := o.fixEpoch(ctx, o.to, o.from)
+	if err != nil {
+		return stepOut{}, err
+	}
+	if note != "" {
+		msg += "; " + note
+	}
+	return stepOut{msg: msg}, nil
 }
 
 // sameRecord reports whether a and b are the same client record (the

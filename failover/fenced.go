@@ -132,8 +132,7 @@ func GetStatus(ctx context.Context, opts Options) (*Status, error) {
 		s.ConsumerOffsets = s.Active
 	}
 	if op := v.State.Operation; op != nil {
-		s.Operation = &OperationStatus{ID: op.ID, Kind: op.Kind, From: op.From, To: op.To, Step: op.Step,
-			StepIndex: op.StepIndex, Total: len(stepsFor(op.Kind)), Started: op.Started, Resume: resumeCommand(op.Kind, op.To)}
+		s.Operation = operationStatus(*op)
 	}
 	return s, nil
 }
@@ -147,4 +146,57 @@ func FencedSet(p Pattern, st store.State) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// dataEpoch is the Operation.Data key of the epoch the operation fences
+// and promotes at.
+const dataEpoch = "epoch"
+
+// fixEpoch settles the epoch the operation fences and promotes at, once
+// (kept in its data): one above the state's and above every fence epoch
+// the clusters carry. The clusters' fences can be ahead of the state: a
+// new coordination store (file to Consul) or a reset one starts at epoch
+// 0 while the clusters keep the fences of the failovers made through the
+// old one, and a fence refuses an older epoch, so an operation at the
+// state's epoch + 1 would fail at its fence on every rerun. clusters are
+// those to read (ones known to answer); it returns a note for the step's
+// message when the fences were ahead.
+func (o *opRun) fixEpoch(ctx context.Context, clusters ...string) (string, error) {
+	var e int64
+	if ok, err := o.getData(dataEpoch, &e); ok || err != nil {
+		return "", err
+	}
+	highest, on := o.state.Epoch, ""
+	for _, c := range clusters {
+		adm, err := o.cl.admin(c)
+		if err != nil {
+			return "", err
+		}
+		fctx, cancel := context.WithTimeout(ctx, probeTimeout)
+		f, err := readFence(fctx, adm)
+		cancel()
+		if err != nil {
+			return "", fmt.Errorf("reading %s's fence: %w", c, err)
+		}
+		if f.Supported && f.Epoch > highest {
+			highest, on = f.Epoch, c
+		}
+	}
+	o.setData(dataEpoch, highest+1)
+	if on == "" {
+		return "", nil
+	}
+	return fmt.Sprintf("%s's fence carries epoch %d, above the state's %d (a new or reset coordination store): this %s takes epoch %d",
+		on, highest, o.state.Epoch, o.kind, highest+1), nil
+}
+
+// epoch is the epoch the operation fences and promotes at: fixEpoch's, or
+// for an operation started by a kdr that did not record it, the state's
+// epoch + 1.
+func (o *opRun) epoch() int64 {
+	e := o.state.Epoch + 1
+	if ok, err := o.getData(dataEpoch, &e); !ok || err != nil {
+		return o.state.Epoch + 1
+	}
+	return e
 }

@@ -111,6 +111,9 @@ type Result struct {
 	// DryRun is set when only the plan was made; Steps then lists the
 	// plan as skipped events.
 	DryRun bool `json:"dry_run,omitempty"`
+	// Dropped is set when the first step (a preflight) failed: nothing
+	// was changed and the operation is no longer in progress.
+	Dropped bool `json:"dropped,omitempty"`
 }
 
 // DivergedRecord is one record of the old primary that the standby never

@@ -89,10 +89,19 @@ func (o *opRun) preflightStandby(ctx context.Context) (stepOut, error) {
 		return stepOut{}, fmt.Errorf("the standby %s (%s) is unreachable too: %s", o.to, bootstrapString(o.opts.Topology, o.to), s.Error)
 	}
 	msg := fmt.Sprintf("%s reachable, %d/%d brokers", o.to, s.BrokersUp(), s.BrokersExpected)
+	answer := []string{o.to}
 	if from := o.cl.probe(ctx, o.from); from.Reachable {
 		msg += fmt.Sprintf("; %s answers too (a planned switchover would lose nothing)", o.from)
+		answer = append(answer, o.from)
 	} else {
 		msg += fmt.Sprintf("; %s unreachable", o.from)
+	}
+	note, err := o.fixEpoch(ctx, answer...)
+	if err != nil {
+		return stepOut{}, err
+	}
+	if note != "" {
+		msg += "; " + note
 	}
 	return stepOut{msg: msg}, nil
 }
@@ -129,10 +138,15 @@ func (o *opRun) recordLastReceived(ctx context.Context) (stepOut, error) {
 			}
 		}
 	}
-	lr := &lastReceived{ID: o.id, From: o.from, To: o.to, Epoch: o.state.Epoch + 1, At: time.Now().UTC(), Partitions: parts}
+	lr := &lastReceived{ID: o.id, From: o.from, To: o.to, Epoch: o.epoch(), At: time.Now().UTC(), Partitions: parts}
 	raw, err := json.Marshal(lr)
 	if err != nil {
 		return stepOut{}, err
+	}
+	// What an earlier forced promotion recorded, for an abort to put
+	// back: a failback from it still needs it.
+	if ok, _ := o.getData(dataPreviousLastReceived, new(json.RawMessage)); !ok {
+		o.setData(dataPreviousLastReceived, o.state.LastReceived)
 	}
 	o.res.LastReceived = lr.flat()
 	return stepOut{msg: fmt.Sprintf("recorded %d partitions: %s", len(parts), known),

@@ -169,6 +169,13 @@ func (o *opRun) preflight(ctx context.Context, waitFlow bool) (stepOut, error) {
 		return stepOut{}, err
 	}
 	msgs = append(msgs, fmt.Sprintf("flow %s running (%d workers), lag %d records (%s)", f.Name(), members, lag, age.Round(time.Millisecond)))
+	note, err := o.fixEpoch(ctx, o.from, o.to)
+	if err != nil {
+		return stepOut{}, err
+	}
+	if note != "" {
+		msgs = append(msgs, note)
+	}
 	return stepOut{msg: strings.Join(msgs, "; ")}, nil
 }
 
@@ -183,7 +190,13 @@ const preflightLagWait = 20 * time.Second
 
 // fence makes the old primary refuse client writes at the next epoch.
 func (o *opRun) fence(ctx context.Context) (stepOut, error) {
-	epoch := o.state.Epoch + 1
+	// An operation resumed from a kdr that did not fix its epoch at the
+	// preflight fixes it here, or it would refuse forever at a fence
+	// that is ahead of the state.
+	if _, err := o.fixEpoch(ctx, o.from, o.to); err != nil {
+		return stepOut{}, err
+	}
+	epoch := o.epoch()
 	adm, err := o.cl.admin(o.from)
 	if err != nil {
 		return stepOut{}, err
@@ -245,9 +258,9 @@ func (o *opRun) stepIndex(suffix string) int {
 }
 
 // promoteStep makes to active: unfences it if it was fenced, then the
-// state says Active=to at the next epoch with from fenced.
+// state says Active=to at the operation's epoch with from fenced.
 func (o *opRun) promoteStep(ctx context.Context) (stepOut, error) {
-	epoch := o.state.Epoch + 1
+	epoch := o.epoch()
 	msg := fmt.Sprintf("%s is active at epoch %d", o.to, epoch)
 	if slices.Contains(FencedSet(o.pat, o.state), o.to) {
 		adm, err := o.cl.admin(o.to)
@@ -265,7 +278,7 @@ func (o *opRun) promoteStep(ctx context.Context) (stepOut, error) {
 	return stepOut{msg: msg, apply: func(st *store.State) {
 		if st.Active != o.to {
 			st.Active = o.to
-			st.Epoch++
+			st.Epoch = max(epoch, st.Epoch+1)
 		}
 		st.Fenced = withFenced(FencedSet(o.pat, *st), o.from, o.to)
 	}}, nil
