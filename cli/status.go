@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/kdr-io/kdr/failover"
 	"github.com/kdr-io/kdr/failover/store"
 	"github.com/kdr-io/kdr/status"
 	"github.com/kdr-io/kdr/topology"
@@ -58,7 +59,8 @@ func newCmdStatus(streams IO, g *globalOptions, runF func(*StatusOptions) error)
 		Short: "Show clusters, brokers and flows of a topology",
 		Long: `Show the state of a topology (FILE, or the built-in demo), asked through the Kafka protocol:
 per cluster the brokers up against those expected, the controller, leaders per broker, under-replicated
-and offline partitions; per flow whether its mirror workers run, the lag in records (source high
+and offline partitions; per flow, in the direction the failover state has kdr up run it (reversed
+after a switchover or promotion), whether its mirror workers run, the lag in records (source high
 watermarks minus the workers' committed offsets) and, when kdr up's endpoints.json in the state dir
 lists the workers' metrics, their p99 replication latency. A cluster that does not answer within
 --timeout is shown unreachable.
@@ -106,7 +108,17 @@ func runStatus(ctx context.Context, opts *StatusOptions) error {
 		if e, err := up.ReadEndpoints(up.Layout{Dir: dir}.Endpoints()); err == nil {
 			sopts.WorkerMetrics = e.WorkerMetrics()
 		}
-		sopts.Active = failoverActive(ctx, t, dir, opts.Timeout, opts.IO.Err)
+		st := failoverState(ctx, t, dir, opts.Timeout, opts.IO.Err)
+		sopts.Active = st.Active
+		// The flows kdr up runs under this state, not the topology's
+		// directions: after a switchover the reversed flow is the one
+		// to judge, and the old one is stopped on purpose.
+		sopts.Flows = []topology.FlowSpec{}
+		for _, f := range failover.CurrentFlows(t, st) {
+			if f.Running {
+				sopts.Flows = append(sopts.Flows, f.Spec)
+			}
+		}
 	}
 	tty := isTerminal(opts.IO.Out)
 	for {
@@ -223,22 +235,23 @@ func statusYesNo(b bool) string {
 	return "no"
 }
 
-// failoverActive reads the active cluster from the failover state (file or
-// Consul); "" when there is none yet. An unreachable store is reported on
-// errOut and the topology's default is shown.
-func failoverActive(ctx context.Context, t *topology.Topology, stateDir string, timeout time.Duration, errOut io.Writer) string {
+// failoverState reads the failover state (file or Consul); the zero state
+// (no failover yet) when there is none. An unreachable store is reported on
+// errOut and the zero state stands for it: the topology's default active
+// cluster and flow directions are shown.
+func failoverState(ctx context.Context, t *topology.Topology, stateDir string, timeout time.Duration, errOut io.Writer) store.State {
 	st, err := store.Open(t, stateDir)
 	if err != nil {
 		fmt.Fprintf(errOut, "warning: failover state: %v\n", err)
-		return ""
+		return store.State{}
 	}
 	defer st.Close()
 	cctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	v, err := st.Get(cctx)
 	if err != nil {
-		fmt.Fprintf(errOut, "warning: failover state unreadable, showing the topology's default active cluster: %v\n", err)
-		return ""
+		fmt.Fprintf(errOut, "warning: failover state unreadable, showing the topology's default active cluster and flows: %v\n", err)
+		return store.State{}
 	}
-	return v.State.Active
+	return v.State
 }

@@ -34,6 +34,11 @@ type Options struct {
 	// Active is the active cluster as the failover state records it; ""
 	// means the topology's default (the first active-passive primary).
 	Active string
+	// Flows are the flows to report on: those that run now, which after a
+	// failover is not the direction the topology names (kdr status passes
+	// the running ones of failover.CurrentFlows, the flows kdr up runs).
+	// Nil means t.Flows().
+	Flows []topology.FlowSpec
 }
 
 func (o Options) timeout() time.Duration {
@@ -88,7 +93,10 @@ func Gather(ctx context.Context, t *topology.Topology, opts Options) *Report {
 		}
 	}()
 
-	specs := t.Flows()
+	specs := opts.Flows
+	if specs == nil {
+		specs = t.Flows()
+	}
 	r.Flows = make([]Flow, len(specs))
 	for i, spec := range specs {
 		wg.Add(1)

@@ -61,16 +61,6 @@ func (v *failoverView) get() (store.State, bool) {
 	return v.state, v.known
 }
 
-// wantedSpec is the direction a dynamic slot should run under state st,
-// or false when none should run.
-func (r *runner) wantedSpec(st store.State) (topology.FlowSpec, bool) {
-	active := failover.ActiveOf(r.pattern, st)
-	if op := st.Operation; op != nil && op.Kind == failover.KindFailback && op.Step == failover.StepResync {
-		return topology.FlowSpec{}, false
-	}
-	return r.pattern.FlowSpec(active), true
-}
-
 // initialState reads the state once at start (bounded), so that the
 // first workers already run in the right direction.
 func (r *runner) initialState(ctx context.Context) {
@@ -236,7 +226,7 @@ func (r *runner) reconcile(ctx context.Context, st store.State) {
 		if !s.dynamic {
 			continue
 		}
-		want, ok := r.wantedSpec(st)
+		want, ok := failover.PatternFlow(r.pattern, st)
 		same := ok && s.running && want.Flow.SourceAlias == s.spec.Flow.SourceAlias
 		if same || (!ok && !s.running) {
 			continue

@@ -214,15 +214,8 @@ func (r *runner) plan() error {
 	}
 	r.endpoints = e
 	st, _ := r.view.get()
-	for fi, spec := range r.topo.Flows() {
-		slot := &flowSlot{fi: fi, spec: spec, running: true}
-		if r.hasPattern && spec.Pattern == r.pattern.Index {
-			slot.dynamic = true
-			slot.spec, slot.running = r.wantedSpec(st)
-			if !slot.running {
-				slot.spec = spec
-			}
-		}
+	for fi, cf := range failover.CurrentFlows(r.topo, st) {
+		slot := &flowSlot{fi: fi, spec: cf.Spec, running: cf.Running, dynamic: cf.Follows}
 		e.Flows = append(e.Flows, FlowEndpoints{Name: slot.spec.Name(), Source: slot.spec.Flow.SourceAlias,
 			Target: slot.spec.Flow.TargetAlias, Group: slot.spec.Flow.Group()})
 		if slot.running {
