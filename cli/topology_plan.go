@@ -67,8 +67,9 @@ func newCmdTopologyPlanWith(streams IO, _ *globalOptions, runF func(*TopologyPla
 		Long: `Compare the clusters with the topology file and print what "kdr topology apply" would change:
 remote topics to create (with the source's partitions, replication factor and synced configs), remote
 topics to grow, configs to set, and the mirror's internal topics (heartbeats, offset syncs, checkpoints),
-exactly as the flows' workers would make them. Flows whose workers are not running are listed with "!"
-(apply does not start them). Nothing is changed.
+exactly as the flows' workers would make them. Flows that are stopped as kdr status says (no workers in
+their group on the source although it has a topic they mirror) are listed with "!" (apply does not start
+them); an idle flow, one with nothing to mirror yet, is not. Nothing is changed.
 
   + create topic CLUSTER/TOPIC (...)     ~ grow or configure     ! information
 

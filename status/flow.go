@@ -40,14 +40,13 @@ func gatherFlow(ctx context.Context, spec topology.FlowSpec, src *probed, opts O
 		out.Error = err.Error()
 		return out
 	}
-	switch {
-	case out.Workers > 0:
-		out.State = FlowRunning
-	case len(topics) == 0:
-		out.State = FlowIdle
-	default:
-		out.State = FlowStopped
+	names := make([]string, 0, len(src.meta.Topics))
+	for _, t := range src.meta.Topics {
+		if t.Topic != nil {
+			names = append(names, *t.Topic)
+		}
 	}
+	out.State = topology.FlowWorkersState(f, out.Workers, names)
 	out.Healthy = out.State != FlowStopped
 
 	lag, err := FlowLag(ctx, adm, f.Group(), topics)

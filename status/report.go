@@ -1,5 +1,7 @@
 package status
 
+import "github.com/kdr-io/kdr/topology"
+
 // Report is the state of one topology. Its JSON form is kdr status
 // --output json, a scripting interface: keys are only ever added.
 type Report struct {
@@ -55,13 +57,12 @@ type Broker struct {
 	Leaders int    `json:"leaders"` // partitions it leads
 }
 
-// Flow states.
+// Flow states: the workers' as topology.FlowWorkersState judges them, or
+// unknown.
 const (
-	FlowRunning = "running" // the workers' group on the source has members
-	FlowStopped = "stopped" // it has none
-	// FlowIdle: no members, but the source has no topic the flow mirrors
-	// (workers join their group only once there is one). Healthy.
-	FlowIdle    = "idle"
+	FlowRunning = topology.FlowRunning
+	FlowStopped = topology.FlowStopped
+	FlowIdle    = topology.FlowIdle
 	FlowUnknown = "unknown" // the source cluster did not answer
 )
 

@@ -23,7 +23,7 @@ const (
 	ActionCreate    Action = "create"     // create a topic
 	ActionGrow      Action = "grow"       // add partitions to a topic
 	ActionConfigure Action = "configure"  // set topic configs
-	ActionStartFlow Action = "start-flow" // a flow has no running workers
+	ActionStartFlow Action = "start-flow" // a flow is stopped (FlowWorkersState)
 	ActionNone      Action = "none"       // a topic already as wanted (PlanOptions.IncludeUnchanged)
 )
 
@@ -99,7 +99,7 @@ func (r *PlanResult) HasChanges() bool {
 // Plan compares the clusters with t and returns what ApplyPlan would change
 // so that every flow's remote and internal topics exist, as the flows'
 // workers would create them (see mirror.Flow.RemoteTopicSpec and
-// InternalTopics), and which flows have no running workers. It reads the
+// InternalTopics), and which flows are stopped (FlowWorkersState). It reads the
 // clusters and changes nothing. Topics that the plan itself creates are
 // mirrored onward by later flows (east.orders created on west appears as
 // west.east.orders on a cluster west mirrors to), as the workers would.
@@ -370,8 +370,11 @@ func (p *planner) unchanged() {
 	}
 }
 
-// workers adds a start-flow change if the flow's workers group has no
-// members on the source.
+// workers adds a start-flow change if the flow is stopped as kdr status
+// judges it (FlowWorkersState): its workers group has no members on the
+// source although the source has a topic the flow mirrors. An empty group
+// with nothing to mirror is idle workers as much as absent ones, and is
+// not flagged.
 func (p *planner) workers(ctx context.Context, f mirror.Flow) error {
 	c, err := p.conns.get(ctx, f.SourceAlias)
 	if err != nil {
@@ -384,7 +387,19 @@ func (p *planner) workers(ctx context.Context, f mirror.Flow) error {
 	}); err != nil {
 		return err
 	}
-	if g, ok := groups[f.Group()]; ok && g.Err == nil && len(g.Members) > 0 {
+	members := 0
+	if g, ok := groups[f.Group()]; ok && g.Err == nil {
+		members = len(g.Members)
+	}
+	// The topics as they are: those the plan would create do not exist
+	// for the workers yet.
+	var topics []string
+	for name, ts := range p.states[f.SourceAlias].topics {
+		if ts.err == nil && !ts.planned {
+			topics = append(topics, name)
+		}
+	}
+	if FlowWorkersState(f, members, topics) != FlowStopped {
 		return nil
 	}
 	p.add(Change{Action: ActionStartFlow, Cluster: f.SourceAlias, Flow: f.Name(), Detail: Detail{Group: f.Group()}})

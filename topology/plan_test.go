@@ -421,6 +421,44 @@ func TestTopologyPlanMatchesMirror(t *testing.T) {
 	})
 }
 
+// A flow whose source has nothing to mirror is idle, as kdr status calls
+// it: its workers, running or not, are in no group, and the plan does not
+// ask to start them. Once the source has a topic, an empty group is a
+// stopped flow.
+func TestTopologyPlanIdleFlowIsNotStopped(t *testing.T) {
+	east, west := startPlanCluster(t), startPlanCluster(t)
+	topo := twoClusters(east, west, "prefix")
+	topo.Mirror.CheckpointInterval = 100 * time.Millisecond // the checkpointer creates its topic at its first cycle
+	samePlan(t, "plan of an idle flow", mustPlan(t, topo), syncsOnEast, heartbeatsOnWest, checkpointsOnWest)
+
+	w, err := mirror.New(topo.Flows()[0].Flow, mirror.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = w.Run(ctx) })
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	kdrtest.Eventually(t, 30*time.Second, func() (bool, string) {
+		r, err := Plan(testCtx(t), topo, PlanOptions{})
+		if err != nil {
+			return false, err.Error()
+		}
+		// The worker creates its internal topics, but for the
+		// checkpoints one, which the checkpointer (the member owning the
+		// first partition) creates, and an idle worker is no member.
+		got := summarize(r)
+		return len(got) == 1 && got[0] == checkpointsOnWest, fmt.Sprintf("plan with an idle worker running: %v", got)
+	})
+
+	cancel()
+	wg.Wait()
+	east.create("orders", 2, nil)
+	samePlan(t, "plan of a stopped flow", mustPlan(t, topo),
+		checkpointsOnWest, planned{action: ActionCreate, cluster: "west", topic: "east.orders", partitions: 2, replicationFactor: 1},
+		startEastWest)
+}
+
 func TestTopologyPlanUnreachable(t *testing.T) {
 	east := startPlanCluster(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
