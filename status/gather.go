@@ -70,7 +70,14 @@ func Gather(ctx context.Context, t *topology.Topology, opts Options) *Report {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			cl, err := NewClient(c, append([]kgo.Opt{kgo.DialTimeout(opts.timeout())}, opts.ClientOpts...)...)
+			// Few retries, as the failover orchestrator's clients: with
+			// several bootstrap servers kgo moves to the next after a
+			// refused dial and by default keeps at it for 20 tries, so a
+			// stopped cluster used up the whole timeout and read as "no
+			// answer: context deadline exceeded". Three try every broker
+			// of a three-broker cluster and end, within about 2 s, with
+			// the dial error ("connect: connection refused").
+			cl, err := NewClient(c, append([]kgo.Opt{kgo.DialTimeout(opts.timeout()), kgo.RequestRetries(3)}, opts.ClientOpts...)...)
 			if err != nil {
 				r.Clusters[i] = unreachable(c, err)
 				return

@@ -83,3 +83,22 @@ func TestStatusGatherLagLatencyAndDeadCluster(t *testing.T) {
 		t.Fatalf("flow from the dead cluster %+v", d)
 	}
 }
+
+// TestStatusRefusedClusterSaysWhy: a cluster whose brokers all refuse
+// connections (the demo stopped) is reported with the dial error, well
+// before the timeout.
+func TestStatusRefusedClusterSaysWhy(t *testing.T) {
+	refused := []string{kdrtest.FreeAddr(t), kdrtest.FreeAddr(t), kdrtest.FreeAddr(t)}
+	topo := &topology.Topology{Metadata: topology.Metadata{Name: "t"},
+		Clusters: []topology.Cluster{{Name: "gone", Bootstrap: refused}}}
+	start := time.Now()
+	r := Gather(context.Background(), topo, Options{Timeout: 5 * time.Second})
+	took := time.Since(start)
+	c := r.Clusters[0]
+	if c.Reachable || c.Healthy || !strings.Contains(c.Error, ": connect: connection refused") {
+		t.Fatalf("cluster %+v, want unreachable with the dial error", c)
+	}
+	if took > 3*time.Second {
+		t.Fatalf("Gather took %s for a refused cluster (timeout 5s)", took)
+	}
+}
