@@ -65,8 +65,9 @@ watermarks minus the workers' committed offsets) and, when kdr up's endpoints.js
 lists the workers' metrics, their p99 replication latency. A cluster that does not answer within
 --timeout is shown unreachable.
 
-Healthy means: every cluster reachable with all its expected brokers and no offline partitions, and
-every flow running. Exit status: 0 healthy, 1 not healthy (or an error), 2 bad usage; with --watch,
+Healthy means: every cluster reachable with all its expected brokers, a controller and no offline
+partitions, and every flow running or idle (no workers in its group, and no topic on its source to
+mirror yet: workers join their group only once there is one). Exit status: 0 healthy, 1 not healthy (or an error), 2 bad usage; with --watch,
 that of the last refresh. --output json is a stable interface for scripts (snake_case keys).`,
 		Example: `  kdr status
   kdr status estate.yaml --output json | jq .flows

@@ -93,3 +93,18 @@ replication:
 		}
 	}
 }
+
+// TestStatusHelpSaysWhatHealthyMeans: --help defines healthy as the code
+// judges it (status.Report.Healthy) and docs/up.md says it: an idle flow
+// is healthy, and a cluster needs a controller.
+func TestStatusHelpSaysWhatHealthyMeans(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if code := Execute([]string{"status", "--help"}, nil, &out, &errOut); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	help := strings.Join(strings.Fields(out.String()), " ")
+	want := "Healthy means: every cluster reachable with all its expected brokers, a controller and no offline partitions, and every flow running or idle"
+	if !strings.Contains(help, want) {
+		t.Fatalf("kdr status --help lacks %q:\n%s", want, out.String())
+	}
+}

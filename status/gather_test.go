@@ -102,3 +102,22 @@ func TestStatusRefusedClusterSaysWhy(t *testing.T) {
 		t.Fatalf("Gather took %s for a refused cluster (timeout 5s)", took)
 	}
 }
+
+// TestStatusIdleFlowIsHealthy: a flow with no workers in its group and no
+// topic on its source to mirror is idle, and the report healthy.
+func TestStatusIdleFlowIsHealthy(t *testing.T) {
+	src, tgt := kdrtest.StartBroker(t), kdrtest.StartBroker(t)
+	topo := &topology.Topology{Metadata: topology.Metadata{Name: "t"},
+		Clusters: []topology.Cluster{
+			{Name: "a", Bootstrap: []string{src.ListenAddr()}},
+			{Name: "b", Bootstrap: []string{tgt.ListenAddr()}},
+		},
+		Replication: []topology.Pattern{{Type: topology.ActivePassive, Primary: "a", Standby: "b"}}}
+	r := Gather(context.Background(), topo, Options{Timeout: 5 * time.Second})
+	if !r.Healthy || len(r.Flows) != 1 {
+		t.Fatalf("report %+v", r)
+	}
+	if f := r.Flows[0]; f.Name != "a->b" || f.State != FlowIdle || f.Workers != 0 || f.LagRecords != 0 || !f.Healthy || f.Error != "" {
+		t.Fatalf("flow %+v, want idle and healthy", f)
+	}
+}
