@@ -63,7 +63,8 @@ type Flow struct {
 	// Groups and GroupsExclude select the source consumer groups whose
 	// offsets are checkpointed (MM2 groups, groups.exclude). Defaults:
 	// naming.DefaultGroupsInclude, naming.DefaultGroupsExclude. The flow's
-	// own WorkersGroup is always excluded.
+	// own WorkersGroup and every kdr-mirror-.* group (flows' default
+	// workers groups) are always excluded.
 	Groups, GroupsExclude string
 
 	// Naming is NamingPrefix (default) or NamingIdentity
@@ -251,11 +252,18 @@ func (f Flow) Group() string {
 	return "kdr-mirror-" + f.SourceAlias + "-" + f.TargetAlias
 }
 
-// GroupFilter selects the groups to checkpoint: Groups minus GroupsExclude
-// minus the flow's own WorkersGroup. Call Validate first.
+// workersGroups matches the default workers group of every flow
+// (Flow.Group): another flow's workers, which commit to the same cluster
+// when flows share a source, are not consumers to fail over, and their
+// positions translated onto a target mean nothing there.
+const workersGroups = `^kdr-mirror-.*$`
+
+// GroupFilter selects the groups to checkpoint: Groups minus GroupsExclude,
+// minus the flow's own WorkersGroup and every group named as kdr names flows'
+// workers groups (kdr-mirror-<source>-<target>). Call Validate first.
 func (f Flow) GroupFilter() naming.Filter {
 	filter, _ := naming.NewFilter(f.Groups, f.GroupsExclude)
-	filter.Exclude = append(filter.Exclude, regexp.MustCompile("^"+regexp.QuoteMeta(f.Group())+"$"))
+	filter.Exclude = append(filter.Exclude, regexp.MustCompile("^"+regexp.QuoteMeta(f.Group())+"$"), regexp.MustCompile(workersGroups))
 	return filter
 }
 

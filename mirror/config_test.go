@@ -111,3 +111,27 @@ func TestMirrorBatchSizeMatchesBroker(t *testing.T) {
 		t.Errorf("record of batch size %d: %v, want MESSAGE_TOO_LARGE", batchSize(over), err)
 	}
 }
+
+// TestMirrorGroupFilterSkipsWorkersGroups: the groups a flow translates are
+// its Groups less GroupsExclude, its own workers group and every flow's
+// default workers group (two flows from one source each translated the
+// other's workers onto their targets).
+func TestMirrorGroupFilterSkipsWorkersGroups(t *testing.T) {
+	f := DefaultFlow()
+	f.SourceAlias, f.TargetAlias, f.WorkersGroup = "east", "west", "copiers"
+	filter := f.GroupFilter()
+	for group, want := range map[string]bool{
+		"billing":                   true,
+		"copiers":                   false, // its own, named by --group
+		"kdr-mirror-east-west":      false, // its default name
+		"kdr-mirror-east-south":     false, // another flow's
+		"kdr-mirror-eastid-westid":  false,
+		"my-kdr-mirror-east-west":   true, // anchored
+		"console-consumer-1":        false,
+		"connect-mirror-east-south": false,
+	} {
+		if got := filter.Match(group); got != want {
+			t.Errorf("GroupFilter().Match(%q) = %v, want %v", group, got, want)
+		}
+	}
+}
