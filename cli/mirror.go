@@ -72,7 +72,7 @@ func mirrorSettings() []mirrorSetting {
 		mStr("topics", "comma-separated regexes of topics to mirror (MM2 topics)", func(f *mirror.Flow) *string { return &f.Topics }),
 		mStr("topics-exclude", "comma-separated regexes of topics not to mirror (MM2 topics.exclude)", func(f *mirror.Flow) *string { return &f.TopicsExclude }),
 		mStr("groups", "comma-separated regexes of consumer groups to translate (MM2 groups)", func(f *mirror.Flow) *string { return &f.Groups }),
-		mStr("groups-exclude", "comma-separated regexes of groups not to translate (MM2 groups.exclude)", func(f *mirror.Flow) *string { return &f.GroupsExclude }),
+		mStr("groups-exclude", "comma-separated regexes of groups not to translate (MM2 groups.exclude); the workers groups of kdr flows (kdr-mirror-.*) are never translated", func(f *mirror.Flow) *string { return &f.GroupsExclude }),
 		mStr("naming", "remote topic names: prefix (east.orders) or identity (orders)", func(f *mirror.Flow) *string { return &f.Naming }),
 		mStr("separator", "separator between alias and topic under prefix naming (\"\" means \".\")", func(f *mirror.Flow) *string { return &f.Separator }),
 		mBool("sync-topic-configs", "copy topic configs set on the source to the remote topics (MM2 sync.topic.configs.enabled)", func(f *mirror.Flow) *bool { return &f.SyncTopicConfigs }),

@@ -1,12 +1,14 @@
 package mirror
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/kdr-io/kdr/broker"
 	"github.com/kdr-io/kdr/internal/kdrtest"
@@ -124,5 +126,24 @@ func TestMirrorStopsWhileTargetDown(t *testing.T) {
 			waitDistinct(t, west, "east.orders", 200, 60*time.Second)
 			t.Logf("target holds %d records for 200 produced", west.count("east.orders"))
 		})
+	}
+}
+
+// TestMirrorRefusedSessionTimeout starts a worker whose --session-timeout the
+// source's brokers refuse (below group.min.session.timeout.ms): it never
+// joins its group, and its health says so and names the flag (it copied
+// nothing while its health said ok, the reason only in debug logs).
+func TestMirrorRefusedSessionTimeout(t *testing.T) {
+	east, west := startCluster(t), startCluster(t)
+	east.createTopic("orders", 1)
+	f := testFlow(east, west, "east", "west")
+	f.SessionTimeout = 4 * time.Second
+	w := startWorker(t, f)
+	kdrtest.Eventually(t, 30*time.Second, func() (bool, string) {
+		err := w.Health()
+		return errors.Is(err, kerr.InvalidSessionTimeout) && strings.Contains(err.Error(), "--session-timeout 4s"), fmt.Sprintf("health: %v", err)
+	})
+	if e := w.Status().Errors[KindSource]; !strings.Contains(e.Last, "group.min.session.timeout.ms") {
+		t.Errorf("last source error %q does not name the brokers' bound", e.Last)
 	}
 }

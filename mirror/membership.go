@@ -3,6 +3,7 @@ package mirror
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -98,4 +99,35 @@ func (w *Worker) confirmMembership(ctx context.Context) {
 		t.Stop()
 		backoff = min(2*backoff, 2*time.Second)
 	}
+}
+
+// groupHook reports why the consumer fell out of the workers' group or could
+// not join it, which franz-go otherwise only retries (a worker that never
+// joined copied nothing while its health said ok).
+type groupHook struct{ w *Worker }
+
+func (h groupHook) OnGroupManageError(err error) {
+	if errors.Is(err, context.Canceled) {
+		return // stopping
+	}
+	err = h.w.explainGroupErr(err)
+	h.w.noteErr(KindSource, err)
+	h.w.mu.Lock()
+	h.w.groupErr.note(time.Now(), err)
+	h.w.mu.Unlock()
+}
+
+// explainGroupErr names the setting behind a group error a worker's own
+// configuration causes.
+func (w *Worker) explainGroupErr(err error) error {
+	group := w.flow.Group()
+	switch {
+	case errors.Is(err, kerr.InvalidSessionTimeout):
+		return fmt.Errorf("joining group %s: the source's brokers refuse --session-timeout %v: it must lie within their group.min.session.timeout.ms and group.max.session.timeout.ms (Kafka's defaults: 6s and 30m): %w", group, w.flow.SessionTimeout, err)
+	case errors.Is(err, kerr.FencedInstanceID):
+		return fmt.Errorf("group %s: another worker joined with --instance-id %q: give each worker its own: %w", group, w.flow.InstanceID, err)
+	case errors.Is(err, kerr.GroupAuthorizationFailed):
+		return fmt.Errorf("group %s: the source refuses this principal the group (the workers need READ on it): %w", group, err)
+	}
+	return fmt.Errorf("group %s: %w", group, err)
 }

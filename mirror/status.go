@@ -152,6 +152,10 @@ var errNotRunning = errors.New("mirror: worker not running")
 // request timeout by the time the first failure is known.
 const fetchFailingHealth = 5 * time.Second
 
+// groupErrHealth is how long the worker may be out of its group (a
+// rebalance's rejoin takes less) before Health reports it.
+const groupErrHealth = 5 * time.Second
+
 // Health is nil while the worker runs, its last topic refresh worked and
 // neither its fetches from the source nor those of any partition it owns
 // have been failing for fetchFailingHealth; otherwise it says why not. It
@@ -167,6 +171,9 @@ func (w *Worker) Health() error {
 		return errNotRunning
 	case w.refreshErr != nil:
 		return w.refreshErr
+	case w.groupErr.lasted(time.Now(), groupErrHealth):
+		return fmt.Errorf("not a member of the workers' group for %v, so copying nothing: %w",
+			time.Since(w.groupErr.since).Round(time.Second), w.groupErr.err)
 	case w.fetchFails.lasted(time.Now(), fetchFailingHealth):
 		return fmt.Errorf("fetches from the source have failed for %v (is the source up, and reachable from this worker?): %w",
 			time.Since(w.fetchFails.since).Round(time.Second), w.fetchFails.err)
@@ -204,6 +211,7 @@ func (w *Worker) fetchFailingParts(now time.Time) (int, *partState) {
 // per assignment makes the first copy after a move emit a sync.
 func (w *Worker) onAssigned(_ context.Context, _ *kgo.Client, assigned map[string][]int32) {
 	w.mu.Lock()
+	w.groupErr = failing{}
 	for t, parts := range assigned {
 		for _, p := range parts {
 			key := topicPartition{t, p}

@@ -121,14 +121,17 @@ type Worker struct {
 	lastLog      map[string]time.Time
 	running      bool
 	refreshErr   error // of the last topic refresh
-	refreshes    int64
-	flushSince   time.Time // when the cycle in flight began waiting for the target; zero when none
-	heartbeats   int64
-	syncs        int64
-	syncReady    bool // the offset-syncs topic exists
-	hbReady      bool // the heartbeats topic exists
-	cp           checkpointState
-	acl          ACLStatus
+	// groupErr is why the worker's consumer last fell out of its group (or
+	// could not join it), until a join works (onAssigned): groupHook.
+	groupErr   failing
+	refreshes  int64
+	flushSince time.Time // when the cycle in flight began waiting for the target; zero when none
+	heartbeats int64
+	syncs      int64
+	syncReady  bool // the offset-syncs topic exists
+	hbReady    bool // the heartbeats topic exists
+	cp         checkpointState
+	acl        ACLStatus
 
 	// Under mu too: fetchFails are the fetches from the source, of any
 	// partition, that failed since the last one that worked.
@@ -222,6 +225,11 @@ func (w *Worker) newClients(extra []kgo.Opt) error {
 		kgo.BlockRebalanceOnPoll(),
 		kgo.DisableAutoCommit(),
 		kgo.SessionTimeout(f.SessionTimeout),
+		// franz-go's 3 s, or a third of a shorter session, as Kafka
+		// advises: franz-go refuses a session shorter than its heartbeat
+		// interval with an error naming an interval no flag sets.
+		kgo.HeartbeatInterval(min(3*time.Second, f.SessionTimeout/3)),
+		kgo.WithHooks(groupHook{w}),
 		kgo.RebalanceTimeout(2*f.DeliveryTimeout+30*time.Second),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		// Kafka's fetch.max.wait.ms (franz-go waits 5 s): a partition
