@@ -70,7 +70,11 @@ last copied record and the average replication latency of the topic; then the wo
 
 // mirrorStatus is the result of `kdr mirror status`.
 type mirrorStatus struct {
-	URL      string           `json:"url"`
+	URL string `json:"url"`
+	// Healthy and Health are the worker's /healthz: "ok", or why not
+	// (Health is empty and Healthy false when /healthz did not answer).
+	Healthy  bool             `json:"healthy"`
+	Health   string           `json:"health"`
 	Assigned map[string]int64 `json:"assigned_partitions"` // by flow
 	// NotFetched counts, by flow, the owned partitions whose fetches have
 	// failed for 5 s or more (a source broker down while others serve).
@@ -130,7 +134,32 @@ func runMirrorStatus(ctx context.Context, opts *MirrorStatusOptions) error {
 		return fmt.Errorf("reading %s: %w", opts.URL, err)
 	}
 	st := tabulateMirror(opts.URL, samples)
-	return printResult(opts.IO.Out, opts.Output, st, printMirrorStatus)
+	if len(st.Assigned) == 0 && len(st.Partitions) == 0 {
+		return fmt.Errorf("%s has no kdr_mirror_ metrics: it is not a kdr mirror worker's (`kdr mirror run` prints its metrics URL)", opts.URL)
+	}
+	st.Healthy, st.Health = workerHealth(ctx, strings.TrimSuffix(opts.URL, "/metrics")+"/healthz")
+	if err := printResult(opts.IO.Out, opts.Output, st, printMirrorStatus); err != nil {
+		return err
+	}
+	if !st.Healthy {
+		return exitCodeError{code: exitError, msg: "the mirror worker is not healthy"}
+	}
+	return nil
+}
+
+// workerHealth reads a worker's /healthz: 200 with "ok", or 503 with why.
+func workerHealth(ctx context.Context, url string) (bool, string) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return false, ""
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return false, ""
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	return resp.StatusCode == http.StatusOK, strings.TrimSpace(string(body))
 }
 
 // tabulateMirror groups the kdr_mirror_* samples by flow, topic and
@@ -266,6 +295,14 @@ func printMirrorStatus(w io.Writer, st mirrorStatus) error {
 		if len(cps) > 0 {
 			fmt.Fprintf(w, "%s: checkpoint age by group: %s\n", flow, strings.Join(cps, " "))
 		}
+	}
+	switch {
+	case st.Healthy:
+		fmt.Fprintln(w, "health: ok")
+	case st.Health == "":
+		fmt.Fprintln(w, "health: unknown (the worker's /healthz did not answer)")
+	default:
+		fmt.Fprintf(w, "health: NOT OK: %s\n", st.Health)
 	}
 	return nil
 }

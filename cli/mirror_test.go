@@ -123,7 +123,19 @@ kdr_mirror_checkpoint_age_seconds{flow="east->west",group="billing"} 2.5
 kdr_mirror_checkpoint_age_seconds{flow="east->west",group="new"} -1
 kdr_mirror_records_total{flow="odd \"quoted\"\\flow",partition="0",topic="t"} 1
 `
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, text) }))
+	health := "ok"
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.URL.Path == "/healthz" && health != "ok":
+			http.Error(w, health, http.StatusServiceUnavailable)
+		case r.URL.Path == "/healthz":
+			io.WriteString(w, health)
+		case r.URL.Path == "/broker/metrics":
+			io.WriteString(w, "kdr_broker_up 1\n")
+		default:
+			io.WriteString(w, text)
+		}
+	}))
 	defer srv.Close()
 	var out, errOut bytes.Buffer
 	if code := Execute([]string{"mirror", "status", "--metrics", srv.URL + "/metrics"}, nil, &out, &errOut); code != exitOK {
@@ -137,6 +149,7 @@ kdr_mirror_records_total{flow="odd \"quoted\"\\flow",partition="0",topic="t"} 1
 		"east->west: 1 partitions assigned; errors: target=2",
 		"west->east: 2 partitions assigned, 1 not fetched for 5s or more (see the worker's /healthz); errors: none",
 		"east->west: checkpoint age by group: billing=2.5s new=-",
+		"health: ok",
 	} {
 		if !strings.Contains(squash(out.String()), want) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
@@ -156,6 +169,22 @@ kdr_mirror_records_total{flow="odd \"quoted\"\\flow",partition="0",topic="t"} 1
 	}
 	if len(st.Partitions) != 3 || st.Partitions[0].Records != 30 || *st.Partitions[0].LagRecords != 5 || st.Assigned["east->west"] != 1 {
 		t.Errorf("json status %+v", st)
+	}
+	if !st.Healthy || st.Health != "ok" {
+		t.Errorf("json health %v %q", st.Healthy, st.Health)
+	}
+	// An unhealthy worker: the reason is shown, and the exit code says so.
+	health = "listing target topics: unable to dial: connection refused"
+	out.Reset()
+	if code := Execute([]string{"mirror", "status", "--metrics", srv.URL}, nil, &out, &errOut); code != exitError ||
+		!strings.Contains(out.String(), "health: NOT OK: "+health) {
+		t.Errorf("unhealthy worker: exit %d, output:\n%s", code, out.String())
+	}
+	// Metrics that are not a worker's are refused, not shown as an idle worker.
+	errOut.Reset()
+	if code := Execute([]string{"mirror", "status", "--metrics", srv.URL + "/broker/metrics"}, nil, &out, &errOut); code != exitError ||
+		!strings.Contains(errOut.String(), "not a kdr mirror worker's") {
+		t.Errorf("broker metrics: exit %d, %s", code, errOut.String())
 	}
 	if code := Execute([]string{"mirror", "status", "--metrics", "127.0.0.1:1", "--timeout", "2s"}, nil, &out, &errOut); code != exitError ||
 		!strings.Contains(errOut.String(), "is `kdr mirror run` running there?") {
