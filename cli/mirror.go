@@ -80,7 +80,7 @@ func mirrorSettings() []mirrorSetting {
 		mBool("sync-topic-acls", "copy ALLOW ACLs of mirrored topics to the remote topics, as read-only grants (MM2 sync.topic.acls.enabled)", func(f *mirror.Flow) *bool { return &f.SyncTopicACLs }),
 		mStr("configs-exclude", "comma-separated regexes of topic configs never synced (MM2 config.properties.exclude)", func(f *mirror.Flow) *string { return &f.ConfigsExclude }),
 		mDur("refresh-interval", "how often topics and partitions are checked (MM2 refresh.topics.interval.seconds)", func(f *mirror.Flow) *time.Duration { return &f.RefreshInterval }),
-		mInt16("replication-factor", "replication factor of created remote topics (0: the source's, capped at the target's broker count)", func(f *mirror.Flow) *int16 { return &f.ReplicationFactor }),
+		mInt16("replication-factor", "replication factor of created remote topics (0: the source's, capped at the target's broker count; a value set here is not capped)", func(f *mirror.Flow) *int16 { return &f.ReplicationFactor }),
 		mDur("heartbeat-interval", "how often a heartbeat is written to the target (negative disables)", func(f *mirror.Flow) *time.Duration { return &f.HeartbeatInterval }),
 		mStr("group", "consumer group the flow's workers share (default kdr-mirror-<source>-<target>)", func(f *mirror.Flow) *string { return &f.WorkersGroup }),
 		mStr("instance-id", "static group membership id (group.instance.id): a restarted worker gets its partitions back at once", func(f *mirror.Flow) *string { return &f.InstanceID }),

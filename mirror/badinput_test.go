@@ -147,3 +147,22 @@ func TestMirrorRefusedSessionTimeout(t *testing.T) {
 		t.Errorf("last source error %q does not name the brokers' bound", e.Last)
 	}
 }
+
+// TestMirrorReplicationFactorAboveTargetBrokers asks for remote topics of
+// replication factor 3 on a one-broker target: the refusal is reported as
+// such, naming the setting (it was reported as a config refusal first, then
+// as a bare INVALID_REPLICATION_FACTOR).
+func TestMirrorReplicationFactorAboveTargetBrokers(t *testing.T) {
+	east, west := startCluster(t), startCluster(t)
+	east.createTopic("orders", 1)
+	f := testFlow(east, west, "east", "west")
+	f.ReplicationFactor = 3
+	w := startWorker(t, f)
+	kdrtest.Eventually(t, 30*time.Second, func() (bool, string) {
+		e := w.Status().Errors[KindTopic]
+		return strings.Contains(e.Last, "refuses --replication-factor 3 with 1 broker(s)"), fmt.Sprintf("topic errors %+v", e)
+	})
+	if e := w.Status().Errors[KindConfig]; e.Count != 0 {
+		t.Errorf("config errors %+v: the refusal is not a config's", e)
+	}
+}

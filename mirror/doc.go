@@ -142,8 +142,9 @@
 // Every RefreshInterval (5 s by default, not MM2's 600 s) the worker lists
 // the source's topics, selects them with naming.Rules (MM2's filters,
 // internal topics and cycle detection), and for each: creates the remote
-// topic with the source's partition count and replication factor (or
-// Flow.ReplicationFactor; capped at the target's broker count), grows it
+// topic with the source's partition count and replication factor (capped at
+// the target's broker count; Flow.ReplicationFactor is not, and a target
+// that refuses it is reported), grows it
 // when the source grows, and sets the source topic's explicitly set configs
 // except ConfigsExclude (MM2's list: throttles, min.insync.replicas,
 // message.timestamp.*, unclean.leader.election.enable). A topic deleted (or

@@ -400,7 +400,7 @@ func (w *Worker) checkSyncRetention(ctx context.Context, topics []string) {
 }
 
 // createRemote creates a remote topic with the source's partition count and
-// replication factor (or the override, capped at the target's brokers) and
+// replication factor (capped at the target's brokers; an override is not) and
 // the synced configs. If the target refuses a config, the topic is created
 // without them and the refusal reported.
 func (w *Worker) createRemote(ctx context.Context, name, remote string, sd kadm.TopicDetail, brokers int, cfg map[string]string) bool {
@@ -411,7 +411,7 @@ func (w *Worker) createRemote(ctx context.Context, name, remote string, sd kadm.
 	}
 	parts := int32(len(sd.Partitions))
 	resp, err := createTopic(ctx, w.tgtAdm, parts, rf, configs, remote)
-	if err == nil && resp.Err != nil && len(configs) > 0 && !errors.Is(resp.Err, kerr.TopicAlreadyExists) {
+	if err == nil && resp.Err != nil && len(configs) > 0 && !errors.Is(resp.Err, kerr.TopicAlreadyExists) && !errors.Is(resp.Err, kerr.InvalidReplicationFactor) {
 		w.noteErr(KindConfig, fmt.Errorf("creating %s with configs %v: %w; creating it without them", remote, cfg, kafkaErr(resp.Err, resp.ErrMessage)))
 		resp, err = createTopic(ctx, w.tgtAdm, parts, rf, nil, remote)
 	}
@@ -421,6 +421,10 @@ func (w *Worker) createRemote(ctx context.Context, name, remote string, sd kadm.
 		return false
 	case errors.Is(resp.Err, kerr.TopicAlreadyExists):
 		return true // another worker of the flow made it
+	case errors.Is(resp.Err, kerr.InvalidReplicationFactor) && w.flow.ReplicationFactor > 0:
+		w.noteErr(KindTopic, fmt.Errorf("creating %s: the target refuses --replication-factor %d with %d broker(s) (0 takes the source topic's, capped at the brokers): %w",
+			remote, rf, brokers, kafkaErr(resp.Err, resp.ErrMessage)))
+		return false
 	case resp.Err != nil:
 		w.noteErr(KindTopic, fmt.Errorf("creating %s: %w", remote, kafkaErr(resp.Err, resp.ErrMessage)))
 		return false
