@@ -266,6 +266,9 @@ func (w *Worker) deleteRemotes(ctx context.Context) {
 		default:
 			w.setDeletePending(name, false, true)
 			w.limits.Delete(remote)
+			// A remote topic created again (the source topic comes back)
+			// has a new id, which franz-go adopts only for a purged topic.
+			w.target.PurgeTopicsFromProducing(remote)
 			w.m.deleted.WithLabelValues(w.flow.Name()).Inc()
 			w.log.Info("deleted remote topic: its source topic was deleted", "topic", name, "remote_topic", remote)
 		}
@@ -319,6 +322,21 @@ func (w *Worker) ensureRemotes(ctx context.Context, wanted map[string]kadm.Topic
 			}
 			if !w.createRemote(ctx, name, remote, sd, brokers, srcCfg[name]) {
 				continue
+			}
+			w.mu.Lock()
+			ts := w.topics[name]
+			vanished := ts != nil && ts.ready && !ts.gone && !ts.remoteGone
+			w.mu.Unlock()
+			if vanished {
+				// franz-go never adopts a re-created topic's new id: until
+				// the topic is purged from the producer, every copy to it
+				// fails with UNKNOWN_TOPIC_ID.
+				w.target.PurgeTopicsFromProducing(remote)
+				// Copying goes on from the worker's positions, so the
+				// new remote topic lacks what was copied before, and the
+				// offset syncs written for the old one describe another
+				// log (mirror/offsets: Limits).
+				w.noteErr(KindTopic, fmt.Errorf("remote topic %s was deleted on the target and has been re-created: the records copied before are not in it, and group offsets translated for it point into the deleted log; to copy %s again from the source's log start, stop the flow's workers, run `kdr group reset-offsets %s --topic %s --to-earliest --execute --brokers <source>`, delete %s on the target and start the workers", remote, name, w.flow.Group(), name, remote), "topic", name)
 			}
 		case td.Err != nil:
 			w.noteErr(KindTopic, fmt.Errorf("remote topic %s: %w", remote, td.Err))

@@ -212,16 +212,18 @@ func TestMirrorRecreatedSourceTopic(t *testing.T) {
 	for _, tc := range []struct {
 		name           string
 		forward, early bool // early: a refresh sees the deletion before the new topic exists
+		syncDeletions  bool // the remote topic is deleted too, and created again
 	}{
-		{"forward/deletion seen", true, true},
-		{"forward/new id seen", true, false},
-		{"records/new id seen", false, false},
+		{"forward/deletion seen", true, true, false},
+		{"forward/new id seen", true, false, false},
+		{"records/new id seen", false, false, false},
+		{"forward/deletion synced", true, true, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			east, west := startCluster(t), startCluster(t)
 			east.createTopic("r", 2)
 			f := testFlow(east, west, "east", "west")
-			f.ForwardBatches = tc.forward
+			f.ForwardBatches, f.SyncTopicDeletions = tc.forward, tc.syncDeletions
 			if !tc.early {
 				// The default: the deletion and the creation a few ms
 				// apart fall between two refreshes.
@@ -239,7 +241,7 @@ func TestMirrorRecreatedSourceTopic(t *testing.T) {
 			if tc.early {
 				kdrtest.Eventually(t, 30*time.Second, func() (bool, string) {
 					ts, _ := w.Status().Topic("r")
-					return ts.Gone, fmt.Sprintf("status of r: %+v", ts)
+					return ts.Gone && (!tc.syncDeletions || !west.hasTopic("east.r")), fmt.Sprintf("status of r: %+v; remote topic kept: %v", ts, west.hasTopic("east.r"))
 				})
 			}
 			kdrtest.Eventually(t, 30*time.Second, func() (bool, string) {
@@ -264,9 +266,34 @@ func TestMirrorRecreatedSourceTopic(t *testing.T) {
 				}
 				return fmt.Sprint(got) == "[new-0 new-1 new-2 new-3 new-4]", fmt.Sprintf("new records on the target: %v", got)
 			})
-			if n := west.count("east.r"); n != 105 {
-				t.Errorf("east.r holds %d records, want the old topic's 100 and the new one's 5", n)
+			if n, want := west.count("east.r"), map[bool]int64{false: 105, true: 5}[tc.syncDeletions]; n != want {
+				t.Errorf("east.r holds %d records, want %d (the old topic's 100 unless deleted with it, and the new one's 5)", n, want)
 			}
 		})
 	}
+}
+
+// TestMirrorRemoteTopicDeletedOnTarget deletes a remote topic on the target
+// mid-flow: the worker re-creates it and copies on, and says what was lost
+// and how to copy again (it re-created the topic with an INFO line only,
+// while translated group offsets pointed into the deleted log).
+func TestMirrorRemoteTopicDeletedOnTarget(t *testing.T) {
+	east, west := startCluster(t), startCluster(t)
+	east.createTopic("orders", 1)
+	w := startWorker(t, testFlow(east, west, "east", "west"))
+	east.produce(seqRecords("orders", 1, 0, 10)...)
+	waitCount(t, west, "east.orders", 10, 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := west.adm.DeleteTopics(ctx, "east.orders"); err != nil {
+		t.Fatal(err)
+	}
+	kdrtest.Eventually(t, 30*time.Second, func() (bool, string) {
+		e := w.Status().Errors[KindTopic]
+		return strings.Contains(e.Last, "remote topic east.orders was deleted on the target and has been re-created") &&
+			strings.Contains(e.Last, "kdr group reset-offsets kdr-mirror-east-west --topic orders --to-earliest"), fmt.Sprintf("topic errors %+v", e)
+	})
+	// Copying goes on into the new remote topic.
+	east.produce(seqRecords("orders", 1, 10, 5)...)
+	waitCount(t, west, "east.orders", 5, 30*time.Second)
 }
