@@ -147,9 +147,13 @@
 // that refuses it is reported), grows it
 // when the source grows, and sets the source topic's explicitly set configs
 // except ConfigsExclude (MM2's list: throttles, min.insync.replicas,
-// message.timestamp.*, unclean.leader.election.enable). A topic deleted (or
-// recreated) on the source is purged from consumption and its partitions
-// dropped, counted as kdr_mirror_errors_total{kind="topic_deleted"}.
+// message.timestamp.*, unclean.leader.election.enable). Configs are only set,
+// as MM2 does with incremental alter configs: one removed on the source keeps
+// its last value on the target (the worker cannot tell it from one an
+// operator set there), so revert it on the target by hand. A topic deleted (or
+// re-created) on the source is purged from consumption and its partitions
+// dropped, counted as kdr_mirror_errors_total{kind="topic_deleted"}; a
+// re-created one is then copied from its start.
 //
 // By default the remote topic is left alone: deletions are not mirrored (nor
 // are they by MM2). With SyncTopicDeletions (--sync-topic-deletions) the
@@ -228,7 +232,12 @@
 // worker (see package offsets for the checkpoint metrics).
 //
 // Heartbeats (mm2.Heartbeat) go every HeartbeatInterval to the "heartbeats"
-// topic on the target, created with one compacted partition.
+// topic on the target, created with one compacted partition. As in MM2,
+// heartbeats topics (heartbeats, east.heartbeats, ...) are mirrored whatever
+// the topic filters say, so a cluster's heartbeats show every upstream
+// cluster that reaches it; a cycle of flows is stopped by the naming policy
+// (a prefix naming one of the flow's clusters), so two aliases for one
+// cluster defeat it, as in MM2.
 //
 // # Metrics
 //
