@@ -320,12 +320,16 @@ func (w *Worker) ensureRemotes(ctx context.Context, wanted map[string]kadm.Topic
 					return err
 				}
 			}
-			if !w.createRemote(ctx, name, remote, sd, brokers, srcCfg[name]) {
+			ok, created := w.createRemote(ctx, name, remote, sd, brokers, srcCfg[name])
+			if !ok {
 				continue
 			}
+			// Created now, for a topic whose remote topic existed: it was
+			// deleted on the target. (A listing that merely missed the
+			// topic, from franz-go's cached metadata, gets TOPIC_ALREADY_EXISTS.)
 			w.mu.Lock()
 			ts := w.topics[name]
-			vanished := ts != nil && ts.ready && !ts.gone && !ts.remoteGone
+			vanished := created && ts != nil && ts.ready && !ts.gone && !ts.remoteGone
 			w.mu.Unlock()
 			if vanished {
 				// franz-go never adopts a re-created topic's new id: until
@@ -420,8 +424,9 @@ func (w *Worker) checkSyncRetention(ctx context.Context, topics []string) {
 // createRemote creates a remote topic with the source's partition count and
 // replication factor (capped at the target's brokers; an override is not) and
 // the synced configs. If the target refuses a config, the topic is created
-// without them and the refusal reported.
-func (w *Worker) createRemote(ctx context.Context, name, remote string, sd kadm.TopicDetail, brokers int, cfg map[string]string) bool {
+// without them and the refusal reported. ok is false when the topic is not
+// there; created is true when this call made it.
+func (w *Worker) createRemote(ctx context.Context, name, remote string, sd kadm.TopicDetail, brokers int, cfg map[string]string) (ok, created bool) {
 	rf := remoteRF(w.flow, sd, brokers)
 	configs := map[string]*string{}
 	for k, v := range cfg {
@@ -436,19 +441,19 @@ func (w *Worker) createRemote(ctx context.Context, name, remote string, sd kadm.
 	switch {
 	case err != nil:
 		w.noteErr(KindTarget, fmt.Errorf("creating %s: %w", remote, err))
-		return false
+		return false, false
 	case errors.Is(resp.Err, kerr.TopicAlreadyExists):
-		return true // another worker of the flow made it
+		return true, false // another worker of the flow made it
 	case errors.Is(resp.Err, kerr.InvalidReplicationFactor) && w.flow.ReplicationFactor > 0:
 		w.noteErr(KindTopic, fmt.Errorf("creating %s: the target refuses --replication-factor %d with %d broker(s) (0 takes the source topic's, capped at the brokers): %w",
 			remote, rf, brokers, kafkaErr(resp.Err, resp.ErrMessage)))
-		return false
+		return false, false
 	case resp.Err != nil:
 		w.noteErr(KindTopic, fmt.Errorf("creating %s: %w", remote, kafkaErr(resp.Err, resp.ErrMessage)))
-		return false
+		return false, false
 	}
 	w.log.Info("created remote topic", "topic", name, "remote_topic", remote, "partitions", parts, "replication_factor", rf)
-	return true
+	return true, true
 }
 
 // growRemote raises a remote topic's partition count to the source's.
