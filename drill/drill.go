@@ -129,9 +129,39 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	if opts.ReportDir == "" {
 		opts.ReportDir = filepath.Join(opts.StateDir, "report")
 	}
+	if err := checkFresh(ctx, opts.Topology, opts.StateDir); err != nil {
+		return nil, err
+	}
 	r := &runner{opts: opts, sc: opts.Scenario, topo: up.Normalize(opts.Topology), out: opts.Out, logger: opts.Logger,
 		start: time.Now(), lag: -1, seenSteps: map[string]bool{}, stepSeen: make(chan struct{})}
 	return r.run(ctx)
+}
+
+// checkFresh refuses a state dir, or a failover state, that a previous run
+// left behind. A scenario's steps assume the topology as kdr up starts it
+// fresh (its primary active, no failover yet, empty load topic): on a
+// reused one a switchover finds the standby already active, or the audit
+// meets the last run's records, and the drill fails only after its load
+// has run for a while. The check runs before kdr up starts, so such a run
+// fails at once.
+func checkFresh(ctx context.Context, t *topology.Topology, dir string) error {
+	fix := fmt.Sprintf("a drill needs a fresh state: use another --state-dir (or none, for a new temporary one) or delete %s", dir)
+	if _, err := os.Stat(filepath.Join(dir, up.EndpointsFile)); err == nil {
+		return fmt.Errorf("drill: state dir %s is not fresh: kdr up ran there before (%s); %s", dir, up.EndpointsFile, fix)
+	}
+	st, err := store.Open(up.Normalize(t), dir)
+	if err != nil {
+		return nil // kdr up and the drill's own store.Open report it
+	}
+	defer st.Close()
+	gctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	v, err := st.Get(gctx)
+	if err != nil || v.Version == 0 {
+		return nil // an unreachable store fails the drill's first failover step, with its reason
+	}
+	return fmt.Errorf("drill: the failover state of topology %s is not fresh: %s is active at epoch %d, left by a previous run; %s",
+		t.Metadata.Name, v.State.Active, v.State.Epoch, fix)
 }
 
 func (r *runner) printf(format string, args ...any) {
