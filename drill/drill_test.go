@@ -84,7 +84,7 @@ func TestDrillPlannedSwitchoverUnderLoad(t *testing.T) {
 // nothing more.
 func TestDrillRegionOutagePromoteLosesExactlyTheUnreplicatedSuffix(t *testing.T) {
 	rep := runScenario(t, "../scenarios/region-outage-promote.yaml")
-	if rep.Unreplicated == nil {
+	if !rep.UnreplicatedRead {
 		t.Fatalf("the unreplicated suffix was not read (steps: %+v)", rep.Steps)
 	}
 	var lost []string

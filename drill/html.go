@@ -197,7 +197,7 @@ th{background:#f3f3f3} .num{text-align:right} .bad{color:#d62728} .ok{color:#2ca
 <td class="num">{{.R.Lost}}</td><td class="num">{{.R.Duplicated}}</td><td class="num">{{.R.Reordered}}</td><td class="num">{{.R.Undelivered}}</td>
 <td class="num">{{secs .R.ProducerRTOSeconds}}</td><td class="num">{{secs .R.ConsumerRTOSeconds}}</td><td class="num">{{.R.RPORecords}} records, {{secs .R.RPOSeconds}}</td></tr>
 </table>
-{{with .R.Unreplicated}}<p>Unreplicated suffix of the promoted-away cluster (acknowledged beyond last_received): <b>{{.}}</b> records.</p>{{end}}
+{{if .R.UnreplicatedRead}}<p>Unreplicated suffix of the promoted-away cluster (acknowledged beyond last_received): <b>{{.R.Unreplicated}}</b> records.</p>{{end}}
 <h2>Throughput</h2>{{.Throughput}}
 <h2>Mirror lag</h2>{{.Lag}}
 <h2>Errors</h2>{{.Errors}}

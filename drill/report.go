@@ -48,15 +48,17 @@ type Report struct {
 	RPOSeconds         float64 `json:"rpo_seconds"`
 
 	// Unreplicated are the records the old primary of a promote had
-	// acknowledged beyond Result.LastReceived, read once it came back
-	// (absent when no promote's old primary was restarted).
-	Unreplicated    *int64   `json:"unreplicated_records,omitempty"`
-	UnreplicatedIDs []string `json:"unreplicated_ids,omitempty"`
+	// acknowledged beyond Result.LastReceived, read once it came back.
+	// UnreplicatedRead says whether they were read (a promote's old
+	// primary was restarted); when not, they are 0 and empty.
+	Unreplicated     int64    `json:"unreplicated_records"`
+	UnreplicatedIDs  []string `json:"unreplicated_ids"`
+	UnreplicatedRead bool     `json:"unreplicated_read"`
 
 	LostRecords       []RecordRef `json:"lost_records"`
 	DuplicatedRecords []RecordRef `json:"duplicated_records"`
-	UndeliveredIDs    []string    `json:"undelivered_ids,omitempty"`
-	ReorderExamples   []string    `json:"reorder_examples,omitempty"`
+	UndeliveredIDs    []string    `json:"undelivered_ids"`
+	ReorderExamples   []string    `json:"reorder_examples"`
 	ProducerErrors    []string    `json:"producer_errors,omitempty"`
 
 	Verify    *Verify           `json:"verify,omitempty"`
@@ -65,6 +67,25 @@ type Report struct {
 	Repoints  []RepointReport   `json:"repoints"`
 	Timeline  []Sample          `json:"timeline"`
 	Events    []Event           `json:"events"`
+}
+
+// MarshalJSON writes the report with its documented lists as [] when they
+// are empty, never null, so that a consumer of report.json finds every key
+// with its type whatever the drill's outcome.
+func (rep Report) MarshalJSON() ([]byte, error) {
+	type plain Report // without this method
+	p := plain(rep)
+	for _, l := range []*[]string{&p.UnreplicatedIDs, &p.UndeliveredIDs, &p.ReorderExamples} {
+		if *l == nil {
+			*l = []string{}
+		}
+	}
+	for _, l := range []*[]RecordRef{&p.LostRecords, &p.DuplicatedRecords} {
+		if *l == nil {
+			*l = []RecordRef{}
+		}
+	}
+	return json.Marshal(p)
 }
 
 // RecordRef is one record of the workload in a report table.
@@ -194,7 +215,6 @@ func (r *runner) finish(ctx context.Context, v *Verify, stepFailed bool) *Report
 		p := byID[id]
 		return RecordRef{ID: id, Key: p.Key, Seq: p.Seq, Cluster: p.Cluster, Sent: p.Sent, Delivered: times[id]}
 	}
-	rep.LostRecords, rep.DuplicatedRecords = []RecordRef{}, []RecordRef{}
 	for _, id := range g.LostIDs {
 		rep.LostRecords = append(rep.LostRecords, ref(id))
 	}
@@ -208,8 +228,7 @@ func (r *runner) finish(ctx context.Context, v *Verify, stepFailed bool) *Report
 	rep.RPOSeconds = rpoWindow(produced, g.LostIDs, retained).Seconds()
 	r.mu.Lock()
 	if r.unreplSet {
-		n := int64(len(r.unreplicated))
-		rep.Unreplicated, rep.UnreplicatedIDs = &n, r.unreplicated
+		rep.Unreplicated, rep.UnreplicatedIDs, rep.UnreplicatedRead = int64(len(r.unreplicated)), r.unreplicated, true
 	}
 	rep.Steps, rep.Failovers, rep.Repoints = r.steps, r.failovers, r.repoints
 	r.mu.Unlock()
