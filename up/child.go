@@ -1,7 +1,9 @@
 package up
 
 import (
+	"bufio"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -42,8 +44,11 @@ type child struct {
 	started  bool // run began supervising; until then stop has nothing to wait for
 	proc     *os.Process
 	restarts int
-	done     chan struct{} // closed when the supervision loop returns
-	wake     chan struct{} // closed by stop: ends a backoff wait
+	// logFrom is where the running process's output begins in logPath
+	// (after kdr up's start marker).
+	logFrom int64
+	done    chan struct{} // closed when the supervision loop returns
+	wake    chan struct{} // closed by stop: ends a backoff wait
 }
 
 func newChild(name, bin, logPath string, args func() []string, logger *slog.Logger, onStart func(int)) *child {
@@ -105,6 +110,10 @@ func (c *child) once() (string, error) {
 	}
 	defer logf.Close()
 	fmt.Fprintf(logf, "%s starting %s at %s\n", startMarker, c.name, time.Now().Format(time.RFC3339))
+	from, err := logf.Seek(0, io.SeekEnd)
+	if err != nil {
+		return "", err
+	}
 	cmd := exec.Command(c.bin, c.args()...)
 	if len(c.env) > 0 {
 		cmd.Env = append(os.Environ(), c.env...)
@@ -120,7 +129,7 @@ func (c *child) once() (string, error) {
 		c.mu.Unlock()
 		return "", err
 	}
-	c.proc = cmd.Process
+	c.proc, c.logFrom = cmd.Process, from
 	c.mu.Unlock()
 	c.logger.Debug("child process started", "child", c.name, "pid", cmd.Process.Pid, "args", cmd.Args[1:])
 	if c.onStart != nil {
@@ -166,6 +175,33 @@ func lastLogLine(path string) string {
 		return l
 	}
 	return ""
+}
+
+// logged reports whether the running process has written a line
+// containing text to its log (false while none runs).
+func (c *child) logged(text string) bool {
+	c.mu.Lock()
+	running, from := c.proc != nil, c.logFrom
+	c.mu.Unlock()
+	if !running {
+		return false
+	}
+	f, err := os.Open(c.logPath)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	if _, err := f.Seek(from, io.SeekStart); err != nil {
+		return false
+	}
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	for sc.Scan() {
+		if strings.Contains(sc.Text(), text) {
+			return true
+		}
+	}
+	return false
 }
 
 func (c *child) isStopping() bool {

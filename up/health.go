@@ -2,14 +2,16 @@ package up
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/kdr-io/kdr/status"
 	"github.com/kdr-io/kdr/topology"
@@ -27,12 +29,23 @@ const (
 type health struct {
 	r       *runner
 	clients map[string]*kgo.Client
-	http    *http.Client
-	slow    time.Time // when to say that waiting takes long
+	// brokerClients has, for each local cluster, one client per broker
+	// (broker i+1 at index i), to ask that broker itself.
+	brokerClients map[string][]*kgo.Client
+	http          *http.Client
+	slow          time.Time // when to say that waiting takes long
+
+	mu         sync.Mutex
+	registered map[*child]int // the broker pid last seen registered
 }
 
+// brokerRegistered is what a replicated broker logs once its registration
+// is committed (broker.Broker's "registered with the cluster").
+const brokerRegistered = "registered with the cluster"
+
 func newHealth(r *runner) *health {
-	h := &health{r: r, clients: map[string]*kgo.Client{}, http: &http.Client{Timeout: workerProbeTimeout}}
+	h := &health{r: r, clients: map[string]*kgo.Client{}, brokerClients: map[string][]*kgo.Client{},
+		http: &http.Client{Timeout: workerProbeTimeout}, registered: map[*child]int{}}
 	for _, c := range r.topo.Clusters {
 		cl, err := status.NewClient(c, kgo.ClientID("kdr-up"), kgo.DialTimeout(clusterProbeTimeout))
 		if err != nil {
@@ -40,6 +53,17 @@ func newHealth(r *runner) *health {
 			continue
 		}
 		h.clients[c.Name] = cl
+		if c.Local == nil {
+			continue
+		}
+		for _, addr := range c.BootstrapServers() {
+			bc, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ClientID("kdr-up"), kgo.DialTimeout(clusterProbeTimeout))
+			if err != nil {
+				r.logger.Error("kafka client", "cluster", c.Name, "broker", addr, "err", err)
+				break
+			}
+			h.brokerClients[c.Name] = append(h.brokerClients[c.Name], bc)
+		}
 	}
 	return h
 }
@@ -47,6 +71,11 @@ func newHealth(r *runner) *health {
 func (h *health) close() {
 	for _, cl := range h.clients {
 		cl.Close()
+	}
+	for _, bcs := range h.brokerClients {
+		for _, cl := range bcs {
+			cl.Close()
+		}
 	}
 }
 
@@ -94,7 +123,11 @@ func (h *health) probe(ctx context.Context, workers bool) ([]Row, bool) {
 	r := h.r
 	r.mu.Lock()
 	flows := make([]FlowEndpoints, len(r.endpoints.Flows))
-	copy(flows, r.endpoints.Flows)
+	for i, f := range r.endpoints.Flows {
+		// The workers too: a worker's (re)start writes its pid there.
+		f.Workers = slices.Clone(f.Workers)
+		flows[i] = f
+	}
 	r.mu.Unlock()
 	flowRows := make([]Row, len(flows))
 	flowOK := make([]bool, len(flows))
@@ -133,10 +166,31 @@ func (h *health) cluster(ctx context.Context, c topology.Cluster) (Row, bool) {
 		}
 		return Row{c.Name, fmt.Sprintf("existing cluster, %d brokers  ok", len(s.Brokers))}, true
 	}
+	// A restarted broker serves Metadata from its copy of the last run's
+	// state, where brokers and leaders look healthy, until it registers
+	// again: registering fences it, and its partitions may go offline
+	// until the controller unfences it. So a cluster is healthy once
+	// every broker has registered in this run, as the controller then
+	// sees it: the controller's copy has every committed registration.
+	registered := h.brokersRegistered(c.Name)
+	if s.Reachable && s.ControllerID >= 0 && registered == c.Local.Brokers {
+		if bcs := h.brokerClients[c.Name]; int(s.ControllerID) >= 1 && int(s.ControllerID) <= len(bcs) {
+			req := kmsg.NewPtrMetadataRequest()
+			req.Topics = nil // all topics
+			meta, err := req.RequestWith(pctx, bcs[s.ControllerID-1].SeedBrokers()[0])
+			s = status.ClusterFromMetadata(c, meta, err)
+		} else {
+			s.Healthy = false // a controller kdr up does not know is not this cluster's
+		}
+	} else {
+		s.Healthy = false
+	}
 	text := fmt.Sprintf("brokers %d/%d", s.BrokersUp(), s.BrokersExpected)
 	switch {
 	case !s.Reachable:
 		text += "  starting"
+	case registered < c.Local.Brokers:
+		text += fmt.Sprintf("  registered %d/%d", registered, c.Local.Brokers)
 	case s.ControllerID < 0:
 		text += "  no controller yet"
 	case s.OfflinePartitions > 0:
@@ -148,6 +202,29 @@ func (h *health) cluster(ctx context.Context, c topology.Cluster) (Row, bool) {
 		text += "  ok"
 	}
 	return Row{c.Name, text + h.restarts(h.r.brokers, c.Name)}, s.Healthy
+}
+
+// brokersRegistered counts the cluster's brokers whose running process
+// has registered with the cluster: the Kafka protocol has no broker epoch
+// to tell a registration of this run from the last run's, so kdr up reads
+// the broker's log, which it keeps.
+func (h *health) brokersRegistered(cluster string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := 0
+	for _, b := range h.r.brokers {
+		if b.group != cluster {
+			continue
+		}
+		pid := b.pid()
+		if pid != 0 && h.registered[b] != pid && b.logged(brokerRegistered) {
+			h.registered[b] = pid
+		}
+		if pid != 0 && h.registered[b] == pid {
+			n++
+		}
+	}
+	return n
 }
 
 // restarts says how often the group's children were restarted, if at all.
@@ -207,33 +284,61 @@ func (h *health) workerHealthy(ctx context.Context, metricsURL string) error {
 	return nil
 }
 
-// waitMirrored polls until topic, produced on cluster source, has records
-// on the target of every flow out of source (under the flow's remote
-// name), showing progress. It returns false if ctx ended first.
-func (h *health) waitMirrored(ctx context.Context, source, topic string) bool {
-	type target struct{ flow, cluster, remote string }
-	var targets []target
-	for _, f := range h.r.specsNow() {
-		if f.Flow.SourceAlias == source {
-			targets = append(targets, target{f.Name(), f.Flow.TargetAlias, f.Flow.Policy().RemoteTopic(source, topic)})
-		}
+// waitMirrored waits until an order this run's demo producer wrote to
+// topic on cluster source (its id at least the first id, received from
+// first) is on the target of every flow out of source (under the flow's
+// remote name), showing progress. Records already there, from an earlier
+// run, do not count. It returns false if ctx ended first.
+func (h *health) waitMirrored(ctx context.Context, source, topic string, first <-chan int64) bool {
+	type target struct {
+		flow, remote string
+		cl           *kgo.Client
+		arrived      bool
 	}
-	tick := time.NewTicker(h.r.opts.PollInterval)
-	defer tick.Stop()
+	var targets []*target
+	for _, f := range h.r.specsNow() {
+		if f.Flow.SourceAlias != source {
+			continue
+		}
+		c := h.r.topo.ClusterByName(f.Flow.TargetAlias)
+		remote := f.Flow.Policy().RemoteTopic(source, topic)
+		// From the end: this run's orders are still being written, so
+		// those written before the read starts are followed by more.
+		cl, err := status.NewClient(*c, kgo.ClientID("kdr-up"), kgo.ConsumeTopics(remote),
+			kgo.ConsumeResetOffset(kgo.NewOffset().AtEnd()), kgo.MetadataMinAge(h.r.opts.PollInterval))
+		if err != nil {
+			h.r.logger.Error("kafka client", "cluster", c.Name, "err", err)
+			return false
+		}
+		defer cl.Close()
+		targets = append(targets, &target{flow: f.Name(), remote: remote, cl: cl})
+	}
+	var from int64
+	select {
+	case <-ctx.Done():
+		return false
+	case from = <-first:
+	}
 	for {
 		var rows []Row
 		ok := true
 		for _, t := range targets {
-			n, err := h.records(ctx, t.cluster, t.remote)
-			state := fmt.Sprintf("%s: %d records arrived", t.remote, n)
-			switch {
-			case err != nil:
-				state = fmt.Sprintf("%s: waiting for the first records (%v)", t.remote, err)
-			case n == 0:
-				state = t.remote + ": waiting for the first records"
+			if !t.arrived {
+				pctx, cancel := context.WithTimeout(ctx, h.r.opts.PollInterval)
+				t.cl.PollFetches(pctx).EachRecord(func(r *kgo.Record) {
+					var o demoOrder
+					if json.Unmarshal(r.Value, &o) == nil && o.OrderID >= from {
+						t.arrived = true
+					}
+				})
+				cancel()
+			}
+			state := fmt.Sprintf("%s: waiting for this run's orders (ids from %d)", t.remote, from)
+			if t.arrived {
+				state = fmt.Sprintf("%s: this run's orders arrived", t.remote)
 			}
 			rows = append(rows, Row{Key: t.flow + " data", Text: state})
-			ok = ok && err == nil && n > 0
+			ok = ok && t.arrived
 		}
 		if ctx.Err() != nil {
 			return false
@@ -242,35 +347,5 @@ func (h *health) waitMirrored(ctx context.Context, source, topic string) bool {
 		if ok {
 			return true
 		}
-		select {
-		case <-ctx.Done():
-			return false
-		case <-tick.C:
-		}
 	}
-}
-
-// records is the number of records topic holds on cluster (the sum of its
-// partitions' end offsets).
-func (h *health) records(ctx context.Context, cluster, topic string) (int64, error) {
-	cl := h.clients[cluster]
-	if cl == nil {
-		return 0, fmt.Errorf("no client for cluster %s", cluster)
-	}
-	cctx, cancel := context.WithTimeout(ctx, clusterProbeTimeout)
-	defer cancel()
-	ends, err := kadm.NewClient(cl).ListEndOffsets(cctx, topic)
-	if err != nil {
-		return 0, err
-	}
-	var n int64
-	var perr error
-	ends.Each(func(o kadm.ListedOffset) {
-		if o.Err != nil {
-			perr = o.Err
-			return
-		}
-		n += o.Offset
-	})
-	return n, perr
 }

@@ -24,6 +24,12 @@ const (
 	demoRecordsPerSec   = 20
 	demoErrorLogEvery   = 10 * time.Second
 	demoCreateRetryWait = time.Second
+	// demoLookback is how many of each partition's last records are read
+	// for the highest order id: enough to see past a few records other
+	// clients wrote (the README's quickstart writes two).
+	demoLookback = 100
+	// demoReadTimeout bounds one attempt at reading the highest order id.
+	demoReadTimeout = 10 * time.Second
 )
 
 // demoOrder is one record of the demo producer.
@@ -50,6 +56,12 @@ type demoProducer struct {
 	// active, if set, is the cluster to write to now; the producer moves
 	// there when it changes (after a failover).
 	active func() topology.Cluster
+
+	// first, if set, receives the first order id this run writes, once
+	// it is known (capacity 1; kdr up waits for that order on the
+	// mirror's targets).
+	first     chan int64
+	firstOnce sync.Once
 
 	mu       sync.Mutex
 	failures int
@@ -83,9 +95,12 @@ func (p *demoProducer) runOn(ctx context.Context, next int64) int64 {
 		return next
 	}
 	defer cl.Close()
-	next = max(next, p.prepare(ctx, kadm.NewClient(cl)))
+	next = max(next, p.prepare(ctx, cl, sec))
 	if ctx.Err() != nil {
 		return next
+	}
+	if p.first != nil {
+		p.firstOnce.Do(func() { p.first <- next })
 	}
 	p.logger.Info("demo producer writing to topic", "topic", DemoTopic, "cluster", p.cluster.Name, "brokers", p.cluster.BootstrapServers(), "rate_per_sec", demoRecordsPerSec, "first_order_id", next)
 	tick := time.NewTicker(time.Second / demoRecordsPerSec)
@@ -116,28 +131,22 @@ func (p *demoProducer) runOn(ctx context.Context, next int64) int64 {
 }
 
 // prepare creates the topic (retrying until it exists) and returns the
-// first order id: one past what the topic holds, so ids keep increasing
-// across restarts.
-func (p *demoProducer) prepare(ctx context.Context, adm *kadm.Client) int64 {
+// first order id: one past the highest the topic holds, so ids keep
+// increasing across restarts. Until every partition answers it retries,
+// logging why: right after a restart leaders are still being elected, and
+// starting from a guess would write ids again.
+func (p *demoProducer) prepare(ctx context.Context, cl *kgo.Client, sec []kgo.Opt) int64 {
+	adm := kadm.NewClient(cl)
 	for ctx.Err() == nil {
 		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		resp, err := adm.CreateTopic(cctx, demoPartitions, int16(p.rf), nil, DemoTopic)
+		cancel()
 		if err == nil {
 			err = resp.Err
 		}
 		if err == nil || errors.Is(err, kerr.TopicAlreadyExists) {
-			var next int64 = 1
-			if ends, lerr := adm.ListEndOffsets(cctx, DemoTopic); lerr == nil {
-				ends.Each(func(o kadm.ListedOffset) {
-					if o.Err == nil {
-						next += o.Offset
-					}
-				})
-			}
-			cancel()
-			return next
+			return p.nextID(ctx, adm, sec)
 		}
-		cancel()
 		p.failed(fmt.Errorf("creating topic %s: %w", DemoTopic, err))
 		select {
 		case <-ctx.Done():
@@ -145,6 +154,102 @@ func (p *demoProducer) prepare(ctx context.Context, adm *kadm.Client) int64 {
 		}
 	}
 	return 0
+}
+
+// nextID reads the highest order id of the topic, retrying until it can,
+// and returns the id after it (0 if ctx ended first).
+func (p *demoProducer) nextID(ctx context.Context, adm *kadm.Client, sec []kgo.Opt) int64 {
+	start := time.Now()
+	var logged time.Time
+	for attempt := 1; ; attempt++ {
+		next, err := p.readNextID(ctx, adm, sec)
+		if err == nil {
+			return next
+		}
+		if ctx.Err() != nil {
+			return 0
+		}
+		if time.Since(logged) >= demoErrorLogEvery {
+			p.logger.Info("demo producer: waiting to read the highest order id before writing (it keeps trying)",
+				"topic", DemoTopic, "cluster", p.cluster.Name, "attempts", attempt, "waited", time.Since(start).Round(time.Second), "err", err)
+			logged = time.Now()
+		}
+		select {
+		case <-ctx.Done():
+			return 0
+		case <-time.After(demoCreateRetryWait):
+		}
+	}
+}
+
+// readNextID is one attempt of nextID: every partition's end offset, and
+// the order ids among its last demoLookback records. The next id is past
+// the highest order id, and past the sum of the end offsets too, so that
+// a topic whose last records are not orders never restarts the ids at 1.
+func (p *demoProducer) readNextID(ctx context.Context, adm *kadm.Client, sec []kgo.Opt) (int64, error) {
+	rctx, cancel := context.WithTimeout(ctx, demoReadTimeout)
+	defer cancel()
+	ends, err := adm.ListEndOffsets(rctx, DemoTopic)
+	if err == nil {
+		err = ends.Error()
+	}
+	if err != nil {
+		return 0, fmt.Errorf("end offsets: %w", err)
+	}
+	starts, err := adm.ListStartOffsets(rctx, DemoTopic)
+	if err == nil {
+		err = starts.Error()
+	}
+	if err != nil {
+		return 0, fmt.Errorf("start offsets: %w", err)
+	}
+	var total int64
+	from := map[int32]kgo.Offset{}
+	until := map[int32]int64{} // the offset of each partition's last record
+	ends.Each(func(o kadm.ListedOffset) {
+		total += o.Offset
+		first := o.Offset - demoLookback
+		if s, ok := starts.Lookup(DemoTopic, o.Partition); ok {
+			first = max(first, s.Offset)
+		}
+		if first < o.Offset {
+			from[o.Partition] = kgo.NewOffset().At(first)
+			until[o.Partition] = o.Offset - 1
+		}
+	})
+	if len(ends[DemoTopic]) == 0 {
+		return 0, fmt.Errorf("topic %s has no partitions yet", DemoTopic)
+	}
+	var highest int64
+	if len(from) > 0 {
+		rd, err := kgo.NewClient(append(sec, kgo.SeedBrokers(p.cluster.BootstrapServers()...), kgo.ClientID("kdr-up-demo-producer"),
+			kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{DemoTopic: from}))...)
+		if err != nil {
+			return 0, err
+		}
+		defer rd.Close()
+		for len(until) > 0 {
+			fs := rd.PollFetches(rctx)
+			if err := rctx.Err(); err != nil {
+				return 0, fmt.Errorf("reading the last records: %w (%d partitions not read)", err, len(until))
+			}
+			var ferr error
+			fs.EachError(func(_ string, _ int32, err error) { ferr = err })
+			if ferr != nil {
+				return 0, fmt.Errorf("reading the last records: %w", ferr)
+			}
+			fs.EachRecord(func(r *kgo.Record) {
+				var o demoOrder
+				if json.Unmarshal(r.Value, &o) == nil {
+					highest = max(highest, o.OrderID)
+				}
+				if r.Offset >= until[r.Partition] {
+					delete(until, r.Partition)
+				}
+			})
+		}
+	}
+	return max(highest, total) + 1, nil
 }
 
 // failed logs err, at most once per demoErrorLogEvery with the count.

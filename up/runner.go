@@ -332,9 +332,9 @@ func (r *runner) run(ctx context.Context, workersStarted func()) {
 		return
 	}
 	// Ready means the flows carry data, not only that the processes answer:
-	// with the demo, wait until its records reach every cluster the
-	// producer's cluster replicates to.
-	if demo != nil && !h.waitMirrored(ctx, demoCluster, DemoTopic) {
+	// with the demo, wait until records it wrote in this run reach every
+	// cluster the producer's cluster replicates to.
+	if demo != nil && !h.waitMirrored(ctx, demoCluster, DemoTopic, demo.first) {
 		return
 	}
 	r.console.Done()
@@ -401,7 +401,7 @@ func (r *runner) demoProducer() *demoProducer {
 	if c.Local != nil {
 		rf = min(3, c.Local.Brokers)
 	}
-	p := &demoProducer{cluster: *c, rf: rf, logger: r.logger}
+	p := &demoProducer{cluster: *c, rf: rf, logger: r.logger, first: make(chan int64, 1)}
 	if r.hasPattern && (c.Name == r.pattern.Primary || c.Name == r.pattern.Standby) {
 		p.active = func() topology.Cluster {
 			st, _ := r.view.get()
