@@ -35,6 +35,12 @@ type Options struct {
 // roll together queue for a slot rather than each holding a thread in fsync.
 const concurrentFlushes = 8
 
+// RegisteredMessage is what a replicated broker logs once its registration
+// is committed and its metadata caught up: kdr up reads it in each broker's
+// log, as the protocol cannot tell a broker's registration by this process
+// from one by the process before it.
+const RegisteredMessage = "registered with the cluster"
+
 // Broker is one running kdr broker.
 type Broker struct {
 	cfg     Config
@@ -175,7 +181,7 @@ func Start(cfg Config, opts Options) (_ *Broker, err error) {
 			if err != nil {
 				return // shutting down
 			}
-			b.log.Info("registered with the cluster", "broker_epoch", epoch)
+			b.log.Info(RegisteredMessage, "broker_epoch", epoch)
 			b.epoch.Store(epoch)
 			b.cleanStrayDirs()
 			b.wg.Add(1)

@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/kdr-io/kdr/broker"
 	"github.com/kdr-io/kdr/status"
 	"github.com/kdr-io/kdr/topology"
 )
@@ -38,10 +39,6 @@ type health struct {
 	mu         sync.Mutex
 	registered map[*child]int // the broker pid last seen registered
 }
-
-// brokerRegistered is what a replicated broker logs once its registration
-// is committed (broker.Broker's "registered with the cluster").
-const brokerRegistered = "registered with the cluster"
 
 func newHealth(r *runner) *health {
 	h := &health{r: r, clients: map[string]*kgo.Client{}, brokerClients: map[string][]*kgo.Client{},
@@ -217,7 +214,7 @@ func (h *health) brokersRegistered(cluster string) int {
 			continue
 		}
 		pid := b.pid()
-		if pid != 0 && h.registered[b] != pid && b.logged(brokerRegistered) {
+		if pid != 0 && h.registered[b] != pid && b.logged(broker.RegisteredMessage) {
 			h.registered[b] = pid
 		}
 		if pid != 0 && h.registered[b] == pid {
