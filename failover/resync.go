@@ -104,11 +104,25 @@ func (o *opRun) resync(ctx context.Context) (stepOut, error) {
 			}
 		}
 	}
+	// Re-created with y's replica count (capped at x's brokers), not x's
+	// default.replication.factor, which is 1 unless set.
+	xBrokers, err := brokerCount(ctx, xAdm)
+	if err != nil {
+		return stepOut{}, fmt.Errorf("reading %s's brokers: %w", x, err)
+	}
+	syncsBrokers, err := brokerCount(ctx, adms[revSyncsOn])
+	if err != nil {
+		return stepOut{}, fmt.Errorf("reading %s's brokers: %w", revSyncsOn, err)
+	}
 	for _, t := range topics {
 		n := int32(len(ytd[t].Partitions))
+		rf := int16(-1)
+		if p, ok := ytd[t].Partitions[0]; ok && len(p.Replicas) > 0 {
+			rf = int16(min(len(p.Replicas), xBrokers))
+		}
 		err := withTimeout(ctx, 30*time.Second, "creating "+t+" on "+x, func(ctx context.Context) error {
 			return poll(ctx, 250*time.Millisecond, func() (bool, string, error) {
-				resp, err := xAdm.CreateTopic(ctx, n, -1, nil, t)
+				resp, err := xAdm.CreateTopic(ctx, n, rf, nil, t)
 				if err == nil {
 					err = resp.Err
 				}
@@ -119,7 +133,8 @@ func (o *opRun) resync(ctx context.Context) (stepOut, error) {
 			return stepOut{}, err
 		}
 	}
-	if err := offsets.EnsureSyncTopic(ctx, adms[revSyncsOn], ySyncs, rev.OffsetSyncsRetention.Milliseconds()); !offsets.SyncTopicUsable(err) {
+	if err := offsets.EnsureSyncTopic(ctx, adms[revSyncsOn], ySyncs, rev.OffsetSyncsRetention.Milliseconds(),
+		rev.InternalReplicationFactor(syncsBrokers)); !offsets.SyncTopicUsable(err) {
 		return stepOut{}, err
 	}
 	starts, err := yAdm.ListStartOffsets(ctx, topics...)
@@ -283,4 +298,13 @@ func (c *copier) copyPartition(ctx context.Context, topic string, partition int3
 		err = flush()
 	}
 	return xEnd, n, err
+}
+
+// brokerCount is the number of brokers adm's cluster lists.
+func brokerCount(ctx context.Context, adm *kadm.Client) (int, error) {
+	m, err := adm.BrokerMetadata(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return max(len(m.Brokers), 1), nil
 }

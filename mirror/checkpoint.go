@@ -92,7 +92,7 @@ func (w *Worker) checkpoint(ctx context.Context) {
 		}
 		if active && cp == nil {
 			var err error
-			if cp, err = w.newCheckpointer(); err != nil {
+			if cp, err = w.newCheckpointer(ctx); err != nil {
 				w.noteErr(KindCheckpoint, err)
 			} else {
 				w.log.Info("now the flow's checkpointer")
@@ -122,18 +122,23 @@ func (w *Worker) checkpoint(ctx context.Context) {
 	}
 }
 
-func (w *Worker) newCheckpointer() (*offsets.Checkpointer, error) {
+func (w *Worker) newCheckpointer(ctx context.Context) (*offsets.Checkpointer, error) {
+	rf, err := w.internalRF(ctx, w.tgtAdm, KindTarget)
+	if err != nil {
+		return nil, err // retried at the next tick
+	}
 	cp, err := offsets.NewCheckpointer(offsets.CheckpointerConfig{
 		SourceAlias: w.flow.SourceAlias, TargetAlias: w.flow.TargetAlias,
 		Policy:   w.policy,
 		Groups:   w.flow.GroupFilter(),
 		Mirrored: w.mirrors,
 		Source:   w.srcCl, Target: w.tgtCl,
-		Store:            w.store,
-		Interval:         w.flow.CheckpointInterval,
-		SyncGroupOffsets: w.flow.SyncGroupOffsets,
-		Logger:           w.log,
-		Registerer:       w.reg,
+		Store:             w.store,
+		Interval:          w.flow.CheckpointInterval,
+		ReplicationFactor: rf,
+		SyncGroupOffsets:  w.flow.SyncGroupOffsets,
+		Logger:            w.log,
+		Registerer:        w.reg,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("mirror: starting the checkpointer: %w", err)

@@ -80,7 +80,7 @@ func (f Flow) InternalTopics(targetBrokers int) (source, target []TopicSpec) {
 	}
 	if f.HeartbeatInterval > 0 {
 		target = append(target, TopicSpec{
-			Name: mm2.HeartbeatsTopic, Partitions: 1, ReplicationFactor: f.internalRF(targetBrokers),
+			Name: mm2.HeartbeatsTopic, Partitions: 1, ReplicationFactor: f.InternalReplicationFactor(targetBrokers),
 			Configs: map[string]string{"cleanup.policy": "compact"},
 		})
 	}
@@ -116,9 +116,10 @@ func remoteRF(f Flow, sd kadm.TopicDetail, brokers int) int16 {
 	return min(rf, int16(max(brokers, 1)))
 }
 
-// internalRF is the replication factor of the heartbeats topic:
-// ReplicationFactor, or 3 capped at the target's broker count (MM2 uses 3).
-func (f Flow) internalRF(brokers int) int16 {
+// InternalReplicationFactor is the replication factor of the internal topics
+// (heartbeats, checkpoints, offset syncs) on a cluster of brokers brokers:
+// ReplicationFactor, or 3 capped at the broker count (MM2 uses 3).
+func (f Flow) InternalReplicationFactor(brokers int) int16 {
 	if f.ReplicationFactor > 0 {
 		return f.ReplicationFactor
 	}

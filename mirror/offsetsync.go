@@ -53,8 +53,8 @@ func (e *emitter) position(upstream int64) (pair, bool) {
 // A topic that keeps less than it should (compacted, as MM2 makes it, or
 // with a retention the cluster would not change) is usable, with a warning:
 // old positions cannot be translated.
-func ensureSyncTopic(ctx context.Context, adm *kadm.Client, name string, retention time.Duration) (warning, err error) {
-	err = offsets.EnsureSyncTopic(ctx, adm, name, retention.Milliseconds())
+func ensureSyncTopic(ctx context.Context, adm *kadm.Client, name string, retention time.Duration, rf int16) (warning, err error) {
+	err = offsets.EnsureSyncTopic(ctx, adm, name, retention.Milliseconds(), rf)
 	if err != nil && offsets.SyncTopicUsable(err) {
 		return err, nil
 	}

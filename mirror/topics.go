@@ -114,7 +114,11 @@ func (w *Worker) ensureInternalTopics(ctx context.Context) {
 	syncReady, hbReady := w.syncReady, w.hbReady
 	w.mu.Unlock()
 	if !syncReady {
-		warning, err := ensureSyncTopic(ctx, w.syncAdm, w.syncTopic, w.flow.OffsetSyncsRetention)
+		rf, err := w.internalRF(ctx, w.syncAdm, w.syncKind)
+		var warning error
+		if err == nil {
+			warning, err = ensureSyncTopic(ctx, w.syncAdm, w.syncTopic, w.flow.OffsetSyncsRetention, rf)
+		}
 		switch {
 		case err != nil:
 			if w.syncKind == KindSource && (errors.Is(err, kerr.TopicAuthorizationFailed) || errors.Is(err, kerr.ClusterAuthorizationFailed)) {
@@ -129,7 +133,7 @@ func (w *Worker) ensureInternalTopics(ctx context.Context) {
 		}
 	}
 	if !hbReady && w.flow.HeartbeatInterval > 0 {
-		rf, err := w.internalRF(ctx)
+		rf, err := w.internalRF(ctx, w.tgtAdm, KindTarget)
 		if err == nil {
 			var resp kadm.CreateTopicResponse
 			resp, err = createTopic(ctx, w.tgtAdm, 1, rf, map[string]*string{"cleanup.policy": kadm.StringPtr("compact")}, mm2.HeartbeatsTopic)
@@ -148,20 +152,29 @@ func (w *Worker) ensureInternalTopics(ctx context.Context) {
 	w.mu.Unlock()
 }
 
-// internalRF is the replication factor of internal topics on the target:
-// ReplicationFactor, or 3 capped at the broker count (MM2 uses 3).
-func (w *Worker) internalRF(ctx context.Context) (int16, error) {
+// internalRF is the replication factor of internal topics (heartbeats and
+// checkpoints on the target, offset syncs where they live) on the cluster
+// adm reaches, of kind KindSource or KindTarget: ReplicationFactor, or 3
+// capped at the cluster's broker count (MM2's *.topic.replication.factor
+// default, 3). Not the cluster's default.replication.factor, which is 1
+// unless set: a broker lost would take the syncs, and exact translation,
+// with it.
+func (w *Worker) internalRF(ctx context.Context, adm *kadm.Client, kind string) (int16, error) {
 	if w.flow.ReplicationFactor > 0 {
 		return w.flow.ReplicationFactor, nil
 	}
-	n, err := w.targetBrokers(ctx)
-	return w.flow.internalRF(n), err
+	n, err := w.brokerCount(ctx, adm, kind)
+	return w.flow.InternalReplicationFactor(n), err
 }
 
 func (w *Worker) targetBrokers(ctx context.Context) (int, error) {
-	m, err := w.tgtAdm.BrokerMetadata(ctx)
+	return w.brokerCount(ctx, w.tgtAdm, KindTarget)
+}
+
+func (w *Worker) brokerCount(ctx context.Context, adm *kadm.Client, kind string) (int, error) {
+	m, err := adm.BrokerMetadata(ctx)
 	if err != nil {
-		w.noteErr(KindTarget, fmt.Errorf("reading target metadata: %w", err))
+		w.noteErr(kind, fmt.Errorf("reading %s metadata: %w", kind, err))
 		return 0, err
 	}
 	return max(len(m.Brokers), 1), nil

@@ -297,3 +297,41 @@ func TestMirrorRemoteTopicDeletedOnTarget(t *testing.T) {
 	east.produce(seqRecords("orders", 1, 10, 5)...)
 	waitCount(t, west, "east.orders", 5, 30*time.Second)
 }
+
+// TestMirrorInternalTopicsReplicated runs a flow between two three-broker
+// clusters whose default.replication.factor is Kafka's 1: the offset syncs,
+// heartbeats and checkpoints topics get three replicas each (MM2's
+// *.topic.replication.factor). The syncs and checkpoints topics took the
+// cluster's default, so losing one broker lost them, and with them exact
+// translation.
+func TestMirrorInternalTopicsReplicated(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts broker processes")
+	}
+	bin := kdrtest.Binary(t)
+	east, west := kdrtest.StartCluster(t, bin, 3), kdrtest.StartCluster(t, bin, 3)
+	east.WaitBrokers(3)
+	west.WaitBrokers(3)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if resp, err := east.Admin().CreateTopic(ctx, 1, 3, nil, "orders"); err != nil || resp.Err != nil {
+		t.Fatalf("create: %v %v", err, resp.Err)
+	}
+	f := DefaultFlow()
+	f.SourceAlias, f.TargetAlias = "east", "west"
+	f.Source.Brokers, f.Target.Brokers = east.Bootstrap(), west.Bootstrap()
+	f.RefreshInterval, f.CheckpointInterval = 500*time.Millisecond, 500*time.Millisecond
+	startWorker(t, f)
+	replicas := func(adm *kadm.Client, topic string) int {
+		td, err := adm.ListTopics(ctx, topic)
+		if err != nil || td[topic].Err != nil || len(td[topic].Partitions) == 0 {
+			return 0
+		}
+		return len(td[topic].Partitions[0].Replicas)
+	}
+	kdrtest.Eventually(t, 45*time.Second, func() (bool, string) {
+		got := fmt.Sprintf("syncs %d, heartbeats %d, checkpoints %d",
+			replicas(east.Admin(), "mm2-offset-syncs.west.internal"), replicas(west.Admin(), "heartbeats"), replicas(west.Admin(), "east.checkpoints.internal"))
+		return got == "syncs 3, heartbeats 3, checkpoints 3", "replicas of the internal topics: " + got
+	})
+}

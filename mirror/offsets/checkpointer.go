@@ -46,6 +46,9 @@ type CheckpointerConfig struct {
 	// Interval between cycles (emit.checkpoints.interval.seconds); 0 means
 	// DefaultCheckpointInterval.
 	Interval time.Duration
+	// ReplicationFactor of the checkpoints topic when it is created; 0
+	// leaves it to the target's default.replication.factor.
+	ReplicationFactor int16
 	// SyncGroupOffsets commits translated offsets to the same group on the
 	// target while it has no members there, never moving a partition back
 	// (sync.group.offsets.enabled, default false).
@@ -172,7 +175,11 @@ func (c *Checkpointer) RunOnce(ctx context.Context) (Summary, error) {
 		clear(c.written)
 	}
 	if !c.topicReady {
-		if err := ensureCheckpointsTopic(ctx, c.tadm, c.topic); err != nil {
+		rf := c.cfg.ReplicationFactor
+		if rf == 0 {
+			rf = -1
+		}
+		if err := ensureCheckpointsTopic(ctx, c.tadm, c.topic, rf); err != nil {
 			c.m.errors.WithLabelValues(StageTopic).Inc()
 			return sum, err
 		}
@@ -275,10 +282,10 @@ func (c *Checkpointer) trim(ctx context.Context) {
 }
 
 // ensureCheckpointsTopic creates the checkpoints topic as MM2 does: one
-// partition, compacted (only the newest checkpoint per group and partition
-// matters).
-func ensureCheckpointsTopic(ctx context.Context, adm *kadm.Client, name string) error {
-	resp, err := adm.CreateTopic(ctx, 1, -1, map[string]*string{"cleanup.policy": kadm.StringPtr("compact")}, name)
+// partition of rf replicas, compacted (only the newest checkpoint per group
+// and partition matters).
+func ensureCheckpointsTopic(ctx context.Context, adm *kadm.Client, name string, rf int16) error {
+	resp, err := adm.CreateTopic(ctx, 1, rf, map[string]*string{"cleanup.policy": kadm.StringPtr("compact")}, name)
 	if err == nil {
 		err = resp.Err
 	}

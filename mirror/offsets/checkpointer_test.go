@@ -35,7 +35,7 @@ type mirrorFixture struct {
 func newMirrorFixture(t *testing.T) *mirrorFixture {
 	src, dst := startCluster(t), startCluster(t)
 	syncTopic := mm2.OffsetSyncsTopic("west")
-	if err := EnsureSyncTopic(ctxT(t), src.adm, syncTopic, -1); err != nil {
+	if err := EnsureSyncTopic(ctxT(t), src.adm, syncTopic, -1, -1); err != nil {
 		t.Fatal(err)
 	}
 	createTopic(t, src, "orders", 2)

@@ -34,8 +34,9 @@ func SyncTopicUsable(err error) bool {
 }
 
 // EnsureSyncTopic creates the offset-syncs topic name (on the flow's
-// source, or its target: see mirror.Flow.SyncsTopic) with one partition, the broker's default replication factor,
-// cleanup.policy=delete and retention.ms=retentionMs (-1 keeps syncs
+// source, or its target: see mirror.Flow.SyncsTopic) with one partition,
+// replicationFactor replicas (-1: the cluster's default.replication.factor,
+// which is 1 unless set: syncs lost with one broker), cleanup.policy=delete and retention.ms=retentionMs (-1 keeps syncs
 // forever). Give it at least the longest retention of the mirrored source
 // topics: a position older than the oldest sync kept cannot be translated.
 // An existing topic gets retentionMs too, so the flow's setting is the one
@@ -49,9 +50,9 @@ func SyncTopicUsable(err error) bool {
 // and is compacted, the error wraps ErrSyncTopicCompacted: translation
 // still works, for positions after the syncs compaction kept; change the
 // topic's cleanup.policy to delete to keep history.
-func EnsureSyncTopic(ctx context.Context, adm *kadm.Client, name string, retentionMs int64) error {
+func EnsureSyncTopic(ctx context.Context, adm *kadm.Client, name string, retentionMs int64, replicationFactor int16) error {
 	retention := fmt.Sprint(retentionMs)
-	resp, err := adm.CreateTopic(ctx, 1, -1, map[string]*string{
+	resp, err := adm.CreateTopic(ctx, 1, replicationFactor, map[string]*string{
 		"cleanup.policy": kadm.StringPtr("delete"),
 		"retention.ms":   &retention,
 	}, name)

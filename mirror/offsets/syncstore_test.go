@@ -56,7 +56,7 @@ func checkStore(t *testing.T, s *SyncStore, c *copier, p int32, end int64) {
 func TestMirrorOffsetsSyncStore(t *testing.T) {
 	src, dst := startCluster(t), startCluster(t)
 	syncTopic := mm2.OffsetSyncsTopic("west")
-	if err := EnsureSyncTopic(ctxT(t), src.adm, syncTopic, 7*24*3600*1000); err != nil {
+	if err := EnsureSyncTopic(ctxT(t), src.adm, syncTopic, 7*24*3600*1000, -1); err != nil {
 		t.Fatal(err)
 	}
 	assertTopicConfig(t, src.adm, syncTopic, "cleanup.policy", "delete")
@@ -138,19 +138,19 @@ func TestMirrorOffsetsEnsureSyncTopicCompacted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = EnsureSyncTopic(ctxT(t), src.adm, "mm2-offset-syncs.mm2.internal", -1)
+	err = EnsureSyncTopic(ctxT(t), src.adm, "mm2-offset-syncs.mm2.internal", -1, -1)
 	if !errors.Is(err, ErrSyncTopicCompacted) {
 		t.Fatalf("EnsureSyncTopic on an MM2-style compacted topic: %v", err)
 	}
-	if err := EnsureSyncTopic(ctxT(t), src.adm, "mm2-offset-syncs.x.internal", -1); err != nil {
+	if err := EnsureSyncTopic(ctxT(t), src.adm, "mm2-offset-syncs.x.internal", -1, -1); err != nil {
 		t.Fatal(err)
 	}
-	if err := EnsureSyncTopic(ctxT(t), src.adm, "mm2-offset-syncs.x.internal", -1); err != nil {
+	if err := EnsureSyncTopic(ctxT(t), src.adm, "mm2-offset-syncs.x.internal", -1, -1); err != nil {
 		t.Fatalf("second EnsureSyncTopic: %v", err)
 	}
 	assertTopicConfig(t, src.adm, "mm2-offset-syncs.x.internal", "retention.ms", "-1")
 	// A later run with another retention sets it on the existing topic.
-	if err := EnsureSyncTopic(ctxT(t), src.adm, "mm2-offset-syncs.x.internal", 2592000000); err != nil {
+	if err := EnsureSyncTopic(ctxT(t), src.adm, "mm2-offset-syncs.x.internal", 2592000000, -1); err != nil {
 		t.Fatalf("EnsureSyncTopic with a new retention: %v", err)
 	}
 	assertTopicConfig(t, src.adm, "mm2-offset-syncs.x.internal", "retention.ms", "2592000000")
