@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kdr-io/kdr/clientsec"
@@ -201,6 +203,11 @@ func runMirrorTranslate(ctx context.Context, opts *MirrorTranslateOptions) error
 		return err
 	}
 	defer cl.Close()
+	if len(store.Topics()) == 0 {
+		if err := syncsTopicExists(ctx, syncsOpts, store.Topic(), syncsOn, opts); err != nil {
+			return err
+		}
+	}
 	tr := offsets.Translator{SourceAlias: opts.SourceAlias, Policy: opts.Policy, Source: cl, Store: store}
 	got, err := tr.TranslateGroup(ctx, opts.Group)
 	res := mirrorTranslation{Group: opts.Group, SourceAlias: opts.SourceAlias, TargetAlias: opts.TargetAlias,
@@ -260,12 +267,46 @@ func printMirrorTranslation(w io.Writer, r mirrorTranslation) error {
 		}
 		fmt.Fprintf(w, "%d offset(s) not translated:\n", len(r.Untranslated))
 		t := newTable(w, "SOURCE-TOPIC", "PARTITION", "SOURCE-OFFSET", "REASON")
+		reasons := map[string]bool{}
 		for _, u := range r.Untranslated {
 			t.row(u.SourceTopic, u.Partition, u.SourceOffset, u.Reason)
+			reasons[u.Reason] = true
 		}
-		return t.flush()
+		if err := t.flush(); err != nil {
+			return err
+		}
+		for _, reason := range slices.Sorted(maps.Keys(reasons)) {
+			if why := untranslatedWhy(reason); why != "" {
+				fmt.Fprintf(w, "%s: %s\n", reason, why)
+			}
+		}
+		return nil
 	}
 	return nil
+}
+
+// syncsTopicExists says, when the flow's offset-syncs topic is missing, that
+// the aliases or the syncs' location do not name a flow that runs (a typo in
+// an alias read as "no committed offsets").
+func syncsTopicExists(ctx context.Context, clOpts []kgo.Opt, topic, on string, opts *MirrorTranslateOptions) error {
+	cl, err := kgo.NewClient(clOpts...)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	tds, err := kadm.NewClient(cl).ListTopics(ctx, topic)
+	if err != nil {
+		return fmt.Errorf("looking for %s on %s: %w", topic, on, err)
+	}
+	if td, ok := tds[topic]; ok && td.Err == nil {
+		return nil
+	}
+	other := "target"
+	if opts.SyncsOnTarget {
+		other = "source"
+	}
+	return fmt.Errorf("%s does not exist on %s, so no flow from %s to %s keeps its offset syncs there: check --source-alias and --target-alias (the flow's aliases, as kdr mirror run got them) and --offset-syncs-topic-location (the flow's; syncs on the %s?)",
+		topic, on, opts.SourceAlias, opts.TargetAlias, other)
 }
 
 // syncsTopic is the flow's offset-syncs topic, named after the other
@@ -276,4 +317,20 @@ func syncsTopic(opts *MirrorTranslateOptions) string {
 		f.OffsetSyncsLocation = mirror.SyncsOnTarget
 	}
 	return f.SyncsTopic()
+}
+
+// untranslatedWhy explains a reason an offset was not translated
+// (offsets.Status) and what to do; "" for none.
+func untranslatedWhy(reason string) string {
+	switch reason {
+	case "not_mirrored":
+		return "the group has read past what the mirror has copied so far; run again once the flow has caught up (kdr mirror status)"
+	case "no_syncs":
+		return "no offset sync for the partition yet: the mirror has not copied from it; run again once it has"
+	case "before_history":
+		return "the position lies before the oldest offset sync kept (syncs expired, or records the flow never copied): there is no exact answer"
+	case "missing_syncs":
+		return "offset syncs around the position are missing (a worker stopped between copying and writing them); kdr does not guess there"
+	}
+	return ""
 }

@@ -66,6 +66,7 @@ func TestMirrorTranslateCommand(t *testing.T) {
 	for _, want := range []string{
 		"TOPIC PARTITION OFFSET east.orders 0 105",
 		"1 offset(s) not translated: SOURCE-TOPIC PARTITION SOURCE-OFFSET REASON orders 1 50 not_mirrored",
+		"not_mirrored: the group has read past what the mirror has copied so far; run again once the flow has caught up",
 	} {
 		if !strings.Contains(squash(out), want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
@@ -84,6 +85,14 @@ func TestMirrorTranslateCommand(t *testing.T) {
 		len(res.Untranslated) != 1 || res.Untranslated[0] != (untranslatedOffset{SourceTopic: "orders", Partition: 1, SourceOffset: 50, Reason: "not_mirrored"}) ||
 		res.Group != "billing" || res.SourceAlias != "east" || res.TargetAlias != "west" {
 		t.Errorf("json result %+v", res)
+	}
+
+	// A typo in an alias names a syncs topic no flow writes: said so, not
+	// "no committed offsets".
+	code, _, errOut = translate("--target-alias", "wset")
+	if code != exitError || !strings.Contains(errOut, "mm2-offset-syncs.wset.internal does not exist on east") ||
+		!strings.Contains(errOut, "--offset-syncs-topic-location") {
+		t.Errorf("mistyped target alias: exit %d, %s", code, errOut)
 	}
 
 	var o, e bytes.Buffer
