@@ -34,7 +34,7 @@ func NewCmdMirrorStatus(streams IO, _ *globalOptions, runF func(*MirrorStatusOpt
 		Short: "Show what a running mirror worker copies, from its metrics",
 		Long: `Read a running worker's /metrics (the URL "kdr mirror run" prints) and show, per flow, topic and
 partition: records and bytes copied, offset syncs written, lag in records and seconds, the age of the
-last copied record and the average replication latency of the topic; then the worker's errors by kind.`,
+last copied record and the average replication latency of the topic (per batch copied, of its oldest record); then the worker's errors by kind.`,
 		Example: `  kdr mirror status --metrics http://127.0.0.1:9645/metrics`,
 		Args:    exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {

@@ -245,7 +245,8 @@
 // and, where per partition, topic (source-side name) and partition:
 // kdr_mirror_records_total, kdr_mirror_bytes_total,
 // kdr_mirror_replication_latency_seconds (histogram per topic: source
-// timestamp to target acknowledgement),
+// timestamp to target acknowledgement, one observation per batch copied, of
+// its first and oldest record: the batch's worst, not a per-record count),
 // kdr_mirror_replication_latency_recent_seconds (the same over the last
 // minute, a summary per flow with quantiles 0.5 and 0.99, for kdr status),
 // kdr_mirror_record_age_seconds,
