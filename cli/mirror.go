@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -336,11 +337,10 @@ func flowFlagErrors(err error, settings []mirrorSetting) error {
 	for _, e := range errs {
 		var fe *mirror.FieldError
 		if errors.As(e, &fe) {
-			name := flagFor(fe.Field)
-			if name != fe.Field {
-				name += " (" + fe.Field + ")" // the config file and Go API name
+			line := flagFor(fe.Field) + ": " + fe.Problem
+			if !slices.Contains(lines, line) { // a pattern list checked twice says it once
+				lines = append(lines, line)
 			}
-			lines = append(lines, name+": "+fe.Problem)
 		} else {
 			lines = append(lines, e.Error())
 		}

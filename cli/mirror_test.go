@@ -63,13 +63,13 @@ func TestMirrorRunInvalidOptions(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"--naming", "suffix"}, "Naming"},
-		{[]string{"--target-alias", "east"}, "TargetAlias"},
-		{[]string{"--source-alias", "us.east"}, "SourceAlias"},
-		{[]string{"--topics", "(unclosed"}, "Topics"},
+		{[]string{"--naming", "suffix"}, "--naming"},
+		{[]string{"--target-alias", "east"}, "--target-alias"},
+		{[]string{"--source-alias", "us.east"}, "--source-alias"},
+		{[]string{"--topics", "(unclosed"}, "--topics"},
 		{[]string{"--refresh-interval", "soon"}, "--refresh-interval"},
-		{[]string{"--batch-records", "0"}, "BatchRecords"},
-		{[]string{"--commit-interval", "-1s"}, "CommitInterval"},
+		{[]string{"--batch-records", "0"}, "--batch-records"},
+		{[]string{"--commit-interval", "-1s"}, "--commit-interval"},
 		{[]string{"--compression", "brotli"}, "--compression"},
 		{[]string{"--target-brokers", ""}, "--target-brokers"},
 	} {

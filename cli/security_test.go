@@ -65,8 +65,8 @@ func TestMirrorRunSecurityErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"--source-sasl-mechanism", "PLAIN", "--source-sasl-password-env", "X"}, "--source-sasl-username (Source.Security.SASL.Username): required with a SASL mechanism"},
-		{[]string{"--target-sasl-mechanism", "GSSAPI"}, `--target-sasl-mechanism (Target.Security.SASL.Mechanism): unknown mechanism "GSSAPI"`},
+		{[]string{"--source-sasl-mechanism", "PLAIN", "--source-sasl-password-env", "X"}, "--source-sasl-username: required with a SASL mechanism"},
+		{[]string{"--target-sasl-mechanism", "GSSAPI"}, `--target-sasl-mechanism: unknown mechanism "GSSAPI"`},
 		{[]string{"--target-sasl-mechanism", "PLAIN", "--target-sasl-username", "u"}, "--target-sasl-password/--target-sasl-password-env"},
 		{[]string{"--source-sasl-username", "u"}, "--source-sasl-mechanism"},
 		{[]string{"--target-tls-cert-file", "c.pem"}, "--target-tls-cert-file/--target-tls-key-file"},

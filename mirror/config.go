@@ -314,10 +314,14 @@ func (f Flow) Validate() error {
 		add(invalid("Separator", "%q: must not contain commas or spaces", f.Separator))
 	}
 	p := f.Policy()
-	if err := naming.ValidateAlias(p, f.SourceAlias); err != nil {
+	if f.SourceAlias == "" {
+		add(invalid("SourceAlias", "required: the source cluster's alias (east in east.orders)"))
+	} else if err := naming.ValidateAlias(p, f.SourceAlias); err != nil {
 		add(invalid("SourceAlias", "%v", err))
 	}
-	if err := naming.ValidateAlias(p, f.TargetAlias); err != nil {
+	if f.TargetAlias == "" {
+		add(invalid("TargetAlias", "required: the target cluster's alias"))
+	} else if err := naming.ValidateAlias(p, f.TargetAlias); err != nil {
 		add(invalid("TargetAlias", "%v", err))
 	}
 	if f.SourceAlias != "" && f.SourceAlias == f.TargetAlias {
