@@ -27,3 +27,13 @@ func TestEveryCommandHasAnExample(t *testing.T) {
 	}
 	walk(root)
 }
+
+// TestRequiredFlagIsUsageError checks that a missing required flag, which
+// cobra reports itself, exits with the usage code like any bad command line.
+func TestRequiredFlagIsUsageError(t *testing.T) {
+	var errOut strings.Builder
+	code := Execute([]string{"cluster", "fence", "--reason", "r", "--brokers", "127.0.0.1:1"}, strings.NewReader(""), io.Discard, &errOut)
+	if want := "Error: required flag(s) \"epoch\" not set\n"; code != exitUsage || errOut.String() != want {
+		t.Errorf("cluster fence without --epoch: exit %d, stderr %q; want exit %d, %q", code, errOut.String(), exitUsage, want)
+	}
+}

@@ -55,7 +55,9 @@ func Execute(args []string, in io.Reader, out, errOut io.Writer) int {
 	}
 	fmt.Fprintln(errOut, "Error:", err)
 	var ue usageError
-	if errors.As(err, &ue) || strings.HasPrefix(err.Error(), "unknown command") || strings.HasPrefix(err.Error(), "unknown flag") {
+	// cobra's own errors for a bad command line are plain errors.
+	msg := err.Error()
+	if errors.As(err, &ue) || strings.HasPrefix(msg, "unknown command") || strings.HasPrefix(msg, "unknown flag") || strings.HasPrefix(msg, "required flag(s)") {
 		return exitUsage
 	}
 	return exitError
