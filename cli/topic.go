@@ -15,7 +15,7 @@ import (
 func NewCmdTopic(streams IO, g *globalOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "topic",
-		Short: "Create, list, describe, reconfigure and delete topics",
+		Short: "Create, list, describe, reconfigure, grow and delete topics",
 		Long: `Manage the topics of any Kafka cluster (Apache Kafka, Redpanda, MSK, kdr) with the admin API.
 
 The cluster is given with --brokers or KDR_BROKERS.`,
@@ -28,6 +28,7 @@ The cluster is given with --brokers or KDR_BROKERS.`,
 		NewCmdTopicDescribe(streams, g, nil),
 		NewCmdTopicDelete(streams, g, nil),
 		NewCmdTopicAlterConfig(streams, g, nil),
+		NewCmdTopicAddPartitions(streams, g, nil),
 	)
 	return cmd
 }

@@ -262,3 +262,67 @@ func silentListener(t *testing.T) string {
 	})
 	return ln.Addr().String()
 }
+
+type jsonPartitionsAdded struct {
+	Topic  string `json:"topic"`
+	DryRun bool   `json:"dry_run"`
+	From   int32  `json:"from"`
+	To     int32  `json:"to"`
+}
+
+// TestTopicAddPartitions grows a topic on a real broker: a dry run changes
+// nothing, the new partitions have a leader and take records at once, and a
+// count not above the current one is refused naming that count.
+func TestTopicAddPartitions(t *testing.T) {
+	b := kdrtest.StartBroker(t)
+	addr, node := b.Addr(), b.NodeID()
+	mustKdr(t, addr, "", "topic", "create", "orders", "--partitions", "2")
+
+	dry := decodeJSON[jsonPartitionsAdded](t, mustKdr(t, addr, "", "topic", "add-partitions", "orders", "--partitions", "5", "--dry-run", "--output", "json"))
+	if want := (jsonPartitionsAdded{Topic: "orders", DryRun: true, From: 2, To: 5}); dry != want {
+		t.Errorf("dry run: got %+v, want %+v", dry, want)
+	}
+	if partitions, _, _ := describeOne(t, addr, "orders"); len(partitions) != 2 {
+		t.Fatalf("after --dry-run: %d partitions, want 2 unchanged", len(partitions))
+	}
+
+	out := mustKdr(t, addr, "", "topic", "add-partitions", "orders", "--partitions", "5")
+	if want := "Added 3 partitions to topic orders: 2 -> 5\n"; out != want {
+		t.Errorf("add-partitions printed %q, want %q", out, want)
+	}
+	partitions, _, _ := describeOne(t, addr, "orders")
+	var want []jsonPartition
+	for p := range int32(5) {
+		want = append(want, jsonPartition{Partition: p, Leader: node, Replicas: []int32{node}, ISR: []int32{node}})
+	}
+	if !reflect.DeepEqual(partitions, want) {
+		t.Errorf("describe after add-partitions:\ngot  %+v\nwant %+v", partitions, want)
+	}
+	for _, p := range []string{"2", "4"} {
+		mustKdr(t, addr, "new-"+p+"\n", "produce", "orders", "--partition", p)
+		if got := mustKdr(t, addr, "", "consume", "orders", "--partition", p, "--from-beginning", "--max-messages", "1"); got != "new-"+p+"\n" {
+			t.Errorf("partition %s holds %q, want %q", p, got, "new-"+p+"\n")
+		}
+	}
+
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"orders", "--partitions", "5"}, exitUsage, `--partitions 5: topic "orders" has 5 partitions; give the new total, more than 5 (partitions cannot be removed)`},
+		{[]string{"orders", "--partitions", "3"}, exitUsage, `--partitions 3: topic "orders" has 5 partitions; give the new total, more than 5`},
+		{[]string{"orders", "--partitions", "3", "--dry-run"}, exitUsage, `topic "orders" has 5 partitions`},
+		{[]string{"orders", "--partitions", "0"}, exitUsage, "--partitions 0: want the topic's new partition count"},
+		{[]string{"orders"}, exitUsage, `required flag(s) "partitions" not set`},
+		{[]string{"nope", "--partitions", "3"}, exitError, `topic "nope": UNKNOWN_TOPIC_OR_PARTITION`},
+	} {
+		r := runKdr(t, addr, "", append([]string{"topic", "add-partitions"}, tc.args...)...)
+		if r.code != tc.code || !strings.Contains(r.stderr, tc.want) {
+			t.Errorf("add-partitions %v: exit %d, stderr %q; want exit %d saying %q", tc.args, r.code, r.stderr, tc.code, tc.want)
+		}
+	}
+	if partitions, _, _ := describeOne(t, addr, "orders"); len(partitions) != 5 {
+		t.Errorf("after the refused changes: %d partitions, want 5", len(partitions))
+	}
+}
