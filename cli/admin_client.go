@@ -49,9 +49,15 @@ func (c ConnOptions) newAdmin() (*kadm.Client, error) {
 	if err != nil {
 		return nil, err
 	}
+	return c.adminOf(cl), nil
+}
+
+// adminOf is an admin client on cl, for commands that also send requests
+// to chosen brokers through cl.
+func (c ConnOptions) adminOf(cl *kgo.Client) *kadm.Client {
 	adm := kadm.NewClient(cl)
 	adm.SetTimeoutMillis(int32(c.Timeout.Milliseconds()))
-	return adm, nil
+	return adm
 }
 
 // checkTopic fails early, with one clear message, when the topic (or the

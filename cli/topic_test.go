@@ -1,8 +1,11 @@
 package cli
 
 import (
+	"fmt"
 	"net"
 	"reflect"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -325,4 +328,52 @@ func TestTopicAddPartitions(t *testing.T) {
 	if partitions, _, _ := describeOne(t, addr, "orders"); len(partitions) != 5 {
 		t.Errorf("after the refused changes: %d partitions, want 5", len(partitions))
 	}
+}
+
+// TestTopicUsableRightAfterCreate creates topics on a 3-broker cluster and
+// at once describes each through a second broker and produces through a
+// third, then adds a partition and does the same: create and add-partitions
+// return only once every broker knows the leaders and every leader serves
+// its partition, so neither sees UNKNOWN_TOPIC_OR_PARTITION (a QA run saw
+// describe fail 2 of 3 times right after create on a 6-broker cluster).
+func TestTopicUsableRightAfterCreate(t *testing.T) {
+	c := kdrtest.StartCluster(t, kdrtest.Binary(t), 3)
+	for i := range 10 {
+		topic := fmt.Sprintf("placed%d", i)
+		created, described, produced := c.Brokers[i%3].Addr(), c.Brokers[(i+1)%3].Addr(), c.Brokers[(i+2)%3].Addr()
+		mustKdr(t, created, "", "topic", "create", topic, "--partitions", "3", "--replication-factor", "3")
+
+		partitions, _, _ := describeOne(t, described, topic)
+		if len(partitions) != 3 {
+			t.Fatalf("%s described through %s right after create: %d partitions, want 3: %+v", topic, described, len(partitions), partitions)
+		}
+		for p, d := range partitions {
+			if d.Partition != int32(p) || !slices.Contains([]int32{1, 2, 3}, d.Leader) || !reflect.DeepEqual(sorted(d.Replicas), []int32{1, 2, 3}) || d.Error != "" {
+				t.Errorf("%s described through %s right after create: partition %d is %+v, want a leader among replicas 1, 2, 3", topic, described, p, d)
+			}
+		}
+
+		value := fmt.Sprintf("v%d\n", i)
+		part := strconv.Itoa(i % 3)
+		mustKdr(t, produced, value, "produce", topic, "--partition", part)
+		if got := mustKdr(t, described, "", "consume", topic, "--partition", part, "--from-beginning", "--max-messages", "1"); got != value {
+			t.Errorf("%s partition %s holds %q, want %q", topic, part, got, value)
+		}
+
+		// The same holds for partitions added to the topic.
+		mustKdr(t, created, "", "topic", "add-partitions", topic, "--partitions", "4")
+		if partitions, _, _ := describeOne(t, described, topic); len(partitions) != 4 || partitions[3].Error != "" || partitions[3].HighWatermark != 0 {
+			t.Fatalf("%s described through %s right after add-partitions: %+v, want 4 partitions, the new one empty", topic, described, partitions)
+		}
+		mustKdr(t, produced, value, "produce", topic, "--partition", "3")
+		if got := mustKdr(t, described, "", "consume", topic, "--partition", "3", "--from-beginning", "--max-messages", "1"); got != value {
+			t.Errorf("%s partition 3 holds %q, want %q", topic, got, value)
+		}
+	}
+}
+
+func sorted(ns []int32) []int32 {
+	out := slices.Clone(ns)
+	slices.Sort(out)
+	return out
 }
