@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -9,6 +10,7 @@ import (
 	"sync"
 
 	"github.com/spf13/cobra"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kdr-io/kdr/mirror"
@@ -179,6 +181,9 @@ type produceTally struct {
 	errOut io.Writer
 	sum    produceSummary
 	parts  map[int32]*producedPartition
+	// policyRefused is set when the cluster refused a record with
+	// POLICY_VIOLATION, as a fenced kdr cluster does.
+	policyRefused bool
 }
 
 func (t *produceTally) delivered(r *kgo.Record, noOffsets bool) {
@@ -200,6 +205,7 @@ func (t *produceTally) failed(line int, err error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.sum.Failed++
+	t.policyRefused = t.policyRefused || errors.Is(err, kerr.PolicyViolation)
 	fmt.Fprintf(t.errOut, "Error: line %d: %v\n", line, err)
 }
 
@@ -261,13 +267,37 @@ func produceLines(ctx context.Context, cl *kgo.Client, opts *ProduceOptions) (pr
 	case readErr != nil:
 		return sum, readErr
 	case sum.Failed > 0:
-		return sum, fmt.Errorf("%d of %d records could not be produced to topic %q (errors above)", sum.Failed, sum.Failed+sum.Records, opts.Topic)
+		err := fmt.Errorf("%d of %d records could not be produced to topic %q (errors above)", sum.Failed, sum.Failed+sum.Records, opts.Topic)
+		if tally.policyRefused {
+			err = fmt.Errorf("%w: %s", err, explainPolicyViolation(ctx, cl, opts.Conn))
+		}
+		return sum, err
 	case flushErr != nil:
 		return sum, fmt.Errorf("flushing records to topic %q: %w", opts.Topic, flushErr)
 	case interrupted:
 		return sum, fmt.Errorf("producing to topic %q: interrupted after %d records; the rest of stdin was not read", opts.Topic, sum.Records)
 	}
 	return sum, nil
+}
+
+// explainPolicyViolation says why the cluster refused records with
+// POLICY_VIOLATION. A kdr cluster fenced by a failover does, and says so in
+// the produce answer's error message, but franz-go (v1.22) drops that
+// message and leaves only Kafka's generic text for the code ("Request
+// parameters do not satisfy the configured policy"); so the fence is read
+// back with the admin API, as kdr cluster status does.
+func explainPolicyViolation(ctx context.Context, cl *kgo.Client, conn ConnOptions) string {
+	ctx, cancel := conn.withTimeout(ctx)
+	defer cancel()
+	const find = "kdr failover status or kdr discover names the active cluster"
+	s, err := readClusterStatus(ctx, conn.adminOf(cl), conn)
+	switch {
+	case err != nil: // not a kdr cluster, or it cannot tell
+		return "the cluster's policy refused them (a kdr cluster does so while a failover fences it: kdr cluster status shows the fence; " + find + ")"
+	case s.Fenced:
+		return fmt.Sprintf("cluster fenced by failover epoch %d: %s; produce to the active cluster (%s)", s.Epoch, s.Reason, find)
+	}
+	return fmt.Sprintf("the cluster's policy refused them, but it is not fenced now (epoch %d): a failover may have fenced it and lifted the fence since (%s)", s.Epoch, find)
 }
 
 // lineRecord makes the record for one input line.
