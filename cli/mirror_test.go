@@ -160,6 +160,9 @@ kdr_mirror_records_total{flow="odd \"quoted\"\\flow",partition="0",topic="t"} 1
 	if code := Execute([]string{"mirror", "status", "--metrics", strings.TrimPrefix(srv.URL, "http://"), "--output", "json"}, nil, &out, &errOut); code != exitOK {
 		t.Fatalf("exit %d: %s", code, errOut.String())
 	}
+	if !strings.Contains(out.String(), `"flow": "east->west"`) {
+		t.Errorf("json escapes the flow's name:\n%s", out.String())
+	}
 	st := decodeJSON[mirrorStatus](t, out.String())
 	if len(st.Checkpoints) != 2 || st.Checkpoints[0].Group != "billing" || *st.Checkpoints[0].AgeSeconds != 2.5 || st.Checkpoints[1].AgeSeconds != nil {
 		t.Errorf("json checkpoints %+v", st.Checkpoints)

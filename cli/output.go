@@ -37,9 +37,12 @@ func printResult[T any](w io.Writer, f outputFormat, v T, text func(io.Writer, T
 	return text(w, v)
 }
 
+// writeJSON writes v indented, with "east->west" as it is: JSON is read by
+// people too, and nothing here goes into HTML.
 func writeJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
 	return enc.Encode(v)
 }
 

@@ -85,7 +85,9 @@ func ensureFenced(ctx context.Context, opts Options, s store.State, cl *clusters
 				mu.Unlock()
 				return
 			}
-			opts.Logger.Warn("fenced a cluster that must not take client writes", "cluster", c, "epoch", s.Epoch, "active", active)
+			// Info: every start of a fresh standby does this; a fence a
+			// cluster lost shows in kdr_broker_fenced and failover status.
+			opts.Logger.Info("fenced a cluster that must not take client writes", "cluster", c, "epoch", s.Epoch, "active", active)
 		}()
 	}
 	wg.Wait()

@@ -269,7 +269,9 @@ func (w *Worker) onLost(_ context.Context, _ *kgo.Client, lost map[string][]int3
 	defer w.cycleMu.Unlock()
 	w.drop(lost)
 	w.trustMembership("partitions lost")
-	w.log.Warn("partitions lost", "lost", lost)
+	if len(lost) > 0 { // franz-go calls it with none after a failed join too
+		w.log.Warn("partitions lost", "lost", lost)
+	}
 }
 
 // lockCycles takes cycleMu for a group callback: the forwarding loop sends

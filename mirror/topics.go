@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/kdr-io/kdr/mirror/mm2"
+	"github.com/kdr-io/kdr/mirror/naming"
 )
 
 // topicState is one source topic the flow mirrors.
@@ -399,7 +400,9 @@ func (w *Worker) checkSyncRetention(ctx context.Context, topics []string) {
 	}
 	keep := w.flow.OffsetSyncsRetention.Milliseconds()
 	for _, rc := range rcs {
-		if rc.Err != nil {
+		// Heartbeats topics are kdr's and MM2's own, compacted, and no
+		// consumer group's offsets on them need translating.
+		if rc.Err != nil || naming.IsHeartbeats(w.policy, rc.Name) {
 			continue
 		}
 		var policy, retention string

@@ -120,7 +120,7 @@ func NewCheckpointer(cfg CheckpointerConfig) (*Checkpointer, error) {
 		cfg: cfg, topic: mm2.CheckpointsTopic(cfg.SourceAlias),
 		tr:   Translator{SourceAlias: cfg.SourceAlias, Policy: cfg.Policy, Source: cfg.Source, Store: cfg.Store, Mirrored: cfg.Mirrored},
 		sadm: kadm.NewClient(cfg.Source), tadm: kadm.NewClient(cfg.Target),
-		log: logger.With("component", "checkpointer", "flow", flow), m: m,
+		log: logger.With("component", "checkpointer"), m: m, // the caller's logger names the flow
 		written: map[cpKey]mm2.Checkpoint{},
 	}, nil
 }
