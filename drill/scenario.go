@@ -1,18 +1,21 @@
 package drill
 
 import (
-	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/kdr-io/kdr/internal/yamlschema"
 	"github.com/kdr-io/kdr/topology"
 )
 
@@ -66,6 +69,13 @@ type Scenario struct {
 
 	// File is the path the scenario was read from.
 	File string `yaml:"-"`
+
+	// idx locates the file's keys for Validate's problems; nil for a
+	// scenario built in code.
+	idx *yamlschema.Index
+	// keyProblems are the unknown keys ParseScenario found; LoadScenario
+	// lists them with Validate's problems.
+	keyProblems []*Error
 }
 
 // Load is the workload the drill runs through failover/client.
@@ -90,8 +100,6 @@ type Step struct {
 	// Background runs the action concurrently: the next step starts at
 	// once (wait with until: step or until: background).
 	Background bool `yaml:"background"`
-
-	line int // in the scenario file
 }
 
 // Args are the arguments of every action; each action takes the ones its
@@ -169,10 +177,14 @@ func (w Wait) String() string {
 	return w.Duration.String()
 }
 
-// Error is one problem in a scenario: FILE:LINE: FIELD: PROBLEM (fix: HINT).
+// Error is one problem in a scenario: FILE:LINE:COL: FIELD: PROBLEM (fix:
+// HINT), as topology.Error.
 type Error struct {
-	File    string
-	Line    int
+	File string
+	// Line and Column (1-based) locate the offending key or value, or for a
+	// missing one the mapping that should hold it; 0 when unknown.
+	Line, Column int
+	// Field is the YAML path: "steps[2].args.to".
 	Field   string
 	Problem string
 	Hint    string
@@ -183,6 +195,9 @@ func (e *Error) Error() string {
 	b.WriteString(e.File)
 	if e.Line > 0 {
 		fmt.Fprintf(&b, ":%d", e.Line)
+		if e.Column > 0 {
+			fmt.Fprintf(&b, ":%d", e.Column)
+		}
 	}
 	b.WriteString(": ")
 	if e.Field != "" {
@@ -196,13 +211,16 @@ func (e *Error) Error() string {
 }
 
 // LoadScenario reads and validates a scenario file and its topology
-// (topologyFile, if not empty, replaces the scenario's).
+// (topologyFile, if not empty, replaces the scenario's). An invalid
+// scenario gives every problem, each an *Error, joined: keys the scenario
+// does not know beside Validate's problems; values of the wrong type
+// alone, since the scenario cannot be decoded to validate it.
 func LoadScenario(path, topologyFile string) (*Scenario, *topology.Topology, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, nil, fmt.Errorf("drill: %w", err)
 	}
-	s, err := ParseScenario(data, path)
+	s, err := parseScenario(data, path)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -218,7 +236,7 @@ func LoadScenario(path, topologyFile string) (*Scenario, *topology.Topology, err
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := s.Validate(t); err != nil {
+	if err := joinProblems(append(s.keyProblems, s.problems(t)...)); err != nil {
 		return nil, nil, err
 	}
 	return s, t, nil
@@ -235,9 +253,24 @@ func (s *Scenario) TopologyPath() string {
 
 var yamlLine = regexp.MustCompile(`line (\d+): (.*)`)
 
-// ParseScenario decodes a scenario (unknown keys are errors) and applies
-// the load defaults; Validate checks it against a topology.
+// ParseScenario decodes a scenario and applies the load defaults; Validate
+// checks it against a topology. Unknown keys and values of the wrong type
+// are errors, every one listed (see LoadScenario).
 func ParseScenario(data []byte, file string) (*Scenario, error) {
+	s, err := parseScenario(data, file)
+	if err != nil {
+		return nil, err
+	}
+	if err := joinProblems(s.keyProblems); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// parseScenario is ParseScenario keeping the unknown keys in keyProblems
+// rather than failing on them, so that LoadScenario can list them beside
+// Validate's problems.
+func parseScenario(data []byte, file string) (*Scenario, error) {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
 		return nil, yamlError(file, err)
@@ -245,21 +278,27 @@ func ParseScenario(data []byte, file string) (*Scenario, error) {
 	if len(doc.Content) == 0 {
 		return nil, &Error{File: file, Line: 1, Problem: "empty document", Hint: "start with apiVersion: " + APIVersion + " and kind: " + Kind}
 	}
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
+	// The schema check, not the decoder, judges the document: the decoder
+	// stops at its first problem and names Go types.
+	root := doc.Content[0]
+	idx, found := yamlschema.Check(root, reflect.TypeFor[Scenario](), "yaml")
+	var keyProblems []*Error
+	fatal := false
+	for _, p := range found {
+		keyProblems = append(keyProblems, &Error{File: file, Line: p.Line, Column: p.Column, Field: p.Field, Problem: p.Problem, Hint: p.Hint})
+		fatal = fatal || p.Fatal
+	}
+	if fatal {
+		return nil, joinProblems(keyProblems)
+	}
 	var s Scenario
-	if err := dec.Decode(&s); err != nil {
-		return nil, yamlError(file, err)
+	if err := root.Decode(&s); err != nil {
+		// Only what the schema check cannot see, such as an anchor cycle.
+		return nil, &Error{File: file, Line: root.Line, Column: root.Column, Problem: err.Error()}
 	}
 	s.File = file
-	root := doc.Content[0]
-	if steps := mappingValue(root, "steps"); steps != nil && steps.Kind == yaml.SequenceNode {
-		for i, n := range steps.Content {
-			if i < len(s.Steps) {
-				s.Steps[i].line = n.Line
-			}
-		}
-	}
+	s.idx = idx
+	s.keyProblems = keyProblems
 	for i := range s.Steps {
 		if w := s.Steps[i].Wait; w != nil && w.Until == "" {
 			switch {
@@ -299,55 +338,63 @@ func yamlError(file string, err error) error {
 	return e
 }
 
-func mappingValue(n *yaml.Node, key string) *yaml.Node {
-	if n.Kind != yaml.MappingNode {
-		return nil
+// joinProblems sorts problems by position and joins them; nil if none.
+func joinProblems(problems []*Error) error {
+	slices.SortStableFunc(problems, func(a, b *Error) int {
+		return cmp.Or(cmp.Compare(a.Line, b.Line), cmp.Compare(a.Column, b.Column))
+	})
+	errs := make([]error, len(problems))
+	for i, p := range problems {
+		errs[i] = p
 	}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		if n.Content[i].Value == key {
-			return n.Content[i+1]
-		}
-	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // Validate checks the scenario against the topology it runs on and
 // returns every problem, joined.
 func (s *Scenario) Validate(t *topology.Topology) error {
-	var errs []error
-	add := func(line int, field, problem, hint string) {
-		errs = append(errs, &Error{File: s.File, Line: line, Field: field, Problem: problem, Hint: hint})
+	return joinProblems(s.problems(t))
+}
+
+// problems are Validate's. A step's are on the step's first line, others
+// on their key's line (or the line of the mapping that should hold it);
+// they name the field, so they carry no column.
+func (s *Scenario) problems(t *topology.Topology) []*Error {
+	var errs []*Error
+	addAt := func(at, field, problem, hint string) {
+		errs = append(errs, &Error{File: s.File, Line: s.idx.Pos(at).Line, Field: field, Problem: problem, Hint: hint})
 	}
+	add := func(field, problem, hint string) { addAt(field, field, problem, hint) }
 	if s.APIVersion != APIVersion {
-		add(1, "apiVersion", fmt.Sprintf("is %q, want %q", s.APIVersion, APIVersion), "")
+		add("apiVersion", fmt.Sprintf("is %q, want %q", s.APIVersion, APIVersion), "")
 	}
 	if s.Kind != Kind {
-		add(1, "kind", fmt.Sprintf("is %q, want %q", s.Kind, Kind), "")
+		add("kind", fmt.Sprintf("is %q, want %q", s.Kind, Kind), "")
 	}
 	if s.Name == "" {
-		add(1, "name", "is empty", "name the scenario; reports and kdr status show it")
+		add("name", "is empty", "name the scenario; reports and kdr status show it")
 	}
 	l := s.Load
 	if l.Rate < 0 || l.Rate > 5000 {
-		add(0, "load.rate", fmt.Sprintf("%g records/s is outside 1..5000", l.Rate), "")
+		add("load.rate", fmt.Sprintf("%g records/s is outside 1..5000", l.Rate), "")
 	}
 	if l.Keys < 1 {
-		add(0, "load.keys", fmt.Sprintf("is %d, want at least 1", l.Keys), "")
+		add("load.keys", fmt.Sprintf("is %d, want at least 1", l.Keys), "")
 	}
 	if l.Partitions < 1 {
-		add(0, "load.partitions", fmt.Sprintf("is %d, want at least 1", l.Partitions), "")
+		add("load.partitions", fmt.Sprintf("is %d, want at least 1", l.Partitions), "")
 	}
 	if len(s.Steps) == 0 {
-		add(0, "steps", "no steps", "start with - action: start-load")
+		add("steps", "no steps", "start with - action: start-load")
 	}
 	v := &validator{t: t}
 	for i, st := range s.Steps {
-		field := fmt.Sprintf("steps[%d]", i)
+		field := yamlschema.IndexPath("steps", i)
 		for _, p := range v.step(st, i == len(s.Steps)-1) {
-			add(st.line, field+p.field, p.problem, p.hint)
+			addAt(field, field+p.field, p.problem, p.hint)
 		}
 	}
-	return errors.Join(errs...)
+	return errs
 }
 
 type problem struct{ field, problem, hint string }

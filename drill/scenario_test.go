@@ -2,7 +2,9 @@ package drill
 
 import (
 	"errors"
+	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -76,4 +78,83 @@ func TestDrillScenarioUnknownKeyIsAnError(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "x.yaml:6:") || !strings.Contains(err.Error(), "wiat") {
 		t.Fatalf("want an error naming line 6 and the key, got %v", err)
 	}
+}
+
+// writeScenario writes doc to a scenario file in a new temp dir.
+func writeScenario(t *testing.T, doc string) string {
+	t.Helper()
+	file := filepath.Join(t.TempDir(), "bad.yaml")
+	if err := os.WriteFile(file, []byte(doc), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return file
+}
+
+// checkProblems requires err to list exactly want, one problem a line,
+// each prefixed with file.
+func checkProblems(t *testing.T, err error, file string, want []string) {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("no error, want %d problems", len(want))
+	}
+	got := strings.Split(err.Error(), "\n")
+	for i := range want {
+		want[i] = file + ":" + want[i]
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("got:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// A QA run found that a typo'd key stopped the load at the first problem, in
+// Go type names ("field maxLots not found in type drill.Args"): every
+// problem is listed, unknown keys with their YAML path and the closest key,
+// beside the problems the topology check finds.
+func TestDrillScenarioListsUnknownKeysWithValidationProblems(t *testing.T) {
+	file := writeScenario(t, `apiVersion: kdr.io/v1
+kind: Scenario
+name: bad
+load: {rate: 100, keyz: 4}
+steps:
+  - action: start-load
+  - action: switchover
+    args: {to: nowhere}
+  - action: verify
+    args:
+      maxLots: 0
+`)
+	_, _, err := LoadScenario(file, "")
+	checkProblems(t, err, file, []string{
+		`4:19: load.keyz: unknown key "keyz" (fix: did you mean "keys"? (known keys here: rate, keys, topic, partitions, consumerGroup))`,
+		`7: steps[1].args.to: cluster "nowhere" is not in topology demo (fix: one of "east", "west")`,
+		`11:7: steps[2].args.maxLots: unknown key "maxLots" (fix: did you mean "maxLost"? (known keys here: cluster, broker, flow, between, to, ` +
+			`maxLost, maxDuplicated, maxReordered, maxUndelivered, maxRPORecords, maxRPO, maxRTO, maxProducerRTO, maxConsumerRTO))`,
+	})
+}
+
+// Values of the wrong type are all listed too, with what is accepted
+// instead of "cannot unmarshal !!str `6O` into time.Duration".
+func TestDrillScenarioListsEveryTypeProblem(t *testing.T) {
+	file := writeScenario(t, `apiVersion: kdr.io/v1
+kind: Scenario
+name: bad
+load: {rate: fast}
+steps:
+  - action: start-load
+  - action: wait
+    wait: {duration: 10}
+    background: yes please
+  - action: verify
+    args: {maxLost: none, maxRTO: 6O, maxDuplicatd: 0}
+`)
+	_, _, err := LoadScenario(file, "")
+	checkProblems(t, err, file, []string{
+		`4:14: load.rate: want a number, got "fast"`,
+		`8:22: steps[1].wait.duration: 10 has no unit (fix: write a unit, e.g. "10s" or "10ms")`,
+		`9:17: steps[1].background: want true or false, got "yes please"`,
+		`11:21: steps[2].args.maxLost: want a whole number, got "none"`,
+		`11:35: steps[2].args.maxRTO: "6O" is not a duration (fix: write a Go duration such as "5s", "500ms", "2m" or "1h30m")`,
+		`11:39: steps[2].args.maxDuplicatd: unknown key "maxDuplicatd" (fix: did you mean "maxDuplicated"? (known keys here: cluster, broker, flow, between, to, ` +
+			`maxLost, maxDuplicated, maxReordered, maxUndelivered, maxRPORecords, maxRPO, maxRTO, maxProducerRTO, maxConsumerRTO))`,
+	})
 }

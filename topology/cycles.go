@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/kdr-io/kdr/internal/yamlschema"
 	"github.com/kdr-io/kdr/mirror"
 )
 
@@ -90,8 +91,8 @@ func (c *checker) cycles(t *Topology, flows []FlowSpec) {
 				last = f
 			}
 		}
-		field := indexPath("replication", last.Pattern)
-		if c.idx.has(field + ".mirror.naming") {
+		field := yamlschema.IndexPath("replication", last.Pattern)
+		if c.idx.Has(field + ".mirror.naming") {
 			field += ".mirror.naming"
 		}
 		switch {

@@ -107,52 +107,6 @@ func joinProblems(problems []*Error) error {
 	return errors.Join(errs...)
 }
 
-// didYouMean returns the option closest to s, if it is close enough to be
-// the intended one (same letters in another case, or a few typos), else "".
-func didYouMean(s string, options []string) string {
-	best, bestDist := "", -1
-	for _, o := range options {
-		if strings.EqualFold(s, o) {
-			return o
-		}
-		d := editDistance(strings.ToLower(s), strings.ToLower(o))
-		if bestDist < 0 || d < bestDist {
-			best, bestDist = o, d
-		}
-	}
-	if bestDist >= 0 && bestDist <= max(1, min(len(s), len(best))/3) {
-		return best
-	}
-	return ""
-}
-
-// editDistance is the optimal-string-alignment distance between a and b,
-// in bytes: insertions, deletions, substitutions and swaps of neighbours
-// ("wset" is one edit from "west").
-func editDistance(a, b string) int {
-	d := make([][]int, len(a)+1)
-	for i := range d {
-		d[i] = make([]int, len(b)+1)
-		d[i][0] = i
-	}
-	for j := range d[0] {
-		d[0][j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
-			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
-				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
-			}
-		}
-	}
-	return d[len(a)][len(b)]
-}
-
 // quoteList renders names for hints: "east", "west".
 func quoteList(names []string) string {
 	q := make([]string, len(names))

@@ -11,6 +11,8 @@ import (
 
 	"github.com/spf13/viper"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/kdr-io/kdr/internal/yamlschema"
 )
 
 // Defaults applied by Load, Parse and ApplyDefaults. Mirror settings have
@@ -49,17 +51,20 @@ func Parse(data []byte, file string) (*Topology, error) {
 			Hint: "start with \"apiVersion: " + APIVersion + "\" and \"kind: " + Kind + "\"; see topology/examples"}
 	}
 	root := doc.Content[0]
-	idx := &index{at: map[string]position{}, vals: map[string]*yaml.Node{}}
+	idx, problems := yamlschema.Check(root, reflect.TypeFor[Topology](), "mapstructure")
 	c.idx = idx
-	w := &schemaWalker{c: c, idx: idx}
-	w.walk("", root, reflect.TypeFor[Topology](), position{})
-	if w.fatal > 0 {
+	fatal := false
+	for _, p := range problems {
+		c.addAt(p.Position, p.Field, p.Problem, p.Hint)
+		fatal = fatal || p.Fatal
+	}
+	if fatal {
 		// Values of the wrong type: decoding would fail or guess.
 		return nil, joinProblems(c.errs)
 	}
 	t, err := decode(data)
 	if err != nil {
-		c.addAt(position{root.Line, root.Column}, "", err.Error(), "")
+		c.addAt(yamlschema.Position{Line: root.Line, Column: root.Column}, "", err.Error(), "")
 		return nil, joinProblems(c.errs)
 	}
 	t.File = file
@@ -103,6 +108,8 @@ func durationHook(_, to reflect.Type, data any) (any, error) {
 	return nil, fmt.Errorf("%v is not a duration such as 5s", data)
 }
 
+var durationType = reflect.TypeFor[time.Duration]()
+
 var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 
 // syntaxError turns a YAML parser error into an *Error with its line.
@@ -125,16 +132,13 @@ func syntaxError(file string, err error) error {
 // validation then judges.
 func (t *Topology) ApplyDefaults() { t.applyDefaults(nil) }
 
-func (t *Topology) applyDefaults(idx *index) {
-	unset := func(path string, zero bool) bool { return zero && !idx.has(path) }
+func (t *Topology) applyDefaults(idx *yamlschema.Index) {
+	unset := func(path string, zero bool) bool { return zero && !idx.Has(path) }
 	for i := range t.Clusters {
 		c := &t.Clusters[i]
-		path := indexPath("clusters", i) + ".local"
+		path := yamlschema.IndexPath("clusters", i) + ".local"
 		if c.Local == nil {
-			if idx == nil {
-				continue
-			}
-			if _, written := idx.vals[path]; !written {
+			if !idx.Written(path) {
 				continue
 			}
 			c.Local = &LocalCluster{} // "local:" with nothing under it

@@ -266,12 +266,3 @@ func TestTopologyErrorFormat(t *testing.T) {
 		}
 	}
 }
-
-func TestTopologyDidYouMean(t *testing.T) {
-	known := []string{"brokers", "host", "basePort", "dataDir", "racks"}
-	for in, want := range map[string]string{"basePrt": "basePort", "baseport": "basePort", "rack": "racks", "hosts": "host", "datadri": "dataDir", "zone": ""} {
-		if got := didYouMean(in, known); got != want {
-			t.Errorf("didYouMean(%q) = %q, want %q", in, got, want)
-		}
-	}
-}

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+
+	"github.com/kdr-io/kdr/internal/yamlschema"
 )
 
 // PortRange is a run of ports a local cluster listens on, Lo to Hi
@@ -92,7 +94,7 @@ func (c *checker) ports(t *Topology) {
 		if !localOK(lj) {
 			continue
 		}
-		field := indexPath("clusters", j) + ".local.basePort"
+		field := yamlschema.IndexPath("clusters", j) + ".local.basePort"
 		for i := range j {
 			li := t.Clusters[i].Local
 			if !localOK(li) || !sameHost(li.Host, lj.Host) {

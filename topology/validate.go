@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/kdr-io/kdr/clientsec"
+	"github.com/kdr-io/kdr/internal/yamlschema"
 	"github.com/kdr-io/kdr/mirror/naming"
 )
 
@@ -16,17 +17,17 @@ import (
 // nil for a topology built in code.
 type checker struct {
 	file string
-	idx  *index
+	idx  *yamlschema.Index
 	errs []*Error
 }
 
-func (c *checker) addAt(p position, field, problem, hint string) {
-	c.errs = append(c.errs, &Error{File: c.file, Line: p.line, Column: p.col, Field: field, Problem: problem, Hint: hint})
+func (c *checker) addAt(p yamlschema.Position, field, problem, hint string) {
+	c.errs = append(c.errs, &Error{File: c.file, Line: p.Line, Column: p.Column, Field: field, Problem: problem, Hint: hint})
 }
 
 // add reports a problem at field, located at field's value or, if the
 // document does not have it, at the mapping that should.
-func (c *checker) add(field, problem, hint string) { c.addAt(c.idx.pos(field), field, problem, hint) }
+func (c *checker) add(field, problem, hint string) { c.addAt(c.idx.Pos(field), field, problem, hint) }
 
 // Validate checks t as Load would use it (zero values take their defaults,
 // see ApplyDefaults) and returns every problem, each an *Error, joined.
@@ -97,7 +98,7 @@ func (c *checker) clusters(t *Topology) {
 	names := map[string]int{}
 	dirs := map[string]int{}
 	for i, cl := range t.Clusters {
-		p := indexPath("clusters", i)
+		p := yamlschema.IndexPath("clusters", i)
 		switch first, dup := names[cl.Name]; {
 		case cl.Name == "":
 			c.add(p+".name", "required", "give the cluster a short name such as east: it is the MM2 alias in east.orders")
@@ -116,7 +117,7 @@ func (c *checker) clusters(t *Topology) {
 		}
 		for j, b := range cl.Bootstrap {
 			if err := checkHostPort(b); err != nil {
-				c.add(indexPath(p+".bootstrap", j), fmt.Sprintf("%q: %v", b, err), "write host:port, e.g. kafka1.example.com:9092")
+				c.add(yamlschema.IndexPath(p+".bootstrap", j), fmt.Sprintf("%q: %v", b, err), "write host:port, e.g. kafka1.example.com:9092")
 			}
 		}
 		if cl.Local != nil {
@@ -158,7 +159,7 @@ func (c *checker) local(p string, l *LocalCluster) {
 	}
 	for i, r := range l.Racks {
 		if strings.TrimSpace(r) == "" {
-			c.add(indexPath(p+".racks", i), "empty rack", "name every broker's rack")
+			c.add(yamlschema.IndexPath(p+".racks", i), "empty rack", "name every broker's rack")
 		}
 	}
 	switch {
@@ -228,7 +229,7 @@ func (c *checker) patterns(t *Topology) (bad map[int]bool) {
 		}
 	}
 	for i, p := range t.Replication {
-		pp := indexPath("replication", i)
+		pp := yamlschema.IndexPath("replication", i)
 		ref := func(field, name string) {
 			switch {
 			case name == "":
@@ -236,7 +237,7 @@ func (c *checker) patterns(t *Topology) (bad map[int]bool) {
 				bad[i] = true
 			case t.ClusterByName(name) == nil:
 				hint := "defined clusters: " + quoteList(defined)
-				if s := didYouMean(name, defined); s != "" {
+				if s := yamlschema.DidYouMean(name, defined); s != "" {
 					hint = fmt.Sprintf("did you mean %q? %s", s, hint)
 				}
 				c.add(field, fmt.Sprintf("unknown cluster %q", name), hint)
@@ -268,7 +269,7 @@ func (c *checker) patterns(t *Topology) (bad map[int]bool) {
 		case ActiveActive:
 			seen := map[string]bool{}
 			for k, n := range p.Clusters {
-				f := indexPath(pp+".clusters", k)
+				f := yamlschema.IndexPath(pp+".clusters", k)
 				ref(f, n)
 				if seen[n] && n != "" {
 					c.add(f, fmt.Sprintf("%q is listed twice", n), "list each cluster once")
@@ -290,7 +291,7 @@ func (c *checker) patterns(t *Topology) (bad map[int]bool) {
 			}
 			seen := map[string]bool{}
 			for k, s := range p.Spokes {
-				f := indexPath(pp+".spokes", k)
+				f := yamlschema.IndexPath(pp+".spokes", k)
 				ref(f, s)
 				switch {
 				case s != "" && s == p.Hub:
@@ -312,7 +313,7 @@ func (c *checker) patterns(t *Topology) (bad map[int]bool) {
 			bad[i] = true
 		default:
 			hint := "one of " + strings.Join(types, ", ")
-			if s := didYouMean(p.Type, types); s != "" {
+			if s := yamlschema.DidYouMean(p.Type, types); s != "" {
 				hint = fmt.Sprintf("did you mean %q? %s", s, hint)
 			}
 			c.add(pp+".type", fmt.Sprintf("unknown pattern type %q", p.Type), hint)
@@ -346,7 +347,7 @@ func (c *checker) aliases(t *Topology, flows []FlowSpec) {
 		for _, p := range ps {
 			if err := naming.ValidateAlias(p, cl.Name); err != nil {
 				problem := strings.TrimPrefix(err.Error(), naming.ErrInvalidAlias.Error()+": ")
-				c.add(indexPath("clusters", i)+".name", "not a valid cluster alias: "+problem,
+				c.add(yamlschema.IndexPath("clusters", i)+".name", "not a valid cluster alias: "+problem,
 					"the name prefixes remote topics (east.orders): use letters, digits, '_' and '-', and not the flows' separator")
 				break
 			}
@@ -367,7 +368,7 @@ func (c *checker) duplicateFlows(flows []FlowSpec) []FlowSpec {
 			continue
 		}
 		if prev.Pattern != f.Pattern { // within a pattern, the repeated name is reported
-			c.add(indexPath("replication", f.Pattern), fmt.Sprintf("flow %s is also produced by replication[%d]", f.Name(), prev.Pattern),
+			c.add(yamlschema.IndexPath("replication", f.Pattern), fmt.Sprintf("flow %s is also produced by replication[%d]", f.Name(), prev.Pattern),
 				"keep one flow per direction between two clusters: drop it from one pattern (widen the other's topics if needed)")
 		}
 	}
@@ -386,7 +387,7 @@ func (c *checker) sharedSyncs(flows []FlowSpec) {
 			first[k] = f
 			continue
 		}
-		c.add(indexPath("replication", f.Pattern)+".mirror.offsetSyncsTopicLocation",
+		c.add(yamlschema.IndexPath("replication", f.Pattern)+".mirror.offsetSyncsTopicLocation",
 			fmt.Sprintf("flow %s would write its offset syncs to %s on %s, as flow %s of replication[%d] does", f.Name(), k[1], k[0], prev.Name(), prev.Pattern),
 			"give both patterns the same offsetSyncsTopicLocation")
 	}
@@ -406,7 +407,7 @@ func (c *checker) failover(t *Topology) {
 		}
 	default:
 		hint := fmt.Sprintf("use %q (a file under kdr's state dir) or %q", BackendFile, BackendConsul)
-		if s := didYouMean(co.Backend, []string{BackendFile, BackendConsul}); s != "" {
+		if s := yamlschema.DidYouMean(co.Backend, []string{BackendFile, BackendConsul}); s != "" {
 			hint = fmt.Sprintf("did you mean %q? %s", s, hint)
 		}
 		c.add("failover.coordination.backend", fmt.Sprintf("unknown backend %q", co.Backend), hint)

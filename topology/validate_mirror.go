@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strings"
 
+	"github.com/kdr-io/kdr/internal/yamlschema"
 	"github.com/kdr-io/kdr/mirror"
 	"github.com/kdr-io/kdr/mirror/naming"
 )
@@ -128,7 +129,7 @@ func (c *checker) flowErrors(err error, blocks []settingBlock, fallback string) 
 func (c *checker) mirrorBlocks(t *Topology) {
 	c.mirrorBlock("mirror", t.Mirror)
 	for i, p := range t.Replication {
-		pp := indexPath("replication", i)
+		pp := yamlschema.IndexPath("replication", i)
 		c.mirrorBlock(pp+".mirror", p.Mirror)
 		for _, s := range []struct {
 			key string
@@ -162,7 +163,7 @@ func (c *checker) explicitZeros(path string, v reflect.Value) {
 	for i := range v.NumField() {
 		sf := v.Type().Field(i)
 		key := path + "." + sf.Tag.Get("mapstructure")
-		if !v.Field(i).IsZero() || !c.idx.has(key) || sf.Name == "Workers" || sf.Name == "ReplicationFactor" {
+		if !v.Field(i).IsZero() || !c.idx.Has(key) || sf.Name == "Workers" || sf.Name == "ReplicationFactor" {
 			continue
 		}
 		inherit := "or remove the key to inherit"
@@ -187,7 +188,7 @@ func (c *checker) explicitZeros(path string, v reflect.Value) {
 func (c *checker) flowSettings(t *Topology, flows []FlowSpec) {
 	for _, f := range flows {
 		p := t.Replication[f.Pattern]
-		pp := indexPath("replication", f.Pattern)
+		pp := yamlschema.IndexPath("replication", f.Pattern)
 		var blocks []settingBlock
 		if p.Type == HubAndSpoke {
 			sel, key := p.Down, "down"
