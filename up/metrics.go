@@ -20,7 +20,7 @@ import (
 //	kdr_failover_epoch{topology}
 //	kdr_failover_active_cluster{topology,cluster}                1 for the active cluster, 0 for the others
 //	kdr_failover_operation_in_progress{topology,kind,step}       1 while an operation is at that step
-//	kdr_failover_operations_total{topology,kind,result}          finished operations in the history (succeeded|failed)
+//	kdr_failover_operations_total{topology,kind,result}          finished operations in the history (succeeded|failed|aborted)
 //	kdr_failover_last_operation_duration_seconds{topology,kind}  start to finish of the last successful one
 //	kdr_failover_fenced{topology,cluster}                        1 for clusters the state keeps fenced
 //	kdr_drill_last_{lost,duplicated,reordered}_records{scenario}, kdr_drill_last_rto_seconds{scenario},
@@ -127,6 +127,8 @@ func (r *runner) failoverState() (store.State, bool) {
 
 // historyStats counts finished operations per kind and result, and the
 // duration of the last successful one per kind (from its "started" event).
+// An operation dropped by kdr failover abort ends with an "aborted" event
+// (failover.Abort), which has no failover.Step* constant.
 func historyStats(h []store.Event) (map[[2]string]int, map[string]time.Duration) {
 	counts := map[[2]string]int{}
 	durations := map[string]time.Duration{}
@@ -142,6 +144,8 @@ func historyStats(h []store.Event) (map[[2]string]int, map[string]time.Duration)
 			}
 		case "failed":
 			counts[[2]string{e.Kind, "failed"}]++
+		case "aborted":
+			counts[[2]string{e.Kind, "aborted"}]++
 		}
 	}
 	return counts, durations
