@@ -25,6 +25,7 @@ import (
 	"github.com/kdr-io/kdr/internal/kdrtest"
 	"github.com/kdr-io/kdr/internal/obs"
 	"github.com/kdr-io/kdr/mirror"
+	"github.com/kdr-io/kdr/topology"
 	"github.com/kdr-io/kdr/up"
 )
 
@@ -212,7 +213,7 @@ func upRegistry() (*prometheus.Registry, error) {
 			"rto_seconds":4.5,"rpo_records":0,"rpo_seconds":0,"finished_at":"2026-01-02T04:00:00Z"}`),
 	}
 	reg := prometheus.NewPedanticRegistry()
-	if err := reg.Register(up.NewFailoverCollector("demo", []string{"east", "west"}, func() (store.State, bool) { return st, true })); err != nil {
+	if err := reg.Register(up.NewFailoverCollector(topology.Demo(), func() (store.State, bool) { return st, true })); err != nil {
 		return nil, err
 	}
 	mfs, err := reg.Gather()

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"os"
@@ -103,7 +104,8 @@ func TestDashboardsNeedsDrillNamesPanels(t *testing.T) {
 // that returns no data, except the needsDrill panels. It checks that
 // Prometheus loaded the alert rules and that none fires on this healthy
 // topology. Then it runs `kdr failover switchover --to west` (the CLI, as
-// a process) and stores a drill summary as State.LastDrill, and requires
+// a process), checks that KdrMirrorDown leaves the direction it stopped
+// alone, stores a drill summary as State.LastDrill, and requires
 // data from every needsDrill panel but the emptyAfterDrill ones, whose
 // queries must parse and select metrics kdr up's collector describes.
 func TestDashboardsPanelsHaveData(t *testing.T) {
@@ -230,6 +232,7 @@ mirror:
 	writeLastDrill(t, loaded, state, map[string]any{"scenario": "dash-it", "passed": true, "lost": 0, "duplicated": 1, "reordered": 2,
 		"rto_seconds": 3.5, "rpo_records": 0, "rpo_seconds": 0.5, "finished_at": finished.Format(time.RFC3339Nano)})
 	t.Logf("switchover and drill result stored after %s", time.Since(start).Round(100*time.Millisecond))
+	checkStoppedFlowNotAlerted(t, api)
 	checkAfterDrill(t, api, finished)
 	t.Logf("took %s", time.Since(start).Round(100*time.Millisecond))
 	prom.Interrupt(t, 45*time.Second)
@@ -347,11 +350,86 @@ func checkAfterDrill(t *testing.T, api string, finished time.Time) {
 	t.Logf("after the switchover and the drill: %d needsDrill panels have data", n)
 }
 
+// checkStoppedFlowNotAlerted: after the switchover kdr up stops east->west's
+// worker on purpose and runs west->east. A QA run found KdrMirrorDown
+// (no_workers) firing for east->west then. Once Prometheus has no series of
+// east->west's worker any more, the rule's condition without its join on
+// kdr_up_flow_expected holds for east->west, and the rule's whole
+// expression must give nothing: kdr up exports east->west as not expected.
+func checkStoppedFlowNotAlerted(t *testing.T, api string) {
+	t.Helper()
+	kdrtest.Eventually(t, 30*time.Second, func() (bool, string) {
+		now := query(t, api, `kdr_mirror_assigned_partitions{flow="east->west"}`)
+		before := query(t, api, `max_over_time(kdr_mirror_assigned_partitions{flow="east->west"}[1h])`)
+		expected := queryValues(t, api, `kdr_up_flow_expected{flow="east->west"}`)
+		return now == 0 && before > 0 && len(expected) == 1 && expected[0] == 0,
+			fmt.Sprintf("east->west: %d worker series now (want 0), %d in the last hour (want some), kdr_up_flow_expected %v (want [0])", now, before, expected)
+	})
+	var d struct {
+		Groups []struct {
+			Rules []struct {
+				Name   string            `json:"name"`
+				Query  string            `json:"query"`
+				Labels map[string]string `json:"labels"`
+			} `json:"rules"`
+		} `json:"groups"`
+	}
+	if err := json.Unmarshal(promGet(t, api+"/api/v1/rules"), &d); err != nil {
+		t.Fatal(err)
+	}
+	var expr string
+	for _, g := range d.Groups {
+		for _, r := range g.Rules {
+			if r.Name == "KdrMirrorDown" && r.Labels["reason"] == "no_workers" {
+				expr = r.Query
+			}
+		}
+	}
+	e, err := parser.NewParser(parser.Options{}).ParseExpr(expr)
+	if err != nil {
+		t.Fatalf("KdrMirrorDown no_workers %q: %v", expr, err)
+	}
+	b, ok := e.(*parser.BinaryExpr)
+	if !ok || b.Op != parser.LUNLESS || !strings.Contains(b.RHS.String(), "kdr_up_flow_expected") {
+		t.Fatalf("KdrMirrorDown no_workers is %q, want CONDITION unless on (...) (kdr_up_flow_expected == 0)", expr)
+	}
+	if got := queryLabels(t, api, b.LHS.String()); !slices.Equal(got, []string{`{flow="east->west", topology="dash-it"}`}) {
+		t.Errorf("the no_workers condition without the join gives %v, want east->west of dash-it", got)
+	}
+	if got := queryLabels(t, api, expr); len(got) != 0 {
+		t.Errorf("KdrMirrorDown no_workers gives %v after the switchover, want nothing: kdr up stopped east->west on purpose", got)
+	}
+}
+
+// queryLabels evaluates expr now and returns its series' labels, sorted.
+func queryLabels(t *testing.T, api, expr string) []string {
+	t.Helper()
+	var d struct {
+		Result []struct {
+			Metric map[string]string `json:"metric"`
+		} `json:"result"`
+	}
+	if err := json.Unmarshal(promGet(t, api+"/api/v1/query?query="+url.QueryEscape(expr)), &d); err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, r := range d.Result {
+		keys := slices.Sorted(maps.Keys(r.Metric))
+		pairs := make([]string, len(keys))
+		for i, k := range keys {
+			pairs[i] = fmt.Sprintf("%s=%q", k, r.Metric[k])
+		}
+		out = append(out, "{"+strings.Join(pairs, ", ")+"}")
+	}
+	sort.Strings(out)
+	return out
+}
+
 // upCollectorMetrics are the metric names kdr up's failover collector
 // describes.
 func upCollectorMetrics() map[string]bool {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(up.NewFailoverCollector("dash-it", []string{"east", "west"}, func() (store.State, bool) { return store.State{}, false }))
+	reg.MustRegister(up.NewFailoverCollector(topology.Demo(), func() (store.State, bool) { return store.State{}, false }))
 	ch := make(chan *prometheus.Desc)
 	go func() { reg.Describe(ch); close(ch) }()
 	fq := regexp.MustCompile(`fqName: "([^"]+)"`)

@@ -12,6 +12,7 @@ import (
 	"github.com/kdr-io/kdr/failover"
 	"github.com/kdr-io/kdr/failover/store"
 	"github.com/kdr-io/kdr/internal/obs"
+	"github.com/kdr-io/kdr/topology"
 )
 
 // kdr up's /metrics exports the failover state document, which the
@@ -23,6 +24,7 @@ import (
 //	kdr_failover_operations_total{topology,kind,result}          finished operations in the history (succeeded|failed|aborted)
 //	kdr_failover_last_operation_duration_seconds{topology,kind}  start to finish of the last successful one
 //	kdr_failover_fenced{topology,cluster}                        1 for clusters the state keeps fenced
+//	kdr_up_flow_expected{topology,flow}                          1 for flows kdr up runs, 0 for a direction it stops on purpose
 //	kdr_drill_last_{lost,duplicated,reordered}_records{scenario}, kdr_drill_last_rto_seconds{scenario},
 //	kdr_drill_last_rpo_records{scenario}, kdr_drill_last_rpo_seconds{scenario},
 //	kdr_drill_last_timestamp_seconds{scenario}                   from State.LastDrill
@@ -36,6 +38,11 @@ var (
 	descOpsTotal  = prometheus.NewDesc("kdr_failover_operations_total", "Failover operations in the state's history, by result.", []string{"topology", "kind", "result"}, nil)
 	descDuration  = prometheus.NewDesc("kdr_failover_last_operation_duration_seconds", "Duration of the last successful operation of the kind.", []string{"topology", "kind"}, nil)
 	descFenced    = prometheus.NewDesc("kdr_failover_fenced", "1 for clusters the failover state keeps write-fenced.", []string{"topology", "cluster"}, nil)
+	// KdrMirrorDown (no_workers) joins on it: a flow whose workers kdr up
+	// stopped because of the failover state must not page anyone.
+	descFlowExpected = prometheus.NewDesc("kdr_up_flow_expected",
+		"1 for a flow kdr up runs mirror workers for, 0 for a direction of the failover pattern's flow it keeps stopped because of the failover state.",
+		[]string{"topology", "flow"}, nil)
 
 	drillMetrics = []struct {
 		key  string
@@ -52,24 +59,24 @@ var (
 )
 
 // NewFailoverCollector is the collector of kdr up's /metrics: the failover
-// state and the last drill of topology, whose clusters are clusters (each
-// gets its kdr_failover_active_cluster and kdr_failover_fenced series).
-// state returns the state and whether it is known; nothing is exported
-// while it is not. Its Active must already name the active cluster (kdr up
-// resolves the pattern's default, the primary, before).
-func NewFailoverCollector(topology string, clusters []string, state func() (store.State, bool)) prometheus.Collector {
-	return failoverCollector{topology: topology, clusters: slices.Clone(clusters), state: state}
+// state and the last drill of topology t (each of its clusters gets its
+// kdr_failover_active_cluster and kdr_failover_fenced series), and which of
+// its flows kdr up runs under that state. state returns the state and
+// whether it is known; nothing is exported while it is not. Its Active
+// must already name the active cluster (kdr up resolves the pattern's
+// default, the primary, before).
+func NewFailoverCollector(t *topology.Topology, state func() (store.State, bool)) prometheus.Collector {
+	return failoverCollector{topo: t, state: state}
 }
 
 // failoverCollector exports the state kdr up follows.
 type failoverCollector struct {
-	topology string
-	clusters []string
-	state    func() (store.State, bool)
+	topo  *topology.Topology
+	state func() (store.State, bool)
 }
 
 func (c failoverCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descEpoch, descActive, descOperation, descOpsTotal, descDuration, descFenced} {
+	for _, d := range []*prometheus.Desc{descEpoch, descActive, descOperation, descOpsTotal, descDuration, descFenced, descFlowExpected} {
 		ch <- d
 	}
 	for _, m := range drillMetrics {
@@ -82,14 +89,27 @@ func (c failoverCollector) Collect(ch chan<- prometheus.Metric) {
 	if !ok {
 		return
 	}
-	topo := c.topology
+	topo := c.topo.Metadata.Name
 	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
 	}
 	gauge(descEpoch, float64(st.Epoch), topo)
-	for _, cl := range c.clusters {
-		gauge(descActive, b2f(cl == st.Active), topo, cl)
-		gauge(descFenced, b2f(slices.Contains(st.Fenced, cl)), topo, cl)
+	for _, cl := range c.topo.Clusters {
+		gauge(descActive, b2f(cl.Name == st.Active), topo, cl.Name)
+		gauge(descFenced, b2f(slices.Contains(st.Fenced, cl.Name)), topo, cl.Name)
+	}
+	// The flows as kdr up runs them (failover.CurrentFlows, as its plan
+	// and reconcile do). The pattern's flow gets both directions, so that
+	// the one stopped after a failover is 0 rather than absent: absent
+	// means kdr up does not say, and the alert keeps firing.
+	for _, f := range failover.CurrentFlows(c.topo, st) {
+		fl := f.Spec.Flow
+		if !f.Follows {
+			gauge(descFlowExpected, 1, topo, fl.Name())
+			continue
+		}
+		gauge(descFlowExpected, b2f(f.Running), topo, fl.Name())
+		gauge(descFlowExpected, 0, topo, fl.TargetAlias+"->"+fl.SourceAlias)
 	}
 	if op := st.Operation; op != nil {
 		gauge(descOperation, 1, topo, op.Kind, op.Step)
@@ -181,11 +201,7 @@ func (r *runner) serveMetrics() {
 		return
 	}
 	reg := obs.NewRegistry()
-	clusters := make([]string, 0, len(r.topo.Clusters))
-	for _, c := range r.topo.Clusters {
-		clusters = append(clusters, c.Name)
-	}
-	reg.MustRegister(NewFailoverCollector(r.topo.Metadata.Name, clusters, r.failoverState))
+	reg.MustRegister(NewFailoverCollector(r.topo, r.failoverState))
 	srv, err := obs.ServeHTTP(r.opts.MetricsListen, reg, func() error {
 		if r.hasPattern && r.store != nil {
 			if _, ok := r.view.get(); !ok {
