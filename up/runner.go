@@ -244,7 +244,7 @@ func (r *runner) checkPorts() error {
 				addr := hostPort(c.Local.Host, p.port)
 				ln, err := net.Listen("tcp", addr)
 				if err != nil {
-					return fmt.Errorf("up: cluster %s broker %d cannot listen for %s on %s (%v): another kdr up, Kafka or other program uses it; stop it or change local.basePort",
+					return fmt.Errorf("up: cluster %s broker %d cannot listen for %s on %s (%v): another kdr up, Kafka or other program uses it; stop it, or run a topology file whose local clusters set another local.basePort (see topology/examples; the built-in demo has none to change)",
 						c.Name, i+1, p.what, addr, err)
 				}
 				ln.Close()
