@@ -40,6 +40,9 @@ type MirrorTranslateOptions struct {
 	Policy         naming.Policy
 	Output         outputFormat
 	Timeout        time.Duration
+	// Execute commits the translated offsets to Group on the target
+	// (TargetBrokers, TargetSecurity), which must have no members there.
+	Execute bool
 }
 
 // NewCmdMirrorTranslate builds `kdr mirror translate`. runF replaces the
@@ -59,10 +62,19 @@ reason: no_syncs (nothing of the partition was mirrored yet), before_history (ol
 sync kept), not_mirrored (the group is ahead of the mirror) or missing_syncs. Topics the flow does
 not mirror are left out.
 
+With --execute the translated offsets are committed to the same group on the target (--target-brokers),
+as a consumer switched to the target would need them, when the group has no active members there
+(stop its consumers on the target first); offsets not translated are left as they are. A running flow
+does this by itself every --checkpoint-interval for groups without members on the target (never moving
+one back); --execute is for a flow that is stopped, or to set a group now.
+
 Exit status: 0 when the translation ran, even if some offsets could not be translated (they are
-listed); 1 on errors (the source unreachable, the group's offsets not readable); 2 on usage errors.`,
-		Example: `  kdr mirror translate --group billing --source-alias east --source-brokers 10.0.0.1:9092 --target-alias west`,
-		Args:    exactArgs(0, "no arguments"),
+listed); 1 on errors (the source unreachable, the group's offsets not readable, the group active on
+the target with --execute); 2 on usage errors.`,
+		Example: `  kdr mirror translate --group billing --source-alias east --source-brokers 10.0.0.1:9092 --target-alias west
+  kdr mirror translate --group billing --source-alias east --source-brokers 10.0.0.1:9092 --target-alias west \
+      --target-brokers 10.1.0.1:9092 --execute`,
+		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			v, err := newViper(cmd, "")
 			if err != nil {
@@ -82,20 +94,23 @@ listed); 1 on errors (the source unreachable, the group's offsets not readable);
 			if err := securityProblems(opts.SourceSecurity, "source-"); err != nil {
 				problems = append(problems, err.Error())
 			}
+			opts.Execute = v.GetBool("execute")
 			switch loc := v.GetString("offset-syncs-topic-location"); loc {
 			case mirror.SyncsOnSource:
 			case mirror.SyncsOnTarget:
 				opts.SyncsOnTarget = true
+			default:
+				problems = append(problems, fmt.Sprintf("--offset-syncs-topic-location %q: want %s or %s", loc, mirror.SyncsOnSource, mirror.SyncsOnTarget))
+			}
+			if opts.SyncsOnTarget || opts.Execute {
 				opts.TargetBrokers = splitList(v.GetString("target-brokers"))
 				if len(opts.TargetBrokers) == 0 {
-					problems = append(problems, "--target-brokers is required with --offset-syncs-topic-location target (or KDR_TARGET_BROKERS)")
+					problems = append(problems, "--target-brokers is required with --offset-syncs-topic-location target or --execute (or KDR_TARGET_BROKERS)")
 				}
 				opts.TargetSecurity = readSecurity(v, cmd.Flags(), "target-")
 				if err := securityProblems(opts.TargetSecurity, "target-"); err != nil {
 					problems = append(problems, err.Error())
 				}
-			default:
-				problems = append(problems, fmt.Sprintf("--offset-syncs-topic-location %q: want %s or %s", loc, mirror.SyncsOnSource, mirror.SyncsOnTarget))
 			}
 			switch n := v.GetString("naming"); n {
 			case mirror.NamingPrefix:
@@ -135,8 +150,9 @@ listed); 1 on errors (the source unreachable, the group's offsets not readable);
 	f.String("source-brokers", "", "comma-separated seed brokers of the source, host:port")
 	addSecurityFlags(f, "source-", "the source")
 	f.String("offset-syncs-topic-location", mirror.SyncsOnSource, "where the flow keeps its offset syncs: source or target (its --offset-syncs-topic-location)")
-	f.String("target-brokers", "", "comma-separated seed brokers of the target, host:port (with --offset-syncs-topic-location target)")
-	addSecurityFlags(f, "target-", "the target (with --offset-syncs-topic-location target)")
+	f.String("target-brokers", "", "comma-separated seed brokers of the target, host:port (with --offset-syncs-topic-location target or --execute; the --target-tls-* and --target-sasl-* flags apply then)")
+	addSecurityFlags(f, "target-", "the target")
+	f.Bool("execute", false, "commit the translated offsets to --group on the target (--target-brokers); the group must have no active members there")
 	f.String("naming", mirror.NamingPrefix, "remote topic names: prefix (east.orders) or identity (orders)")
 	f.String("separator", "", "separator between alias and topic under prefix naming (\"\" means \".\")")
 	f.StringVar(&output, "output", string(outputText), "output format: text or json")
@@ -151,6 +167,9 @@ type mirrorTranslation struct {
 	TargetAlias  string               `json:"target_alias"`
 	Offsets      []translatedOffset   `json:"offsets"`
 	Untranslated []untranslatedOffset `json:"untranslated"`
+	// Committed is true when --execute committed Offsets to the group on
+	// the target.
+	Committed bool `json:"committed"`
 }
 
 type translatedOffset struct {
@@ -244,6 +263,12 @@ func runMirrorTranslate(ctx context.Context, opts *MirrorTranslateOptions) error
 		}
 		return int(a.Partition - b.Partition)
 	})
+	if opts.Execute && len(res.Offsets) > 0 {
+		if err := commitOnTarget(ctx, opts, res.Offsets); err != nil {
+			return err
+		}
+		res.Committed = true
+	}
 	return printResult(opts.IO.Out, opts.Output, res, printMirrorTranslation)
 }
 
@@ -259,6 +284,9 @@ func printMirrorTranslation(w io.Writer, r mirrorTranslation) error {
 		}
 		if err := t.flush(); err != nil {
 			return err
+		}
+		if r.Committed {
+			fmt.Fprintf(w, "committed to group %s on %s\n", r.Group, r.TargetAlias)
 		}
 	}
 	if len(r.Untranslated) > 0 {
@@ -281,6 +309,42 @@ func printMirrorTranslation(w io.Writer, r mirrorTranslation) error {
 			}
 		}
 		return nil
+	}
+	return nil
+}
+
+// commitOnTarget commits offs to opts.Group on the target, refusing while
+// the group has members there: a member's own commits would overwrite
+// them, and its position is not moved by a commit anyway.
+func commitOnTarget(ctx context.Context, opts *MirrorTranslateOptions, offs []translatedOffset) error {
+	sec, err := securityOpts(opts.TargetSecurity, "target-")
+	if err != nil {
+		return err
+	}
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(opts.TargetBrokers...)}, sec...)...)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	described, err := adm.DescribeGroups(ctx, opts.Group)
+	if err != nil {
+		return fmt.Errorf("describing group %s on %s: %w", opts.Group, opts.TargetAlias, err)
+	}
+	if g, ok := described[opts.Group]; ok && g.Err == nil && len(g.Members) > 0 {
+		return fmt.Errorf("group %s has %d active member(s) on %s (state %s): stop its consumers there, then run again; nothing was committed",
+			opts.Group, len(g.Members), opts.TargetAlias, g.State)
+	}
+	var commit kadm.Offsets
+	for _, o := range offs {
+		commit.Add(kadm.Offset{Topic: o.Topic, Partition: o.Partition, At: o.Offset, LeaderEpoch: -1})
+	}
+	resps, err := adm.CommitOffsets(ctx, opts.Group, commit)
+	if err == nil {
+		err = resps.Error()
+	}
+	if err != nil {
+		return fmt.Errorf("committing the translated offsets to group %s on %s: %w", opts.Group, opts.TargetAlias, err)
 	}
 	return nil
 }

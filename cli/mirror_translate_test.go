@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -85,6 +86,51 @@ func TestMirrorTranslateCommand(t *testing.T) {
 		len(res.Untranslated) != 1 || res.Untranslated[0] != (untranslatedOffset{SourceTopic: "orders", Partition: 1, SourceOffset: 50, Reason: "not_mirrored"}) ||
 		res.Group != "billing" || res.SourceAlias != "east" || res.TargetAlias != "west" {
 		t.Errorf("json result %+v", res)
+	}
+
+	// --execute commits the translation to the group on the target, not
+	// what could not be translated; never while the group has members there.
+	west := kdrtest.StartBroker(t)
+	wcl, err := kgo.NewClient(kgo.SeedBrokers(west.Addr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer wcl.Close()
+	wadm := kadm.NewClient(wcl)
+	if _, err := wadm.CreateTopic(ctx, 2, 1, nil, "east.orders"); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut = translate("--target-brokers", west.Addr(), "--execute")
+	if code != exitOK || !strings.Contains(out, "committed to group billing on west") {
+		t.Fatalf("--execute: exit %d, %s%s", code, out, errOut)
+	}
+	committed, err := wadm.FetchOffsets(ctx, "billing")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	committed.Each(func(o kadm.OffsetResponse) { got = append(got, fmt.Sprintf("%s/%d=%d", o.Topic, o.Partition, o.At)) })
+	if fmt.Sprint(got) != "[east.orders/0=105]" {
+		t.Errorf("committed on the target: %v, want [east.orders/0=105]", got)
+	}
+	member, err := kgo.NewClient(kgo.SeedBrokers(west.Addr()), kgo.ConsumerGroup("billing"), kgo.ConsumeTopics("east.orders"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer member.Close()
+	kdrtest.Eventually(t, 20*time.Second, func() (bool, string) {
+		pctx, pcancel := context.WithTimeout(ctx, 200*time.Millisecond)
+		member.PollFetches(pctx) // the member joins as it polls
+		pcancel()
+		d, err := wadm.DescribeGroups(ctx, "billing")
+		return err == nil && len(d["billing"].Members) == 1, fmt.Sprintf("billing on west: %+v %v", d["billing"], err)
+	})
+	code, _, errOut = translate("--target-brokers", west.Addr(), "--execute")
+	if code != exitError || !strings.Contains(errOut, "group billing has 1 active member(s) on west") {
+		t.Errorf("--execute with a member on the target: exit %d, %s", code, errOut)
+	}
+	if code, _, errOut = translate("--execute"); code != exitUsage || !strings.Contains(errOut, "--target-brokers is required") {
+		t.Errorf("--execute without --target-brokers: exit %d, %s", code, errOut)
 	}
 
 	// A typo in an alias names a syncs topic no flow writes: said so, not
