@@ -13,7 +13,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kdr-io/kdr/failover"
-	"github.com/kdr-io/kdr/failover/store"
 	"github.com/kdr-io/kdr/status"
 	"github.com/kdr-io/kdr/topology"
 	"github.com/kdr-io/kdr/up"
@@ -109,7 +108,10 @@ func runStatus(ctx context.Context, opts *StatusOptions) error {
 		if e, err := up.ReadEndpoints(up.Layout{Dir: dir}.Endpoints()); err == nil {
 			sopts.WorkerMetrics = e.WorkerMetrics()
 		}
-		st := failoverState(ctx, t, dir, opts.Timeout, opts.IO.Err)
+		st, err := readFailoverState(ctx, t, dir, opts.Timeout)
+		if err != nil {
+			fmt.Fprintf(opts.IO.Err, "warning: failover state unreadable, showing the topology's default active cluster and flows: %v\n", err)
+		}
 		sopts.Active = st.Active
 		// The flows kdr up runs under this state, not the topology's
 		// directions: after a switchover the reversed flow is the one
@@ -234,25 +236,4 @@ func statusYesNo(b bool) string {
 		return "yes"
 	}
 	return "no"
-}
-
-// failoverState reads the failover state (file or Consul); the zero state
-// (no failover yet) when there is none. An unreachable store is reported on
-// errOut and the zero state stands for it: the topology's default active
-// cluster and flow directions are shown.
-func failoverState(ctx context.Context, t *topology.Topology, stateDir string, timeout time.Duration, errOut io.Writer) store.State {
-	st, err := store.Open(t, stateDir)
-	if err != nil {
-		fmt.Fprintf(errOut, "warning: failover state: %v\n", err)
-		return store.State{}
-	}
-	defer st.Close()
-	cctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	v, err := st.Get(cctx)
-	if err != nil {
-		fmt.Fprintf(errOut, "warning: failover state unreadable, showing the topology's default active cluster and flows: %v\n", err)
-		return store.State{}
-	}
-	return v.State
 }

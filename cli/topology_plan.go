@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/kdr-io/kdr/failover"
 	"github.com/kdr-io/kdr/topology"
 )
 
@@ -46,6 +47,9 @@ type TopologyPlanOptions struct {
 	AutoApprove bool
 	// Timeout bounds each request to a cluster.
 	Timeout time.Duration
+	// StateDir is kdr up's state dir, where the file coordination store
+	// keeps the failover state ("" means up.DefaultStateDir).
+	StateDir string
 }
 
 func newCmdTopologyPlan(streams IO, g *globalOptions) *cobra.Command {
@@ -70,6 +74,12 @@ topics to grow, configs to set, and the mirror's internal topics (heartbeats, of
 exactly as the flows' workers would make them. Flows that are stopped as kdr status says (no workers in
 their group on the source although it has a topic they mirror) are listed with "!" (apply does not start
 them); an idle flow, one with nothing to mirror yet, is not. Nothing is changed.
+
+Flows are planned in the direction kdr up runs them under the failover state (the file store in
+--state-dir, or Consul, as "kdr failover" keeps it): after a switchover or forced promotion the
+active-passive flow is planned from the new active cluster, and the first line says so; while a
+failback re-copies the old primary's topics that flow is not planned. Without a failover state the
+topology file's directions are planned.
 
   + create topic CLUSTER/TOPIC (...)     ~ grow or configure     ! information
 
@@ -96,6 +106,7 @@ FILE "-" reads standard input.`,
 		},
 	}
 	cmd.Flags().StringVar(&output, "output", string(outputText), "output format: text or json")
+	cmd.Flags().StringVar(&opts.StateDir, "state-dir", "", "kdr up's state dir, for the failover state (default $XDG_STATE_HOME/kdr/<topology name>)")
 	cmd.Flags().BoolVar(&opts.DetailedExitCode, "detailed-exitcode", false, "exit 0 when there are no changes, 3 when there are, 1 on errors")
 	cmd.Flags().DurationVar(&opts.Timeout, "timeout", topology.DefaultClusterTimeout, "bound on each request to a cluster, connecting included")
 	return cmd
@@ -112,7 +123,8 @@ func newCmdTopologyApplyWith(streams IO, _ *globalOptions, runF func(*TopologyPl
 topics, add partitions, and set topic configs, printing each step. Every step is idempotent: running
 apply twice changes nothing the second time, and a topic a running mirror created meanwhile counts as
 done. Configs are set with incremental alter configs, so a topic's other configs are left alone. Flows
-are not started: run them with "kdr up" or "kdr mirror run".
+are not started: run them with "kdr up" or "kdr mirror run". Like plan, apply follows the failover
+state: after a switchover it creates the topics of the flow from the new active cluster.
 
 FILE "-" reads standard input (with --auto-approve).
 
@@ -136,6 +148,7 @@ Exit codes: 0 applied (or nothing to do), 1 error or declined, 2 usage.`,
 		},
 	}
 	cmd.Flags().BoolVar(&opts.AutoApprove, "auto-approve", false, "apply without asking for confirmation")
+	cmd.Flags().StringVar(&opts.StateDir, "state-dir", "", "kdr up's state dir, for the failover state (default $XDG_STATE_HOME/kdr/<topology name>)")
 	cmd.Flags().DurationVar(&opts.Timeout, "timeout", topology.DefaultClusterTimeout, "bound on each request to a cluster, connecting included")
 	return cmd
 }
@@ -147,20 +160,60 @@ func checkTimeout(d time.Duration) error {
 	return nil
 }
 
-func (o *TopologyPlanOptions) plan(ctx context.Context) (*topology.Topology, *topology.PlanResult, error) {
+// plan plans the flows that run under the failover state, writing to
+// direction which way the active-passive flow runs and why when a
+// failover has changed it.
+func (o *TopologyPlanOptions) plan(ctx context.Context, direction io.Writer) (*topology.Topology, *topology.PlanResult, error) {
 	t, err := loadTopology(o.File, o.IO.In)
 	if err != nil {
 		return nil, nil, err
 	}
-	plan, err := topology.Plan(ctx, t, topology.PlanOptions{Timeout: o.Timeout})
+	plan, err := topology.Plan(ctx, t, topology.PlanOptions{Timeout: o.Timeout, Flows: o.currentFlows(ctx, t, direction)})
 	if err != nil {
 		return nil, nil, err
 	}
 	return t, plan, nil
 }
 
+// currentFlows are t's flows as kdr up runs them under the failover state
+// (failover.CurrentFlows, as kdr status reports them): planning the
+// topology file's directions after a switchover would create the old
+// direction's topics and flag the flow kdr up stopped on purpose. With no
+// state (no failover yet) they are t.Flows() and nothing is written.
+func (o *TopologyPlanOptions) currentFlows(ctx context.Context, t *topology.Topology, direction io.Writer) []topology.FlowSpec {
+	dir, err := upStateDir(o.StateDir, t)
+	if err != nil {
+		return nil // no home to hold a state dir: as kdr status, no state
+	}
+	st, err := readFailoverState(ctx, t, dir, o.Timeout)
+	if err != nil {
+		fmt.Fprintf(o.IO.Err, "warning: failover state unreadable, planning the topology file's directions (wrong if a failover reversed one): %v\n", err)
+		return nil
+	}
+	flows := []topology.FlowSpec{}
+	for _, f := range failover.CurrentFlows(t, st) {
+		switch {
+		case !f.Running:
+			op := st.Operation
+			fmt.Fprintf(direction, "Not planning the flow between %s and %s: the failback to %s is at its %s step, re-copying %s's topics from %s, and until it is done kdr up runs the flow in neither direction.\n",
+				f.Spec.Flow.SourceAlias, f.Spec.Flow.TargetAlias, op.To, op.Step, op.To, op.From)
+			continue
+		case f.Follows && st.Active != "":
+			fmt.Fprintf(direction, "%s is active (failover epoch %d): planning %s\n", f.Spec.Flow.SourceAlias, st.Epoch, f.Spec.Name())
+		}
+		flows = append(flows, f.Spec)
+	}
+	return flows
+}
+
 func runTopologyPlan(ctx context.Context, opts *TopologyPlanOptions) error {
-	_, plan, err := opts.plan(ctx)
+	// The direction line goes with the text plan; JSON output stays one
+	// document (its changes name their flow).
+	direction := opts.IO.Out
+	if opts.Output == outputJSON {
+		direction = opts.IO.Err
+	}
+	_, plan, err := opts.plan(ctx, direction)
 	if err != nil {
 		return err
 	}
@@ -177,7 +230,7 @@ func runTopologyPlan(ctx context.Context, opts *TopologyPlanOptions) error {
 }
 
 func runTopologyApply(ctx context.Context, opts *TopologyPlanOptions) error {
-	t, plan, err := opts.plan(ctx)
+	t, plan, err := opts.plan(ctx, opts.IO.Out)
 	if err != nil {
 		return err
 	}

@@ -14,7 +14,10 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/kdr-io/kdr/failover"
+	"github.com/kdr-io/kdr/failover/store"
 	"github.com/kdr-io/kdr/internal/kdrtest"
+	"github.com/kdr-io/kdr/topology"
 )
 
 // jsonPlan is the schema of `kdr topology plan --output json`.
@@ -95,6 +98,9 @@ func wantLines(t *testing.T, what, got string, lines ...string) {
 }
 
 func TestTopologyPlanApplyCommands(t *testing.T) {
+	// Plan reads the failover state from the default state dir: not the
+	// user's.
+	t.Setenv("XDG_STATE_HOME", t.TempDir())
 	east, west := kdrtest.StartBroker(t), kdrtest.StartBroker(t)
 	mustKdr(t, east.Addr(), "", "topic", "create", "orders", "--partitions", "3", "--config", "cleanup.policy=compact")
 	mustKdr(t, east.Addr(), "", "topic", "create", "payments", "--partitions", "2", "--config", "retention.ms=86400000")
@@ -224,5 +230,33 @@ func TestTopologyPlanUsage(t *testing.T) {
 	r = runTopology(t, "", "plan", file, "--timeout", "1s")
 	if r.code != exitError || !strings.Contains(r.stderr, `cluster "east"`) || !strings.Contains(r.stderr, "127.0.0.1:1") {
 		t.Fatalf("unreachable cluster: exit %d\n%s", r.code, r.stderr)
+	}
+}
+
+// TestTopologyPlanDuringFailbackResync: while a failback re-copies the old
+// primary's topics kdr up runs the pattern's flow in neither direction, so
+// plan plans none of it and says why.
+func TestTopologyPlanDuringFailbackResync(t *testing.T) {
+	east, west := kdrtest.StartBroker(t), kdrtest.StartBroker(t)
+	mustKdr(t, east.Addr(), "", "topic", "create", "orders", "--partitions", "3")
+	file, state := writeTopology(t, east.Addr(), west.Addr()), t.TempDir()
+	topo, err := topology.Load(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := store.Open(topo, state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	doc := store.State{Topology: "cli-test", Active: "west", Epoch: 2, Fenced: []string{"east"},
+		Operation: &store.Operation{ID: "fb-1", Kind: failover.KindFailback, From: "west", To: "east", Step: failover.StepResync, StepIndex: 4}}
+	if _, err := s.CompareAndSwap(context.Background(), doc, 0); err != nil {
+		t.Fatal(err)
+	}
+	if out := mustTopology(t, "plan", file, "--state-dir", state); out != "Not planning the flow between east and west: the failback to east is at its truncate-and-resync step, "+
+		"re-copying east's topics from west, and until it is done kdr up runs the flow in neither direction.\n"+
+		"No changes. The clusters match the topology.\n" {
+		t.Fatalf("plan during the resync:\n%s", out)
 	}
 }

@@ -97,15 +97,19 @@ func (r *PlanResult) HasChanges() bool {
 }
 
 // Plan compares the clusters with t and returns what ApplyPlan would change
-// so that every flow's remote and internal topics exist, as the flows'
-// workers would create them (see mirror.Flow.RemoteTopicSpec and
-// InternalTopics), and which flows are stopped (FlowWorkersState). It reads the
-// clusters and changes nothing. Topics that the plan itself creates are
-// mirrored onward by later flows (east.orders created on west appears as
-// west.east.orders on a cluster west mirrors to), as the workers would.
+// so that every flow's (opts.Flows, by default t's) remote and internal
+// topics exist, as the flows' workers would create them (see
+// mirror.Flow.RemoteTopicSpec and InternalTopics), and which flows are
+// stopped (FlowWorkersState). It reads the clusters and changes nothing.
+// Topics that the plan itself creates are mirrored onward by later flows
+// (east.orders created on west appears as west.east.orders on a cluster
+// west mirrors to), as the workers would.
 // A cluster that cannot be reached fails the plan with a *ClusterError.
 func Plan(ctx context.Context, t *Topology, opts PlanOptions) (*PlanResult, error) {
-	flows := t.Flows()
+	flows := opts.Flows
+	if flows == nil {
+		flows = t.Flows()
+	}
 	for _, f := range flows {
 		if err := f.Flow.Validate(); err != nil {
 			return nil, fmt.Errorf("topology: flow %s: %w", f.Name(), err)

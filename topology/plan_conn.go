@@ -30,6 +30,12 @@ type PlanOptions struct {
 	// ClusterOpts are added, after ClientOpts, to the client of the
 	// cluster they are keyed by (the topology's cluster name).
 	ClusterOpts map[string][]kgo.Opt
+	// Flows are the flows to plan, in the direction they run: after a
+	// failover the active-passive pattern's flow runs reversed, and its
+	// topics are the ones the workers create (the CLI passes the running
+	// flows of failover.CurrentFlows, as kdr up and kdr status use). Nil
+	// means t.Flows().
+	Flows []FlowSpec
 	// IncludeUnchanged adds an ActionNone change for every topic that is
 	// already as the topology wants it.
 	IncludeUnchanged bool
