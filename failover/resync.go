@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/kdr-io/kdr/mirror"
 	"github.com/kdr-io/kdr/mirror/mm2"
 	"github.com/kdr-io/kdr/mirror/offsets"
 )
@@ -19,6 +20,19 @@ import (
 // cluster accepts produce requests from client ids starting with
 // "kdr-mirror-" (see broker/fence.go).
 const resyncClientID = "kdr-mirror-resync"
+
+// leaveGroupReportEvery is how often resync reports that it still waits
+// for the mirror workers to leave their groups.
+const leaveGroupReportEvery = 5 * time.Second
+
+// leaveGroupProgress is resync's progress line while n workers of flow f
+// are still in its group on cluster, after waiting for waited: a worker
+// kdr up stopped stays a static member until its session timeout, so the
+// wait is expected and the line says how long it lasts.
+func leaveGroupProgress(n int, f mirror.Flow, cluster string, waited time.Duration) string {
+	return fmt.Sprintf("waiting for %d worker(s) of %s to leave group %s on %s (%s; a stopped worker's static membership ends after its session timeout, %s for this flow)",
+		n, f.Name(), f.Group(), cluster, waited.Round(time.Second), f.SessionTimeout)
+}
 
 // resync replaces the old primary x's mirrored topics with copies of the
 // active cluster y's: kdr brokers cannot cut a log's suffix through the
@@ -41,22 +55,29 @@ func (o *opRun) resync(ctx context.Context) (stepOut, error) {
 		return stepOut{}, err
 	}
 	// kdr up stops the reverse flow during this step; by hand, stop it.
+	start, reported := time.Now(), time.Time{}
 	err = withTimeout(ctx, max(o.opts.Promote, 30*time.Second), "waiting for the flow "+rev.Name()+" to stop", func(ctx context.Context) error {
 		return poll(ctx, 250*time.Millisecond, func() (bool, string, error) {
 			// Both flows' groups must be empty: the copy positions them.
 			// A stopped static member stays until its session times out.
 			for _, g := range []struct {
-				adm       *kadm.Client
-				flow, grp string
-				cluster   string
-			}{{yAdm, rev.Name(), rev.Group(), y}, {xAdm, fwd.Name(), fwd.Group(), x}} {
-				n, err := groupMembers(ctx, g.adm, g.grp)
+				adm     *kadm.Client
+				flow    mirror.Flow
+				cluster string
+			}{{yAdm, rev, y}, {xAdm, fwd, x}} {
+				n, err := groupMembers(ctx, g.adm, g.flow.Group())
 				if err != nil {
 					return false, err.Error(), nil
 				}
 				if n > 0 {
-					o.progress(StepResync, fmt.Sprintf("waiting for %d worker(s) of %s to leave group %s on %s", n, g.flow, g.grp, g.cluster))
-					return false, fmt.Sprintf("%d worker(s) of %s still in group %s on %s (kdr up stops the flows during this step; stop them if you run them by hand)", n, g.flow, g.grp, g.cluster), nil
+					// The wait lasts a session timeout: the same line at
+					// every poll reads as a hang, one every few seconds
+					// with the time waited reads as progress.
+					if time.Since(reported) >= leaveGroupReportEvery {
+						reported = time.Now()
+						o.progress(StepResync, leaveGroupProgress(n, g.flow, g.cluster, time.Since(start)))
+					}
+					return false, fmt.Sprintf("%d worker(s) of %s still in group %s on %s (kdr up stops the flows during this step; stop them if you run them by hand)", n, g.flow.Name(), g.flow.Group(), g.cluster), nil
 				}
 			}
 			return true, "", nil
