@@ -3,6 +3,7 @@ package cli
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/kdr-io/kdr/drill"
 	"github.com/kdr-io/kdr/failover"
 	"github.com/kdr-io/kdr/failover/store"
 	"github.com/kdr-io/kdr/topology"
@@ -427,7 +429,7 @@ func printFailoverStatus(w io.Writer, s *failover.Status) error {
 		fmt.Fprintf(w, "In progress:       nothing\n")
 	}
 	if len(s.LastDrill) > 0 {
-		fmt.Fprintf(w, "Last drill:        %s\n", s.LastDrill)
+		printLastDrill(w, s.LastDrill)
 	}
 	if len(s.History) == 0 {
 		return nil
@@ -439,6 +441,28 @@ func printFailoverStatus(w io.Writer, s *failover.Status) error {
 		t.row(e.At.Format(time.RFC3339), e.Kind, e.Step, e.Epoch, e.Message)
 	}
 	return t.flush()
+}
+
+// printLastDrill prints the last drill's record (a drill.Summary, which
+// kdr drill run writes to the state) as a few readable lines; a record it
+// cannot read is printed as it is stored.
+func printLastDrill(w io.Writer, raw json.RawMessage) {
+	var d drill.Summary
+	if err := json.Unmarshal(raw, &d); err != nil {
+		fmt.Fprintf(w, "Last drill:        %s\n", raw)
+		return
+	}
+	result := "passed"
+	if !d.Passed {
+		result = "FAILED"
+	}
+	seconds := func(s float64) time.Duration { return time.Duration(s * float64(time.Second)).Round(time.Millisecond) }
+	fmt.Fprintf(w, "Last drill:        %s %s, finished %s\n", d.Scenario, result, d.FinishedAt.Format(time.RFC3339))
+	fmt.Fprintf(w, "                   records lost %d, duplicated %d, reordered %d; RTO %s; RPO %d records (%s)\n",
+		d.Lost, d.Duplicated, d.Reordered, seconds(d.RTOSeconds), d.RPORecords, seconds(d.RPOSeconds))
+	if d.Report != "" {
+		fmt.Fprintf(w, "                   report: %s\n", d.Report)
+	}
 }
 
 // DiscoverOptions are the parsed options of `kdr discover`.

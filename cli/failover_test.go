@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kdr-io/kdr/drill"
 	"github.com/kdr-io/kdr/failover/store"
 	"github.com/kdr-io/kdr/internal/kdrtest"
 	"github.com/kdr-io/kdr/topology"
@@ -243,5 +245,52 @@ func TestFailoverUsageErrors(t *testing.T) {
 	code = Execute([]string{"failover", "status", "../topology/examples/stretched.yaml", "--state-dir", dir}, strings.NewReader(""), &out, &errOut)
 	if code != 1 || !strings.Contains(errOut.String(), "topology stretched has no replication patterns") || strings.Contains(errOut.String(), "(it has: )") {
 		t.Fatalf("status of stretched.yaml: exit %d\n%s", code, errOut.String())
+	}
+}
+
+// TestFailoverStatusLastDrill: the text output summarises the drill record
+// kdr drill run stores (a QA run saw it printed as raw JSON); --output json
+// keeps the record as stored.
+func TestFailoverStatusLastDrill(t *testing.T) {
+	file, state := unreachableEstate(t)
+	topo, err := topology.Load(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := store.Open(topo, state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	sum := drill.Summary{Scenario: "planned-switchover", Passed: false, Lost: 0, Duplicated: 12, Reordered: 1,
+		RTOSeconds: 4.25, RPORecords: 3, RPOSeconds: 0.25, FinishedAt: time.Date(2026, 1, 2, 10, 4, 5, 0, time.UTC), Report: "/tmp/drill/report.json"}
+	raw, err := json.Marshal(sum)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CompareAndSwap(context.Background(), store.State{Topology: "gone", LastDrill: raw}, 0); err != nil {
+		t.Fatal(err)
+	}
+
+	var out, errOut bytes.Buffer
+	if code := Execute([]string{"failover", "status", file, "--state-dir", state}, strings.NewReader(""), &out, &errOut); code != 0 {
+		t.Fatalf("failover status: exit %d\n%s%s", code, out.String(), errOut.String())
+	}
+	want := "Last drill:        planned-switchover FAILED, finished 2026-01-02T10:04:05Z\n" +
+		"                   records lost 0, duplicated 12, reordered 1; RTO 4.25s; RPO 3 records (250ms)\n" +
+		"                   report: /tmp/drill/report.json\n"
+	if !strings.Contains(out.String(), "In progress:       nothing\n"+want) {
+		t.Fatalf("failover status: want\n%s\nin:\n%s", want, out.String())
+	}
+
+	out.Reset()
+	if code := Execute([]string{"failover", "status", file, "--state-dir", state, "--output", "json"}, strings.NewReader(""), &out, &errOut); code != 0 {
+		t.Fatalf("failover status --output json: exit %d\n%s%s", code, out.String(), errOut.String())
+	}
+	var got struct {
+		LastDrill drill.Summary `json:"last_drill"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &got); err != nil || got.LastDrill != sum {
+		t.Fatalf("failover status --output json: %v, last_drill %+v, want %+v:\n%s", err, got.LastDrill, sum, out.String())
 	}
 }
