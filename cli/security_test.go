@@ -162,7 +162,7 @@ replication:
 	}
 	file := write("KDR_TEST_WEST_PASSWORD")
 	wantLines(t, "plan", mustTopology(t, "plan", file), "+ create topic west/east.orders (3 partitions, RF 1)")
-	mustTopology(t, "apply", file, "--auto-approve")
+	mustTopology(t, "apply", file, "--yes") // kdr failover's name for --auto-approve
 	wantLines(t, "plan after apply", mustTopology(t, "plan", file), "No changes. The clusters match the topology.")
 	t.Setenv("KDR_SASL_PASSWORD", west.Password)
 	out := mustKdr(t, west.Addr(), "", "topic", "describe", "east.orders", "--tls-ca-file", west.CAFile,

@@ -148,6 +148,8 @@ Exit codes: 0 applied (or nothing to do), 1 error or declined, 2 usage.`,
 		},
 	}
 	cmd.Flags().BoolVar(&opts.AutoApprove, "auto-approve", false, "apply without asking for confirmation")
+	// --yes, as kdr failover spells it: one word for one thing across kdr.
+	cmd.Flags().BoolVar(&opts.AutoApprove, "yes", false, "the same as --auto-approve (kdr failover's name for it)")
 	cmd.Flags().StringVar(&opts.StateDir, "state-dir", "", "kdr up's state dir, for the failover state (default $XDG_STATE_HOME/kdr/<topology name>)")
 	cmd.Flags().DurationVar(&opts.Timeout, "timeout", topology.DefaultClusterTimeout, "bound on each request to a cluster, connecting included")
 	return cmd

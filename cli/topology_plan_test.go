@@ -7,12 +7,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kdr-io/kdr/failover"
 	"github.com/kdr-io/kdr/failover/store"
@@ -176,23 +173,10 @@ func TestTopologyPlanApplyCommands(t *testing.T) {
 		"No changes. The clusters match the topology.", "Apply complete: 0 created, 0 grown, 0 configured.")
 }
 
-// growTopic raises a topic's partition count (the CLI has no command for it).
+// growTopic raises a topic's partition count with kdr topic add-partitions.
 func growTopic(t *testing.T, addr, topic string, partitions int) {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addr))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	resps, err := kadm.NewClient(cl).UpdatePartitions(ctx, partitions, topic)
-	if err == nil {
-		err = resps.Error()
-	}
-	if err != nil {
-		t.Fatalf("growing %s to %d partitions: %v", topic, partitions, err)
-	}
+	mustKdr(t, addr, "", "topic", "add-partitions", topic, "--partitions", strconv.Itoa(partitions))
 }
 
 func mustTopology(t *testing.T, args ...string) string {

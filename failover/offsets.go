@@ -134,7 +134,7 @@ func (o *opRun) translateGroups(ctx context.Context, f mirror.Flow, groups []str
 			if !errors.As(err, &te) {
 				return total, notes, fmt.Errorf("translating group %s: %w", g, err)
 			}
-			notes = append(notes, te.Error())
+			notes = append(notes, te.Error()+fmt.Sprintf("; those partitions keep the offsets group %s already had on %s (if any)", g, o.to))
 		}
 		if n, err := groupMembers(ctx, toAdm, g); err != nil || n > 0 {
 			notes = append(notes, fmt.Sprintf("group %s already has members on %s: left as it is", g, o.to))
