@@ -259,6 +259,7 @@ func (w *Worker) fetchFrom(ctx context.Context, id int32, parts []fetchPos, room
 	req.IsolationLevel = 1 // read committed: aborted transactions are left out
 	req.SessionEpoch = -1  // no fetch session
 	byTopic := map[string]int{}
+	byID := map[[16]byte]string{} // answers from v13 name topics by id only
 	w.mu.Lock()
 	for _, fp := range parts {
 		i, ok := byTopic[fp.ps.topic]
@@ -267,6 +268,10 @@ func (w *Worker) fetchFrom(ctx context.Context, id int32, parts []fetchPos, room
 			byTopic[fp.ps.topic] = i
 			rt := kmsg.NewFetchRequestTopic()
 			rt.Topic = fp.ps.topic
+			if ts := w.topics[fp.ps.topic]; ts != nil {
+				rt.TopicID = ts.id
+				byID[ts.id] = fp.ps.topic
+			}
 			req.Topics = append(req.Topics, rt)
 		}
 		rp := kmsg.NewFetchRequestTopicPartition()
@@ -305,8 +310,12 @@ func (w *Worker) fetchFrom(ctx context.Context, id int32, parts []fetchPos, room
 	got := map[topicPartition]*kmsg.FetchResponseTopicPartition{}
 	for i := range resp.Topics {
 		t := &resp.Topics[i]
+		name := t.Topic
+		if name == "" {
+			name = byID[t.TopicID]
+		}
 		for j := range t.Partitions {
-			got[topicPartition{t.Topic, t.Partitions[j].Partition}] = &t.Partitions[j]
+			got[topicPartition{name, t.Partitions[j].Partition}] = &t.Partitions[j]
 		}
 	}
 	n := 0
@@ -541,6 +550,22 @@ func (w *Worker) resetOutOfRange(ctx context.Context, fp fetchPos) {
 	w.fetchDone(fp, nil, at, nil)
 }
 
+// stalePosition reports whether offset is a position the worker had in the
+// deleted topic that topic succeeds (topicState.stale). It is asked once per
+// partition: after the first position of the new topic, commits are the new
+// topic's, and one that happens to equal an old position is not stale.
+func (w *Worker) stalePosition(topic string, partition int32, offset int64) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	ts := w.topics[topic]
+	if ts == nil || !ts.successor {
+		return false
+	}
+	old := ts.stale[partition]
+	delete(ts.stale, partition)
+	return slices.Contains(old, offset)
+}
+
 // successorTopic reports whether topic is a successor (topicState).
 func (w *Worker) successorTopic(topic string) bool {
 	w.mu.Lock()
@@ -614,7 +639,13 @@ func (w *Worker) resolvePositions(ctx context.Context, parts []*partState) {
 	at := map[*partState]int64{}
 	var need []string
 	for _, ps := range parts {
-		if o, ok := committed.Lookup(ps.topic, ps.partition); ok && o.Err == nil && o.At >= 0 {
+		o, ok := committed.Lookup(ps.topic, ps.partition)
+		ok = ok && o.Err == nil && o.At >= 0
+		if w.stalePosition(ps.topic, ps.partition, o.At) && ok && o.At > 0 {
+			w.noteErr(KindSource, fmt.Errorf("%s/%d: the committed position %d is the deleted topic's (a commit raced its deletion); copying the re-created topic from its start", ps.topic, ps.partition, o.At))
+			ok = false
+		}
+		if ok {
 			at[ps] = o.At
 		} else if !slices.Contains(need, ps.topic) {
 			need = append(need, ps.topic)

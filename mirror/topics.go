@@ -33,6 +33,11 @@ type topicState struct {
 	// old topic's: one past the new log's end means the log start, not an
 	// unclean truncation (resetOutOfRange).
 	successor bool
+	// stale are, for a gone topic (and then its successor), the positions
+	// its partitions had in the worker: a commit of one of them may land
+	// on the new topic of the name (it raced the deletion), and
+	// resolvePositions does not resume a successor from one.
+	stale     map[int32][]int64
 	cfgFailed map[string]string // config → value the target refused; not retried until it changes
 	// syncsExpireFirst says why the source keeps the topic's records
 	// longer than the offset-syncs topic keeps syncs; empty when it does not
@@ -197,9 +202,11 @@ func (w *Worker) dropDeleted(src kadm.TopicDetails) {
 		ts.gone, ts.ready = true, false
 		ts.deletePend = w.flow.SyncTopicDeletions && !recreated
 		gone = append(gone, name)
-		for tp := range w.parts {
+		ts.stale = map[int32][]int64{}
+		for tp, ps := range w.parts {
 			if tp.topic == name {
 				drop[name] = append(drop[name], tp.partition)
+				ts.stale[tp.partition] = []int64{ps.committed, ps.next, ps.fetchAt}
 			}
 		}
 	}
@@ -367,7 +374,11 @@ func (w *Worker) ensureRemotes(ctx context.Context, wanted map[string]kadm.Topic
 		w.mu.Lock()
 		ts := w.topics[name]
 		if ts == nil || ts.gone { // a topic of a gone one's name is new and starts over
-			ts = &topicState{name: name, remote: remote, id: sd.ID, cfgFailed: map[string]string{}, successor: ts != nil}
+			next := &topicState{name: name, remote: remote, id: sd.ID, cfgFailed: map[string]string{}, successor: ts != nil}
+			if ts != nil {
+				next.stale = ts.stale
+			}
+			ts = next
 			w.topics[name] = ts
 		}
 		ts.partitions = parts

@@ -213,11 +213,15 @@ func TestMirrorRecreatedSourceTopic(t *testing.T) {
 		name           string
 		forward, early bool // early: a refresh sees the deletion before the new topic exists
 		syncDeletions  bool // the remote topic is deleted too, and created again
+		fresh          int  // records written to the new topic; more than 50 pass the old position
 	}{
-		{"forward/deletion seen", true, true, false},
-		{"forward/new id seen", true, false, false},
-		{"records/new id seen", false, false, false},
-		{"forward/deletion synced", true, true, true},
+		{"forward/deletion seen", true, true, false, 5},
+		{"forward/new id seen", true, false, false, 5},
+		{"records/new id seen", false, false, false, 5},
+		{"forward/deletion synced", true, true, true, 5},
+		// Past the old position before the worker fetches again: a fetch
+		// by name would serve records 50 on, and 0-49 would be skipped.
+		{"forward/grown past the position", true, false, false, 60},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			east, west := startCluster(t), startCluster(t)
@@ -249,8 +253,11 @@ func TestMirrorRecreatedSourceTopic(t *testing.T) {
 				return err == nil && resp.Err == nil, fmt.Sprintf("re-creating r: %v %v", err, resp.Err)
 			})
 			var fresh []*kgo.Record
-			for i := range 5 {
-				fresh = append(fresh, &kgo.Record{Topic: "r", Partition: 0, Value: []byte(fmt.Sprintf("new-%d", i))})
+			var want []string
+			for i := range tc.fresh {
+				v := fmt.Sprintf("new-%02d", i)
+				fresh = append(fresh, &kgo.Record{Topic: "r", Partition: 0, Value: []byte(v)})
+				want = append(want, v)
 			}
 			// A new client: the test's own produces to the old topic's id.
 			if err := startClient(t, east.addr).ProduceSync(ctx, fresh...).FirstErr(); err != nil {
@@ -264,10 +271,10 @@ func TestMirrorRecreatedSourceTopic(t *testing.T) {
 						got = append(got, v)
 					}
 				}
-				return fmt.Sprint(got) == "[new-0 new-1 new-2 new-3 new-4]", fmt.Sprintf("new records on the target: %v", got)
+				return fmt.Sprint(got) == fmt.Sprint(want), fmt.Sprintf("new records on the target: %v", got)
 			})
-			if n, want := west.count("east.r"), map[bool]int64{false: 105, true: 5}[tc.syncDeletions]; n != want {
-				t.Errorf("east.r holds %d records, want %d (the old topic's 100 unless deleted with it, and the new one's 5)", n, want)
+			if n, want := west.count("east.r"), int64(tc.fresh)+map[bool]int64{false: 100, true: 0}[tc.syncDeletions]; n != want {
+				t.Errorf("east.r holds %d records, want %d (the old topic's 100 unless deleted with it, and the new one's %d)", n, want, tc.fresh)
 			}
 		})
 	}

@@ -303,10 +303,12 @@ func (w *Worker) newClients(extra []kgo.Opt) error {
 		w.tgtCl.Close()
 	}
 	if w.forward {
-		// Fetch and Produce up to v12, which name topics (v13 uses topic
-		// IDs).
+		// Produce up to v12, which names topics (v13 uses topic IDs).
+		// Fetch names them too, and from v13 (brokers that have it) also
+		// carries the topic id the worker mirrors: a topic re-created
+		// on the source then answers UNKNOWN_TOPIC_ID at once, rather
+		// than serving the new topic's records from the old position.
 		vers := kversion.Stable()
-		vers.SetMaxKeyVersion(kmsg.Fetch.Int16(), 12)
 		vers.SetMaxKeyVersion(kmsg.Produce.Int16(), 12)
 		if w.fetchCl, err = kgo.NewClient(append(common(f.Source.Brokers, KindSource, "fetcher"), kgo.MaxVersions(vers))...); err != nil {
 			closeAll()
