@@ -352,7 +352,9 @@ func (b *Broker) cleanStrayDirs() {
 	}
 	b.reconcileMu.Lock()
 	defer b.reconcileMu.Unlock()
-	b.removeStrayDirs(b.assigned(st))
+	// The state as of now, under the lock: a topic created since st has
+	// directories that are not stray.
+	b.removeStrayDirs(b.assigned(b.meta.State()))
 }
 
 // removeStrayDirs deletes partition directories that no topic claims: what

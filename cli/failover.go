@@ -152,19 +152,7 @@ func newCmdFailoverStatus(streams IO, g *globalOptions, runF func(*FailoverOptio
 		Example: `  kdr failover status
   kdr failover status estate.yaml --output json | jq .active`,
 		Args: upStatusArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if len(args) == 1 {
-				opts.File = args[0]
-			}
-			var err error
-			if opts.Output, err = parseOutput(output); err != nil {
-				return err
-			}
-			if runF != nil {
-				return runF(opts)
-			}
-			return runFailoverStatus(cmd.Context(), opts)
-		},
+		RunE: fileOutputRunE(opts, &output, runF, runFailoverStatus),
 	}
 	cmd.Flags().StringVar(&opts.StateDir, "state-dir", "", "kdr up's state dir (default $XDG_STATE_HOME/kdr/<topology name>)")
 	cmd.Flags().StringVar(&output, "output", string(outputText), "output format: text or json")
@@ -187,25 +175,32 @@ resuming it does (and how to switch back after it). With nothing in progress it 
 		Example: `  kdr failover abort
   kdr failover abort estate.yaml --state-dir /var/lib/kdr/estate`,
 		Args: upStatusArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if len(args) == 1 {
-				opts.File = args[0]
-			}
-			var err error
-			if opts.Output, err = parseOutput(output); err != nil {
-				return err
-			}
-			if runF != nil {
-				return runF(opts)
-			}
-			return runFailoverAbort(cmd.Context(), opts)
-		},
+		RunE: fileOutputRunE(opts, &output, runF, runFailoverAbort),
 	}
 	f := cmd.Flags()
 	f.StringVar(&opts.StateDir, "state-dir", "", "kdr up's state dir (default $XDG_STATE_HOME/kdr/<topology name>)")
 	f.DurationVar(&opts.LockWait, "lock-wait", failover.DefaultLockWait, "how long to wait while another orchestrator holds the lock; 0 tries once")
 	f.StringVar(&output, "output", string(outputText), "output format: text or json")
 	return cmd
+}
+
+// fileOutputRunE runs a failover command that takes [FILE] and --output
+// (status, abort): runF in tests, else run.
+func fileOutputRunE(opts *FailoverOptions, output *string, runF func(*FailoverOptions) error,
+	run func(context.Context, *FailoverOptions) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) == 1 {
+			opts.File = args[0]
+		}
+		var err error
+		if opts.Output, err = parseOutput(*output); err != nil {
+			return err
+		}
+		if runF != nil {
+			return runF(opts)
+		}
+		return run(cmd.Context(), opts)
+	}
 }
 
 func runFailoverAbort(ctx context.Context, opts *FailoverOptions) error {

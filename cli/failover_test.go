@@ -111,8 +111,9 @@ replication:
 	return file, filepath.Join(dir, "state")
 }
 
-// failoverDoc reads the topology's failover state document.
-func failoverDoc(t *testing.T, file, state string) store.Versioned {
+// openFailoverStore opens the file topology's failover state store under
+// the state dir; it is closed when the test ends.
+func openFailoverStore(t *testing.T, file, state string) store.Store {
 	t.Helper()
 	topo, err := topology.Load(file)
 	if err != nil {
@@ -122,12 +123,29 @@ func failoverDoc(t *testing.T, file, state string) store.Versioned {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
-	v, err := s.Get(context.Background())
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// failoverDoc reads the topology's failover state document.
+func failoverDoc(t *testing.T, file, state string) store.Versioned {
+	t.Helper()
+	v, err := openFailoverStore(t, file, state).Get(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
 	return v
+}
+
+// putFailoverDoc writes the first failover state document of a topology, as
+// an earlier command would have left it.
+func putFailoverDoc(t *testing.T, file, state string, doc store.State) {
+	t.Helper()
+	s := openFailoverStore(t, file, state)
+	if _, err := s.CompareAndSwap(context.Background(), doc, 0); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
 }
 
 // TestFailoverPreflightFailureLeavesNothingInProgress: with both clusters
@@ -162,19 +180,8 @@ func TestFailoverPreflightFailureLeavesNothingInProgress(t *testing.T) {
 // `kdr failover abort` drops it.
 func TestFailoverAbortAndRefusals(t *testing.T) {
 	file, state := unreachableEstate(t)
-	topo, err := topology.Load(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := store.Open(topo, state)
-	if err != nil {
-		t.Fatal(err)
-	}
 	op := &store.Operation{ID: "sw-stuck", Kind: "switchover", From: "a", To: "b", Step: "preflight", Started: time.Now().UTC()}
-	if _, err := s.CompareAndSwap(context.Background(), store.State{Topology: "gone", Active: "a", Operation: op}, 0); err != nil {
-		t.Fatal(err)
-	}
-	s.Close()
+	putFailoverDoc(t, file, state, store.State{Topology: "gone", Active: "a", Operation: op})
 
 	for _, args := range [][]string{
 		{"failover", "switchover", "--to", "a", "--yes"},
@@ -253,24 +260,13 @@ func TestFailoverUsageErrors(t *testing.T) {
 // keeps the record as stored.
 func TestFailoverStatusLastDrill(t *testing.T) {
 	file, state := unreachableEstate(t)
-	topo, err := topology.Load(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := store.Open(topo, state)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
 	sum := drill.Summary{Scenario: "planned-switchover", Passed: false, Lost: 0, Duplicated: 12, Reordered: 1,
 		RTOSeconds: 4.25, RPORecords: 3, RPOSeconds: 0.25, FinishedAt: time.Date(2026, 1, 2, 10, 4, 5, 0, time.UTC), Report: "/tmp/drill/report.json"}
 	raw, err := json.Marshal(sum)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.CompareAndSwap(context.Background(), store.State{Topology: "gone", LastDrill: raw}, 0); err != nil {
-		t.Fatal(err)
-	}
+	putFailoverDoc(t, file, state, store.State{Topology: "gone", LastDrill: raw})
 
 	var out, errOut bytes.Buffer
 	if code := Execute([]string{"failover", "status", file, "--state-dir", state}, strings.NewReader(""), &out, &errOut); code != 0 {

@@ -73,9 +73,11 @@ type mirrorStatus struct {
 	URL string `json:"url"`
 	// Healthy and Health are the worker's /healthz: "ok", or why not
 	// (Health is empty and Healthy false when /healthz did not answer).
-	Healthy  bool             `json:"healthy"`
-	Health   string           `json:"health"`
-	Assigned map[string]int64 `json:"assigned_partitions"` // by flow
+	Healthy bool   `json:"healthy"`
+	Health  string `json:"health"`
+	// HealthError is why /healthz could not be read, when it could not.
+	HealthError string           `json:"health_error,omitempty"`
+	Assigned    map[string]int64 `json:"assigned_partitions"` // by flow
 	// NotFetched counts, by flow, the owned partitions whose fetches have
 	// failed for 5 s or more (a source broker down while others serve).
 	NotFetched map[string]int64     `json:"fetch_failing_partitions"`
@@ -137,29 +139,33 @@ func runMirrorStatus(ctx context.Context, opts *MirrorStatusOptions) error {
 	if len(st.Assigned) == 0 && len(st.Partitions) == 0 {
 		return fmt.Errorf("%s has no kdr_mirror_ metrics: it is not a kdr mirror worker's (`kdr mirror run` prints its metrics URL)", opts.URL)
 	}
-	st.Healthy, st.Health = workerHealth(ctx, strings.TrimSuffix(opts.URL, "/metrics")+"/healthz")
+	st.Healthy, st.Health, st.HealthError = workerHealth(ctx, strings.TrimSuffix(opts.URL, "/metrics")+"/healthz")
 	if err := printResult(opts.IO.Out, opts.Output, st, printMirrorStatus); err != nil {
 		return err
 	}
-	if !st.Healthy {
+	switch {
+	case st.HealthError != "":
+		return exitCodeError{code: exitError, msg: "could not read the mirror worker's /healthz: " + st.HealthError}
+	case !st.Healthy:
 		return exitCodeError{code: exitError, msg: "the mirror worker is not healthy"}
 	}
 	return nil
 }
 
-// workerHealth reads a worker's /healthz: 200 with "ok", or 503 with why.
-func workerHealth(ctx context.Context, url string) (bool, string) {
+// workerHealth reads a worker's /healthz: 200 with "ok", or 503 with why;
+// readErr says why it could not be read.
+func workerHealth(ctx context.Context, url string) (healthy bool, health, readErr string) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return false, ""
+		return false, "", err.Error()
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return false, ""
+		return false, "", fmt.Sprintf("reading %s: %v", url, err)
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	return resp.StatusCode == http.StatusOK, strings.TrimSpace(string(body))
+	return resp.StatusCode == http.StatusOK, strings.TrimSpace(string(body)), ""
 }
 
 // tabulateMirror groups the kdr_mirror_* samples by flow, topic and
@@ -300,7 +306,7 @@ func printMirrorStatus(w io.Writer, st mirrorStatus) error {
 	case st.Healthy:
 		fmt.Fprintln(w, "health: ok")
 	case st.Health == "":
-		fmt.Fprintln(w, "health: unknown (the worker's /healthz did not answer)")
+		fmt.Fprintf(w, "health: unknown: the worker's /healthz did not answer (%s); is the worker still running there?\n", st.HealthError)
 	default:
 		fmt.Fprintf(w, "health: NOT OK: %s\n", st.Health)
 	}

@@ -14,7 +14,6 @@ import (
 	"github.com/kdr-io/kdr/failover"
 	"github.com/kdr-io/kdr/failover/store"
 	"github.com/kdr-io/kdr/internal/kdrtest"
-	"github.com/kdr-io/kdr/topology"
 )
 
 // jsonPlan is the schema of `kdr topology plan --output json`.
@@ -104,9 +103,9 @@ func TestTopologyPlanApplyCommands(t *testing.T) {
 	file := writeTopology(t, east.Addr(), west.Addr())
 
 	creations := []string{
-		"+ create topic east/mm2-offset-syncs.west.internal (1 partition, RF cluster default, cleanup.policy=delete, retention.ms=604800000)",
+		"+ create topic east/mm2-offset-syncs.west.internal (1 partition, RF 1, cleanup.policy=delete, retention.ms=604800000)",
 		"+ create topic west/heartbeats (1 partition, RF 1, cleanup.policy=compact)",
-		"+ create topic west/east.checkpoints.internal (1 partition, RF cluster default, cleanup.policy=compact)",
+		"+ create topic west/east.checkpoints.internal (1 partition, RF 1, cleanup.policy=compact)",
 		"+ create topic west/east.orders (3 partitions, RF 1, cleanup.policy=compact)",
 		"+ create topic west/east.payments (2 partitions, RF 1, retention.ms=86400000)",
 		"! flow east->west not running (start it with kdr up or kdr mirror run)",
@@ -224,20 +223,9 @@ func TestTopologyPlanDuringFailbackResync(t *testing.T) {
 	east, west := kdrtest.StartBroker(t), kdrtest.StartBroker(t)
 	mustKdr(t, east.Addr(), "", "topic", "create", "orders", "--partitions", "3")
 	file, state := writeTopology(t, east.Addr(), west.Addr()), t.TempDir()
-	topo, err := topology.Load(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := store.Open(topo, state)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
 	doc := store.State{Topology: "cli-test", Active: "west", Epoch: 2, Fenced: []string{"east"},
 		Operation: &store.Operation{ID: "fb-1", Kind: failover.KindFailback, From: "west", To: "east", Step: failover.StepResync, StepIndex: 4}}
-	if _, err := s.CompareAndSwap(context.Background(), doc, 0); err != nil {
-		t.Fatal(err)
-	}
+	putFailoverDoc(t, file, state, doc)
 	if out := mustTopology(t, "plan", file, "--state-dir", state); out != "Not planning the flow between east and west: the failback to east is at its truncate-and-resync step, "+
 		"re-copying east's topics from west, and until it is done kdr up runs the flow in neither direction.\n"+
 		"No changes. The clusters match the topology.\n" {

@@ -133,7 +133,7 @@ func Abort(ctx context.Context, opts Options) (*Aborted, error) {
 			s.LastReceived = previous
 		}
 		s.Operation = nil
-		s.Record(store.Event{At: time.Now().UTC(), Kind: op.Kind, Step: "aborted", Epoch: s.Epoch, Message: msg + " by " + opts.Holder})
+		s.Record(store.Event{At: time.Now().UTC(), Kind: op.Kind, Step: StepAborted, Epoch: s.Epoch, Message: msg + " by " + opts.Holder})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("failover: recording the abort of %s %s: %w", op.Kind, op.ID, err)

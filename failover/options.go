@@ -31,6 +31,7 @@ const (
 	StepDone     = "done"
 	StepSkipped  = "skipped"
 	StepFailed   = "failed"
+	StepAborted  = "aborted" // the timeline's event of an operation kdr failover abort dropped
 )
 
 // DefaultOffsetSyncTimeout is Timeouts.OffsetSync's default.

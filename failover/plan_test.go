@@ -67,7 +67,7 @@ func TestTopologyPlanFollowsFailover(t *testing.T) {
 		case "+ create topic a/refunds (1 partition, RF 1)":
 			refunds = true
 			creates++
-		case "+ create topic a/b.checkpoints.internal (1 partition, RF cluster default, cleanup.policy=compact)":
+		case "+ create topic a/b.checkpoints.internal (1 partition, RF 1, cleanup.policy=compact)":
 			creates++
 		case "! flow b->a not running (start it with kdr up or kdr mirror run)":
 		default:

@@ -153,7 +153,7 @@ func (w *Worker) copyLoop(ctx context.Context, giveUp <-chan struct{}) {
 				w.triggerRefresh()
 			}
 			var loss *kgo.ErrDataLoss
-			if errors.As(err, &loss) && (w.successorTopic(topic) || w.recreatedUnseen(ctx, topic)) {
+			if errors.As(err, &loss) && (w.successorPart(topic, p) || w.recreatedUnseen(ctx, topic)) {
 				w.restartRecreated(ctx, topic, p)
 			}
 		})
@@ -187,6 +187,9 @@ func (w *Worker) restartRecreated(ctx context.Context, topic string, p int32) {
 	}
 	w.noteErr(KindSource, fmt.Errorf("%s/%d: re-created on the source (the consumer's position was the deleted topic's); copying it from its start, %d", topic, p, o.Offset))
 	w.consumer.SetOffsets(map[string]map[int32]kgo.EpochOffset{topic: {p: {Epoch: -1, Offset: o.Offset}}})
+	w.mu.Lock()
+	w.fetchedSuccessor(topic, p)
+	w.mu.Unlock()
 }
 
 // forwardLoop is the main loop when batches are forwarded: the fetch loop

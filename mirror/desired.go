@@ -65,9 +65,16 @@ func (f Flow) RemoteTopicSpec(sd kadm.TopicDetail, configs map[string]string, ta
 // the source, or on the target with OffsetSyncsLocation SyncsOnTarget; on
 // the target the heartbeats topic (compacted, unless heartbeats are
 // disabled) and the checkpoints topic (compacted). Each has one partition.
-func (f Flow) InternalTopics(targetBrokers int) (source, target []TopicSpec) {
+//
+// Their replication factor is InternalReplicationFactor on their cluster, of
+// sourceBrokers or targetBrokers brokers, as the workers create them.
+func (f Flow) InternalTopics(sourceBrokers, targetBrokers int) (source, target []TopicSpec) {
+	syncsRF := f.InternalReplicationFactor(sourceBrokers)
+	if f.OffsetSyncsLocation == SyncsOnTarget {
+		syncsRF = f.InternalReplicationFactor(targetBrokers)
+	}
 	syncs := TopicSpec{
-		Name: f.SyncsTopic(), Partitions: 1, ReplicationFactor: -1,
+		Name: f.SyncsTopic(), Partitions: 1, ReplicationFactor: syncsRF,
 		Configs: map[string]string{
 			"cleanup.policy": "delete",
 			"retention.ms":   strconv.FormatInt(f.OffsetSyncsRetention.Milliseconds(), 10),
@@ -85,7 +92,7 @@ func (f Flow) InternalTopics(targetBrokers int) (source, target []TopicSpec) {
 		})
 	}
 	target = append(target, TopicSpec{
-		Name: mm2.CheckpointsTopic(f.SourceAlias), Partitions: 1, ReplicationFactor: -1,
+		Name: mm2.CheckpointsTopic(f.SourceAlias), Partitions: 1, ReplicationFactor: f.InternalReplicationFactor(targetBrokers),
 		Configs: map[string]string{"cleanup.policy": "compact"},
 	})
 	return source, target

@@ -58,12 +58,12 @@ func TestInternalTopicsFollowSyncsLocation(t *testing.T) {
 	}
 	f := DefaultFlow()
 	f.SourceAlias, f.TargetAlias = "east", "west"
-	src, tgt := f.InternalTopics(3)
+	src, tgt := f.InternalTopics(3, 3)
 	if names(src) != "mm2-offset-syncs.west.internal" || names(tgt) != "heartbeats,east.checkpoints.internal" {
 		t.Errorf("syncs on the source: source %s, target %s", names(src), names(tgt))
 	}
 	f.OffsetSyncsLocation = SyncsOnTarget
-	src, tgt = f.InternalTopics(3)
+	src, tgt = f.InternalTopics(3, 3)
 	if names(src) != "" || names(tgt) != "mm2-offset-syncs.east.internal,heartbeats,east.checkpoints.internal" {
 		t.Errorf("syncs on the target: source %s, target %s", names(src), names(tgt))
 	}

@@ -358,6 +358,7 @@ func (w *Worker) takeFetched(ctx context.Context, id int32, fp fetchPos, rp *kms
 		w.noteErr(KindSource, fmt.Errorf("%s/%d at offset %d: %w", ps.topic, ps.partition, fp.from, err))
 	}
 	w.mu.Lock()
+	w.fetchedSuccessor(ps.topic, ps.partition)
 	ps.hwm = max(ps.hwm, rp.HighWatermark)
 	if next == fp.from && len(rp.RecordBatches) > 0 && err == nil && ps.fetchMax < fetchPartitionMax {
 		// A batch larger than the partition limit came back cut.
@@ -532,7 +533,7 @@ func (w *Worker) resetOutOfRange(ctx context.Context, fp fetchPos) {
 	}
 	at := start
 	switch {
-	case fp.from > end && w.successorTopic(ps.topic):
+	case fp.from > end && w.successorPart(ps.topic, ps.partition):
 		w.noteErr(KindSource, fmt.Errorf("%s/%d: position %d is past the log end %d of a topic re-created on the source (the position was the deleted topic's); copying it from its start, %d", ps.topic, ps.partition, fp.from, end, at))
 	case fp.from > end && w.recreatedUnseen(ctx, ps.topic):
 		// Seen before the refresh: a drop and a fresh start come with it.
@@ -551,27 +552,34 @@ func (w *Worker) resetOutOfRange(ctx context.Context, fp fetchPos) {
 }
 
 // stalePosition reports whether offset is a position the worker had in the
-// deleted topic that topic succeeds (topicState.stale). It is asked once per
-// partition: after the first position of the new topic, commits are the new
-// topic's, and one that happens to equal an old position is not stale.
+// deleted topic that topic succeeds, while the partition is a successor's
+// (topicState.stale).
 func (w *Worker) stalePosition(topic string, partition int32, offset int64) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	ts := w.topics[topic]
-	if ts == nil || !ts.successor {
-		return false
-	}
-	old := ts.stale[partition]
-	delete(ts.stale, partition)
-	return slices.Contains(old, offset)
+	return ts != nil && slices.Contains(ts.stale[partition], offset)
 }
 
-// successorTopic reports whether topic is a successor (topicState).
-func (w *Worker) successorTopic(topic string) bool {
+// successorPart reports whether the partition belongs to a topic that
+// succeeds a deleted one and has not been fetched from yet (topicState.stale).
+func (w *Worker) successorPart(topic string, partition int32) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	ts := w.topics[topic]
-	return ts != nil && ts.successor
+	if ts == nil {
+		return false
+	}
+	_, ok := ts.stale[partition]
+	return ok
+}
+
+// fetchedSuccessor ends a partition's time as a successor's (topicState.stale):
+// its positions are the new topic's from now on. Called with mu held.
+func (w *Worker) fetchedSuccessor(topic string, partition int32) {
+	if ts := w.topics[topic]; ts != nil && ts.stale != nil {
+		delete(ts.stale, partition)
+	}
 }
 
 // recreatedUnseen reports whether the source now names topic with another

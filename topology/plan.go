@@ -252,7 +252,7 @@ func (p *planner) flow(ctx context.Context, f mirror.Flow) error {
 	if err != nil {
 		return err
 	}
-	srcInternal, tgtInternal := f.InternalTopics(tgt.conn.brokers)
+	srcInternal, tgtInternal := f.InternalTopics(src.conn.brokers, tgt.conn.brokers)
 	for _, spec := range srcInternal {
 		p.ensureInternal(f, f.SourceAlias, src, spec)
 	}

@@ -194,10 +194,10 @@ func mustPlan(t *testing.T, topo *Topology) *PlanResult {
 
 var (
 	startEastWest = planned{action: ActionStartFlow, cluster: "east"}
-	syncsOnEast   = planned{action: ActionCreate, cluster: "east", topic: "mm2-offset-syncs.west.internal", partitions: 1, replicationFactor: -1,
+	syncsOnEast   = planned{action: ActionCreate, cluster: "east", topic: "mm2-offset-syncs.west.internal", partitions: 1, replicationFactor: 1, // 3 capped at one broker, as the workers make it
 		configs: "cleanup.policy=delete,retention.ms=604800000"}
 	heartbeatsOnWest  = planned{action: ActionCreate, cluster: "west", topic: "heartbeats", partitions: 1, replicationFactor: 1, configs: "cleanup.policy=compact"}
-	checkpointsOnWest = planned{action: ActionCreate, cluster: "west", topic: "east.checkpoints.internal", partitions: 1, replicationFactor: -1, configs: "cleanup.policy=compact"}
+	checkpointsOnWest = planned{action: ActionCreate, cluster: "west", topic: "east.checkpoints.internal", partitions: 1, replicationFactor: 1, configs: "cleanup.policy=compact"}
 )
 
 func TestTopologyPlanApplyPrefix(t *testing.T) {

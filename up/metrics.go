@@ -147,24 +147,24 @@ func (r *runner) failoverState() (store.State, bool) {
 
 // historyStats counts finished operations per kind and result, and the
 // duration of the last successful one per kind (from its "started" event).
-// An operation dropped by kdr failover abort ends with an "aborted" event
-// (failover.Abort), which has no failover.Step* constant.
+// An operation dropped by kdr failover abort ends with a
+// failover.StepAborted event.
 func historyStats(h []store.Event) (map[[2]string]int, map[string]time.Duration) {
 	counts := map[[2]string]int{}
 	durations := map[string]time.Duration{}
 	started := map[string]time.Time{}
 	for _, e := range h {
 		switch e.Step {
-		case "started":
+		case failover.StepStarted:
 			started[e.Kind] = e.At
-		case "done":
+		case failover.StepDone:
 			counts[[2]string{e.Kind, "succeeded"}]++
 			if s, ok := started[e.Kind]; ok {
 				durations[e.Kind] = e.At.Sub(s)
 			}
-		case "failed":
+		case failover.StepFailed:
 			counts[[2]string{e.Kind, "failed"}]++
-		case "aborted":
+		case failover.StepAborted:
 			counts[[2]string{e.Kind, "aborted"}]++
 		}
 	}
