@@ -63,22 +63,28 @@ func (c ConnOptions) adminOf(cl *kgo.Client) *kadm.Client {
 // checkTopic fails early, with one clear message, when the topic (or the
 // given partition, if not -1) does not exist or the cluster cannot be reached.
 func checkTopic(ctx context.Context, cl *kgo.Client, conn ConnOptions, topic string, partition int32) error {
+	_, err := describeTopic(ctx, kadm.NewClient(cl), conn, topic, partition)
+	return err
+}
+
+// describeTopic is checkTopic's answer: the topic's metadata.
+func describeTopic(ctx context.Context, adm *kadm.Client, conn ConnOptions, topic string, partition int32) (kadm.TopicDetail, error) {
 	ctx, cancel := conn.withTimeout(ctx)
 	defer cancel()
-	tds, err := kadm.NewClient(cl).ListTopics(ctx, topic)
+	tds, err := adm.ListTopics(ctx, topic)
 	if err != nil {
-		return conn.requestErr(fmt.Sprintf("reading metadata of topic %q", topic), err)
+		return kadm.TopicDetail{}, conn.requestErr(fmt.Sprintf("reading metadata of topic %q", topic), err)
 	}
 	td, ok := tds[topic]
 	switch {
 	case !ok:
-		return fmt.Errorf("topic %q: not in the broker's metadata answer", topic)
+		return td, fmt.Errorf("topic %q: not in the broker's metadata answer", topic)
 	case td.Err != nil:
-		return fmt.Errorf("topic %q: %w (create it with: kdr topic create %s)", topic, td.Err, topic)
+		return td, fmt.Errorf("topic %q: %w (create it with: kdr topic create %s)", topic, td.Err, topic)
 	case partition >= 0 && !slices.Contains(td.Partitions.Numbers(), partition):
-		return usageError{fmt.Errorf("--partition %d: topic %q has %d partitions (0 to %d)", partition, topic, len(td.Partitions), len(td.Partitions)-1)}
+		return td, usageError{fmt.Errorf("--partition %d: topic %q has %d partitions (0 to %d)", partition, topic, len(td.Partitions), len(td.Partitions)-1)}
 	}
-	return nil
+	return td, nil
 }
 
 // withTimeout bounds a whole admin command by the request timeout.

@@ -327,13 +327,13 @@ func commitOnTarget(ctx context.Context, opts *MirrorTranslateOptions, offs []tr
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
-	described, err := adm.DescribeGroups(ctx, opts.Group)
+	members, err := offsets.GroupMembers(ctx, adm, opts.Group)
 	if err != nil {
 		return fmt.Errorf("describing group %s on %s: %w", opts.Group, opts.TargetAlias, err)
 	}
-	if g, ok := described[opts.Group]; ok && g.Err == nil && len(g.Members) > 0 {
-		return fmt.Errorf("group %s has %d active member(s) on %s (state %s): stop its consumers there, then run again; nothing was committed",
-			opts.Group, len(g.Members), opts.TargetAlias, g.State)
+	if members > 0 {
+		return fmt.Errorf("group %s has %d active member(s) on %s: stop its consumers there, then run again; nothing was committed",
+			opts.Group, members, opts.TargetAlias)
 	}
 	var commit kadm.Offsets
 	for _, o := range offs {

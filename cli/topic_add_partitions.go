@@ -92,16 +92,9 @@ func runTopicAddPartitions(ctx context.Context, opts *TopicAddPartitionsOptions)
 }
 
 func addPartitions(ctx context.Context, adm *kadm.Client, opts *TopicAddPartitionsOptions) (topicPartitionsAdded, error) {
-	tds, err := adm.ListTopics(ctx, opts.Topic)
+	td, err := describeTopic(ctx, adm, opts.Conn, opts.Topic, -1)
 	if err != nil {
-		return topicPartitionsAdded{}, opts.Conn.requestErr(fmt.Sprintf("reading metadata of topic %q", opts.Topic), err)
-	}
-	td, ok := tds[opts.Topic]
-	switch {
-	case !ok:
-		return topicPartitionsAdded{}, fmt.Errorf("topic %q: not in the broker's metadata answer", opts.Topic)
-	case td.Err != nil:
-		return topicPartitionsAdded{}, fmt.Errorf("topic %q: %w", opts.Topic, td.Err)
+		return topicPartitionsAdded{}, err
 	}
 	current := int32(len(td.Partitions))
 	// Checked here, not left to the broker, to name the current count

@@ -75,6 +75,9 @@ type StepError struct {
 	Kind, Step, To string
 	Err            error
 	Dropped        bool
+	// Abortable says kdr failover abort can drop the operation left in
+	// progress (abortable), so the message only points there then.
+	Abortable bool
 }
 
 func (e *StepError) Error() string {
@@ -82,8 +85,12 @@ func (e *StepError) Error() string {
 		return fmt.Sprintf("%s step %q failed: %v; nothing was changed and no operation is left in progress: run `%s` again once this is fixed",
 			e.Kind, e.Step, e.Err, resumeCommand(e.Kind, e.To))
 	}
-	return fmt.Sprintf("%s step %q failed: %v; the operation stays in progress: rerun `%s` to resume it from this step, or see `kdr failover abort`",
+	msg := fmt.Sprintf("%s step %q failed: %v; the operation stays in progress: rerun `%s` to resume it from this step",
 		e.Kind, e.Step, e.Err, resumeCommand(e.Kind, e.To))
+	if e.Abortable {
+		msg += ", or drop it with `kdr failover abort`"
+	}
+	return msg
 }
 
 // Unwrap gives the cause.
@@ -365,7 +372,8 @@ func (o *opRun) runFrom(ctx context.Context, i int) (*Result, error) {
 			o.res.Finished = time.Now().UTC()
 			o.res.Epoch = o.state.Epoch
 			o.res.Dropped = dropped
-			return o.res, &StepError{Kind: o.kind, Step: s.name, To: o.to, Err: err, Dropped: dropped}
+			return o.res, &StepError{Kind: o.kind, Step: s.name, To: o.to, Err: err, Dropped: dropped,
+				Abortable: abortable(store.Operation{Kind: o.kind, StepIndex: i})}
 		}
 		next := "done"
 		if i+1 < len(o.steps) {
@@ -383,7 +391,8 @@ func (o *opRun) runFrom(ctx context.Context, i int) (*Result, error) {
 		if err != nil {
 			o.emit(i, StepFailed, err.Error())
 			o.res.Finished = time.Now().UTC()
-			return o.res, &StepError{Kind: o.kind, Step: s.name, To: o.to, Err: fmt.Errorf("persisting the step: %w", err)}
+			return o.res, &StepError{Kind: o.kind, Step: s.name, To: o.to, Err: fmt.Errorf("persisting the step: %w", err),
+				Abortable: abortable(store.Operation{Kind: o.kind, StepIndex: i})}
 		}
 		state := StepDone
 		if out.skipped {

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kdr-io/kdr/mirror"
@@ -108,23 +107,6 @@ func totalLag(parts []partLag) int64 {
 		n += p.lag()
 	}
 	return n
-}
-
-// groupMembers is how many members group has on the cluster (0 for a
-// group that does not exist).
-func groupMembers(ctx context.Context, adm *kadm.Client, group string) (int, error) {
-	described, err := adm.DescribeGroups(ctx, group)
-	if err != nil {
-		return 0, err
-	}
-	g, ok := described[group]
-	if !ok {
-		return 0, nil
-	}
-	if g.Err != nil && !errors.Is(g.Err, kerr.GroupIDNotFound) {
-		return 0, g.Err
-	}
-	return len(g.Members), nil
 }
 
 // oldestUnmirrored is the timestamp of the oldest record the flow has not

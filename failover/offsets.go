@@ -53,7 +53,7 @@ func (o *opRun) syncOffsets(ctx context.Context) (stepOut, error) {
 			return poll(ctx, 250*time.Millisecond, func() (bool, string, error) {
 				stillActive = stillActive[:0]
 				for _, g := range groups {
-					if n, err := groupMembers(ctx, fromAdm, g); err != nil || n > 0 {
+					if n, err := offsets.GroupMembers(ctx, fromAdm, g); err != nil || n > 0 {
 						stillActive = append(stillActive, g)
 					}
 				}
@@ -136,7 +136,7 @@ func (o *opRun) translateGroups(ctx context.Context, f mirror.Flow, groups []str
 			}
 			notes = append(notes, te.Error()+fmt.Sprintf("; those partitions keep the offsets group %s already had on %s (if any)", g, o.to))
 		}
-		if n, err := groupMembers(ctx, toAdm, g); err != nil || n > 0 {
+		if n, err := offsets.GroupMembers(ctx, toAdm, g); err != nil || n > 0 {
 			notes = append(notes, fmt.Sprintf("group %s already has members on %s: left as it is", g, o.to))
 			continue
 		}

@@ -65,7 +65,7 @@ func (o *opRun) resync(ctx context.Context) (stepOut, error) {
 				flow    mirror.Flow
 				cluster string
 			}{{yAdm, rev, y}, {xAdm, fwd, x}} {
-				n, err := groupMembers(ctx, g.adm, g.flow.Group())
+				n, err := offsets.GroupMembers(ctx, g.adm, g.flow.Group())
 				if err != nil {
 					return false, err.Error(), nil
 				}
@@ -131,9 +131,11 @@ func (o *opRun) resync(ctx context.Context) (stepOut, error) {
 	if err != nil {
 		return stepOut{}, fmt.Errorf("reading %s's brokers: %w", x, err)
 	}
-	syncsBrokers, err := brokerCount(ctx, adms[revSyncsOn])
-	if err != nil {
-		return stepOut{}, fmt.Errorf("reading %s's brokers: %w", revSyncsOn, err)
+	syncsBrokers := xBrokers
+	if revSyncsOn != x {
+		if syncsBrokers, err = brokerCount(ctx, adms[revSyncsOn]); err != nil {
+			return stepOut{}, fmt.Errorf("reading %s's brokers: %w", revSyncsOn, err)
+		}
 	}
 	for _, t := range topics {
 		n := int32(len(ytd[t].Partitions))

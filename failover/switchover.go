@@ -13,6 +13,7 @@ import (
 	"github.com/kdr-io/kdr/clientsec"
 	"github.com/kdr-io/kdr/failover/store"
 	"github.com/kdr-io/kdr/mirror"
+	"github.com/kdr-io/kdr/mirror/offsets"
 )
 
 // Switchover is a planned switch to cluster to: pre-flight checks, fence
@@ -101,7 +102,7 @@ func (o *opRun) preflight(ctx context.Context, waitFlow bool) (stepOut, error) {
 	members := 0
 	check := func(ctx context.Context) error {
 		return poll(ctx, 500*time.Millisecond, func() (bool, string, error) {
-			n, err := groupMembers(ctx, adm, f.Group())
+			n, err := offsets.GroupMembers(ctx, adm, f.Group())
 			if err != nil {
 				return false, err.Error(), nil
 			}
@@ -308,7 +309,7 @@ func (o *opRun) reverse(ctx context.Context) (stepOut, error) {
 	members := 0
 	err = withTimeout(ctx, o.opts.Promote, "waiting for the reverse flow "+f.Name(), func(ctx context.Context) error {
 		return poll(ctx, 250*time.Millisecond, func() (bool, string, error) {
-			n, err := groupMembers(ctx, adm, f.Group())
+			n, err := offsets.GroupMembers(ctx, adm, f.Group())
 			if err != nil {
 				return false, err.Error(), nil
 			}

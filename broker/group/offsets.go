@@ -2,6 +2,7 @@ package group
 
 import (
 	"context"
+	"slices"
 	"sort"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -310,33 +311,16 @@ func (c *Coordinator) Expire() {
 			g.mu.Unlock()
 			continue
 		}
-		var records []Record
-		type tp struct {
-			t string
-			p int32
+		n, err := c.dropOffsetsLocked(context.Background(), g, func(_ string, _ int32, o offset) bool {
+			return now.Sub(o.committedAt) >= c.cfg.OffsetsRetention
+		})
+		if err != nil {
+			c.logger.Warn("expiring offsets", "group", g.id, "err", err)
+			g.mu.Unlock()
+			continue
 		}
-		var gone []tp
-		for t, parts := range g.offsets {
-			for p, o := range parts {
-				if now.Sub(o.committedAt) >= c.cfg.OffsetsRetention {
-					records = append(records, offsetRecord(g.id, t, p, nil))
-					gone = append(gone, tp{t, p})
-				}
-			}
-		}
-		if len(records) > 0 {
-			if err := c.log.Append(context.Background(), g.partition, records); err != nil {
-				c.logger.Warn("expiring offsets", "group", g.id, "err", err)
-				g.mu.Unlock()
-				continue
-			}
-			for _, x := range gone {
-				delete(g.offsets[x.t], x.p)
-				if len(g.offsets[x.t]) == 0 {
-					delete(g.offsets, x.t)
-				}
-			}
-			c.logger.Info("expired committed offsets", "group", g.id, "partitions", len(gone))
+		if n > 0 {
+			c.logger.Info("expired committed offsets", "group", g.id, "partitions", n)
 		}
 		dead := len(g.offsets) == 0 && len(g.members) == 0
 		if dead {
@@ -363,25 +347,44 @@ func (c *Coordinator) Expire() {
 func (c *Coordinator) DeleteTopicOffsets(ctx context.Context, topics []string) {
 	for _, g := range c.allGroups() {
 		g.mu.Lock()
-		var records []Record
-		for _, t := range topics {
-			for p := range g.offsets[t] {
+		n, err := c.dropOffsetsLocked(ctx, g, func(t string, _ int32, _ offset) bool { return slices.Contains(topics, t) })
+		g.mu.Unlock()
+		switch {
+		case err != nil:
+			c.logger.Warn("removing committed offsets of deleted topics", "group", g.id, "topics", topics, "err", err)
+		case n > 0:
+			c.logger.Info("removed committed offsets of deleted topics", "group", g.id, "topics", topics, "partitions", n)
+		}
+	}
+}
+
+// dropOffsetsLocked removes g's committed offsets that match, with
+// tombstones, and returns how many; nothing is forgotten if the tombstones
+// cannot be written. Called with g.mu held.
+func (c *Coordinator) dropOffsetsLocked(ctx context.Context, g *group, match func(topic string, partition int32, o offset) bool) (int, error) {
+	var records []Record
+	for t, parts := range g.offsets {
+		for p, o := range parts {
+			if match(t, p, o) {
 				records = append(records, offsetRecord(g.id, t, p, nil))
 			}
 		}
-		if len(records) == 0 {
-			g.mu.Unlock()
-			continue
+	}
+	if len(records) == 0 {
+		return 0, nil
+	}
+	if err := c.log.Append(ctx, g.partition, records); err != nil {
+		return 0, err
+	}
+	for t, parts := range g.offsets {
+		for p, o := range parts {
+			if match(t, p, o) {
+				delete(parts, p)
+			}
 		}
-		if err := c.log.Append(ctx, g.partition, records); err != nil {
-			g.mu.Unlock()
-			c.logger.Warn("removing committed offsets of deleted topics", "group", g.id, "topics", topics, "err", err)
-			continue
-		}
-		for _, t := range topics {
+		if len(parts) == 0 {
 			delete(g.offsets, t)
 		}
-		g.mu.Unlock()
-		c.logger.Info("removed committed offsets of deleted topics", "group", g.id, "topics", topics, "partitions", len(records))
 	}
+	return len(records), nil
 }

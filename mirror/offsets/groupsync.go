@@ -119,10 +119,39 @@ func (c *Checkpointer) syncGroup(ctx context.Context, g string, described kadm.D
 // the question fails otherwise, the commit goes ahead, and the target
 // refuses it while the group has members.
 func (c *Checkpointer) consumerGroupActive(ctx context.Context, g string) bool {
-	described, err := c.tadm.DescribeConsumerGroups(ctx, g)
+	n, err := consumerProtocolMembers(ctx, c.tadm, g)
+	return err == nil && n > 0
+}
+
+func consumerProtocolMembers(ctx context.Context, adm *kadm.Client, group string) (int, error) {
+	described, err := adm.DescribeConsumerGroups(ctx, group)
 	if err != nil {
-		return false
+		return 0, err
 	}
-	d, ok := described[g]
-	return ok && d.Err == nil && len(d.Members) > 0
+	d, ok := described[group]
+	if !ok || d.Err != nil {
+		return 0, nil
+	}
+	return len(d.Members), nil
+}
+
+// GroupMembers is how many members group has on adm's cluster, of either
+// protocol: DescribeGroups v6 (Kafka 4, KIP-1043) answers GROUP_ID_NOT_FOUND
+// both for an unknown group and for one of the consumer protocol (KIP-848),
+// members or not, which ConsumerGroupDescribe then counts.
+func GroupMembers(ctx context.Context, adm *kadm.Client, group string) (int, error) {
+	described, err := adm.DescribeGroups(ctx, group)
+	if err != nil {
+		return 0, err
+	}
+	g, ok := described[group]
+	switch {
+	case !ok:
+		return 0, nil
+	case errors.Is(g.Err, kerr.GroupIDNotFound):
+		return consumerProtocolMembers(ctx, adm, group)
+	case g.Err != nil:
+		return 0, g.Err
+	}
+	return len(g.Members), nil
 }
