@@ -1,14 +1,10 @@
 package drill
 
 import (
-	"cmp"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
-	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -178,37 +174,8 @@ func (w Wait) String() string {
 }
 
 // Error is one problem in a scenario: FILE:LINE:COL: FIELD: PROBLEM (fix:
-// HINT), as topology.Error.
-type Error struct {
-	File string
-	// Line and Column (1-based) locate the offending key or value, or for a
-	// missing one the mapping that should hold it; 0 when unknown.
-	Line, Column int
-	// Field is the YAML path: "steps[2].args.to".
-	Field   string
-	Problem string
-	Hint    string
-}
-
-func (e *Error) Error() string {
-	var b strings.Builder
-	b.WriteString(e.File)
-	if e.Line > 0 {
-		fmt.Fprintf(&b, ":%d", e.Line)
-		if e.Column > 0 {
-			fmt.Fprintf(&b, ":%d", e.Column)
-		}
-	}
-	b.WriteString(": ")
-	if e.Field != "" {
-		b.WriteString(e.Field + ": ")
-	}
-	b.WriteString(e.Problem)
-	if e.Hint != "" {
-		b.WriteString(" (fix: " + e.Hint + ")")
-	}
-	return b.String()
-}
+// HINT), as a topology's; the YAML path is "steps[2].args.to".
+type Error = yamlschema.Error
 
 // LoadScenario reads and validates a scenario file and its topology
 // (topologyFile, if not empty, replaces the scenario's). An invalid
@@ -236,7 +203,7 @@ func LoadScenario(path, topologyFile string) (*Scenario, *topology.Topology, err
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := joinProblems(append(s.keyProblems, s.problems(t)...)); err != nil {
+	if err := yamlschema.Join(append(s.keyProblems, s.problems(t)...)); err != nil {
 		return nil, nil, err
 	}
 	return s, t, nil
@@ -251,8 +218,6 @@ func (s *Scenario) TopologyPath() string {
 	return filepath.Join(filepath.Dir(s.File), s.Topology)
 }
 
-var yamlLine = regexp.MustCompile(`line (\d+): (.*)`)
-
 // ParseScenario decodes a scenario and applies the load defaults; Validate
 // checks it against a topology. Unknown keys and values of the wrong type
 // are errors, every one listed (see LoadScenario).
@@ -261,7 +226,7 @@ func ParseScenario(data []byte, file string) (*Scenario, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := joinProblems(s.keyProblems); err != nil {
+	if err := yamlschema.Join(s.keyProblems); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -273,7 +238,7 @@ func ParseScenario(data []byte, file string) (*Scenario, error) {
 func parseScenario(data []byte, file string) (*Scenario, error) {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil, yamlError(file, err)
+		return nil, yamlschema.SyntaxError(file, err)
 	}
 	if len(doc.Content) == 0 {
 		return nil, &Error{File: file, Line: 1, Problem: "empty document", Hint: "start with apiVersion: " + APIVersion + " and kind: " + Kind}
@@ -282,14 +247,9 @@ func parseScenario(data []byte, file string) (*Scenario, error) {
 	// stops at its first problem and names Go types.
 	root := doc.Content[0]
 	idx, found := yamlschema.Check(root, reflect.TypeFor[Scenario](), "yaml")
-	var keyProblems []*Error
-	fatal := false
-	for _, p := range found {
-		keyProblems = append(keyProblems, &Error{File: file, Line: p.Line, Column: p.Column, Field: p.Field, Problem: p.Problem, Hint: p.Hint})
-		fatal = fatal || p.Fatal
-	}
+	keyProblems, fatal := yamlschema.Errors(file, found)
 	if fatal {
-		return nil, joinProblems(keyProblems)
+		return nil, yamlschema.Join(keyProblems)
 	}
 	var s Scenario
 	if err := root.Decode(&s); err != nil {
@@ -328,32 +288,10 @@ func parseScenario(data []byte, file string) (*Scenario, error) {
 	return &s, nil
 }
 
-func yamlError(file string, err error) error {
-	e := &Error{File: file, Problem: err.Error()}
-	msg := strings.TrimPrefix(strings.TrimPrefix(err.Error(), "yaml: unmarshal errors:\n"), "yaml: ")
-	if m := yamlLine.FindStringSubmatch(msg); m != nil {
-		e.Line, _ = strconv.Atoi(m[1])
-		e.Problem = strings.TrimSpace(m[2])
-	}
-	return e
-}
-
-// joinProblems sorts problems by position and joins them; nil if none.
-func joinProblems(problems []*Error) error {
-	slices.SortStableFunc(problems, func(a, b *Error) int {
-		return cmp.Or(cmp.Compare(a.Line, b.Line), cmp.Compare(a.Column, b.Column))
-	})
-	errs := make([]error, len(problems))
-	for i, p := range problems {
-		errs[i] = p
-	}
-	return errors.Join(errs...)
-}
-
 // Validate checks the scenario against the topology it runs on and
 // returns every problem, joined.
 func (s *Scenario) Validate(t *topology.Topology) error {
-	return joinProblems(s.problems(t))
+	return yamlschema.Join(s.problems(t))
 }
 
 // problems are Validate's. A step's are on the step's first line, others

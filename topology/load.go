@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"os"
 	"reflect"
-	"regexp"
-	"strconv"
 	"time"
 
 	"github.com/spf13/viper"
@@ -44,7 +42,7 @@ func Parse(data []byte, file string) (*Topology, error) {
 	c := &checker{file: file}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil, syntaxError(file, err)
+		return nil, yamlschema.SyntaxError(file, err)
 	}
 	if len(doc.Content) == 0 || doc.Content[0].Tag == "!!null" {
 		return nil, &Error{File: file, Line: 1, Column: 1, Problem: "empty document",
@@ -53,24 +51,21 @@ func Parse(data []byte, file string) (*Topology, error) {
 	root := doc.Content[0]
 	idx, problems := yamlschema.Check(root, reflect.TypeFor[Topology](), "mapstructure")
 	c.idx = idx
-	fatal := false
-	for _, p := range problems {
-		c.addAt(p.Position, p.Field, p.Problem, p.Hint)
-		fatal = fatal || p.Fatal
-	}
+	errs, fatal := yamlschema.Errors(file, problems)
+	c.errs = append(c.errs, errs...)
 	if fatal {
 		// Values of the wrong type: decoding would fail or guess.
-		return nil, joinProblems(c.errs)
+		return nil, yamlschema.Join(c.errs)
 	}
 	t, err := decode(data)
 	if err != nil {
 		c.addAt(yamlschema.Position{Line: root.Line, Column: root.Column}, "", err.Error(), "")
-		return nil, joinProblems(c.errs)
+		return nil, yamlschema.Join(c.errs)
 	}
 	t.File = file
 	t.applyDefaults(idx)
 	c.validate(t)
-	if err := joinProblems(c.errs); err != nil {
+	if err := yamlschema.Join(c.errs); err != nil {
 		return nil, err
 	}
 	return t, nil
@@ -109,19 +104,6 @@ func durationHook(_, to reflect.Type, data any) (any, error) {
 }
 
 var durationType = reflect.TypeFor[time.Duration]()
-
-var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
-
-// syntaxError turns a YAML parser error into an *Error with its line.
-func syntaxError(file string, err error) error {
-	e := &Error{File: file, Problem: "YAML syntax: " + err.Error(),
-		Hint: "indent with spaces, and quote values containing \": \" or starting with * & ! % @"}
-	if m := yamlLine.FindStringSubmatch(err.Error()); m != nil {
-		e.Line, _ = strconv.Atoi(m[1])
-		e.Problem = "YAML syntax: " + m[2]
-	}
-	return e
-}
 
 // ApplyDefaults sets every unset (zero) field that has a default: a local
 // cluster's brokers (3), host (127.0.0.1) and data dir (its name); the

@@ -259,7 +259,7 @@ func TestTopologyErrorFormat(t *testing.T) {
 		{Error{File: "t.yaml", Line: 3, Column: 5, Field: "clusters[0].name", Problem: "required", Hint: "name it"},
 			"t.yaml:3:5: clusters[0].name: required (fix: name it)"},
 		{Error{File: "t.yaml", Line: 3, Problem: "YAML syntax: x"}, "t.yaml:3: YAML syntax: x"},
-		{Error{Field: "kind", Problem: `"x": want "Topology"`}, `topology: kind: "x": want "Topology"`},
+		{Error{Field: "kind", Problem: `"x": want "Topology"`}, `kind: "x": want "Topology"`}, // built in code
 	} {
 		if got := c.e.Error(); got != c.want {
 			t.Errorf("got %q, want %q", got, c.want)

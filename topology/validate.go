@@ -45,7 +45,7 @@ func (t *Topology) Validate() error {
 	cp.ApplyDefaults()
 	c := &checker{file: t.File}
 	c.validate(&cp)
-	return joinProblems(c.errs)
+	return yamlschema.Join(c.errs)
 }
 
 // validate runs every rule on a defaulted topology.
