@@ -127,13 +127,13 @@ func (o *opRun) resync(ctx context.Context) (stepOut, error) {
 	}
 	// Re-created with y's replica count (capped at x's brokers), not x's
 	// default.replication.factor, which is 1 unless set.
-	xBrokers, err := brokerCount(ctx, xAdm)
+	xBrokers, err := mirror.BrokerCount(ctx, xAdm)
 	if err != nil {
 		return stepOut{}, fmt.Errorf("reading %s's brokers: %w", x, err)
 	}
 	syncsBrokers := xBrokers
 	if revSyncsOn != x {
-		if syncsBrokers, err = brokerCount(ctx, adms[revSyncsOn]); err != nil {
+		if syncsBrokers, err = mirror.BrokerCount(ctx, adms[revSyncsOn]); err != nil {
 			return stepOut{}, fmt.Errorf("reading %s's brokers: %w", revSyncsOn, err)
 		}
 	}
@@ -323,11 +323,3 @@ func (c *copier) copyPartition(ctx context.Context, topic string, partition int3
 	return xEnd, n, err
 }
 
-// brokerCount is the number of brokers adm's cluster lists.
-func brokerCount(ctx context.Context, adm *kadm.Client) (int, error) {
-	m, err := adm.BrokerMetadata(ctx)
-	if err != nil {
-		return 0, err
-	}
-	return max(len(m.Brokers), 1), nil
-}

@@ -1,6 +1,7 @@
 package mirror
 
 import (
+	"context"
 	"regexp"
 	"strconv"
 
@@ -131,4 +132,14 @@ func (f Flow) InternalReplicationFactor(brokers int) int16 {
 		return f.ReplicationFactor
 	}
 	return int16(min(max(brokers, 1), 3))
+}
+
+// BrokerCount is the number of brokers adm's cluster lists, at least 1: the
+// count InternalReplicationFactor takes.
+func BrokerCount(ctx context.Context, adm *kadm.Client) (int, error) {
+	m, err := adm.BrokerMetadata(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return max(len(m.Brokers), 1), nil
 }

@@ -175,12 +175,11 @@ func (w *Worker) targetBrokers(ctx context.Context) (int, error) {
 }
 
 func (w *Worker) brokerCount(ctx context.Context, adm *kadm.Client, kind string) (int, error) {
-	m, err := adm.BrokerMetadata(ctx)
+	n, err := BrokerCount(ctx, adm)
 	if err != nil {
 		w.noteErr(kind, fmt.Errorf("reading %s metadata: %w", kind, err))
-		return 0, err
 	}
-	return max(len(m.Brokers), 1), nil
+	return n, err
 }
 
 // dropDeleted stops mirroring topics that disappeared from the source (or

@@ -11,6 +11,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/kdr-io/kdr/mirror"
 )
 
 // DefaultClusterTimeout bounds each request Plan and Apply make to a
@@ -125,16 +127,14 @@ func (cs *conns) get(ctx context.Context, name string) (*conn, error) {
 	}
 	c.cl, c.adm = cl, kadm.NewClient(cl)
 	c.adm.SetTimeoutMillis(int32(c.timeout.Milliseconds()))
-	var md kadm.Metadata
 	err = c.do(ctx, "reading metadata", func(ctx context.Context) (err error) {
-		md, err = c.adm.BrokerMetadata(ctx)
+		c.brokers, err = mirror.BrokerCount(ctx, c.adm)
 		return err
 	})
 	if err != nil {
 		cl.Close()
 		return nil, err
 	}
-	c.brokers = max(len(md.Brokers), 1)
 	cs.m[name] = c
 	return c, nil
 }
