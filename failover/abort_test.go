@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -169,26 +168,10 @@ func storeBehindTheFences(t *testing.T, consulAddr string) {
 	writable(t, e, "a", "b", "payments", "after-second")
 }
 
-// setFence sets cluster's write fence as kdr failover does.
+// setFence sets cluster's write fence as another store's failover would.
 func setFence(t *testing.T, e *estate, cluster string, fenced bool, epoch int64) {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(e.bootstrap(cluster)...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	resps, err := kadm.NewClient(cl).AlterBrokerConfigs(context.Background(), []kadm.AlterConfig{
-		{Op: kadm.SetConfig, Name: "kdr.fenced", Value: kadm.StringPtr(strconv.FormatBool(fenced))},
-		{Op: kadm.SetConfig, Name: "kdr.fence.epoch", Value: kadm.StringPtr(strconv.FormatInt(epoch, 10))},
-		{Op: kadm.SetConfig, Name: "kdr.fence.reason", Value: kadm.StringPtr("test: another store's failover")},
-	})
-	if err == nil {
-		var r kadm.AlterConfigsResponse
-		if r, err = resps.On("", nil); err == nil {
-			err = r.Err
-		}
-	}
-	if err != nil {
+	if err := failover.SetFence(context.Background(), clusterAdmin(t, e, cluster), fenced, epoch, "test: another store's failover"); err != nil {
 		t.Fatalf("fencing %s: %v", cluster, err)
 	}
 }
@@ -196,28 +179,20 @@ func setFence(t *testing.T, e *estate, cluster string, fenced bool, epoch int64)
 // readFence reads cluster's write fence.
 func readFence(t *testing.T, e *estate, cluster string) (bool, int64) {
 	t.Helper()
+	fenced, epoch, err := failover.ReadFence(context.Background(), clusterAdmin(t, e, cluster))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fenced, epoch
+}
+
+// clusterAdmin is an admin client of cluster, closed with the test.
+func clusterAdmin(t *testing.T, e *estate, cluster string) *kadm.Client {
+	t.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(e.bootstrap(cluster)...))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer cl.Close()
-	rcs, err := kadm.NewClient(cl).DescribeBrokerConfigs(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	rc, err := rcs.On("", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var fenced bool
-	var epoch int64
-	for _, c := range rc.Configs {
-		switch c.Key {
-		case "kdr.fenced":
-			fenced = c.MaybeValue() == "true"
-		case "kdr.fence.epoch":
-			epoch, _ = strconv.ParseInt(c.MaybeValue(), 10, 64)
-		}
-	}
-	return fenced, epoch
+	t.Cleanup(cl.Close)
+	return kadm.NewClient(cl)
 }
