@@ -97,26 +97,14 @@ type topicCreated struct {
 }
 
 func runTopicCreate(ctx context.Context, opts *TopicCreateOptions) error {
-	ctx, cancel := opts.Conn.withTimeout(ctx)
-	defer cancel()
-	cl, err := opts.Conn.newClient()
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
-	adm := opts.Conn.adminOf(cl)
-	res, err := createTopic(ctx, adm, opts)
-	if err != nil {
-		return err
-	}
-	if res.Created {
-		// Return only once the topic is usable, so that the next
-		// command (describe, produce), through whichever broker, finds it.
-		if err := waitTopicUsable(ctx, cl, adm, res.Topic, res.Partitions); err != nil {
-			warnNotUsable(opts.IO.Err, fmt.Sprintf("topic %s was created", res.Topic), err)
+	return runTopicChange(ctx, opts.Conn, opts.IO, func(ctx context.Context, adm *kadm.Client) (topicCreated, error) {
+		return createTopic(ctx, adm, opts)
+	}, func(r topicCreated) topicChange {
+		if !r.Created {
+			return topicChange{}
 		}
-	}
-	return printResult(opts.IO.Out, opts.Conn.Output, res, printTopicCreated)
+		return topicChange{r.Topic, r.Partitions, "topic " + r.Topic + " was created"}
+	}, printTopicCreated)
 }
 
 func createTopic(ctx context.Context, adm *kadm.Client, opts *TopicCreateOptions) (topicCreated, error) {

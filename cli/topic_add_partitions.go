@@ -69,26 +69,14 @@ type topicPartitionsAdded struct {
 }
 
 func runTopicAddPartitions(ctx context.Context, opts *TopicAddPartitionsOptions) error {
-	ctx, cancel := opts.Conn.withTimeout(ctx)
-	defer cancel()
-	cl, err := opts.Conn.newClient()
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
-	adm := opts.Conn.adminOf(cl)
-	res, err := addPartitions(ctx, adm, opts)
-	if err != nil {
-		return err
-	}
-	if !res.DryRun {
-		// As create: return once the new partitions take records
-		// through whichever broker a client asks.
-		if err := waitTopicUsable(ctx, cl, adm, res.Topic, res.To); err != nil {
-			warnNotUsable(opts.IO.Err, fmt.Sprintf("topic %s was grown to %d partitions", res.Topic, res.To), err)
+	return runTopicChange(ctx, opts.Conn, opts.IO, func(ctx context.Context, adm *kadm.Client) (topicPartitionsAdded, error) {
+		return addPartitions(ctx, adm, opts)
+	}, func(r topicPartitionsAdded) topicChange {
+		if r.DryRun {
+			return topicChange{}
 		}
-	}
-	return printResult(opts.IO.Out, opts.Conn.Output, res, printTopicPartitionsAdded)
+		return topicChange{r.Topic, r.To, fmt.Sprintf("topic %s was grown to %d partitions", r.Topic, r.To)}
+	}, printTopicPartitionsAdded)
 }
 
 func addPartitions(ctx context.Context, adm *kadm.Client, opts *TopicAddPartitionsOptions) (topicPartitionsAdded, error) {

@@ -116,3 +116,39 @@ func warnNotUsable(w io.Writer, done string, err error) {
 	fmt.Fprintf(w, "Warning: %s, but after waiting up to %s it is not yet usable through every broker (%v); clients may see UNKNOWN_TOPIC_OR_PARTITION or LEADER_NOT_AVAILABLE for a while\n",
 		done, topicUsableWait, err)
 }
+
+// topicChange is what a command that gives a topic new partitions did:
+// Done describes it for the warning ("topic t was created"), "" when
+// nothing changed and there is nothing to wait for.
+type topicChange struct {
+	Topic      string
+	Partitions int32
+	Done       string
+}
+
+// runTopicChange is runAdmin for the commands that give a topic new
+// partitions (create, add-partitions): after do it waits until they are
+// usable through every broker (waitTopicUsable), so that the next command,
+// through whichever broker, finds them, and warns on errOut if they are
+// not in time.
+func runTopicChange[T any](ctx context.Context, conn ConnOptions, streams IO, do func(context.Context, *kadm.Client) (T, error),
+	change func(T) topicChange, print func(io.Writer, T) error) error {
+	ctx, cancel := conn.withTimeout(ctx)
+	defer cancel()
+	cl, err := conn.newClient()
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	adm := conn.adminOf(cl)
+	res, err := do(ctx, adm)
+	if err != nil {
+		return err
+	}
+	if c := change(res); c.Done != "" {
+		if err := waitTopicUsable(ctx, cl, adm, c.Topic, c.Partitions); err != nil {
+			warnNotUsable(streams.Err, c.Done, err)
+		}
+	}
+	return printResult(streams.Out, conn.Output, res, print)
+}
