@@ -188,18 +188,19 @@ type untranslatedOffset struct {
 func runMirrorTranslate(ctx context.Context, opts *MirrorTranslateOptions) error {
 	ctx, cancel := context.WithTimeout(ctx, opts.Timeout)
 	defer cancel()
-	sec, err := securityOpts(opts.SourceSecurity, "source-")
+	srcOpts, err := seededOpts(opts.SourceBrokers, opts.SourceSecurity, "source-")
 	if err != nil {
 		return err
 	}
-	srcOpts := append([]kgo.Opt{kgo.SeedBrokers(opts.SourceBrokers...)}, sec...)
-	syncsOpts, syncsOn := srcOpts, opts.SourceAlias
-	if opts.SyncsOnTarget {
-		tsec, err := securityOpts(opts.TargetSecurity, "target-")
-		if err != nil {
+	var tgtOpts []kgo.Opt // only with --target-brokers
+	if opts.SyncsOnTarget || opts.Execute {
+		if tgtOpts, err = seededOpts(opts.TargetBrokers, opts.TargetSecurity, "target-"); err != nil {
 			return err
 		}
-		syncsOpts, syncsOn = append([]kgo.Opt{kgo.SeedBrokers(opts.TargetBrokers...)}, tsec...), opts.TargetAlias
+	}
+	syncsOpts, syncsOn := srcOpts, opts.SourceAlias
+	if opts.SyncsOnTarget {
+		syncsOpts, syncsOn = tgtOpts, opts.TargetAlias
 	}
 	store, err := offsets.NewSyncStore(offsets.SyncStoreConfig{
 		Source: syncsOpts,
@@ -264,7 +265,7 @@ func runMirrorTranslate(ctx context.Context, opts *MirrorTranslateOptions) error
 		return int(a.Partition - b.Partition)
 	})
 	if opts.Execute && len(res.Offsets) > 0 {
-		if err := commitOnTarget(ctx, opts, res.Offsets); err != nil {
+		if err := commitOnTarget(ctx, tgtOpts, opts, res.Offsets); err != nil {
 			return err
 		}
 		res.Committed = true
@@ -316,12 +317,8 @@ func printMirrorTranslation(w io.Writer, r mirrorTranslation) error {
 // commitOnTarget commits offs to opts.Group on the target, refusing while
 // the group has members there: a member's own commits would overwrite
 // them, and its position is not moved by a commit anyway.
-func commitOnTarget(ctx context.Context, opts *MirrorTranslateOptions, offs []translatedOffset) error {
-	sec, err := securityOpts(opts.TargetSecurity, "target-")
-	if err != nil {
-		return err
-	}
-	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(opts.TargetBrokers...)}, sec...)...)
+func commitOnTarget(ctx context.Context, tgtOpts []kgo.Opt, opts *MirrorTranslateOptions, offs []translatedOffset) error {
+	cl, err := kgo.NewClient(tgtOpts...)
 	if err != nil {
 		return err
 	}

@@ -121,6 +121,16 @@ func securityProblems(c clientsec.Config, prefix string) error {
 	return errors.New(strings.Join(lines, "; "))
 }
 
+// seededOpts are a client's options for the cluster at brokers with
+// security c (securityOpts).
+func seededOpts(brokers []string, c clientsec.Config, prefix string) ([]kgo.Opt, error) {
+	sec, err := securityOpts(c, prefix)
+	if err != nil {
+		return nil, err
+	}
+	return append([]kgo.Opt{kgo.SeedBrokers(brokers...)}, sec...), nil
+}
+
 // securityOpts are c's client options; an error names the flag at fault.
 func securityOpts(c clientsec.Config, prefix string) ([]kgo.Opt, error) {
 	opts, err := c.Opts()

@@ -129,10 +129,11 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	if opts.ReportDir == "" {
 		opts.ReportDir = filepath.Join(opts.StateDir, "report")
 	}
-	if err := checkFresh(ctx, opts.Topology, opts.StateDir); err != nil {
+	topo := up.Normalize(opts.Topology)
+	if err := checkFresh(ctx, topo, opts.StateDir); err != nil {
 		return nil, err
 	}
-	r := &runner{opts: opts, sc: opts.Scenario, topo: up.Normalize(opts.Topology), out: opts.Out, logger: opts.Logger,
+	r := &runner{opts: opts, sc: opts.Scenario, topo: topo, out: opts.Out, logger: opts.Logger,
 		start: time.Now(), lag: -1, seenSteps: map[string]bool{}, stepSeen: make(chan struct{})}
 	return r.run(ctx)
 }
@@ -144,12 +145,14 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 // meets the last run's records, and the drill fails only after its load
 // has run for a while. The check runs before kdr up starts, so such a run
 // fails at once.
+//
+// t is normalized (up.Normalize), as kdr up runs it.
 func checkFresh(ctx context.Context, t *topology.Topology, dir string) error {
 	fix := fmt.Sprintf("a drill needs a fresh state: use another --state-dir (or none, for a new temporary one) or delete %s", dir)
 	if _, err := os.Stat(filepath.Join(dir, up.EndpointsFile)); err == nil {
 		return fmt.Errorf("drill: state dir %s is not fresh: kdr up ran there before (%s); %s", dir, up.EndpointsFile, fix)
 	}
-	st, err := store.Open(up.Normalize(t), dir)
+	st, err := store.Open(t, dir)
 	if err != nil {
 		return nil // kdr up and the drill's own store.Open report it
 	}
