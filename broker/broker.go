@@ -59,12 +59,17 @@ type Broker struct {
 	stopHeartbeat context.CancelFunc
 	// caughtUp is set once registration is applied locally: the metadata
 	// state is then the cluster's, not one raft is still replaying.
-	caughtUp atomic.Bool
-	coord    *group.Coordinator
-	apis     *wire.Registry
-	srv      *wire.Server
-	ln       net.Listener
-	http     *obs.HTTPServer
+	// serving is closed once the broker is also unfenced at its new
+	// epoch: a replicated broker accepts client connections only from that
+	// moment (startServing, serveIfCurrent).
+	caughtUp  atomic.Bool
+	serving   chan struct{}
+	serveOnce sync.Once
+	coord     *group.Coordinator
+	apis      *wire.Registry
+	srv       *wire.Server
+	ln        net.Listener
+	http      *obs.HTTPServer
 
 	host string // advertised
 	port int32
@@ -120,6 +125,7 @@ func Start(cfg Config, opts Options) (_ *Broker, err error) {
 		fetchMarker: newFetchMarker(),
 		ctx:         ctx,
 		cancel:      cancel,
+		serving:     make(chan struct{}),
 	}
 	defer func() {
 		if err != nil {
@@ -169,9 +175,11 @@ func Start(cfg Config, opts Options) (_ *Broker, err error) {
 		if _, err := b.register(); err != nil {
 			return nil, err
 		}
+		b.serveOnce.Do(func() { close(b.serving) })
 	} else {
-		// A replicated broker serves (Metadata from its local copy) while
-		// it waits for the quorum, so brokers can start in any order.
+		// A replicated broker registers in the background, so that Start
+		// returns and brokers can start in any order. It serves clients
+		// only once registered (startServing).
 		var hbCtx context.Context
 		hbCtx, b.stopHeartbeat = context.WithCancel(b.ctx)
 		b.wg.Add(1)
@@ -184,6 +192,7 @@ func Start(cfg Config, opts Options) (_ *Broker, err error) {
 			b.log.Info(RegisteredMessage, "broker_epoch", epoch)
 			b.epoch.Store(epoch)
 			b.cleanStrayDirs()
+			b.serveIfCurrent(b.meta.State())
 			b.wg.Add(1)
 			go b.heartbeat(hbCtx, epoch)
 		}()
@@ -201,12 +210,7 @@ func Start(cfg Config, opts Options) (_ *Broker, err error) {
 		return nil, err
 	}
 	b.wg.Add(1)
-	go func() {
-		defer b.wg.Done()
-		if err := b.srv.Serve(b.ln); err != nil {
-			b.log.Error("kafka listener stopped", "err", err)
-		}
-	}()
+	go b.startServing()
 	if cfg.MetricsListen != "" {
 		if b.http, err = obs.ServeHTTP(cfg.MetricsListen, b.reg, b.health, b.log); err != nil {
 			return nil, err
@@ -217,6 +221,47 @@ func Start(cfg Config, opts Options) (_ *Broker, err error) {
 	b.log.Info("broker started", "listen", b.ln.Addr().String(), "advertised", b.Addr(), "data_dir", cfg.DataDir,
 		"partitions", b.partitionCount(), "cluster_id", cfg.ClusterID)
 	return b, nil
+}
+
+// startServing accepts client connections once the broker has caught up
+// with the cluster's metadata and is unfenced (b.serving), as a Kafka broker
+// enables request processing only then. Until a restarted replicated broker
+// has replayed its metadata log and registered, its state is an old one: it
+// would answer Metadata with some of the cluster's topics (a mirror or an
+// admin tool would take the others as deleted) and claim leaderships it
+// lost, at old leader epochs. Clients that connect meanwhile wait in the
+// listen queue, usually well under a second, for as long as the quorum is
+// away.
+func (b *Broker) startServing() {
+	defer b.wg.Done()
+	select {
+	case <-b.serving:
+	default:
+		b.log.Info("waiting to catch up with the cluster metadata (registration) before serving clients")
+		select {
+		case <-b.serving:
+			b.log.Info("caught up with the cluster metadata: serving clients")
+		case <-b.ctx.Done():
+			b.ln.Close()
+			return
+		}
+	}
+	if err := b.srv.Serve(b.ln); err != nil {
+		b.log.Error("kafka listener stopped", "err", err)
+	}
+}
+
+// serveIfCurrent opens the broker to clients (b.serving) once st, its local
+// metadata state, is the cluster's (caughtUp) and shows this broker
+// registered at its epoch and unfenced: a broker that hosts replicas
+// registers fenced, and its first heartbeat unfences it.
+func (b *Broker) serveIfCurrent(st *cluster.State) {
+	if !b.caughtUp.Load() {
+		return
+	}
+	if br, ok := st.Brokers[b.cfg.NodeID]; ok && br.Epoch == b.epoch.Load() && !br.Fenced {
+		b.serveOnce.Do(func() { close(b.serving) })
+	}
 }
 
 func (b *Broker) resolveAdvertised() error {

@@ -115,6 +115,7 @@ func (b *Broker) onMetadata(prev, next *cluster.State) {
 		b.log.Error("applying metadata change", "err", err)
 	}
 	b.dropDeletedTopicOffsets(prev, next)
+	b.serveIfCurrent(next)
 	if prev.Fence != next.Fence {
 		b.syncFence()
 	}

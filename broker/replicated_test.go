@@ -12,6 +12,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/kdr-io/kdr/internal/checker"
 	"github.com/kdr-io/kdr/internal/kdrtest"
@@ -344,5 +345,79 @@ func TestBrokerClusterRecreatedTopicSurvivesRestart(t *testing.T) {
 	}
 	if logs := c.Logs(); strings.Contains(logs, "removing partition directory") {
 		t.Errorf("a broker removed a partition directory after the restart:\n%s", logs)
+	}
+}
+
+// TestBrokerClusterRestartedBrokerServesCurrentMetadata restarts a broker of
+// a cluster whose topics were all created after its last metadata snapshot,
+// and asks it for metadata the moment it listens. Raft replays its log only
+// as the leader tells it what is committed, so a restarted broker first
+// holds an old state; it served it, listing some topics or none (a mirror
+// then took the missing ones for deleted and copied them again from offset
+// 0) and claiming old leaderships. Its first answer must now be the
+// cluster's: every topic, all three brokers, and no leadership of its own
+// from before the restart (it registers fenced, which moves its
+// leaderships, so any it holds again has a newer leader epoch).
+func TestBrokerClusterRestartedBrokerServesCurrentMetadata(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts broker processes")
+	}
+	c := kdrtest.StartCluster(t, kdrtest.Binary(t), 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var topics []string
+	for i := range 12 {
+		topics = append(topics, fmt.Sprintf("t%02d", i))
+	}
+	resps, err := c.Admin().CreateTopics(ctx, 2, 3, nil, topics...)
+	if err != nil || resps.Error() != nil {
+		t.Fatalf("create: %v %v", err, resps.Error())
+	}
+	for _, name := range topics {
+		for p := int32(0); p < 2; p++ {
+			c.WaitISR(name, p, 3)
+		}
+	}
+	before, err := c.Admin().Metadata(ctx, topics...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	restarted := int32(1)
+	if before.Controller == restarted {
+		restarted = 2 // keep the raft leader: the restarted broker must catch up from it
+	}
+	c.Kill(restarted)
+	c.Restart(restarted)
+	raw, err := kdrtest.BrokerRequest(ctx, c.Brokers[c.Index(restarted)].Addr(), kmsg.NewPtrMetadataRequest())
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := raw.(*kmsg.MetadataResponse)
+	type leadership struct{ leader, epoch int32 }
+	got := map[string]leadership{}
+	for _, tm := range first.Topics {
+		for _, pm := range tm.Partitions {
+			got[fmt.Sprintf("%s/%d", *tm.Topic, pm.Partition)] = leadership{pm.Leader, pm.LeaderEpoch}
+		}
+	}
+	var problems []string
+	for _, name := range topics {
+		for p := int32(0); p < 2; p++ {
+			key := fmt.Sprintf("%s/%d", name, p)
+			old := before.Topics[name].Partitions[p]
+			g, ok := got[key]
+			switch {
+			case !ok:
+				problems = append(problems, key+" missing")
+			case g.epoch < old.LeaderEpoch, g.leader == restarted && g.epoch == old.LeaderEpoch:
+				problems = append(problems, fmt.Sprintf("%s: leader %d at epoch %d, the state from before the restart (leader %d at epoch %d)", key, g.leader, g.epoch, old.Leader, old.LeaderEpoch))
+			}
+		}
+	}
+	if len(first.Brokers) != 3 {
+		problems = append(problems, fmt.Sprintf("%d brokers listed, want 3", len(first.Brokers)))
+	}
+	if len(problems) > 0 {
+		t.Fatalf("broker %d's first metadata answer after its restart is not the cluster's: %v", restarted, problems)
 	}
 }
