@@ -322,4 +322,3 @@ func (c *copier) copyPartition(ctx context.Context, topic string, partition int3
 	}
 	return xEnd, n, err
 }
-
