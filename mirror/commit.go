@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -208,7 +209,10 @@ func (w *Worker) addSync(ps *partState, s pair, position bool) {
 	os := mm2.OffsetSync{Topic: ps.topic, Partition: ps.partition, UpstreamOffset: s.Upstream, DownstreamOffset: s.Downstream}
 	rec := &kgo.Record{Topic: w.syncTopic, Partition: 0, Key: os.Key(), Value: os.Value()}
 	if position {
-		rec.Headers = []kgo.RecordHeader{{Key: offsets.PositionHeader}}
+		rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: offsets.PositionHeader})
+	}
+	if ps.topicID != (kadm.TopicID{}) {
+		rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: offsets.TopicIDHeader, Value: ps.topicID[:]})
 	}
 	w.pendingSyncs = append(w.pendingSyncs, pendingSync{rec: rec, topic: ps.topic, partition: ps.partition})
 }

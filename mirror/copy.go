@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -38,6 +39,9 @@ type partState struct {
 	topic     string
 	partition int32
 	remote    string
+	// topicID is the source topic's id when the partition was assigned;
+	// its offset syncs carry it (offsets.TopicIDHeader).
+	topicID kadm.TopicID
 
 	queue     []entry
 	queued    int   // bytes in queue (forwarding only)

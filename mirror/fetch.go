@@ -358,7 +358,11 @@ func (w *Worker) takeFetched(ctx context.Context, id int32, fp fetchPos, rp *kms
 		w.noteErr(KindSource, fmt.Errorf("%s/%d at offset %d: %w", ps.topic, ps.partition, fp.from, err))
 	}
 	w.mu.Lock()
-	w.fetchedSuccessor(ps.topic, ps.partition)
+	if w.parts[tp] == ps {
+		// Not for the answer to a fetch sent before the partition was
+		// dropped: that fetch was of the topic it succeeds.
+		w.fetchedSuccessor(ps.topic, ps.partition)
+	}
 	ps.hwm = max(ps.hwm, rp.HighWatermark)
 	if next == fp.from && len(rp.RecordBatches) > 0 && err == nil && ps.fetchMax < fetchPartitionMax {
 		// A batch larger than the partition limit came back cut.

@@ -216,9 +216,13 @@ func (w *Worker) onAssigned(_ context.Context, _ *kgo.Client, assigned map[strin
 		for _, p := range parts {
 			key := topicPartition{t, p}
 			if w.parts[key] == nil {
-				w.parts[key] = &partState{topic: t, partition: p, remote: w.policy.RemoteTopic(w.flow.SourceAlias, t),
+				ps := &partState{topic: t, partition: p, remote: w.policy.RemoteTopic(w.flow.SourceAlias, t),
 					next: -1, committed: -1, hwm: -1, start: -1, em: newEmitter(),
 					fetchAt: -1, fetchMax: fetchPartitionBytes}
+				if ts := w.topics[t]; ts != nil {
+					ps.topicID = ts.id
+				}
+				w.parts[key] = ps
 			}
 		}
 	}

@@ -213,8 +213,13 @@ func (w *Worker) dropDeleted(src kadm.TopicDetails) {
 	sort.Strings(gone)
 	w.consumer.PurgeTopicsFromConsuming(gone...)
 	w.drop(drop)
+	// Every topic is logged: deletions are rare, and which topics the
+	// worker dropped is what an operator needs (noteErr logs one a kind
+	// in 5 s).
 	for _, name := range gone {
-		w.noteErr(KindTopicDeleted, fmt.Errorf("topic %q was deleted on the source (or recreated); its partitions are dropped", name), "topic", name)
+		err := fmt.Errorf("topic %q was deleted on the source (or recreated); its partitions are dropped", name)
+		w.recordErr(KindTopicDeleted, err)
+		w.log.Warn("mirror error", "kind", KindTopicDeleted, "err", err, "topic", name)
 	}
 }
 
@@ -371,7 +376,14 @@ func (w *Worker) ensureRemotes(ctx context.Context, wanted map[string]kadm.Topic
 		ts := w.topics[name]
 		if ts == nil || ts.gone { // a topic of a gone one's name is new and starts over
 			next := &topicState{name: name, remote: remote, id: sd.ID, cfgFailed: map[string]string{}}
-			if ts != nil {
+			switch {
+			case ts == nil:
+			case ts.id == sd.ID && sd.ID != (kadm.TopicID{}):
+				// The same topic back: a metadata answer missed it (a
+				// broker serving an old state). Its positions are its
+				// own; copying resumes from them.
+				w.log.Warn("topic taken for deleted is back with the same topic id: resuming from its positions", "topic", name)
+			default:
 				next.stale = ts.stale
 			}
 			ts = next

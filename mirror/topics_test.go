@@ -5,11 +5,14 @@ import (
 	"fmt"
 	"maps"
 	"math/rand/v2"
+	"net"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -341,4 +344,117 @@ func TestMirrorInternalTopicsReplicated(t *testing.T) {
 			replicas(east.Admin(), "mm2-offset-syncs.west.internal"), replicas(west.Admin(), "heartbeats"), replicas(west.Admin(), "east.checkpoints.internal"))
 		return got == "syncs 3, heartbeats 3, checkpoints 3", "replicas of the internal topics: " + got
 	})
+}
+
+// TestMirrorTopicMissedByOneMetadataAnswer has the source answer one
+// metadata request for all topics without the mirrored topic, as a broker
+// still replaying an old metadata state did. The worker drops the topic as
+// deleted; when the next refresh finds it again with the same topic id, it
+// is the same topic, and copying must resume from the worker's positions.
+// It was taken for a re-created topic and copied again from offset 0.
+func TestMirrorTopicMissedByOneMetadataAnswer(t *testing.T) {
+	kc, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "r"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(kc.Close)
+	addr := kc.ListenAddrs()[0]
+	cl := startClient(t, addr)
+	east := &cluster{t: t, addr: addr, cl: cl, adm: kadm.NewClient(cl)}
+	west := startCluster(t)
+	w := startWorker(t, testFlow(east, west, "east", "west"))
+	east.produce(seqRecords("r", 1, 0, 50)...)
+	waitCount(t, west, "east.r", 50, 30*time.Second)
+
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	portN, _ := strconv.Atoi(port)
+	// Only the topic manager's listing of all topics: the consumer's
+	// requests name their topics.
+	kc.ControlKey(int16(kmsg.Metadata), func(kr kmsg.Request) (kmsg.Response, error, bool) {
+		req := kr.(*kmsg.MetadataRequest)
+		if req.Topics != nil {
+			return nil, nil, false
+		}
+		resp := req.ResponseKind().(*kmsg.MetadataResponse)
+		b := kmsg.NewMetadataResponseBroker()
+		b.NodeID, b.Host, b.Port = 0, host, int32(portN)
+		resp.Brokers, resp.ControllerID = append(resp.Brokers, b), 0
+		return resp, nil, true
+	})
+	kdrtest.Eventually(t, 30*time.Second, func() (bool, string) {
+		ts, _ := w.Status().Topic("r")
+		return ts.Gone, fmt.Sprintf("status of r: %+v", ts)
+	})
+	kdrtest.Eventually(t, 30*time.Second, func() (bool, string) {
+		ts, _ := w.Status().Topic("r")
+		return !ts.Gone && ts.Ready, fmt.Sprintf("status of r: %+v", ts)
+	})
+	east.produce(seqRecords("r", 1, 50, 10)...)
+	waitCount(t, west, "east.r", 60, 30*time.Second)
+	// Anything copied again would be on the target by now: the worker
+	// copies in order, and the last record is there.
+	var got []string
+	for _, r := range west.readAll("east.r")[0] {
+		got = append(got, string(r.Value))
+	}
+	var want []string
+	for _, r := range seqRecords("r", 1, 0, 60) {
+		want = append(want, string(r.Value))
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("east.r holds %d records, want the 60 once each in order:\n%v", len(got), got)
+	}
+}
+
+// TestMirrorRecreatedSourceTopicTranslates re-creates a mirrored source
+// topic and commits a group in the new topic: its offsets start again at 0,
+// while the remote topic goes on after the deleted topic's copies. The
+// group must be translated to the new topic's record on the target, not to
+// the deleted topic's record at the same source offset: syncs carry the
+// source topic's id, and the new id retires the old syncs. Before, the
+// group was committed into the deleted topic's copies on the target.
+func TestMirrorRecreatedSourceTopicTranslates(t *testing.T) {
+	east, west := startCluster(t), startCluster(t)
+	east.createTopic("r", 1)
+	f := testFlow(east, west, "east", "west")
+	f.RefreshInterval = 200 * time.Millisecond
+	startWorker(t, f)
+	var old []*kgo.Record
+	for i := range 100 {
+		old = append(old, &kgo.Record{Topic: "r", Value: []byte(fmt.Sprintf("old-%03d", i))})
+	}
+	east.produce(old...)
+	waitCount(t, west, "east.r", 100, 30*time.Second)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := east.adm.DeleteTopics(ctx, "r"); err != nil {
+		t.Fatal(err)
+	}
+	kdrtest.Eventually(t, 30*time.Second, func() (bool, string) {
+		resp, err := east.adm.CreateTopic(ctx, 1, 1, nil, "r")
+		return err == nil && resp.Err == nil, fmt.Sprintf("re-creating r: %v %v", err, resp.Err)
+	})
+	var fresh []*kgo.Record
+	for i := range 30 {
+		fresh = append(fresh, &kgo.Record{Topic: "r", Partition: 0, Value: []byte(fmt.Sprintf("new-%03d", i))})
+	}
+	if err := startClient(t, east.addr).ProduceSync(ctx, fresh...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	waitCount(t, west, "east.r", 130, 30*time.Second)
+
+	// A consumer read new-000 … new-009 on the source.
+	commit := kadm.Offsets{}
+	commit.Add(kadm.Offset{Topic: "r", Partition: 0, At: 10, LeaderEpoch: -1})
+	if resps, err := east.adm.CommitOffsets(ctx, "app", commit); err != nil || resps.Error() != nil {
+		t.Fatalf("committing app: %v %v", err, resps.Error())
+	}
+	waitGroupAt(t, west, "app", "east.r", map[int32]int64{0: 110}, 30*time.Second)
+	if v := string(west.readAll("east.r")[0][110].Value); v != "new-010" {
+		t.Fatalf("east.r offset 110 holds %s, want new-010", v)
+	}
 }

@@ -511,12 +511,21 @@ func (w *Worker) Run(ctx context.Context) error {
 // noteErr counts an error of kind, keeps it for Status, and logs it (at
 // most once per kind every 5 s, so an outage does not flood the log).
 func (w *Worker) noteErr(kind string, err error, attrs ...any) {
+	if w.recordErr(kind, err) {
+		w.log.Warn("mirror error", append([]any{"kind", kind, "err", err}, attrs...)...)
+	}
+}
+
+// recordErr counts err of kind in the metrics and the status, and says
+// whether it is to be logged: the first of its kind in 5 s.
+func (w *Worker) recordErr(kind string, err error) (logIt bool) {
 	if err == nil || errors.Is(err, context.Canceled) {
-		return
+		return false
 	}
 	w.m.errors.WithLabelValues(w.flow.Name(), kind).Inc()
 	now := time.Now()
 	w.mu.Lock()
+	defer w.mu.Unlock()
 	e := w.errs[kind]
 	if e == nil {
 		e = &ErrorStatus{}
@@ -524,14 +533,11 @@ func (w *Worker) noteErr(kind string, err error, attrs ...any) {
 	}
 	e.Count++
 	e.Last, e.At = err.Error(), now
-	logIt := now.Sub(w.lastLog[kind]) >= 5*time.Second
+	logIt = now.Sub(w.lastLog[kind]) >= 5*time.Second
 	if logIt {
 		w.lastLog[kind] = now
 	}
-	w.mu.Unlock()
-	if logIt {
-		w.log.Warn("mirror error", append([]any{"kind", kind, "err", err}, attrs...)...)
-	}
+	return logIt
 }
 
 // triggerRefresh asks the topic manager to refresh now.

@@ -59,6 +59,39 @@ type Index struct {
 	// rather than a copied record (AddPosition).
 	position    Pair
 	hasPosition bool
+	// topicID is the source topic's id the syncs describe (Incarnation);
+	// retired are the ids of deleted topics of the name, whose late syncs
+	// are ignored.
+	topicID [16]byte
+	retired [][16]byte
+}
+
+// Incarnation says which incarnation of the source topic the next sync
+// describes, by its topic id. A topic deleted and created again under the
+// same name has a new id, and its offsets start again: the syncs of the
+// one before describe another log (on the target, records before the new
+// topic's), and kept they would translate the new topic's offsets to the
+// old topic's copies. So a new id drops every sync held. It reports false
+// for the id of a topic the index already left behind: a late sync of
+// the deleted topic, to be ignored. A zero id (a sync written by MM2, or
+// by a kdr before syncs carried ids) is taken for the current one.
+func (ix *Index) Incarnation(id [16]byte) bool {
+	if id == ([16]byte{}) {
+		return true
+	}
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	switch {
+	case id == ix.topicID:
+		return true
+	case slices.Contains(ix.retired, id):
+		return false
+	case ix.topicID != [16]byte{}:
+		ix.retired = append(ix.retired, ix.topicID)
+		ix.syncs, ix.parts, ix.hasPosition = nil, nil, false
+	}
+	ix.topicID = id
+	return true
 }
 
 // NewIndex returns an empty Index.

@@ -280,3 +280,32 @@ func TestOffsetsPositionsReadByMM2(t *testing.T) {
 		}
 	}
 }
+
+// TestOffsetsIncarnation: syncs of a re-created source topic (a new topic
+// id, offsets from 0 again, copies after the deleted topic's on the target)
+// replace the deleted topic's; a late sync of the deleted topic is ignored;
+// syncs without an id (MM2's) count as the current topic's.
+func TestOffsetsIncarnation(t *testing.T) {
+	oldID, newID := [16]byte{1}, [16]byte{2}
+	ix := NewIndex()
+	add := func(id [16]byte, p Pair) {
+		if ix.Incarnation(id) {
+			ix.Add(p)
+		}
+	}
+	for u := int64(0); u < 100; u++ {
+		add(oldID, Pair{u, u})
+	}
+	if d, st := ix.Lookup(40); d != 40 || st != Translated {
+		t.Fatalf("old topic: 40 → %d %v", d, st)
+	}
+	add(newID, Pair{0, 100})
+	add(newID, Pair{29, 129})
+	add(oldID, Pair{100, 130}) // late: ignored
+	add([16]byte{}, Pair{30, 130})
+	for _, c := range []struct{ u, d int64 }{{0, 100}, {10, 110}, {29, 129}, {30, 130}, {31, 131}} {
+		if d, st := ix.Lookup(c.u); d != c.d || st != Translated {
+			t.Errorf("new topic: %d → %d %v, want %d", c.u, d, st, c.d)
+		}
+	}
+}

@@ -270,11 +270,33 @@ func (s *SyncStore) apply(r *kgo.Record) {
 	}
 	s.m.read.Inc()
 	p := Pair{Upstream: sync.UpstreamOffset, Downstream: sync.DownstreamOffset}
+	ix := s.index(sync.Topic, sync.Partition, true)
+	if !ix.Incarnation(TopicIDOf(r)) {
+		return // a late sync of a topic since deleted and re-created
+	}
 	if IsPosition(r) {
-		s.index(sync.Topic, sync.Partition, true).AddPosition(PositionFromWire(p))
+		ix.AddPosition(PositionFromWire(p))
 		return
 	}
-	s.Add(sync.Topic, sync.Partition, p)
+	ix.Add(p)
+}
+
+// TopicIDHeader carries, on an offset sync kdr writes, the source topic's
+// id (16 bytes): a topic deleted and re-created under the same name starts
+// its offsets again, and the id tells its syncs from the deleted one's
+// (Index.Incarnation). MM2's readers ignore it.
+const TopicIDHeader = "kdr-topic-id"
+
+// TopicIDOf is the source topic id an offset-sync record carries
+// (TopicIDHeader); zero if it carries none.
+func TopicIDOf(r *kgo.Record) [16]byte {
+	var id [16]byte
+	for _, h := range r.Headers {
+		if h.Key == TopicIDHeader && len(h.Value) == len(id) {
+			copy(id[:], h.Value)
+		}
+	}
+	return id
 }
 
 // PositionHeader marks an offset sync that is a copier's position
