@@ -76,6 +76,7 @@ func mirrorSettings() []mirrorSetting {
 		mStr("groups-exclude", "comma-separated regexes of groups not to translate (MM2 groups.exclude); the workers groups of kdr flows (kdr-mirror-.*) are never translated", func(f *mirror.Flow) *string { return &f.GroupsExclude }),
 		mStr("naming", "remote topic names: prefix (east.orders) or identity (orders)", func(f *mirror.Flow) *string { return &f.Naming }),
 		mStr("separator", "separator between alias and topic under prefix naming (\"\" means \".\")", func(f *mirror.Flow) *string { return &f.Separator }),
+		mBool("local-records-only", "with --naming identity, copy only records written on the source itself, not those mirrored into it (kdr-origin header): for meshes where every cluster mirrors every other, in which a forwarded record would arrive twice", func(f *mirror.Flow) *bool { return &f.LocalRecordsOnly }),
 		mBool("sync-topic-configs", "copy topic configs set on the source to the remote topics (MM2 sync.topic.configs.enabled)", func(f *mirror.Flow) *bool { return &f.SyncTopicConfigs }),
 		mBool("sync-topic-deletions", "delete a remote topic when its source topic is deleted (default false: deletions are not mirrored)", func(f *mirror.Flow) *bool { return &f.SyncTopicDeletions }),
 		mBool("sync-topic-acls", "copy ALLOW ACLs of mirrored topics to the remote topics, as read-only grants (MM2 sync.topic.acls.enabled)", func(f *mirror.Flow) *bool { return &f.SyncTopicACLs }),

@@ -85,7 +85,7 @@ func TestMirrorRunInvalidOptions(t *testing.T) {
 // mirror.Flow field is set by some flag (and so by KDR_* and --config).
 func TestMirrorRunEveryFieldHasAFlag(t *testing.T) {
 	args := []string{"--source-alias", "s", "--source-brokers", "a:1", "--target-alias", "t", "--target-brokers", "b:2",
-		"--topics", "x", "--topics-exclude", "y", "--groups", "g", "--groups-exclude", "h", "--naming", "identity", "--separator", "_",
+		"--topics", "x", "--topics-exclude", "y", "--groups", "g", "--groups-exclude", "h", "--naming", "identity", "--separator", "_", "--local-records-only",
 		"--sync-topic-configs=false", "--sync-topic-deletions", "--sync-topic-acls=false", "--configs-exclude", "c", "--refresh-interval", "7s", "--replication-factor", "3",
 		"--heartbeat-interval", "3s", "--group", "grp", "--instance-id", "i", "--session-timeout", "8s", "--batch-records", "9", "--compression", "lz4",
 		"--delivery-timeout", "11s", "--offset-syncs-retention", "12h", "--checkpoint-interval", "13s", "--sync-group-offsets=false",

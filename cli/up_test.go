@@ -29,7 +29,7 @@ func TestUpWorkerArgsCarryEveryFlowSetting(t *testing.T) {
 		Target: mirror.ClusterConn{Brokers: []string{"10.1.0.1:9092"}, Security: clientsec.Config{
 			SASL: clientsec.SASL{Mechanism: "PLAIN", Username: "mm", Password: "hunter2"}}},
 		Topics: "orders.*, pay ments", TopicsExclude: "x.*", Groups: "g.*", GroupsExclude: "tmp-.*",
-		Naming: mirror.NamingIdentity, Separator: "_",
+		Naming: mirror.NamingIdentity, Separator: "_", LocalRecordsOnly: true,
 		SyncTopicConfigs: false, ConfigsExclude: "cleanup.policy", SyncTopicDeletions: true, SyncTopicACLs: false,
 		RefreshInterval: 1500 * time.Millisecond, ReplicationFactor: 2, HeartbeatInterval: -time.Second,
 		WorkersGroup: "workers", InstanceID: "east-west-3", SessionTimeout: 7 * time.Second,

@@ -73,6 +73,14 @@ type Flow struct {
 	// Separator goes between alias and topic under prefix naming
 	// (replication.policy.separator); "" means ".".
 	Separator string
+	// LocalRecordsOnly (identity naming only) copies only the records
+	// written on the source cluster itself: records mirrored into it (with
+	// a kdr-origin header) are skipped. For meshes in which every cluster
+	// mirrors every other directly, such as active-active between three or
+	// more clusters: forwarded on, a record would reach a cluster twice,
+	// straight from its origin and through a third cluster. The kdr-origin
+	// header stops loops, not a second path.
+	LocalRecordsOnly bool
 
 	// SyncTopicConfigs copies the source topic's explicitly set configs to
 	// the remote topic, minus ConfigsExclude (sync.topic.configs.enabled,
@@ -309,6 +317,9 @@ func (f Flow) Validate() error {
 	case NamingPrefix, NamingIdentity:
 	default:
 		add(invalid("Naming", "%q: want %q or %q", f.Naming, NamingPrefix, NamingIdentity))
+	}
+	if f.LocalRecordsOnly && f.Naming != NamingIdentity {
+		add(invalid("LocalRecordsOnly", "only with identity naming (under prefix naming a mirrored topic has its own name: leave it out with the topics exclude patterns)"))
 	}
 	if strings.ContainsAny(f.Separator, ", ") {
 		add(invalid("Separator", "%q: must not contain commas or spaces", f.Separator))

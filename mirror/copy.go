@@ -18,7 +18,7 @@ import (
 
 // Skip reasons, the reason label of kdr_mirror_records_skipped_total.
 const (
-	skipLoop     = "loop"      // the provenance header says the target had the record (identity naming)
+	skipLoop     = "loop"      // the provenance header says the target had the record, or (LocalRecordsOnly) that it was mirrored into the source (identity naming)
 	skipTooLarge = "too_large" // larger than the remote topic's max.message.bytes
 	skipFiltered = "filtered"  // the topic is no longer mirrored
 	// A transaction marker (a control record), passed on the record path;
@@ -583,8 +583,8 @@ func (w *Worker) prepare(ps *partState, r *kgo.Record) *job {
 	}
 	var headers []kgo.RecordHeader
 	if w.identity {
-		if naming.Visited(r.Headers, w.flow.TargetAlias) {
-			j.skip = skipLoop
+		if naming.Visited(r.Headers, w.flow.TargetAlias) || w.flow.LocalRecordsOnly && naming.Mirrored(r.Headers) {
+			j.skip = skipLoop // the target has the record, or gets it from another cluster
 			return j
 		}
 		headers = naming.WithHop(r.Headers, w.flow.SourceAlias) // a new slice

@@ -121,7 +121,13 @@
 //
 //   - Identity naming: a record whose provenance header (naming.Visited)
 //     says it has been on the target is not copied back; copies get the
-//     source alias appended (naming.WithHop). Prefix naming needs no header:
+//     source alias appended (naming.WithHop). The header stops loops, not a
+//     record reaching a cluster by two paths (in a mesh of three clusters,
+//     straight from its origin and through the third): with
+//     Flow.LocalRecordsOnly a flow copies only records without provenance,
+//     written on its source, and `kdr topology validate` refuses identity
+//     flows that give a record two paths. Both kinds are counted as
+//     reason="loop". Prefix naming needs no header:
 //     a topic whose name says it came from the target is never mirrored to it
 //     (naming.Rules.ShouldReplicate).
 //   - A record larger than the remote topic's max.message.bytes is skipped,

@@ -451,7 +451,7 @@ func (w *Worker) entries(ps *partState, from int64, rp *kmsg.FetchResponseTopicP
 				if cerr := v.checkCRC(); cerr != nil {
 					return out, next, cerr
 				}
-				if b, walked := withHops(v, w.flow.SourceAlias, w.flow.TargetAlias); walked {
+				if b, walked := withHops(v, w.flow.SourceAlias, w.flow.TargetAlias, w.flow.LocalRecordsOnly); walked {
 					out = append(out, entry{raw: b})
 					next = v.last + 1
 					continue

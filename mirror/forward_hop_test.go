@@ -50,20 +50,32 @@ func TestWithHopsHeaders(t *testing.T) {
 		recs = append(recs, kmsg.Record{OffsetDelta: int32(i), TimestampDelta64: int64(i),
 			Key: []byte(fmt.Sprint("k", i)), Value: []byte(fmt.Sprint("v", i)), Headers: hs})
 	}
+	for _, localOnly := range []bool{false, true} {
+		t.Run(fmt.Sprint("local records only ", localOnly), func(t *testing.T) {
+			checkWithHops(t, shapes, recs, localOnly)
+		})
+	}
+}
+
+// checkWithHops rewrites recs, one per header shape, and checks each against
+// the record path: left out when it names the target (or, with localOnly,
+// any cluster), else given naming.WithHop's headers.
+func checkWithHops(t *testing.T, shapes [][]kmsg.Header, recs []kmsg.Record, localOnly bool) {
 	v := oneView(t, makeBatch(100, 0, 1_700_000_000_000, recs, nil))
-	b, ok := withHops(v, "east", "west")
+	b, ok := withHops(v, "east", "west", localOnly)
 	if !ok {
 		t.Fatal("withHops could not walk the batch")
 	}
 	b.fixCRC()
 	decoded := decodeFetched(t, b.data, 0)
-	next := 0
+	next, skipped := 0, int32(0)
 	for i, hs := range shapes {
 		in := make([]kgo.RecordHeader, len(hs))
 		for k, hd := range hs {
 			in[k] = kgo.RecordHeader{Key: hd.Key, Value: hd.Value}
 		}
-		if naming.Visited(in, "west") {
+		if naming.Visited(in, "west") || localOnly && naming.Mirrored(in) {
+			skipped++
 			continue
 		}
 		want := naming.WithHop(in, "east")
@@ -81,8 +93,11 @@ func TestWithHopsHeaders(t *testing.T) {
 			t.Errorf("record %d: headers %q, want %q (naming.WithHop)", i, r.Headers, want)
 		}
 	}
-	if next != len(decoded) || b.loops != 3 || b.count != int32(len(decoded)) {
-		t.Fatalf("%d records rewritten, %d read back, %d loops; want 3 loops", b.count, len(decoded), b.loops)
+	// Without localOnly the three chains naming west; with it every chain
+	// naming a cluster (all but the five shapes without one).
+	want := map[bool]int32{false: 3, true: int32(len(shapes)) - 5}[localOnly]
+	if next != len(decoded) || b.loops != skipped || skipped != want || b.count != int32(len(decoded)) {
+		t.Fatalf("%d records rewritten, %d read back, %d left out (record path %d); want %d left out", b.count, len(decoded), b.loops, skipped, want)
 	}
 }
 
@@ -97,7 +112,7 @@ func BenchmarkWithHops(b *testing.B) {
 	b.SetBytes(int64(len(v.data)))
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, ok := withHops(v, "east", "west"); !ok {
+		if _, ok := withHops(v, "east", "west", false); !ok {
 			b.Fatal("not walked")
 		}
 	}

@@ -19,12 +19,14 @@ type run struct {
 // withHops rewrites an uncompressed batch for identity naming, as the
 // record path does record by record (naming.Visited, naming.WithHop): a
 // record whose provenance names target is left out (counted in loops), the
-// others get source appended to their provenance header. Kept records are
+// others get source appended to their provenance header. With localOnly
+// (Flow.LocalRecordsOnly) a record that was mirrored into the source is
+// left out as well, and counted the same way. Kept records are
 // renumbered densely; runs map them back to source offsets. A log append
 // time batch becomes create time at the append time, as in withCreateTime.
 // ok is false for records it cannot walk; the caller then decodes the
 // batch instead.
-func withHops(v *batchView, source, target string) (b *rawBatch, ok bool) {
+func withHops(v *batchView, source, target string, localOnly bool) (b *rawBatch, ok bool) {
 	// Room for the hop on every record; the count is bounded by what the
 	// bytes can hold (a record takes at least 7), whatever the header says.
 	records := min(int(v.count), len(v.data)/7)
@@ -65,7 +67,7 @@ func withHops(v *batchView, source, target string) (b *rawBatch, ok bool) {
 		if !walked {
 			return false
 		}
-		if prov.visited {
+		if prov.visited || localOnly && prov.mirrored {
 			loops++
 			return true
 		}
@@ -139,6 +141,8 @@ type provenance struct {
 	n       int  // naming.ProvenanceHeader headers
 	clean   bool // the one such header is a plain chain: "a,b", no spaces or empty entries
 	visited bool // the chain names the target
+	// mirrored: the chain names some cluster (naming.Mirrored).
+	mirrored bool
 }
 
 // scanProvenance walks the count headers in p, which must be exactly
@@ -159,7 +163,9 @@ func scanProvenance(p []byte, count int64, target string) (prov provenance, walk
 		}
 		prov.n++
 		prov.clean = plainChain(hv)
-		prov.visited = prov.visited || naming.Visited([]kgo.RecordHeader{{Key: naming.ProvenanceHeader, Value: hv}}, target)
+		h := []kgo.RecordHeader{{Key: naming.ProvenanceHeader, Value: hv}}
+		prov.visited = prov.visited || naming.Visited(h, target)
+		prov.mirrored = prov.mirrored || naming.Mirrored(h)
 	}
 	return prov, len(p) == 0
 }

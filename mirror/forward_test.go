@@ -416,7 +416,7 @@ func FuzzSplitBatches(f *testing.F) {
 			if v.magic != 2 || v.compressed() {
 				continue
 			}
-			if b, ok := withHops(&v, "east", "west"); ok && b.count > 0 {
+			if b, ok := withHops(&v, "east", "west", false); ok && b.count > 0 {
 				// Rewritten for identity naming: one whole batch of the
 				// kept records, runs covering each once.
 				b.stamp(1, 2, 3, testZeros)

@@ -376,3 +376,57 @@ func TestMirrorCompressedTarget(t *testing.T) {
 		}
 	}
 }
+
+// TestMirrorIdentityMeshOfThree runs an active-active mesh of three clusters
+// under identity naming, every flow with LocalRecordsOnly (as a topology's
+// active-active pattern of three sets it). Each record must reach each other
+// cluster exactly once: forwarded on, a record reached a cluster twice,
+// straight from its origin and through the third cluster (the kdr-origin
+// header stops loops, not second paths), and every cluster held 5/3 of the
+// records.
+func TestMirrorIdentityMeshOfThree(t *testing.T) {
+	names := []string{"east", "west", "central"}
+	cs := map[string]*cluster{}
+	for _, n := range names {
+		cs[n] = startCluster(t)
+		cs[n].createTopic("orders", 3)
+	}
+	var workers []*running
+	for _, a := range names {
+		for _, b := range names {
+			if a != b {
+				f := testFlow(cs[a], cs[b], a, b)
+				f.Naming, f.LocalRecordsOnly = NamingIdentity, true
+				workers = append(workers, startWorker(t, f))
+			}
+		}
+	}
+	const n = 60
+	for i := range 3 { // interleaved, so copies and local records mix
+		for _, name := range names {
+			cs[name].produce(orderRecords(name, i*n/3, n/3)...)
+		}
+	}
+	var want []string
+	for _, name := range names {
+		want = append(want, wantIDs(name, n)...)
+	}
+	slices.Sort(want)
+	for _, name := range names {
+		waitCount(t, cs[name], "orders", 3*n, 30*time.Second)
+	}
+	// Every worker has read its whole source: n copied, 2n skipped.
+	for _, w := range workers {
+		kdrtest.Eventually(t, 20*time.Second, func() (bool, string) {
+			ts, _ := w.Status().Topic("orders")
+			return ts.Records == n && ts.SkippedLoop == 2*n,
+				fmt.Sprintf("%s: copied %d, skipped %d; want %d and %d", w.flow.Name(), ts.Records, ts.SkippedLoop, n, 2*n)
+		})
+	}
+	waitRefreshes(t, 2, workers...)
+	for _, name := range names {
+		if got := ids(cs[name].readAll("orders")); !slices.Equal(got, want) {
+			t.Errorf("%s orders: %d records, want %d, each once", name, len(got), len(want))
+		}
+	}
+}

@@ -122,3 +122,88 @@ func describeCycle(cyc []FlowSpec) string {
 	}
 	return b.String()
 }
+
+// maxPathSteps bounds the walk identityPaths makes per origin.
+const maxPathSteps = 4096
+
+// identityPaths rejects identity-named flows by which a record reaches a
+// cluster twice. The kdr-origin header stops a record going round a cycle
+// back to a cluster it has been on, not one arriving by two paths: in a mesh
+// of east, west and central, a record written on east reaches west straight
+// and through central. Paths are walked per origin over identity flows: the
+// first hop is any flow from the origin, later hops only flows that forward
+// mirrored records (not LocalRecordsOnly), never to a cluster the record has
+// been on. Topic patterns are not compared, as for cycles.
+func (c *checker) identityPaths(flows []FlowSpec) {
+	adj := map[string][]FlowSpec{}
+	var origins []string
+	for _, f := range flows {
+		if f.Flow.Naming != mirror.NamingIdentity {
+			continue
+		}
+		if _, ok := adj[f.Flow.SourceAlias]; !ok {
+			origins = append(origins, f.Flow.SourceAlias)
+		}
+		adj[f.Flow.SourceAlias] = append(adj[f.Flow.SourceAlias], f)
+	}
+	for _, origin := range origins {
+		paths := map[string][][]FlowSpec{} // destination → its first two paths
+		var dests []string
+		var path []FlowSpec
+		been := map[string]bool{origin: true}
+		steps := 0
+		var walk func(at string)
+		walk = func(at string) {
+			for _, f := range adj[at] {
+				if steps++; steps > maxPathSteps {
+					return
+				}
+				to := f.Flow.TargetAlias
+				if been[to] || at != origin && f.Flow.LocalRecordsOnly {
+					continue
+				}
+				path = append(path, f)
+				if len(paths[to]) == 0 {
+					dests = append(dests, to)
+				}
+				if len(paths[to]) < 2 {
+					paths[to] = append(paths[to], slices.Clone(path))
+				}
+				been[to] = true
+				walk(to)
+				been[to] = false
+				path = path[:len(path)-1]
+			}
+		}
+		walk(origin)
+		for _, to := range dests {
+			ps := paths[to]
+			if len(ps) < 2 {
+				continue
+			}
+			// The longer path's last flow forwards mirrored records.
+			last := ps[1][len(ps[1])-1]
+			if len(ps[0]) > len(ps[1]) {
+				last = ps[0][len(ps[0])-1]
+			}
+			field := yamlschema.IndexPath("replication", last.Pattern)
+			if c.idx.Has(field + ".mirror.naming") {
+				field += ".mirror.naming"
+			}
+			c.add(field, fmt.Sprintf("records written on %s reach %s by two paths under identity naming, %s and %s, so each arrives there twice: the kdr-origin header stops loops, not a second path",
+				origin, to, describePath(ps[0]), describePath(ps[1])),
+				fmt.Sprintf("set mirror.localRecordsOnly: true on the flow %s -> %s (it then copies only records written on %s), or use prefix naming (each path then has its own topic names)",
+					last.Flow.SourceAlias, to, last.Flow.SourceAlias))
+		}
+	}
+}
+
+// describePath renders a path of flows: "east -> central -> west".
+func describePath(p []FlowSpec) string {
+	var b strings.Builder
+	b.WriteString(p[0].Flow.SourceAlias)
+	for _, f := range p {
+		b.WriteString(" -> " + f.Flow.TargetAlias)
+	}
+	return b.String()
+}

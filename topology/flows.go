@@ -103,6 +103,12 @@ func (t *Topology) flow(i int, p Pattern, src, dst string, sel *TopicSelection) 
 			workers = m.Workers
 		}
 	}
+	if p.Type == ActiveActive && len(p.Clusters) >= 3 && f.Naming == mirror.NamingIdentity &&
+		t.Mirror.LocalRecordsOnly == nil && p.Mirror.LocalRecordsOnly == nil {
+		// A mesh: every cluster gets each record straight from its
+		// origin, so a forwarded copy would be a second one.
+		f.LocalRecordsOnly = true
+	}
 	if sel != nil {
 		if sel.Topics != "" {
 			f.Topics = sel.Topics
@@ -169,6 +175,7 @@ func (m MirrorSettings) apply(f *mirror.Flow) {
 	boolean(&f.SyncTopicConfigs, m.SyncTopicConfigs)
 	boolean(&f.SyncTopicACLs, m.SyncTopicACLs)
 	boolean(&f.SyncTopicDeletions, m.SyncTopicDeletions)
+	boolean(&f.LocalRecordsOnly, m.LocalRecordsOnly)
 	boolean(&f.ForwardBatches, m.ForwardBatches)
 }
 

@@ -175,6 +175,11 @@ type MirrorSettings struct {
 	SyncTopicConfigs   *bool `mapstructure:"syncTopicConfigs"`
 	SyncTopicACLs      *bool `mapstructure:"syncTopicACLs"`
 	SyncTopicDeletions *bool `mapstructure:"syncTopicDeletions"`
+	// LocalRecordsOnly (identity naming) copies only records written on
+	// the source itself; see mirror.Flow.LocalRecordsOnly. An
+	// active-active pattern of three or more clusters with identity naming
+	// sets it unless a mirror block does.
+	LocalRecordsOnly *bool `mapstructure:"localRecordsOnly"`
 	// ForwardBatches (default true) forwards the source's batches as they
 	// are; see mirror.Flow.ForwardBatches.
 	ForwardBatches *bool `mapstructure:"forwardBatches"`

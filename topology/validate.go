@@ -67,6 +67,7 @@ func (c *checker) validate(t *Topology) {
 	good = c.duplicateFlows(good)
 	c.sharedSyncs(good)
 	c.cycles(t, good)
+	c.identityPaths(good)
 	c.failover(t)
 }
 

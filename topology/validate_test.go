@@ -189,3 +189,52 @@ func TestTopologyValidateInCode(t *testing.T) {
 		t.Error("Demo returns shared state")
 	}
 }
+
+// TestTopologyIdentityPaths: under identity naming a record must reach each
+// cluster by one path. An active-active mesh of three clusters copies only
+// local records (each cluster gets every record straight from its origin);
+// told not to, or built from separate patterns, it is refused, naming both
+// paths and the fix.
+func TestTopologyIdentityPaths(t *testing.T) {
+	no := false
+	mesh := func(local *bool) *Topology {
+		return &Topology{APIVersion: APIVersion, Kind: Kind, Metadata: Metadata{Name: "aa"},
+			Clusters: ring("a", "b", "c").Clusters,
+			Replication: []Pattern{{Type: ActiveActive, Clusters: []string{"c0", "c1", "c2"},
+				Mirror: MirrorSettings{Naming: "identity", LocalRecordsOnly: local}}}}
+	}
+	if err := mesh(nil).Validate(); err != nil {
+		t.Fatalf("identity mesh of three: %v", err)
+	}
+	for _, f := range mesh(nil).Flows() {
+		if !f.Flow.LocalRecordsOnly {
+			t.Errorf("flow %s of an identity mesh of three forwards mirrored records", f.Name())
+		}
+	}
+	for _, f := range ring("identity", "identity").Flows() {
+		if f.Flow.LocalRecordsOnly {
+			t.Errorf("flow %s of an identity pair copies local records only", f.Name())
+		}
+	}
+	diamond := ring("identity", "identity", "identity") // c0 -> c1 -> c2 -> c0
+	diamond.Replication = append(diamond.Replication, Pattern{Type: ActivePassive, Primary: "c0", Standby: "c2", Mirror: MirrorSettings{Naming: "identity"}})
+	for _, c := range []struct {
+		name string
+		top  *Topology
+		want string
+	}{
+		{"mesh told to forward", mesh(&no), "records written on c0 reach c1 by two paths under identity naming, c0 -> c1 and c0 -> c2 -> c1"},
+		{"a second path beside a ring", diamond, "records written on c0 reach c2 by two paths under identity naming, c0 -> c1 -> c2 and c0 -> c2"},
+	} {
+		err := c.top.Validate()
+		var e *Error
+		if err == nil || !strings.Contains(err.Error(), c.want) || !errors.As(err, &e) || !strings.Contains(e.Hint, "localRecordsOnly: true") {
+			t.Errorf("%s: error %v, want one containing %q and the fix", c.name, err, c.want)
+		}
+	}
+	prefix := mesh(nil)
+	prefix.Replication[0].Mirror = MirrorSettings{LocalRecordsOnly: func() *bool { b := true; return &b }()}
+	if err := prefix.Validate(); err == nil || !strings.Contains(err.Error(), "localRecordsOnly") || !strings.Contains(err.Error(), "only with identity naming") {
+		t.Errorf("localRecordsOnly under prefix naming: %v", err)
+	}
+}

@@ -107,6 +107,7 @@ func WorkerArgs(f mirror.Flow, instanceID, metricsListen string) []string {
 		str("groups-exclude", f.GroupsExclude),
 		str("naming", f.Naming),
 		str("separator", f.Separator),
+		b("local-records-only", f.LocalRecordsOnly),
 		b("sync-topic-configs", f.SyncTopicConfigs),
 		b("sync-topic-deletions", f.SyncTopicDeletions),
 		b("sync-topic-acls", f.SyncTopicACLs),

@@ -63,6 +63,24 @@ func Visited(headers []kgo.RecordHeader, alias string) bool {
 	return false
 }
 
+// Mirrored reports whether the record's provenance names any cluster: it
+// was mirrored, not written by a client on the cluster it is read from. It
+// does not allocate.
+func Mirrored(headers []kgo.RecordHeader) bool {
+	for _, h := range headers {
+		if h.Key == ProvenanceHeader && chainNamesAny(h.Value) {
+			return true
+		}
+	}
+	return false
+}
+
+// chainNamesAny reports whether a provenance value holds an alias, not only
+// commas and spaces.
+func chainNamesAny(v []byte) bool {
+	return len(bytes.Trim(v, ", \t\n\r\v\f")) > 0
+}
+
 // WithHop returns a copy of headers whose provenance ends in alias: the
 // first ProvenanceHeader header (merged with any later ones, which are
 // dropped) gets ",alias" appended, or one is added at the end. The input
