@@ -50,6 +50,10 @@ type partState struct {
 	next      int64 // next source offset to copy; -1 until known
 	epoch     int32 // leader epoch of the record before next
 	committed int64 // last committed position; -1 none by this worker
+	// assignedAt is when the worker got the partition; caughtUpAt the last
+	// time its copy had everything the source had (lag 0). updateLag
+	// bounds the lag in seconds with them while nothing waits in queue.
+	assignedAt, caughtUpAt time.Time
 	em        *emitter
 
 	probe   bool // produce the head record alone: the target refused a batch as too large

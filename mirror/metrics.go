@@ -90,7 +90,7 @@ func newMetrics(reg prometheus.Registerer, flow string) *metrics {
 		}, []string{"flow"})),
 		recordAge:   gauge("kdr_mirror_record_age_seconds", "Age of the last record copied, at its acknowledgement.", tp...),
 		lagRecords:  gauge("kdr_mirror_lag_records", "Source high watermark minus the next offset to copy.", tp...),
-		lagSeconds:  gauge("kdr_mirror_lag_seconds", "Age of the oldest source record not yet copied; 0 when caught up.", tp...),
+		lagSeconds:  gauge("kdr_mirror_lag_seconds", "Age of the oldest source record not yet copied; 0 when caught up. While none of those records has been read (fetching held back or failing), the time since the copy last had everything, an upper bound, or before it first did, the time since the worker got the partition, a lower bound.", tp...),
 		offsetSyncs: counter("kdr_mirror_offset_syncs_total", "Offset syncs written to the flow's mm2-offset-syncs topic (on the source, or the target).", tp...),
 		commits:     counter("kdr_mirror_commits_total", "Commits of the worker's source positions to its group, each after the offset syncs it covers (at most one per CommitInterval).", "flow"),
 		errors: counter("kdr_mirror_errors_total", "Errors by kind: source, target, too_large, topic, config, offset_sync, commit, heartbeat, topic_deleted, checkpoint, acl.",

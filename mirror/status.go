@@ -218,7 +218,7 @@ func (w *Worker) onAssigned(_ context.Context, _ *kgo.Client, assigned map[strin
 			if w.parts[key] == nil {
 				ps := &partState{topic: t, partition: p, remote: w.policy.RemoteTopic(w.flow.SourceAlias, t),
 					next: -1, committed: -1, hwm: -1, start: -1, em: newEmitter(),
-					fetchAt: -1, fetchMax: fetchPartitionBytes}
+					fetchAt: -1, fetchMax: fetchPartitionBytes, assignedAt: time.Now()}
 				if ts := w.topics[t]; ts != nil {
 					ps.topicID = ts.id
 				}
@@ -330,7 +330,18 @@ func (w *Worker) updateLag(ps *partState, now time.Time) {
 	switch {
 	case lag == 0:
 		w.m.lagSeconds.WithLabelValues(lv...).Set(0)
+		ps.caughtUpAt = now
 	case len(ps.queue) > 0:
 		w.m.lagSeconds.WithLabelValues(lv...).Set(max(now.Sub(ps.queue[0].timestamp()), 0).Seconds())
+	case !ps.caughtUpAt.IsZero():
+		// Records wait on the source unread (the fetch held back by the
+		// byte cap, or failing): the oldest was written after the copy
+		// last had everything, so it is at most that old. Without this
+		// the gauge kept its last value, often 0, while a backlog grew.
+		w.m.lagSeconds.WithLabelValues(lv...).Set(now.Sub(ps.caughtUpAt).Seconds())
+	case !ps.assignedAt.IsZero():
+		// Not caught up since the partition was assigned, nothing read
+		// yet: the oldest record is at least as old as the assignment.
+		w.m.lagSeconds.WithLabelValues(lv...).Set(now.Sub(ps.assignedAt).Seconds())
 	}
 }

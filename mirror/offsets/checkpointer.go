@@ -249,6 +249,9 @@ func (c *Checkpointer) RunOnce(ctx context.Context) (Summary, error) {
 			c.m.age.done(g, start)
 		}
 	}
+	for _, u := range sum.Failed {
+		c.m.age.seen(u.Group, start)
+	}
 	if c.cfg.SyncGroupOffsets {
 		sum.Synced = c.syncGroups(ctx, byGroup)
 	}

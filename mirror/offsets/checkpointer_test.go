@@ -356,8 +356,11 @@ func checkCheckpointMetrics(t *testing.T, reg *prometheus.Registry) {
 	if age := metric(t, reg, "kdr_mirror_checkpoint_age_seconds", flow, "group=app-head"); age < 0 || age > 60 {
 		t.Errorf("checkpoint age of app-head = %v", age)
 	}
-	if age := metric(t, reg, "kdr_mirror_checkpoint_age_seconds", flow, "group=app-ahead"); age != -1 {
-		t.Errorf("app-ahead has an untranslatable partition, so no age yet; got %v", age)
+	// Never checkpointed whole, app-ahead ages from when its offsets were
+	// first read: without a series the stale-checkpoints alert could not
+	// fire for it.
+	if age := metric(t, reg, "kdr_mirror_checkpoint_age_seconds", flow, "group=app-ahead"); age < 0 || age > 60 {
+		t.Errorf("checkpoint age of app-ahead, never checkpointed whole = %v", age)
 	}
 }
 

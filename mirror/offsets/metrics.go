@@ -109,6 +109,17 @@ func (a *ageCollector) done(group string, t time.Time) {
 	a.mu.Unlock()
 }
 
+// seen starts group's age at t if it has none: a group whose offsets do
+// not translate ages from the first time they were read, so that the
+// stale-checkpoints alert fires for a group never checkpointed too.
+func (a *ageCollector) seen(group string, t time.Time) {
+	a.mu.Lock()
+	if _, ok := a.last[group]; !ok {
+		a.last[group] = t
+	}
+	a.mu.Unlock()
+}
+
 // keep forgets groups not in groups (deleted, or no longer selected).
 func (a *ageCollector) keep(groups map[string]bool) {
 	a.mu.Lock()
