@@ -54,7 +54,7 @@ type partState struct {
 	// time its copy had everything the source had (lag 0). updateLag
 	// bounds the lag in seconds with them while nothing waits in queue.
 	assignedAt, caughtUpAt time.Time
-	em        *emitter
+	em                     *emitter
 
 	probe   bool // produce the head record alone: the target refused a batch as too large
 	backoff time.Duration
