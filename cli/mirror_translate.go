@@ -64,7 +64,8 @@ not mirror are left out.
 
 With --execute the translated offsets are committed to the same group on the target (--target-brokers),
 as a consumer switched to the target would need them, when the group has no active members there
-(stop its consumers on the target first); offsets not translated are left as they are. A running flow
+(stop its consumers on the target first); offsets not translated are left as they are. The output then
+shows each partition's PREVIOUS offset in the group, and says when the group was moved back. A running flow
 does this by itself every --checkpoint-interval for groups without members on the target (never moving
 one back); --execute is for a flow that is stopped, or to set a group now.
 
@@ -176,6 +177,9 @@ type translatedOffset struct {
 	Topic     string `json:"topic"` // on the target
 	Partition int32  `json:"partition"`
 	Offset    int64  `json:"offset"`
+	// Previous is, with --execute, the group's offset on the target before
+	// the commit; nil if it had none.
+	Previous *int64 `json:"previous,omitempty"`
 }
 
 type untranslatedOffset struct {
@@ -279,15 +283,34 @@ func printMirrorTranslation(w io.Writer, r mirrorTranslation) error {
 		return err
 	}
 	if len(r.Offsets) > 0 {
-		t := newTable(w, "TOPIC", "PARTITION", "OFFSET")
+		cols := []string{"TOPIC", "PARTITION", "OFFSET"}
+		if r.Committed {
+			cols = append(cols, "PREVIOUS")
+		}
+		t := newTable(w, cols...)
+		back := 0
 		for _, o := range r.Offsets {
-			t.row(o.Topic, o.Partition, o.Offset)
+			row := []any{o.Topic, o.Partition, o.Offset}
+			if r.Committed {
+				prev := any("-")
+				if o.Previous != nil {
+					prev = *o.Previous
+					if o.Offset < *o.Previous {
+						back++
+					}
+				}
+				row = append(row, prev)
+			}
+			t.row(row...)
 		}
 		if err := t.flush(); err != nil {
 			return err
 		}
 		if r.Committed {
 			fmt.Fprintf(w, "committed to group %s on %s\n", r.Group, r.TargetAlias)
+		}
+		if back > 0 {
+			fmt.Fprintf(w, "moved back on %d partition(s): the group's consumers will read the records between OFFSET and PREVIOUS again\n", back)
 		}
 	}
 	if len(r.Untranslated) > 0 {
@@ -316,7 +339,8 @@ func printMirrorTranslation(w io.Writer, r mirrorTranslation) error {
 
 // commitOnTarget commits offs to opts.Group on the target, refusing while
 // the group has members there: a member's own commits would overwrite
-// them, and its position is not moved by a commit anyway.
+// them, and its position is not moved by a commit anyway. It sets each
+// offset's Previous, so that a group moved back says so.
 func commitOnTarget(ctx context.Context, tgtOpts []kgo.Opt, opts *MirrorTranslateOptions, offs []translatedOffset) error {
 	cl, err := kgo.NewClient(tgtOpts...)
 	if err != nil {
@@ -332,8 +356,15 @@ func commitOnTarget(ctx context.Context, tgtOpts []kgo.Opt, opts *MirrorTranslat
 		return fmt.Errorf("group %s has %d active member(s) on %s: stop its consumers there, then run again; nothing was committed",
 			opts.Group, members, opts.TargetAlias)
 	}
+	current, err := adm.FetchOffsets(ctx, opts.Group)
+	if err != nil {
+		return fmt.Errorf("reading the offsets of group %s on %s: %w", opts.Group, opts.TargetAlias, err)
+	}
 	var commit kadm.Offsets
-	for _, o := range offs {
+	for i, o := range offs {
+		if c, ok := current.Lookup(o.Topic, o.Partition); ok && c.Err == nil && c.At >= 0 {
+			offs[i].Previous = &c.At
+		}
 		commit.Add(kadm.Offset{Topic: o.Topic, Partition: o.Partition, At: o.Offset, LeaderEpoch: -1})
 	}
 	resps, err := adm.CommitOffsets(ctx, opts.Group, commit)

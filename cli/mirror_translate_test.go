@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -112,6 +113,17 @@ func TestMirrorTranslateCommand(t *testing.T) {
 	committed.Each(func(o kadm.OffsetResponse) { got = append(got, fmt.Sprintf("%s/%d=%d", o.Topic, o.Partition, o.At)) })
 	if fmt.Sprint(got) != "[east.orders/0=105]" {
 		t.Errorf("committed on the target: %v, want [east.orders/0=105]", got)
+	}
+	// A group further on the target is moved back, as --execute says it
+	// does, and the output says so.
+	ahead := kadm.Offsets{}
+	ahead.Add(kadm.Offset{Topic: "east.orders", Partition: 0, At: 200, LeaderEpoch: -1})
+	if resps, err := wadm.CommitOffsets(ctx, "billing", ahead); err != nil || resps.Error() != nil {
+		t.Fatalf("committing billing ahead: %v %v", err, resps.Error())
+	}
+	code, out, errOut = translate("--target-brokers", west.Addr(), "--execute")
+	if code != exitOK || !regexp.MustCompile(`east\.orders +0 +105 +200\n`).MatchString(out) || !strings.Contains(out, "moved back on 1 partition(s)") {
+		t.Fatalf("--execute moving the group back: exit %d, %s%s", code, out, errOut)
 	}
 	member, err := kgo.NewClient(kgo.SeedBrokers(west.Addr()), kgo.ConsumerGroup("billing"), kgo.ConsumeTopics("east.orders"))
 	if err != nil {
