@@ -80,7 +80,10 @@ type mirrorStatus struct {
 	Assigned    map[string]int64 `json:"assigned_partitions"` // by flow
 	// NotFetched counts, by flow, the owned partitions whose fetches have
 	// failed for 5 s or more (a source broker down while others serve).
-	NotFetched map[string]int64     `json:"fetch_failing_partitions"`
+	NotFetched map[string]int64 `json:"fetch_failing_partitions"`
+	// FlowLag is, by flow, what the flow's workers have not copied, from
+	// their group's committed positions: every partition, whoever owns it.
+	FlowLag    map[string]int64     `json:"flow_lag_records"`
 	Partitions []mirrorPartitionRow `json:"partitions"`
 	Errors     []mirrorErrorRow     `json:"errors"`
 	// Checkpoints are the consumer groups this worker checkpoints (only
@@ -171,7 +174,7 @@ func workerHealth(ctx context.Context, url string) (healthy bool, health, readEr
 // tabulateMirror groups the kdr_mirror_* samples by flow, topic and
 // partition.
 func tabulateMirror(url string, samples []promtext.Sample) mirrorStatus {
-	st := mirrorStatus{URL: url, Assigned: map[string]int64{}, NotFetched: map[string]int64{}, Partitions: []mirrorPartitionRow{}, Errors: []mirrorErrorRow{},
+	st := mirrorStatus{URL: url, Assigned: map[string]int64{}, NotFetched: map[string]int64{}, FlowLag: map[string]int64{}, Partitions: []mirrorPartitionRow{}, Errors: []mirrorErrorRow{},
 		Checkpoints: []mirrorCheckpointRow{}}
 	type key struct {
 		flow, topic string
@@ -227,6 +230,8 @@ func tabulateMirror(url string, samples []promtext.Sample) mirrorStatus {
 			st.Errors = append(st.Errors, mirrorErrorRow{Flow: l["flow"], Kind: l["kind"], Count: int64(v)})
 		case "kdr_mirror_assigned_partitions":
 			st.Assigned[l["flow"]] = int64(v)
+		case "kdr_mirror_flow_lag_records":
+			st.FlowLag[l["flow"]] = int64(v)
 		case "kdr_mirror_fetch_failing_partitions":
 			st.NotFetched[l["flow"]] = int64(v)
 		case "kdr_mirror_checkpoint_age_seconds":
@@ -291,7 +296,11 @@ func printMirrorStatus(w io.Writer, st mirrorStatus) error {
 		if n := st.NotFetched[flow]; n > 0 {
 			notFetched = fmt.Sprintf(", %d not fetched for 5s or more (see the worker's /healthz)", n)
 		}
-		fmt.Fprintf(w, "%s: %d partitions assigned%s; errors: %s\n", flow, st.Assigned[flow], notFetched, summary)
+		flowLag := ""
+		if n, ok := st.FlowLag[flow]; ok {
+			flowLag = fmt.Sprintf("; flow lag %d records (all workers, committed)", n)
+		}
+		fmt.Fprintf(w, "%s: %d partitions assigned%s%s; errors: %s\n", flow, st.Assigned[flow], notFetched, flowLag, summary)
 		var cps []string
 		for _, c := range st.Checkpoints {
 			if c.Flow == flow {

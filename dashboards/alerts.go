@@ -19,7 +19,7 @@ const AlertsFile = "alerts.yml"
 // replaces the thresholds; TestDashboardsAlertsRender keeps these in step
 // with the file.
 const (
-	lagRecordsExpr     = "expr: sum by (flow) (kdr_mirror_lag_records) > "
+	lagRecordsExpr     = "expr: max by (flow) (kdr_mirror_flow_lag_records or sum by (flow) (kdr_mirror_lag_records)) > "
 	lagSecondsExpr     = "expr: max by (flow) (kdr_mirror_lag_seconds) > "
 	defaultLagRecsText = "10000"
 	defaultLagSecsText = "30"

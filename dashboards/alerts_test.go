@@ -135,7 +135,7 @@ func TestDashboardsAlertsRender(t *testing.T) {
 			exprs[r.Labels["lag"]] = r.Expr
 		}
 	}
-	if exprs["records"] != "sum by (flow) (kdr_mirror_lag_records) > 5000" || exprs["seconds"] != "max by (flow) (kdr_mirror_lag_seconds) > 90" {
+	if exprs["records"] != "max by (flow) (kdr_mirror_flow_lag_records or sum by (flow) (kdr_mirror_lag_records)) > 5000" || exprs["seconds"] != "max by (flow) (kdr_mirror_lag_seconds) > 90" {
 		t.Fatalf("rendered lag expressions %q", exprs)
 	}
 	if _, err := RenderAlerts(-1, 0); err == nil {

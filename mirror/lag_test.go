@@ -1,10 +1,15 @@
 package mirror
 
 import (
+	"crypto/rand"
+	"fmt"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/kdr-io/kdr/internal/kdrtest"
 )
 
 // TestMirrorLagSecondsWithNothingRead: while records wait on the source and
@@ -42,4 +47,43 @@ func TestMirrorLagSecondsWithNothingRead(t *testing.T) {
 	if s := metricSum(t, reg, "kdr_mirror_lag_seconds", map[string]string{"partition": "1"}); s != 7 {
 		t.Fatalf("behind since its assignment 7 s ago, nothing read: lag %v s, want 7", s)
 	}
+}
+
+// TestMirrorFlowLagCountsUnownedPartitions: two workers share a flow of one
+// partition, so one owns nothing. Capped, the owner falls behind a backlog;
+// the idle worker's own lag gauges say nothing of it, its flow lag must.
+// Without it, after every worker of a flow died, the restarted ones
+// reported no lag at all until the group gave them partitions (QA: 0 while
+// 29,888 records waited).
+func TestMirrorFlowLagCountsUnownedPartitions(t *testing.T) {
+	east, west := startCluster(t), startCluster(t)
+	east.createTopic("orders", 1)
+	f := testFlow(east, west, "east", "west")
+	f.MaxBytesPerSecond = 4 << 10
+	a, b := startWorker(t, f), startWorker(t, f)
+	east.produce(seqRecords("orders", 1, 0, 1)...)
+	waitCount(t, west, "east.orders", 1, 30*time.Second)
+	var recs []*kgo.Record
+	for _, r := range seqRecords("orders", 1, 1, 2000) {
+		pad := make([]byte, 1000)
+		rand.Read(pad)
+		r.Value = append(r.Value, pad...)
+		recs = append(recs, r)
+	}
+	for i := 0; i < len(recs); i += 100 { // 2 MiB: past one fetch, and the next waits for the cap
+		east.produce(recs[i : i+100]...)
+	}
+	assigned := func(w *running) float64 {
+		return metricSum(t, w.reg, "kdr_mirror_assigned_partitions", map[string]string{"flow": "east->west"})
+	}
+	kdrtest.Eventually(t, 30*time.Second, func() (bool, string) {
+		idle := a
+		if assigned(a) == 1 {
+			idle = b
+		}
+		own := metricSum(t, idle.reg, "kdr_mirror_lag_records", nil)
+		flow := metricSum(t, idle.reg, "kdr_mirror_flow_lag_records", map[string]string{"flow": "east->west"})
+		return assigned(idle) == 0 && own == 0 && flow >= 100,
+			fmt.Sprintf("idle worker: %v partitions, own lag %v, flow lag %v records", assigned(idle), own, flow)
+	})
 }

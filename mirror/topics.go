@@ -506,18 +506,19 @@ func (w *Worker) growRemote(ctx context.Context, remote string, parts int32) boo
 	return true
 }
 
-// refreshLag reads the source high watermarks of the owned partitions and
-// sets the lag gauges.
+// refreshLag reads the source high watermarks of the mirrored partitions
+// and sets the lag gauges: the owned partitions' and the flow's.
 func (w *Worker) refreshLag(ctx context.Context) error {
 	w.mu.Lock()
 	var topics []string
-	for tp := range w.parts {
-		if !slices.Contains(topics, tp.topic) {
-			topics = append(topics, tp.topic)
+	for name, ts := range w.topics {
+		if ts.ready && !ts.gone {
+			topics = append(topics, name)
 		}
 	}
 	w.mu.Unlock()
 	if len(topics) == 0 {
+		w.m.flowLag.WithLabelValues(w.flow.Name()).Set(0)
 		return nil
 	}
 	ends, err := w.srcAdm.ListEndOffsets(ctx, topics...)
@@ -528,7 +529,6 @@ func (w *Worker) refreshLag(ctx context.Context) error {
 	committed := w.consumer.CommittedOffsets()
 	now := time.Now()
 	w.mu.Lock()
-	defer w.mu.Unlock()
 	for tp, ps := range w.parts {
 		end, ok := ends.Lookup(tp.topic, tp.partition)
 		if !ok || end.Err != nil {
@@ -540,7 +540,49 @@ func (w *Worker) refreshLag(ctx context.Context) error {
 		}
 		w.updateLag(ps, now)
 	}
+	w.mu.Unlock()
+	w.refreshFlowLag(ctx, ends)
 	return nil
+}
+
+// refreshFlowLag sets kdr_mirror_flow_lag_records from ends, the mirrored
+// partitions' high watermarks, and the workers group's committed positions:
+// what no worker has copied, owned or not. A partition the group never
+// committed counts from its log start, where a worker starts it.
+func (w *Worker) refreshFlowLag(ctx context.Context, ends kadm.ListedOffsets) {
+	committed, err := w.srcAdm.FetchOffsets(ctx, w.flow.Group())
+	if err != nil {
+		w.noteErr(KindSource, fmt.Errorf("reading the committed positions of group %s: %w", w.flow.Group(), err))
+		return
+	}
+	var lag int64
+	var fromStart []string
+	ends.Each(func(e kadm.ListedOffset) {
+		if e.Err != nil {
+			return
+		}
+		if c, ok := committed.Lookup(e.Topic, e.Partition); ok && c.Err == nil && c.At >= 0 {
+			lag += max(e.Offset-c.At, 0)
+		} else if !slices.Contains(fromStart, e.Topic) {
+			fromStart = append(fromStart, e.Topic)
+		}
+	})
+	if len(fromStart) > 0 {
+		starts, err := w.srcAdm.ListStartOffsets(ctx, fromStart...)
+		if err != nil {
+			w.noteErr(KindSource, fmt.Errorf("listing source start offsets: %w", err))
+			return
+		}
+		starts.Each(func(s kadm.ListedOffset) {
+			if c, ok := committed.Lookup(s.Topic, s.Partition); ok && c.Err == nil && c.At >= 0 || s.Err != nil {
+				return
+			}
+			if e, ok := ends.Lookup(s.Topic, s.Partition); ok && e.Err == nil {
+				lag += max(e.Offset-s.Offset, 0)
+			}
+		})
+	}
+	w.m.flowLag.WithLabelValues(w.flow.Name()).Set(float64(lag))
 }
 
 // createTopic creates one topic. Unlike kadm's CreateTopic, err is only a
