@@ -97,7 +97,7 @@ func newMetrics(reg prometheus.Registerer, flow string) *metrics {
 		errors: counter("kdr_mirror_errors_total", "Errors by kind: source, target, too_large, topic, config, offset_sync, commit, heartbeat, topic_deleted, checkpoint, acl.",
 			"flow", "kind"),
 		assigned:    gauge("kdr_mirror_assigned_partitions", "Source partitions this worker copies.", "flow"),
-		flowLag: gauge("kdr_mirror_flow_lag_records", "Records on the source the flow's workers have not copied, every mirrored partition whoever owns it, from the workers group's committed positions (every refresh interval; behind the copy by up to the commit interval). Unlike the sum of kdr_mirror_lag_records it counts partitions no worker owns, as while the group waits for a dead worker's session to expire. Each worker reports it: use max by (flow).", "flow"),
+		flowLag:     gauge("kdr_mirror_flow_lag_records", "Records on the source the flow's workers have not copied, every mirrored partition whoever owns it, from the workers group's committed positions (every refresh interval; behind the copy by up to the commit interval). Unlike the sum of kdr_mirror_lag_records it counts partitions no worker owns, as while the group waits for a dead worker's session to expire. Each worker reports it: use max by (flow).", "flow"),
 		heartbeats:  counter("kdr_mirror_heartbeats_total", "Heartbeats written to the target's heartbeats topic.", "flow"),
 		deleted:     counter("kdr_mirror_topics_deleted_total", "Remote topics deleted on the target because their source topic was deleted (SyncTopicDeletions).", "flow"),
 		aclsCreated: counter("kdr_mirror_acls_created_total", "ACLs created on the target for remote topics (SyncTopicACLs).", "flow"),
