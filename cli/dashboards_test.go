@@ -118,7 +118,7 @@ failover:
 	if code := Execute([]string{"dashboards", "alerts", file}, nil, &stdout, &stderr); code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr.String())
 	}
-	for _, want := range []string{"(kdr_mirror_lag_records) > 777\n", "(kdr_mirror_lag_seconds) > 120\n"} {
+	for _, want := range []string{"(kdr_mirror_lag_records)) > 777\n", "(kdr_mirror_lag_seconds) > 120\n"} {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("alerts have no %q", strings.TrimSpace(want))
 		}
