@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -32,6 +33,9 @@ type ConsumeOptions struct {
 	// IdleTimeout stops when no record arrives for this long; 0: run until
 	// interrupted.
 	IdleTimeout time.Duration
+	// ExitAtEnd stops once every partition read has reached the end
+	// offset it had when the command started (kcat -e).
+	ExitAtEnd bool
 	// Format is the --format template for text output.
 	Format string
 
@@ -45,10 +49,12 @@ func NewCmdConsume(streams IO, g *globalOptions, runF func(*ConsumeOptions) erro
 		Use:   "consume TOPIC",
 		Short: "Print records of a topic",
 		Long: `Print the records of TOPIC to stdout, formatted with --format (or as JSON lines with --output json),
-until --max-messages records are printed, no record arrives for --idle-timeout, or the command is
-interrupted. With --group the records are read as a member of that consumer group, and the offsets
+until --max-messages records are printed, no record arrives for --idle-timeout, every partition has
+been read to the end it had at the start (--exit-at-end, kcat -e), or the command is interrupted.
+With --group the records are read as a member of that consumer group, and the offsets
 of the printed records are committed.`,
 		Example: `  kdr consume orders --from-beginning --max-messages 10
+  kdr consume orders --from-beginning --exit-at-end --brokers 127.0.0.1:19092
   kdr consume orders --group billing --idle-timeout 5s --format '%p/%o %k=%v\n'
   kdr consume orders --partition 2 --offset 1000 --output json`,
 		Args: exactArgs(1, "one topic name"),
@@ -75,6 +81,7 @@ of the printed records are committed.`,
 	f.Int64Var(&opts.Offset, "offset", -1, "with --partition: start at this offset")
 	f.IntVar(&opts.MaxMessages, "max-messages", 0, "stop after this many records (0: no limit)")
 	f.DurationVar(&opts.IdleTimeout, "idle-timeout", 0, "stop when no record arrives for this long (0: run until interrupted)")
+	f.BoolVar(&opts.ExitAtEnd, "exit-at-end", false, "stop once every partition read has reached the end offset it had when the command started (kcat -e); with --group, the group's member must get every partition")
 	f.StringVar(&opts.Format, "format", defaultRecordFormat, recordFormatHelp)
 	return cmd
 }
@@ -133,7 +140,13 @@ func runConsume(ctx context.Context, opts *ConsumeOptions) error {
 	if err := checkTopic(ctx, cl, opts.Conn, opts.Topic, opts.Partition); err != nil {
 		return err
 	}
-	n, err := consumeRecords(ctx, cl, opts)
+	var ends map[int32]int64
+	if opts.ExitAtEnd {
+		if ends, err = unreadEnds(ctx, cl, opts); err != nil {
+			return err
+		}
+	}
+	n, err := consumeRecords(ctx, cl, opts, ends)
 	if opts.Group != "" {
 		// Commit even when interrupted: the printed records are done.
 		cctx, cancel := opts.Conn.withTimeout(context.WithoutCancel(ctx))
@@ -148,14 +161,71 @@ func runConsume(ctx context.Context, opts *ConsumeOptions) error {
 	return err
 }
 
+// unreadEnds are, for --exit-at-end, the end offsets at the start of the
+// partitions that hold records still to read: a partition whose start
+// position (the log end without --from-beginning, --offset, or the
+// group's committed offset) is at its end already has nothing to wait for.
+// A partition is read to its end when the record before it is printed; on
+// a topic whose last offset holds no record (a transaction's marker), give
+// --idle-timeout too.
+func unreadEnds(ctx context.Context, cl *kgo.Client, opts *ConsumeOptions) (map[int32]int64, error) {
+	adm := kadm.NewClient(cl)
+	rctx, cancel := opts.Conn.withTimeout(ctx)
+	defer cancel()
+	endOffs, err := adm.ListEndOffsets(rctx, opts.Topic)
+	if err == nil {
+		err = endOffs.Error()
+	}
+	if err != nil {
+		return nil, opts.Conn.requestErr(fmt.Sprintf("reading the end offsets of topic %q", opts.Topic), err)
+	}
+	startOffs, err := adm.ListStartOffsets(rctx, opts.Topic)
+	if err == nil {
+		err = startOffs.Error()
+	}
+	if err != nil {
+		return nil, opts.Conn.requestErr(fmt.Sprintf("reading the start offsets of topic %q", opts.Topic), err)
+	}
+	var committed kadm.OffsetResponses
+	if opts.Group != "" {
+		if committed, err = adm.FetchOffsets(rctx, opts.Group); err != nil {
+			return nil, opts.Conn.requestErr(fmt.Sprintf("reading the offsets of group %q", opts.Group), err)
+		}
+	}
+	ends := map[int32]int64{}
+	endOffs.Each(func(e kadm.ListedOffset) {
+		if opts.Partition >= 0 && e.Partition != opts.Partition {
+			return
+		}
+		from := e.Offset // the log end: a consumer without --from-beginning starts there
+		if s, ok := startOffs.Lookup(opts.Topic, e.Partition); ok && opts.FromBeginning {
+			from = s.Offset
+		}
+		if opts.Offset >= 0 {
+			from = opts.Offset
+		}
+		if c, ok := committed.Lookup(opts.Topic, e.Partition); ok && c.Err == nil && c.At >= 0 {
+			from = c.At
+		}
+		if from < e.Offset {
+			ends[e.Partition] = e.Offset
+		}
+	})
+	return ends, nil
+}
+
 // consumeRecords prints records until MaxMessages, IdleTimeout or ctx ends
-// it, and returns how many it printed.
-func consumeRecords(ctx context.Context, cl *kgo.Client, opts *ConsumeOptions) (int, error) {
+// it, or with ends (ExitAtEnd) until every partition in it has been read to
+// its end, and returns how many it printed.
+func consumeRecords(ctx context.Context, cl *kgo.Client, opts *ConsumeOptions, ends map[int32]int64) (int, error) {
 	out := bufio.NewWriter(opts.IO.Out)
 	defer out.Flush()
 	var buf []byte
 	n := 0
 	for opts.MaxMessages == 0 || n < opts.MaxMessages {
+		if opts.ExitAtEnd && len(ends) == 0 {
+			return n, nil
+		}
 		pollCtx, cancel := ctx, context.CancelFunc(func() {})
 		if opts.IdleTimeout > 0 {
 			pollCtx, cancel = context.WithTimeout(ctx, opts.IdleTimeout)
@@ -189,8 +259,12 @@ func consumeRecords(ctx context.Context, cl *kgo.Client, opts *ConsumeOptions) (
 			if opts.Group != "" {
 				cl.MarkCommitRecords(r)
 			}
+			if end, ok := ends[r.Partition]; ok && r.Offset+1 >= end {
+				delete(ends, r.Partition)
+			}
 			n++
 		}
+
 		if err := out.Flush(); err != nil {
 			return n, fmt.Errorf("writing output: %w", err)
 		}

@@ -1,10 +1,13 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kdr-io/kdr/internal/kdrtest"
 )
@@ -149,4 +152,54 @@ func TestProduceErrors(t *testing.T) {
 	if r.code != exitUsage || !strings.Contains(r.stderr, "--partition 5") {
 		t.Errorf("produce to a missing partition: exit %d, stderr %q", r.code, r.stderr)
 	}
+}
+
+// TestConsumeExitAtEnd: --exit-at-end (kcat -e) reads what each partition
+// held when the command started and stops, while a producer keeps writing:
+// with --idle-timeout alone such a read never ends. From the end, or with a
+// group already at the end, there is nothing to read and it stops at once.
+func TestConsumeExitAtEnd(t *testing.T) {
+	b := kdrtest.StartBroker(t)
+	addr := b.Addr()
+	mustKdr(t, addr, "", "topic", "create", "orders", "--partitions", "3")
+	input, want := keyedLines(30)
+	if r := runKdr(t, addr, input, "produce", "orders", "--key-separator", ":"); r.code != exitOK {
+		t.Fatalf("produce: exit %d, %s", r.code, r.stderr)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.DefaultProduceTopic("orders"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	done := make(chan struct{})
+	go func() { // a producer that keeps writing
+		defer close(done)
+		for ctx.Err() == nil {
+			cl.ProduceSync(ctx, &kgo.Record{Key: []byte("later"), Value: []byte("later")})
+		}
+	}()
+	defer func() { cancel(); <-done }()
+
+	out := mustKdr(t, addr, "", "consume", "orders", "--from-beginning", "--exit-at-end", "--format", `%k=%v\n`)
+	var got []string
+	for _, l := range strings.Split(strings.TrimSuffix(out, "\n"), "\n") {
+		if l != "later=later" {
+			got = append(got, l)
+		}
+	}
+	if slices.Sort(got); !slices.Equal(got, want) {
+		t.Errorf("--from-beginning --exit-at-end read %d of the first records, want all %d once:\n%q", len(got), len(want), got)
+	}
+	if out := mustKdr(t, addr, "", "consume", "orders", "--exit-at-end"); out != "" {
+		t.Errorf("--exit-at-end from the end printed %q", out)
+	}
+	// A group: read to the end, then again from where it committed (both
+	// stop while the producer writes on).
+	first := mustKdr(t, addr, "", "consume", "orders", "--group", "g", "--from-beginning", "--exit-at-end", "--format", `%k\n`)
+	if n := strings.Count(first, "\n"); n < len(want) {
+		t.Errorf("the group read %d records to the end, want at least %d", n, len(want))
+	}
+	mustKdr(t, addr, "", "consume", "orders", "--group", "g", "--exit-at-end")
 }
