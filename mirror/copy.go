@@ -42,6 +42,9 @@ type partState struct {
 	// topicID is the source topic's id when the partition was assigned;
 	// its offset syncs carry it (offsets.TopicIDHeader).
 	topicID kadm.TopicID
+	// heartbeats: the topic is a heartbeats topic, whose copies are not
+	// timed as replication latency.
+	heartbeats bool
 
 	queue     []entry
 	queued    int   // bytes in queue (forwarding only)

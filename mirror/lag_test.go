@@ -87,3 +87,36 @@ func TestMirrorFlowLagCountsUnownedPartitions(t *testing.T) {
 			fmt.Sprintf("idle worker: %v partitions, own lag %v, flow lag %v records", assigned(idle), own, flow)
 	})
 }
+
+// TestMirrorHeartbeatsNotTimed: a source's heartbeats history copied by a
+// flow that starts (here ten minutes of it, as a reversed flow finds after a
+// switchover) is no replication latency; user records are timed as before.
+// Counted, those copies set the flow's p99 to minutes and tripped
+// KdrReplicationLatencyHigh after every switchover.
+func TestMirrorHeartbeatsNotTimed(t *testing.T) {
+	east, west := startCluster(t), startCluster(t)
+	east.createTopic("heartbeats", 1)
+	east.createTopic("orders", 1)
+	old := time.Now().Add(-10 * time.Minute)
+	var beats []*kgo.Record
+	for i := range 5 {
+		beats = append(beats, &kgo.Record{Topic: "heartbeats", Value: []byte(fmt.Sprint(i)), Timestamp: old.Add(time.Duration(i) * time.Second)})
+	}
+	east.produce(beats...)
+	east.produce(seqRecords("orders", 1, 0, 10)...)
+	f := testFlow(east, west, "east", "west")
+	f.HeartbeatInterval = -1 // only the source's heartbeats
+	w := startWorker(t, f)
+	waitCount(t, west, "east.heartbeats", 5, 30*time.Second)
+	waitCount(t, west, "east.orders", 10, 30*time.Second)
+	kdrtest.Eventually(t, 10*time.Second, func() (bool, string) {
+		n := metricSum(t, w.reg, "kdr_mirror_replication_latency_seconds", map[string]string{"topic": "orders"})
+		return n > 0, fmt.Sprintf("%v orders batches timed", n)
+	})
+	if n := metricSum(t, w.reg, "kdr_mirror_replication_latency_seconds", map[string]string{"topic": "heartbeats"}); n != 0 {
+		t.Fatalf("%v heartbeats batches timed as replication latency", n)
+	}
+	if over := bucketSum(t, w.reg, "kdr_mirror_replication_latency_seconds", nil, 131.072); over != metricSum(t, w.reg, "kdr_mirror_replication_latency_seconds", nil) {
+		t.Fatalf("batches over 2 min timed: %v of %v", metricSum(t, w.reg, "kdr_mirror_replication_latency_seconds", nil)-over, metricSum(t, w.reg, "kdr_mirror_replication_latency_seconds", nil))
+	}
+}

@@ -76,7 +76,7 @@ func newMetrics(reg prometheus.Registerer, flow string) *metrics {
 			"flow", "topic", "reason"),
 		latency: register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "kdr_mirror_replication_latency_seconds",
-			Help:    "Time from a record's source timestamp (create or append time) to the target's acknowledgement of its copy; one observation per batch copied, of its first record, the batch's oldest (so _count counts batches, not records).",
+			Help:    "Time from a record's source timestamp (create or append time) to the target's acknowledgement of its copy; one observation per batch copied, of its first record, the batch's oldest (so _count counts batches, not records). Heartbeats topics are not timed.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 18), // 1 ms to ~2 min
 		}, []string{"flow", "topic"})),
 		// The histogram holds everything since the worker started, so a

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/kdr-io/kdr/mirror/naming"
 )
 
 // Status is a snapshot of a worker, for `kdr mirror` and tests.
@@ -218,7 +220,7 @@ func (w *Worker) onAssigned(_ context.Context, _ *kgo.Client, assigned map[strin
 			if w.parts[key] == nil {
 				ps := &partState{topic: t, partition: p, remote: w.policy.RemoteTopic(w.flow.SourceAlias, t),
 					next: -1, committed: -1, hwm: -1, start: -1, em: newEmitter(),
-					fetchAt: -1, fetchMax: fetchPartitionBytes, assignedAt: time.Now()}
+					fetchAt: -1, fetchMax: fetchPartitionBytes, assignedAt: time.Now(), heartbeats: naming.IsHeartbeats(w.policy, t)}
 				if ts := w.topics[t]; ts != nil {
 					ps.topicID = ts.id
 				}
