@@ -81,7 +81,7 @@ of the printed records are committed.`,
 	f.Int64Var(&opts.Offset, "offset", -1, "with --partition: start at this offset")
 	f.IntVar(&opts.MaxMessages, "max-messages", 0, "stop after this many records (0: no limit)")
 	f.DurationVar(&opts.IdleTimeout, "idle-timeout", 0, "stop when no record arrives for this long (0: run until interrupted)")
-	f.BoolVar(&opts.ExitAtEnd, "exit-at-end", false, "stop once every partition read has reached the end offset it had when the command started (kcat -e); with --group, the group's member must get every partition")
+	f.BoolVar(&opts.ExitAtEnd, "exit-at-end", false, "stop once every partition read has reached the end offset it had when the command started (kcat -e); with --group, run no other member of the group meanwhile, or this one waits for the partitions they hold")
 	f.StringVar(&opts.Format, "format", defaultRecordFormat, recordFormatHelp)
 	return cmd
 }
@@ -179,12 +179,15 @@ func unreadEnds(ctx context.Context, cl *kgo.Client, opts *ConsumeOptions) (map[
 	if err != nil {
 		return nil, opts.Conn.requestErr(fmt.Sprintf("reading the end offsets of topic %q", opts.Topic), err)
 	}
-	startOffs, err := adm.ListStartOffsets(rctx, opts.Topic)
-	if err == nil {
-		err = startOffs.Error()
-	}
-	if err != nil {
-		return nil, opts.Conn.requestErr(fmt.Sprintf("reading the start offsets of topic %q", opts.Topic), err)
+	var startOffs kadm.ListedOffsets // only where consumption starts at the log start
+	if opts.FromBeginning {
+		startOffs, err = adm.ListStartOffsets(rctx, opts.Topic)
+		if err == nil {
+			err = startOffs.Error()
+		}
+		if err != nil {
+			return nil, opts.Conn.requestErr(fmt.Sprintf("reading the start offsets of topic %q", opts.Topic), err)
+		}
 	}
 	var committed kadm.OffsetResponses
 	if opts.Group != "" {
@@ -198,7 +201,7 @@ func unreadEnds(ctx context.Context, cl *kgo.Client, opts *ConsumeOptions) (map[
 			return
 		}
 		from := e.Offset // the log end: a consumer without --from-beginning starts there
-		if s, ok := startOffs.Lookup(opts.Topic, e.Partition); ok && opts.FromBeginning {
+		if s, ok := startOffs.Lookup(opts.Topic, e.Partition); ok {
 			from = s.Offset
 		}
 		if opts.Offset >= 0 {

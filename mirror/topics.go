@@ -556,29 +556,30 @@ func (w *Worker) refreshFlowLag(ctx context.Context, ends kadm.ListedOffsets) {
 		return
 	}
 	var lag int64
-	var fromStart []string
+	uncommitted := map[topicPartition]int64{} // → end offset; counted from the log start
+	var topics []string
 	ends.Each(func(e kadm.ListedOffset) {
 		if e.Err != nil {
 			return
 		}
 		if c, ok := committed.Lookup(e.Topic, e.Partition); ok && c.Err == nil && c.At >= 0 {
 			lag += max(e.Offset-c.At, 0)
-		} else if !slices.Contains(fromStart, e.Topic) {
-			fromStart = append(fromStart, e.Topic)
+			return
+		}
+		uncommitted[topicPartition{e.Topic, e.Partition}] = e.Offset
+		if !slices.Contains(topics, e.Topic) {
+			topics = append(topics, e.Topic)
 		}
 	})
-	if len(fromStart) > 0 {
-		starts, err := w.srcAdm.ListStartOffsets(ctx, fromStart...)
+	if len(topics) > 0 {
+		starts, err := w.srcAdm.ListStartOffsets(ctx, topics...)
 		if err != nil {
 			w.noteErr(KindSource, fmt.Errorf("listing source start offsets: %w", err))
 			return
 		}
 		starts.Each(func(s kadm.ListedOffset) {
-			if c, ok := committed.Lookup(s.Topic, s.Partition); ok && c.Err == nil && c.At >= 0 || s.Err != nil {
-				return
-			}
-			if e, ok := ends.Lookup(s.Topic, s.Partition); ok && e.Err == nil {
-				lag += max(e.Offset-s.Offset, 0)
+			if end, ok := uncommitted[topicPartition{s.Topic, s.Partition}]; ok && s.Err == nil {
+				lag += max(end-s.Offset, 0)
 			}
 		})
 	}
