@@ -265,11 +265,18 @@ func mirrorPhase(ctx context.Context, o options, r *results, src, dst *benchkit.
 	}
 	r.profile = <-profDone
 
-	// LogAppendTime: each record's timestamp is its append on the source,
-	// so the measured latency is source append → arrival on the target
-	// (the mirror issue's definition), without the paced producer's own
-	// batching and queueing, which the source's produce latency shows
-	// separately.
+	// LogAppendTime on the source: each record's time is counted from its
+	// append there, without the paced producer's own batching and
+	// queueing, which the source's produce latency shows separately. And
+	// on the remote topic, made before the mirror sees the source topic
+	// (it keeps an existing remote topic, and does not sync
+	// message.timestamp.type, as MM2): the target's append time of each
+	// copy ends the replication latency, source append → target ack in
+	// the mirror issue's words, as the target's broker stamps it rather
+	// than as the mirror reports it.
+	if err := createTopic(ctx, dstAdm, remote(o, latTopic), o.Partitions, "message.timestamp.type", "LogAppendTime"); err != nil {
+		return err
+	}
 	if err := createTopic(ctx, srcAdm, latTopic, o.Partitions, "message.timestamp.type", "LogAppendTime"); err != nil {
 		return err
 	}
@@ -308,7 +315,7 @@ func mirrorPhase(ctx context.Context, o options, r *results, src, dst *benchkit.
 	}
 	syscall.Sync()
 	logf("latency: %.0f records/s for %v through the mirror", r.latRate, o.Duration)
-	r.latency, err = measureLatency(ctx, p, []string{src.Addr}, []string{dst.Addr}, latTopic, remote(o, latTopic), r.latRate, o.warmupAt(r.latRate), o.Duration,
+	r.latency, err = measureLatency(ctx, p, []string{src.Addr}, []string{dst.Addr}, latTopic, remote(o, latTopic), true, r.latRate, o.warmupAt(r.latRate), o.Duration,
 		benchkit.Named{Name: "source broker", Pid: src.Pid()}, benchkit.Named{Name: "target broker", Pid: dst.Pid()},
 		benchkit.Named{Name: "mirror", Pid: m.Pid()}, benchkit.Named{Name: "this bench process (paced producer, latency consumer)", Pid: os.Getpid()})
 	if err != nil {
@@ -328,14 +335,14 @@ func pipeLatency(ctx context.Context, o options, src, dst *benchkit.Process, src
 	if err := createTopic(ctx, srcAdm, pipeLatTopic, o.Partitions, "message.timestamp.type", "LogAppendTime"); err != nil {
 		return latencyRun{}, err
 	}
-	if err := createTopic(ctx, dstAdm, to, o.Partitions); err != nil {
+	if err := createTopic(ctx, dstAdm, to, o.Partitions, "message.timestamp.type", "LogAppendTime"); err != nil {
 		return latencyRun{}, err
 	}
 	pctx, cancel := context.WithCancel(ctx)
 	piped := make(chan error, 1)
 	go func() { piped <- pipe(pctx, []string{src.Addr}, []string{dst.Addr}, pipeLatTopic, to) }()
 	logf("latency: %.0f records/s for %v through the pipe", rate, o.Duration)
-	run, err := measureLatency(ctx, p, []string{src.Addr}, []string{dst.Addr}, pipeLatTopic, to, rate, o.warmupAt(rate), o.Duration,
+	run, err := measureLatency(ctx, p, []string{src.Addr}, []string{dst.Addr}, pipeLatTopic, to, true, rate, o.warmupAt(rate), o.Duration,
 		benchkit.Named{Name: "source broker", Pid: src.Pid()}, benchkit.Named{Name: "target broker", Pid: dst.Pid()},
 		benchkit.Named{Name: "this bench process (pipe, paced producer, latency consumer)", Pid: os.Getpid()})
 	cancel()
@@ -354,7 +361,7 @@ func hopLatency(ctx context.Context, o options, src *benchkit.Process, srcAdm *k
 		return latencyRun{}, err
 	}
 	logf("latency: %.0f records/s for %v into and out of the source alone", rate, o.Duration)
-	return measureLatency(ctx, p, []string{src.Addr}, []string{src.Addr}, hopTopic, hopTopic, rate, o.warmupAt(rate), o.Duration,
+	return measureLatency(ctx, p, []string{src.Addr}, []string{src.Addr}, hopTopic, hopTopic, false, rate, o.warmupAt(rate), o.Duration,
 		benchkit.Named{Name: "source broker", Pid: src.Pid()},
 		benchkit.Named{Name: "this bench process (paced producer, latency consumer)", Pid: os.Getpid()})
 }
