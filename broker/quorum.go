@@ -193,15 +193,59 @@ func (b *Broker) controlledShutdown() {
 	b.stopHeartbeat()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	lctx, giveUp := context.WithCancelCause(ctx)
+	defer giveUp(nil)
+	go giveUpWhenLeaderless(lctx, giveUp, func() bool { _, _, ok := b.raft.Leader(); return ok }, leaderlessPatience)
 	start := time.Now()
 	// Committed is enough: a stopping broker has no use for its own copy
 	// of the metadata, and may never get it when the leader stops too.
-	if err := b.raft.ProposeCommitted(ctx, &cluster.FenceBroker{NodeID: b.cfg.NodeID, Epoch: epoch}); err != nil {
+	if err := b.raft.ProposeCommitted(lctx, &cluster.FenceBroker{NodeID: b.cfg.NodeID, Epoch: epoch}); err != nil {
+		if cause := context.Cause(lctx); errors.Is(cause, errLeaderless) {
+			err = cause
+		}
 		b.log.Warn("controlled shutdown: could not hand over leaderships; the controller will fence this broker after the session timeout", "err", err)
 		return
 	}
 	b.log.Info("controlled shutdown: leaderships handed over", "took", time.Since(start).Round(time.Millisecond))
 }
+
+// leaderlessPatience is how long a controlled shutdown waits without any
+// metadata leader before it gives up. An election after a leader's loss
+// takes about one election timeout (500 ms); when the last majority of a
+// cluster stops together (kdr up stopping a topology), no leader can be
+// elected again, and a broker whose handover was sent to a leader that
+// stopped first would otherwise wait out the whole 5 s deadline.
+const leaderlessPatience = time.Second
+
+// errLeaderless is why a controlled shutdown gave up early.
+var errLeaderless = fmt.Errorf("no metadata leader for %v: too few brokers left for a quorum to hand leaderships over", leaderlessPatience)
+
+// giveUpWhenLeaderless cancels ctx with errLeaderless once hasLeader has
+// reported no leader at leaderlessChecks checks in a row, patience apart
+// in all (a ticker never ticks early, so that is at least patience); it
+// returns when ctx ends.
+func giveUpWhenLeaderless(ctx context.Context, cancel context.CancelCauseFunc, hasLeader func() bool, patience time.Duration) {
+	t := time.NewTicker(patience / leaderlessChecks)
+	defer t.Stop()
+	without := 0
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if hasLeader() {
+				without = 0
+			} else if without++; without > leaderlessChecks {
+				cancel(errLeaderless)
+				return
+			}
+		}
+	}
+}
+
+// leaderlessChecks is how many times giveUpWhenLeaderless looks for a
+// leader within its patience.
+const leaderlessChecks = 10
 
 // controllerID is the node acting as controller (the metadata leader), as
 // Metadata and DescribeCluster report it; -1 while there is none.

@@ -421,3 +421,37 @@ func TestBrokerClusterRestartedBrokerServesCurrentMetadata(t *testing.T) {
 		t.Fatalf("broker %d's first metadata answer after its restart is not the cluster's: %v", restarted, problems)
 	}
 }
+
+// TestBrokerClusterLastBrokerStopsWithoutQuorum: a broker stopped after the
+// rest of its cluster is gone gives up its controlled shutdown once no
+// metadata leader turns up, instead of waiting out the 5 s deadline for a
+// handover no quorum is left to commit. kdr up met this when the last
+// brokers of a cluster stopped together: one had forwarded its handover
+// to a leader that stopped first, and stopping took 5 s longer.
+func TestBrokerClusterLastBrokerStopsWithoutQuorum(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts broker processes")
+	}
+	c := kdrtest.StartCluster(t, kdrtest.Binary(t), 3)
+	c.WaitBrokers(3)
+	ctrl := c.Controller()
+	var others []int32
+	for id := int32(1); id <= 3; id++ {
+		if id != ctrl {
+			others = append(others, id)
+		}
+	}
+	// One follower stops cleanly (its handover commits: two of three are
+	// up), then the controller dies without a word, leaving the last
+	// follower alone, still taking the dead controller for its leader.
+	c.Stop(others[0])
+	c.Kill(ctrl)
+	start := time.Now()
+	c.Stop(others[1])
+	took := time.Since(start)
+	logs := c.Brokers[c.Index(others[1])].Logs()
+	if !strings.Contains(logs, "no metadata leader for 1s") {
+		t.Fatalf("the last broker's controlled shutdown did not give up for want of a leader (stop took %v):\n%s", took, logs)
+	}
+	t.Logf("the last broker stopped in %v", took.Round(time.Millisecond))
+}

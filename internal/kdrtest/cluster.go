@@ -146,6 +146,22 @@ func (c *Cluster) WaitBrokers(n int) {
 	})
 }
 
+// Controller is the node Metadata names as controller (the metadata
+// quorum's leader), once there is one.
+func (c *Cluster) Controller() int32 {
+	c.t.Helper()
+	var id int32 = -1
+	Eventually(c.t, 60*time.Second, func() (bool, string) {
+		m, err := c.metadata()
+		if err != nil {
+			return false, err.Error()
+		}
+		id = m.ControllerID
+		return id >= 0, "no controller"
+	})
+	return id
+}
+
 // metadata issues a fresh Metadata request (kadm's Metadata may answer
 // from the client's cache, which lags a failover).
 func (c *Cluster) metadata(topics ...string) (*kmsg.MetadataResponse, error) {
