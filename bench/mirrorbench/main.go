@@ -101,6 +101,8 @@ func parseFlags(fs *flag.FlagSet, args []string) (options, error) {
 		return o, fmt.Errorf("--copy-timeout %v: must be positive", o.copyTimeout)
 	case o.latWarmup < 0:
 		return o, fmt.Errorf("--latency-warmup %v: must not be negative", o.latWarmup)
+	case o.Duration+o.latWarmup > maxLatencyPhase:
+		return o, fmt.Errorf("--duration %v with --latency-warmup %v: at most %v together (a latency phase keeps each record's arrival in 32 bits of microseconds, 71 minutes)", o.Duration, o.latWarmup, maxLatencyPhase)
 	case o.latRate < 0:
 		return o, fmt.Errorf("--latency-rate %v: must not be negative", o.latRate)
 	case o.liveFor < 2*time.Second:
@@ -118,6 +120,11 @@ func parseFlags(fs *flag.FlagSet, args []string) (options, error) {
 	}
 	return o, o.Check()
 }
+
+// maxLatencyPhase bounds a latency phase's --duration and --latency-warmup
+// together, leaving room below the 71 minutes an arrival's 32-bit
+// microsecond clock holds for the drop-behind fill and the tail's wait.
+const maxLatencyPhase = time.Hour
 
 // warmupAt is how long a latency phase at rate records/s runs untimed:
 // the time the paced producer takes to write --broker-drop-behind-bytes to
