@@ -207,7 +207,9 @@ func measureLatency(ctx context.Context, p benchkit.Producer, srcSeeds, dstSeeds
 		}
 		times, err := readAppendTimes(ctx, srcSeeds, srcTopic, ends)
 		if err != nil {
-			return run, err
+			// Without the source's times no figure can be computed: report
+			// none rather than zeros.
+			return latencyRun{produced: run.produced}, err
 		}
 		srcMs = func(a arrival) (int64, bool) { return times.of(a.part, int64(a.offset)) }
 		run.replicated = true
