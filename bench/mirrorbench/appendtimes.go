@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
 	"sort"
 
@@ -10,6 +9,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/kdr-io/kdr/internal/recordbatch"
 )
 
 // span is one source batch: its offsets [first, last] and the append time
@@ -32,17 +33,6 @@ func (a appendTimes) of(p int32, offset int64) (int64, bool) {
 	}
 	return s[i].appendedMs, true
 }
-
-// Record batch v2 header: the fields read here and its length.
-const (
-	batchOffBase     = 0  // int64 base offset
-	batchOffLength   = 8  // int32 length of what follows this field
-	batchOffMagic    = 16 // int8
-	batchOffAttrs    = 21 // int16
-	batchOffLastDlt  = 23 // int32 last offset delta
-	batchOffMaxTs    = 35 // int64 max timestamp (the append time under LogAppendTime)
-	batchHeaderBytes = 61
-)
 
 // readAppendTimes reads topic on the source from offset 0 to ends
 // (exclusive, per partition) with raw Fetch requests and keeps each
@@ -97,27 +87,22 @@ func readAppendTimes(ctx context.Context, seeds []string, topic string, ends map
 				if err := kerr.ErrorForCode(rp.ErrorCode); err != nil {
 					return nil, fmt.Errorf("reading %s/%d's append times: %w", topic, rp.Partition, err)
 				}
-				b := rp.RecordBatches
-				for len(b) >= batchHeaderBytes {
-					size := int(int32(binary.BigEndian.Uint32(b[batchOffLength:]))) + batchOffLength + 4
-					if size < batchHeaderBytes || size > len(b) {
-						break // a batch cut short at the answer's size limit
-					}
-					if b[batchOffMagic] != 2 {
-						return nil, fmt.Errorf("%s/%d: record batch magic %d, want 2", topic, rp.Partition, b[batchOffMagic])
-					}
-					base := int64(binary.BigEndian.Uint64(b[batchOffBase:]))
-					last := base + int64(int32(binary.BigEndian.Uint32(b[batchOffLastDlt:])))
-					if binary.BigEndian.Uint16(b[batchOffAttrs:])&0b1000 == 0 {
-						return nil, fmt.Errorf("%s/%d@%d: a batch with create time; the topic must use LogAppendTime", topic, rp.Partition, base)
-					}
-					if last >= next[rp.Partition] {
-						out[rp.Partition] = append(out[rp.Partition], span{first: base, last: last,
-							appendedMs: int64(binary.BigEndian.Uint64(b[batchOffMaxTs:]))})
-						next[rp.Partition] = last + 1
+				var bad error
+				recordbatch.EachHeader(rp.RecordBatches, func(h recordbatch.Header) {
+					switch {
+					case bad != nil:
+					case h.Magic != 2:
+						bad = fmt.Errorf("%s/%d@%d: record batch magic %d, want 2", topic, rp.Partition, h.BaseOffset, h.Magic)
+					case !h.LogAppendTime():
+						bad = fmt.Errorf("%s/%d@%d: a batch with create time; the topic must use LogAppendTime", topic, rp.Partition, h.BaseOffset)
+					case h.LastOffset >= next[rp.Partition]:
+						out[rp.Partition] = append(out[rp.Partition], span{first: h.BaseOffset, last: h.LastOffset, appendedMs: h.MaxTimestamp})
+						next[rp.Partition] = h.LastOffset + 1
 						progressed = true
 					}
-					b = b[size:]
+				})
+				if bad != nil {
+					return nil, bad
 				}
 			}
 		}

@@ -111,7 +111,6 @@ func measureLatency(ctx context.Context, p benchkit.Producer, srcSeeds, dstSeeds
 		// outnumber rate×(warmup+d) by the few the producer sends between
 		// from and its own start.
 		arrs     = make([]arrival, 0, int(rate*(warmup+d).Seconds()*1.01)+64)
-		received int64
 		warm     = make(chan struct{})
 		warmOnce sync.Once
 	)
@@ -133,7 +132,6 @@ func measureLatency(ctx context.Context, p benchkit.Producer, srcSeeds, dstSeeds
 					warmOnce.Do(func() { close(warm) })
 					return
 				}
-				received++
 				arrs = append(arrs, arrival{offset: uint32(r.Offset), atUs: atUs,
 					tsMs: int32(r.Timestamp.UnixMilli() - zeroMs), part: r.Partition})
 			})
@@ -187,7 +185,7 @@ func measureLatency(ctx context.Context, p benchkit.Producer, srcSeeds, dstSeeds
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) && ctx.Err() == nil {
 		mu.Lock()
-		n := received
+		n := int64(len(arrs))
 		mu.Unlock()
 		if n >= paced.Produced.Records {
 			break
@@ -197,7 +195,7 @@ func measureLatency(ctx context.Context, p benchkit.Producer, srcSeeds, dstSeeds
 	cancel()
 	<-consumed
 	run.produced = paced.Summary()
-	run.received = received
+	run.received = int64(len(arrs))
 
 	srcMs := func(a arrival) (int64, bool) { return zeroMs + int64(a.tsMs), true }
 	if targetStamps {

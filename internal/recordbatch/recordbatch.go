@@ -161,13 +161,41 @@ func readRecords(raw []byte, recs []kmsg.Record) error {
 // (base offset + last offset delta + 1), not from the last record seen.
 func NextOffset(data []byte) int64 {
 	next := int64(-1)
+	EachHeader(data, func(h Header) { next = h.LastOffset + 1 })
+	return next
+}
+
+// Header is what a batch's header says of where it sits and when: its
+// first and last offsets, magic, attributes and max timestamp (the broker's
+// append time when the batch uses LogAppendTime).
+type Header struct {
+	BaseOffset, LastOffset int64
+	Magic                  int8
+	Attributes             int16
+	MaxTimestamp           int64
+}
+
+// LogAppendTime reports whether the batch's records are timed by the
+// broker's append (message.timestamp.type=LogAppendTime).
+func (h Header) LogAppendTime() bool { return h.Attributes&0x8 != 0 }
+
+// EachHeader calls fn with the header of every complete batch in data
+// (concatenated batches, as stored or fetched), reading no record; a
+// trailing partial batch is left out, as Walk leaves it.
+func EachHeader(data []byte, fn func(Header)) {
 	for len(data) >= 61 {
 		size := int(int32(binary.BigEndian.Uint32(data[8:12]))) + 12
 		if size < 61 || size > len(data) {
-			break
+			return
 		}
-		next = int64(binary.BigEndian.Uint64(data[0:8])) + int64(int32(binary.BigEndian.Uint32(data[23:27]))) + 1
+		base := int64(binary.BigEndian.Uint64(data[0:8]))
+		fn(Header{
+			BaseOffset:   base,
+			LastOffset:   base + int64(int32(binary.BigEndian.Uint32(data[23:27]))),
+			Magic:        int8(data[16]),
+			Attributes:   int16(binary.BigEndian.Uint16(data[21:23])),
+			MaxTimestamp: int64(binary.BigEndian.Uint64(data[35:43])),
+		})
 		data = data[size:]
 	}
-	return next
 }

@@ -2,8 +2,10 @@ package recordbatch
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"hash/crc32"
+	"slices"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -50,5 +52,33 @@ func TestRecordBatchBuildWalkEveryCodec(t *testing.T) {
 				t.Fatalf("NextOffset %d, want 90", n)
 			}
 		})
+	}
+}
+
+// TestEachHeader reads two batches' headers back, the second stamped as
+// a broker stamps LogAppendTime, and leaves out a trailing partial batch.
+func TestEachHeader(t *testing.T) {
+	a, err := Build([]Record{{Value: []byte("a")}, {Value: []byte("b")}}, Options{BaseOffset: 10, TimestampMs: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := Build([]Record{{Value: []byte("c")}}, Options{BaseOffset: 12, TimestampMs: 2000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	binary.BigEndian.PutUint16(b[21:], binary.BigEndian.Uint16(b[21:])|0x8)
+	binary.BigEndian.PutUint64(b[35:], 2500)
+	SetCRC(b)
+	var got []Header
+	EachHeader(slices.Concat(a, b, b[:30]), func(h Header) { got = append(got, h) })
+	want := []Header{
+		{BaseOffset: 10, LastOffset: 11, Magic: 2, MaxTimestamp: 1000},
+		{BaseOffset: 12, LastOffset: 12, Magic: 2, Attributes: 0x8, MaxTimestamp: 2500},
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("headers %+v, want %+v", got, want)
+	}
+	if got[0].LogAppendTime() || !got[1].LogAppendTime() {
+		t.Fatalf("LogAppendTime %v, %v; want false, true", got[0].LogAppendTime(), got[1].LogAppendTime())
 	}
 }
