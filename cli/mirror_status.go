@@ -3,6 +3,7 @@ package cli
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -14,14 +15,18 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kdr-io/kdr/internal/promtext"
+	"github.com/kdr-io/kdr/up"
 )
 
 // MirrorStatusOptions are the parsed options of `kdr mirror status`.
 type MirrorStatusOptions struct {
-	IO      IO
-	URL     string // a worker's /metrics
-	Output  outputFormat
-	Timeout time.Duration
+	IO  IO
+	URL string // a worker's /metrics; "" means kdr up's workers, else the default
+	// File and StateDir find kdr up's endpoints.json when URL is "": the
+	// topology file ("" is the demo) and its state dir ("" is the default).
+	File, StateDir string
+	Output         outputFormat
+	Timeout        time.Duration
 }
 
 // NewCmdMirrorStatus builds `kdr mirror status`. runF replaces the run step
@@ -30,30 +35,41 @@ func NewCmdMirrorStatus(streams IO, _ *globalOptions, runF func(*MirrorStatusOpt
 	opts := &MirrorStatusOptions{IO: streams}
 	var output string
 	cmd := &cobra.Command{
-		Use:   "status",
-		Short: "Show what a running mirror worker copies, from its metrics",
-		Long: `Read a running worker's /metrics (the URL "kdr mirror run" prints) and show, per flow, topic and
-partition: records and bytes copied, offset syncs written, lag in records and seconds, the age of the
-last copied record and the average replication latency of the topic (per batch copied, of its oldest record); then the worker's errors by kind.`,
-		Example: `  kdr mirror status --metrics http://127.0.0.1:9645/metrics`,
-		Args:    exactArgs(0, "no arguments"),
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		Use:   "status [FILE]",
+		Short: "Show what running mirror workers copy, from their metrics",
+		Long: `Read a running worker's /metrics and show, per flow, topic and partition: records and bytes copied,
+offset syncs written, lag in records and seconds, the age of the last copied record and the average
+replication latency of the topic (per batch copied, of its oldest record); then the worker's errors by kind.
+
+Without --metrics it reads every mirror worker of the topology kdr up runs (FILE, default the demo; the
+workers' URLs are in endpoints.json in the state dir), one section each; when kdr up does not run
+and neither FILE nor --state-dir is given, it reads ` + defaultMirrorMetricsURL + `, where "kdr mirror run"
+serves by default (it prints its metrics URL). --output json prints one object with --metrics, and an
+array of them, one per worker, when reading kdr up's workers. Exit status: 0 when every worker read is
+healthy, 1 otherwise (or an error), 2 bad usage.`,
+		Example: `  kdr mirror status                                       # the workers of a running kdr up (make run)
+  kdr mirror status estate.yaml --output json
+  kdr mirror status --metrics http://127.0.0.1:9645/metrics # a worker started with kdr mirror run`,
+		Args: upStatusArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
 			v, err := newViper(cmd, "")
 			if err != nil {
 				return err
 			}
-			opts.URL = v.GetString("metrics")
-			if !strings.Contains(opts.URL, "://") {
-				opts.URL = "http://" + opts.URL
+			if len(args) == 1 {
+				opts.File = args[0]
 			}
-			if !strings.Contains(strings.SplitN(opts.URL, "://", 2)[1], "/") {
-				opts.URL += "/metrics"
+			if opts.URL = v.GetString("metrics"); opts.URL != "" {
+				opts.URL = metricsURL(opts.URL)
 			}
 			if opts.Output, err = parseOutput(output); err != nil {
 				return err
 			}
 			if opts.Timeout <= 0 {
 				return usageError{fmt.Errorf("--timeout must be positive, got %s", opts.Timeout)}
+			}
+			if opts.URL != "" && (opts.File != "" || opts.StateDir != "") {
+				return usageError{errors.New("--metrics names one worker: give it, or a topology FILE / --state-dir to read kdr up's workers, not both")}
 			}
 			if runF != nil {
 				return runF(opts)
@@ -62,15 +78,79 @@ last copied record and the average replication latency of the topic (per batch c
 		},
 	}
 	f := cmd.Flags()
-	f.String("metrics", "http://"+defaultMirrorMetricsListen+"/metrics", "URL of the worker's /metrics (host:port is enough)")
+	f.String("metrics", "", "URL of a worker's /metrics (host:port is enough); default: kdr up's workers, else "+defaultMirrorMetricsURL)
+	f.StringVar(&opts.StateDir, "state-dir", "", "kdr up's state dir, for endpoints.json (default $XDG_STATE_HOME/kdr/<topology name>)")
 	f.StringVar(&output, "output", string(outputText), "output format: text or json")
-	f.DurationVar(&opts.Timeout, "timeout", 10*time.Second, "how long to wait for the worker")
+	f.DurationVar(&opts.Timeout, "timeout", 10*time.Second, "how long to wait for the workers")
 	return cmd
+}
+
+// defaultMirrorMetricsURL is where `kdr mirror run` serves its metrics
+// unless told otherwise.
+const defaultMirrorMetricsURL = "http://" + defaultMirrorMetricsListen + "/metrics"
+
+// metricsURL completes a --metrics value: host:port is enough.
+func metricsURL(s string) string {
+	if !strings.Contains(s, "://") {
+		s = "http://" + s
+	}
+	if !strings.Contains(strings.SplitN(s, "://", 2)[1], "/") {
+		s += "/metrics"
+	}
+	return s
+}
+
+// mirrorWorker is a worker to read: its /metrics URL, and its flow and
+// instance id when kdr up's endpoints.json named it.
+type mirrorWorker struct {
+	URL      string `json:"-"`
+	Flow     string `json:"flow"`
+	Instance string `json:"instance_id"`
+}
+
+// mirrorWorkers finds the workers `kdr mirror status` reads: --metrics, or
+// every worker of the topology kdr up runs (fromUp), or, when kdr up does
+// not run and nothing pointed at it, kdr mirror run's default address.
+func mirrorWorkers(opts *MirrorStatusOptions) (ws []mirrorWorker, fromUp bool, err error) {
+	if opts.URL != "" {
+		return []mirrorWorker{{URL: opts.URL}}, false, nil
+	}
+	t, err := upLoadTopology(opts.File)
+	if err != nil {
+		return nil, false, err
+	}
+	dir, err := upStateDir(opts.StateDir, t)
+	if err != nil {
+		return nil, false, usageError{err}
+	}
+	path := up.Layout{Dir: dir}.Endpoints()
+	e, err := up.ReadEndpoints(path)
+	if err == nil && e.Running && processAlive(e.PID) {
+		for _, f := range e.Flows {
+			for _, w := range f.Workers {
+				if w.MetricsURL != "" {
+					ws = append(ws, mirrorWorker{URL: w.MetricsURL, Flow: f.Name, Instance: w.InstanceID})
+				}
+			}
+		}
+		if len(ws) == 0 {
+			return nil, true, fmt.Errorf("kdr up runs topology %s (%s) but no mirror worker is running: its flows are stopped or still starting (kdr status shows them)", e.Topology, path)
+		}
+		return ws, true, nil
+	}
+	if opts.File != "" || opts.StateDir != "" {
+		return nil, false, fmt.Errorf("kdr up is not running topology %s: %s names no running kdr up; start it with kdr up, or give --metrics for a worker started with kdr mirror run", t.Metadata.Name, path)
+	}
+	return []mirrorWorker{{URL: defaultMirrorMetricsURL}}, false, nil
 }
 
 // mirrorStatus is the result of `kdr mirror status`.
 type mirrorStatus struct {
 	URL string `json:"url"`
+	// Worker is the worker's flow and instance id, when kdr up's
+	// endpoints.json named it; ReadError is why it could not be read.
+	Worker    *mirrorWorker `json:"worker,omitempty"`
+	ReadError string        `json:"read_error,omitempty"`
 	// Healthy and Health are the worker's /healthz: "ok", or why not
 	// (Health is empty and Healthy false when /healthz did not answer).
 	Healthy bool   `json:"healthy"`
@@ -120,33 +200,84 @@ type mirrorErrorRow struct {
 }
 
 func runMirrorStatus(ctx context.Context, opts *MirrorStatusOptions) error {
+	ws, fromUp, err := mirrorWorkers(opts)
+	if err != nil {
+		return err
+	}
 	ctx, cancel := context.WithTimeout(ctx, opts.Timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, opts.URL, nil)
+	if !fromUp {
+		st, err := readMirrorWorker(ctx, ws[0])
+		if err != nil {
+			return err
+		}
+		if err := printResult(opts.IO.Out, opts.Output, st, printMirrorStatus); err != nil {
+			return err
+		}
+		return mirrorHealthErr(st)
+	}
+	// kdr up's workers: one section each, read one after the other (a
+	// handful, each one HTTP request). A worker that cannot be read is
+	// reported in its place and fails the exit status, not the others.
+	all := make([]mirrorStatus, 0, len(ws))
+	var failed []string // the output already says why, as for one worker
+	for i, w := range ws {
+		st, err := readMirrorWorker(ctx, w)
+		if err != nil {
+			st = mirrorStatus{URL: w.URL, Worker: &ws[i], ReadError: err.Error(), Assigned: map[string]int64{}, NotFetched: map[string]int64{},
+				FlowLag: map[string]int64{}, Partitions: []mirrorPartitionRow{}, Errors: []mirrorErrorRow{}, Checkpoints: []mirrorCheckpointRow{}}
+		}
+		if err := mirrorHealthErr(st); err != nil {
+			failed = append(failed, fmt.Sprintf("%s worker %s: %v", w.Flow, w.Instance, err))
+		}
+		all = append(all, st)
+	}
+	if err := printResult(opts.IO.Out, opts.Output, all, printMirrorStatuses); err != nil {
+		return err
+	}
+	if len(failed) > 0 {
+		return exitCodeError{code: exitError, msg: strings.Join(failed, "; ")}
+	}
+	return nil
+}
+
+// readMirrorWorker reads one worker's /metrics and /healthz.
+func readMirrorWorker(ctx context.Context, w mirrorWorker) (mirrorStatus, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, w.URL, nil)
 	if err != nil {
-		return usageError{fmt.Errorf("--metrics %q: %w", opts.URL, err)}
+		return mirrorStatus{}, usageError{fmt.Errorf("--metrics %q: %w", w.URL, err)}
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return fmt.Errorf("reading %s: %w (is `kdr mirror run` running there? it prints its metrics URL)", opts.URL, err)
+		if w.Flow != "" {
+			return mirrorStatus{}, fmt.Errorf("reading %s: %w (the worker may be restarting: kdr up's log of it says why)", w.URL, err)
+		}
+		return mirrorStatus{}, fmt.Errorf("reading %s: %w (is `kdr mirror run` running there? it prints its metrics URL; under kdr up, give the topology file or --state-dir instead)", w.URL, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("reading %s: HTTP %s (--metrics must be the /metrics URL `kdr mirror run` printed)", opts.URL, resp.Status)
+		return mirrorStatus{}, fmt.Errorf("reading %s: HTTP %s (--metrics must be the /metrics URL `kdr mirror run` printed)", w.URL, resp.Status)
 	}
 	samples, err := promtext.Parse(resp.Body)
 	if err != nil {
-		return fmt.Errorf("reading %s: %w", opts.URL, err)
+		return mirrorStatus{}, fmt.Errorf("reading %s: %w", w.URL, err)
 	}
-	st := tabulateMirror(opts.URL, samples)
+	st := tabulateMirror(w.URL, samples)
 	if len(st.Assigned) == 0 && len(st.Partitions) == 0 {
-		return fmt.Errorf("%s has no kdr_mirror_ metrics: it is not a kdr mirror worker's (`kdr mirror run` prints its metrics URL)", opts.URL)
+		return mirrorStatus{}, fmt.Errorf("%s has no kdr_mirror_ metrics: it is not a kdr mirror worker's (`kdr mirror run` prints its metrics URL)", w.URL)
 	}
-	st.Healthy, st.Health, st.HealthError = workerHealth(ctx, strings.TrimSuffix(opts.URL, "/metrics")+"/healthz")
-	if err := printResult(opts.IO.Out, opts.Output, st, printMirrorStatus); err != nil {
-		return err
+	if w.Flow != "" {
+		st.Worker = &w
 	}
+	st.Healthy, st.Health, st.HealthError = workerHealth(ctx, strings.TrimSuffix(w.URL, "/metrics")+"/healthz")
+	return st, nil
+}
+
+// mirrorHealthErr is the exit status a worker's status calls for.
+func mirrorHealthErr(st mirrorStatus) error {
 	switch {
+	case st.ReadError != "":
+		return exitCodeError{code: exitError, msg: st.ReadError}
 	case st.HealthError != "":
 		return exitCodeError{code: exitError, msg: "could not read the mirror worker's /healthz: " + st.HealthError}
 	case !st.Healthy:
@@ -260,6 +391,24 @@ func tabulateMirror(url string, samples []promtext.Sample) mirrorStatus {
 		return cmp.Or(cmp.Compare(a.Flow, b.Flow), cmp.Compare(a.Group, b.Group))
 	})
 	return st
+}
+
+// printMirrorStatuses prints kdr up's workers, a section each.
+func printMirrorStatuses(w io.Writer, all []mirrorStatus) error {
+	for i, st := range all {
+		if i > 0 {
+			fmt.Fprintln(w)
+		}
+		fmt.Fprintf(w, "%s worker %s (%s)\n", st.Worker.Flow, st.Worker.Instance, st.URL)
+		if st.ReadError != "" {
+			fmt.Fprintf(w, "unreadable: %s\n", st.ReadError)
+			continue
+		}
+		if err := printMirrorStatus(w, st); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func printMirrorStatus(w io.Writer, st mirrorStatus) error {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/kdr-io/kdr/internal/kdrtest"
 	"github.com/kdr-io/kdr/mirror"
+	"github.com/kdr-io/kdr/up"
 )
 
 func parseMirrorRun(t *testing.T, env map[string]string, args ...string) (*MirrorRunOptions, error) {
@@ -249,4 +251,59 @@ func TestMirrorRunCommand(t *testing.T) {
 		Execute([]string{"mirror", "status", "--metrics", m[1]}, nil, &out, &e)
 		return strings.Contains(out.String(), "east->west: 2 partitions assigned"), out.String() + e.String()
 	})
+
+	// Without --metrics, the workers kdr up's endpoints.json lists (this
+	// process stands for kdr up: endpoints.json names a live pid), a
+	// section each; one that cannot be read is shown in its place and
+	// fails the exit status.
+	dir := t.TempDir()
+	writeEndpoints := func(running bool, workers ...up.WorkerEndpoints) {
+		t.Helper()
+		b, err := json.Marshal(up.Endpoints{Topology: "demo", StateDir: dir, PID: os.Getpid(), Running: running,
+			Flows: []up.FlowEndpoints{{Name: "east->west", Source: "east", Target: "west", Workers: workers}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, up.EndpointsFile), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	live := up.WorkerEndpoints{InstanceID: "east-west-0", MetricsURL: m[1]}
+	writeEndpoints(true, live, up.WorkerEndpoints{InstanceID: "east-west-1", MetricsURL: "http://127.0.0.1:1/metrics"})
+	var out, e bytes.Buffer
+	code := Execute([]string{"mirror", "status", "--state-dir", dir, "--timeout", "5s"}, nil, &out, &e)
+	for _, want := range []string{
+		"east->west worker east-west-0 (" + m[1] + ")",
+		"east->west: 2 partitions assigned",
+		"health: ok",
+		"east->west worker east-west-1 (http://127.0.0.1:1/metrics)\nunreadable: reading http://127.0.0.1:1/metrics",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("kdr up's workers: output lacks %q:\n%s", want, out.String())
+		}
+	}
+	if code != exitError {
+		t.Errorf("an unreadable worker: exit %d, stderr %s", code, e.String())
+	}
+	writeEndpoints(true, live)
+	out.Reset()
+	if code := Execute([]string{"mirror", "status", "--state-dir", dir, "--output", "json"}, nil, &out, &e); code != exitOK {
+		t.Fatalf("kdr up's one worker, json: exit %d: %s", code, e.String())
+	}
+	sts := decodeJSON[[]mirrorStatus](t, out.String())
+	if len(sts) != 1 || sts[0].Worker == nil || sts[0].Worker.Flow != "east->west" || sts[0].Worker.Instance != "east-west-0" ||
+		sts[0].URL != m[1] || sts[0].Assigned["east->west"] != 2 || !sts[0].Healthy {
+		t.Errorf("kdr up's workers, json: %+v", sts)
+	}
+	// A state dir whose kdr up has stopped: said so, not read as a worker.
+	writeEndpoints(false, live)
+	e.Reset()
+	if code := Execute([]string{"mirror", "status", "--state-dir", dir}, nil, &out, &e); code != exitError ||
+		!strings.Contains(e.String(), "kdr up is not running topology demo") {
+		t.Errorf("stopped kdr up: exit %d, stderr %s", code, e.String())
+	}
+	e.Reset()
+	if code := Execute([]string{"mirror", "status", "--state-dir", dir, "--metrics", m[1]}, nil, &out, &e); code != exitUsage {
+		t.Errorf("--metrics with --state-dir: exit %d, stderr %s", code, e.String())
+	}
 }
