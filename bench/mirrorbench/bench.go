@@ -168,7 +168,7 @@ func bench(ctx context.Context, o options, args []string) error {
 
 	syscall.Sync()
 	logf("pipe: copying the backlog to %s", pipeTopic)
-	r.pipe = copyRun{want: r.backlog, bytes: backlogBytes, copierName: "pipe"}
+	r.pipe = copyRun{want: r.backlog, bytes: backlogBytes, copierName: "pipe", memmoveGBps: benchkit.MemmoveGBps()}
 	src0, dst0 := cpuOf(src.Pid()), cpuOf(dst.Pid())
 	self0 := benchkit.SelfCPU()
 	start := time.Now()
@@ -209,7 +209,7 @@ func mirrorPhase(ctx context.Context, o options, r *results, src, dst *benchkit.
 		margs = append(margs, "--batch-records", fmt.Sprint(o.batch))
 	}
 	logf("mirror: copying the backlog to %s", remote(o, srcTopic))
-	r.mirror = copyRun{want: r.backlog, bytes: backlogBytes, copierName: "mirror"}
+	r.mirror = copyRun{want: r.backlog, bytes: backlogBytes, copierName: "mirror", memmoveGBps: benchkit.MemmoveGBps()}
 	src0, dst0 := cpuOf(src.Pid()), cpuOf(dst.Pid())
 	start := time.Now()
 	m, err := startMirror(o.KdrBin, margs, filepath.Join(o.OutDir, "mirrorbench-mirror.log"))

@@ -73,6 +73,9 @@ type copyRun struct {
 	sourceCPU  time.Duration
 	targetCPU  time.Duration
 	copierName string
+	// memmoveGBps is the machine's memory copy speed just before the copy
+	// (benchkit.MemmoveGBps).
+	memmoveGBps float64
 }
 
 // MBps is the backlog's value bytes over the wall time, in MB/s; for an

@@ -45,6 +45,8 @@ func writeReport(w io.Writer, o options, args []string, r results) {
 	row("target broker CPU per GB", "CPU-s", m.cpuPerGB(m.targetCPU), p.cpuPerGB(p.targetCPU))
 	row("all three processes, MB/s per core", "MB/s", m.mbpsPerCore(m.copierCPU+m.sourceCPU+m.targetCPU),
 		p.mbpsPerCore(p.copierCPU+p.sourceCPU+p.targetCPU))
+	fmt.Fprintf(w, "| this machine's memory copy speed just before (64 MiB memmove) | %.1f GB/s | %.1f GB/s | %s |\n",
+		m.memmoveGBps, p.memmoveGBps, ratio(m.memmoveGBps, p.memmoveGBps))
 	fmt.Fprintln(w)
 
 	mCore, pCore := m.mbpsPerCore(m.copierCPU), p.mbpsPerCore(p.copierCPU)
