@@ -221,9 +221,9 @@ const leaderlessPatience = time.Second
 var errLeaderless = fmt.Errorf("no metadata leader for %v: too few brokers left for a quorum to hand leaderships over", leaderlessPatience)
 
 // giveUpWhenLeaderless cancels ctx with errLeaderless once hasLeader has
-// reported no leader at leaderlessChecks checks in a row, patience apart
-// in all (a ticker never ticks early, so that is at least patience); it
-// returns when ctx ends.
+// reported no leader at more than leaderlessChecks checks in a row, taken
+// patience/leaderlessChecks apart (a ticker never ticks early, so that
+// spans more than patience); it returns when ctx ends.
 func giveUpWhenLeaderless(ctx context.Context, cancel context.CancelCauseFunc, hasLeader func() bool, patience time.Duration) {
 	t := time.NewTicker(patience / leaderlessChecks)
 	defer t.Stop()

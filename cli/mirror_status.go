@@ -106,6 +106,7 @@ type mirrorWorker struct {
 	URL      string `json:"-"`
 	Flow     string `json:"flow"`
 	Instance string `json:"instance_id"`
+	Log      string `json:"log,omitempty"` // kdr up's log of the worker
 }
 
 // mirrorWorkers finds the workers `kdr mirror status` reads: --metrics, or
@@ -129,7 +130,7 @@ func mirrorWorkers(opts *MirrorStatusOptions) (ws []mirrorWorker, fromUp bool, e
 		for _, f := range e.Flows {
 			for _, w := range f.Workers {
 				if w.MetricsURL != "" {
-					ws = append(ws, mirrorWorker{URL: w.MetricsURL, Flow: f.Name, Instance: w.InstanceID})
+					ws = append(ws, mirrorWorker{URL: w.MetricsURL, Flow: f.Name, Instance: w.InstanceID, Log: w.Log})
 				}
 			}
 		}
@@ -220,23 +221,24 @@ func runMirrorStatus(ctx context.Context, opts *MirrorStatusOptions) error {
 	// handful, each one HTTP request). A worker that cannot be read is
 	// reported in its place and fails the exit status, not the others.
 	all := make([]mirrorStatus, 0, len(ws))
-	var failed []string // the output already says why, as for one worker
+	failed := 0
 	for i, w := range ws {
 		st, err := readMirrorWorker(ctx, w)
 		if err != nil {
-			st = mirrorStatus{URL: w.URL, Worker: &ws[i], ReadError: err.Error(), Assigned: map[string]int64{}, NotFetched: map[string]int64{},
-				FlowLag: map[string]int64{}, Partitions: []mirrorPartitionRow{}, Errors: []mirrorErrorRow{}, Checkpoints: []mirrorCheckpointRow{}}
+			st = tabulateMirror(w.URL, nil)
+			st.Worker, st.ReadError = &ws[i], err.Error()
 		}
-		if err := mirrorHealthErr(st); err != nil {
-			failed = append(failed, fmt.Sprintf("%s worker %s: %v", w.Flow, w.Instance, err))
+		if mirrorHealthErr(st) != nil {
+			failed++
 		}
 		all = append(all, st)
 	}
 	if err := printResult(opts.IO.Out, opts.Output, all, printMirrorStatuses); err != nil {
 		return err
 	}
-	if len(failed) > 0 {
-		return exitCodeError{code: exitError, msg: strings.Join(failed, "; ")}
+	if failed > 0 {
+		// The output says why, worker by worker, as it does for one.
+		return exitCodeError{code: exitError, msg: fmt.Sprintf("%d of %d mirror workers unreadable or not healthy", failed, len(ws))}
 	}
 	return nil
 }
@@ -250,7 +252,7 @@ func readMirrorWorker(ctx context.Context, w mirrorWorker) (mirrorStatus, error)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		if w.Flow != "" {
-			return mirrorStatus{}, fmt.Errorf("reading %s: %w (the worker may be restarting: kdr up's log of it says why)", w.URL, err)
+			return mirrorStatus{}, fmt.Errorf("reading %s: %w (kdr up restarts a worker that exits; its log says why: %s)", w.URL, err, cmp.Or(w.Log, "see kdr up's logs/ in the state dir"))
 		}
 		return mirrorStatus{}, fmt.Errorf("reading %s: %w (is `kdr mirror run` running there? it prints its metrics URL; under kdr up, give the topology file or --state-dir instead)", w.URL, err)
 	}

@@ -55,21 +55,18 @@ func readAppendTimes(ctx context.Context, seeds []string, topic string, ends map
 	}
 	id := td[topic].ID
 	out := appendTimes{}
-	next := map[int32]int64{}
-	for p := range ends {
-		next[p] = 0
-	}
+	next := map[int32]int64{} // a partition not read yet starts at 0
 	for {
 		req := kmsg.NewPtrFetchRequest()
 		req.ReplicaID, req.MaxBytes, req.MinBytes, req.SessionEpoch = -1, 64<<20, 1, -1
 		rt := kmsg.NewFetchRequestTopic()
 		rt.Topic, rt.TopicID = topic, id
-		for p, off := range next {
-			if off >= ends[p] {
+		for p, end := range ends {
+			if next[p] >= end {
 				continue
 			}
 			rp := kmsg.NewFetchRequestTopicPartition()
-			rp.Partition, rp.FetchOffset, rp.PartitionMaxBytes = p, off, 16<<20
+			rp.Partition, rp.FetchOffset, rp.PartitionMaxBytes = p, next[p], 16<<20
 			rp.CurrentLeaderEpoch, rp.LogStartOffset = -1, -1
 			rt.Partitions = append(rt.Partitions, rp)
 		}

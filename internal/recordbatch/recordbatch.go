@@ -128,8 +128,8 @@ func Walk(data []byte, fn func(Decoded) error) error {
 		}
 		for _, r := range recs {
 			ts := b.FirstTimestamp + r.TimestampDelta64
-			if b.Attributes&0x8 != 0 {
-				ts = b.MaxTimestamp // LogAppendTime
+			if b.Attributes&attrLogAppendTime != 0 {
+				ts = b.MaxTimestamp
 			}
 			if err := fn(Decoded{Offset: b.FirstOffset + int64(r.OffsetDelta), Timestamp: ts, Key: r.Key, Value: r.Value, Headers: r.Headers}); err != nil {
 				return err
@@ -175,9 +175,14 @@ type Header struct {
 	MaxTimestamp           int64
 }
 
+// attrLogAppendTime is the attributes bit of a batch whose records are
+// timed by the broker's append (message.timestamp.type=LogAppendTime): each
+// record's timestamp is then the batch's max timestamp.
+const attrLogAppendTime = 0x8
+
 // LogAppendTime reports whether the batch's records are timed by the
-// broker's append (message.timestamp.type=LogAppendTime).
-func (h Header) LogAppendTime() bool { return h.Attributes&0x8 != 0 }
+// broker's append.
+func (h Header) LogAppendTime() bool { return h.Attributes&attrLogAppendTime != 0 }
 
 // EachHeader calls fn with the header of every complete batch in data
 // (concatenated batches, as stored or fetched), reading no record; a

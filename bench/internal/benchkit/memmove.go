@@ -9,7 +9,9 @@ import "time"
 // the same binaries and nothing else running; copiers that move bytes
 // (kdr's mirror, the brokers) lose more in them than ones that spend
 // their CPU per record (the pipe), so a ratio between the two reads
-// differently in such a stretch, and this says whether a run was in one.
+// differently in such a stretch. This shows whether plain memory copies
+// were slow at the time; a copy can still run dearer with it at its usual
+// speed.
 func MemmoveGBps() float64 {
 	const size, rounds = 64 << 20, 8
 	src, dst := make([]byte, size), make([]byte, size)
